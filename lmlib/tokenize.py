@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from lmlib._deps import require
@@ -112,6 +112,31 @@ def segmentation_prf(
     recall = correct / n_gold if n_gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
+
+
+def tokenizer_stats(
+    tokenize: Callable[[str], list[str]],
+    train: Sequence[str],
+    valid: Sequence[str],
+    valid_words: int,
+    vocabulary: Iterable[str] | None = None,
+) -> dict[str, float]:
+    """How a tokenizer cuts a corpus: vocabulary size, tokens per word and OOV rate on valid.
+
+    ``valid_words`` is the number of words in ``valid`` (by whatever counts as a
+    word in that language), the yardstick for sequence length. The vocabulary is
+    the tokens seen in ``train`` unless the tokenizer has a fixed one (BPE's
+    learned vocabulary): pass it as ``vocabulary``. A valid token outside the
+    vocabulary is out of vocabulary (OOV).
+    """
+    train_vocab = set(vocabulary) if vocabulary is not None else {t for text in train for t in tokenize(text)}
+    valid_tokens = [t for text in valid for t in tokenize(text)]
+    oov = sum(t not in train_vocab for t in valid_tokens)
+    return {
+        "vocabulary": len(train_vocab),
+        "tokens per word": len(valid_tokens) / valid_words,
+        "OOV rate": oov / len(valid_tokens),
+    }
 
 
 class Vocab:
@@ -217,6 +242,11 @@ class BPETokenizer:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    @property
+    def vocabulary(self) -> set[str]:
+        """Every token the tokenizer can produce: bytes, learned merges, special tokens."""
+        return set(self.tokenizer.get_vocab())
 
     def encode(self, text: str) -> list[str]:
         """The BPE tokens of ``text`` (bytes shown as GPT-2 shows them: a space is ``Ġ``)."""

@@ -14,6 +14,7 @@ from lmlib.tokenize import (
     segment_zh,
     segmentation_prf,
     split_sentences,
+    tokenizer_stats,
     word_tokenize,
 )
 
@@ -120,3 +121,10 @@ def test_jieba_agrees_with_peoples_daily_gold_segmentation():
     _, _, f1 = segmentation_prf(predicted, gold)
     # jieba follows a different segmentation standard than PKU's: well above chance, well below 1
     assert 0.75 < f1 < 0.95
+
+
+def test_tokenizer_stats_counts_vocabulary_length_and_oov():
+    stats = tokenizer_stats(word_tokenize, ["a b a c"], ["a d d e"], valid_words=4)
+    assert stats == {"vocabulary": 3, "tokens per word": 1.0, "OOV rate": 0.75}
+    fixed = tokenizer_stats(word_tokenize, ["a"], ["a d"], valid_words=1, vocabulary={"a", "d"})
+    assert fixed == {"vocabulary": 2, "tokens per word": 2.0, "OOV rate": 0.0}
