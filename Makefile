@@ -18,7 +18,7 @@ export NLTK_DATA := $(CURDIR)/.venv/nltk_data
 
 NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
-.PHONY: install book serve lab test lint unit nbval book-strict execute clean
+.PHONY: install book serve lab test lint unit nbval book-strict execute clean assets site-test bench
 .DEFAULT_GOAL := book
 
 $(STAMP): pyproject.toml
@@ -28,7 +28,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-book: $(STAMP)
+# The website's browser assets (MathJax, require.js, the Jupyter widgets manager) come from
+# the npm registry (package.json + package-lock.json), so the built site works offline;
+# book/offline.py copies what the pages use into _build/html/_static/offline/. Without npm
+# the book still builds, and its pages load those assets from CDNs (math needs internet).
+NODE_STAMP := node_modules/.course-stamp
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+assets:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "make: npm (Node.js) was not found, so the website is built without its offline assets:"; \
+	  echo "      its pages will load MathJax and the widgets manager from CDNs (math needs internet)."; \
+	  echo "      Install Node.js (with npm) and run 'make book' again to serve them from the site."; \
+	elif ! $(MAKE) -s --no-print-directory $(NODE_STAMP); then \
+	  if [ "$${CI:-}" = true ]; then exit 1; fi; \
+	  echo "make: 'npm ci' failed (no network?): building the website without its offline assets."; fi
+
+book: $(STAMP) assets
 	$(BIN)/jupyter-book build . --all
 	@echo
 	@echo "The course is built. Open _build/html/index.html in a browser, or run 'make serve'."
@@ -42,18 +61,33 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab chapters
 
 lint: $(STAMP)
-	$(BIN)/ruff check lmlib tests benchmarks
+	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --ignore=tests/test_site.py
 
 nbval: $(STAMP)
-	$(BIN)/pytest --nbval $(NOTEBOOKS) --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(BIN)/pytest --nbval $(NOTEBOOKS) --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-book-strict: $(STAMP)
+book-strict: $(STAMP) assets
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 
-test: lint unit nbval book-strict
+# Browser tests of the strictly built site (headless Debian Chromium, network blocked);
+# screenshots of every page go to _build/screenshots/. Skipped, loudly, without Chromium,
+# except in CI (CI=true), where that fails.
+site-test: book-strict
+	$(BIN)/pytest tests/test_site.py -p no:cacheprovider
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  [ -n "$${CHROMIUM:-}" ] || echo "*** make site-test: NO CHROMIUM FOUND, the browser tests of the website were SKIPPED (apt-get install chromium) ***"
+
+# Side-by-side benchmarks: each benchmarks/*_bench.py writes benchmarks/results/<name>.md,
+# which the Benchmarks appendix page shows. Commit the results.
+bench: $(STAMP)
+	@shopt -s nullglob; scripts=(benchmarks/*_bench.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "make bench: no benchmarks/*_bench.py yet"; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script"; done
+
+test: lint unit nbval book-strict site-test
 	@echo "make test: all checks passed."
 
 # Re-run every chapter and store its outputs (do this after changing code a chapter calls).
