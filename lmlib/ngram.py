@@ -1,0 +1,588 @@
+"""N-gram language models: counts, MLE, add-k, Kneser-Ney and modified Kneser-Ney, ARPA export.
+
+An n-gram model makes the Markov assumption: a word depends only on the n-1
+words before it, its context (history) h,
+
+    P(w_1 .. w_m) = prod_{i=1}^{m+1} P(w_i | h_i),   h_i = w_{i-n+1} .. w_{i-1},
+
+where each sentence is padded as ``<s> w_1 .. w_m </s>``. As in ARPA files and
+KenLM, there is ONE ``<s>`` of context before the first word (so the first
+words have shorter contexts), ``</s>`` is predicted and counted, and ``<s>`` is
+never predicted. With c(h w) the count of the n-gram ``h w`` in the padded
+training text, c(h .) = sum_v c(h v), and V the set of tokens the model can
+predict (the words, ``</s>`` and ``<unk>``; never ``<s>``):
+
+    MLE          P(w | h) = c(h w) / c(h .)
+    add-k        P(w | h) = (c(h w) + k) / (c(h .) + k |V|)          (k = 1: Laplace)
+    Kneser-Ney   P(w | h) = max(a(h w) - D, 0) / a(h .) + gamma(h) P(w | h'),
+                 gamma(h) = D N1+(h .) / a(h .),        P(w | no context') = 1 / |V|,
+
+with h' the context without its oldest word, N1+(h .) the number of distinct
+words seen after h, and a() the *adjusted* count: the raw count c() for the
+highest order and for n-grams that start with ``<s>`` (nothing can precede
+them), otherwise the *continuation count* N1+(. h w) = |{x : c(x h w) > 0}|,
+the number of distinct words seen before ``h w``. The discount is
+D = n1 / (n1 + 2 n2), with n_r the number of n-grams of that order whose
+adjusted count is r. *Modified* Kneser-Ney (Chen & Goodman 1998) has three
+discounts, D1 for a = 1, D2 for a = 2 and D3+ for a >= 3,
+
+    Y = n1 / (n1 + 2 n2),  D1 = 1 - 2Y n2/n1,  D2 = 2 - 3Y n3/n2,  D3+ = 3 - 4Y n4/n3,
+    gamma(h) = (D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / a(h .).
+
+Interpolated Kneser-Ney is also a *backoff* model: for a word w never seen
+after h, P(w | h) = gamma(h) P(w | h'). That is what an ARPA file stores:
+log10 P of every seen n-gram and log10 gamma(h) as the backoff weight of h.
+
+MLE gives probability 0 to anything unseen (log-probability -inf, perplexity
+inf). When the whole context h was never seen, c(h .) = 0 and the MLE is 0/0;
+it then uses the longest part of h that was seen. Add-k needs no such rule:
+its formula gives the uniform 1/|V| for an unseen context.
+
+Counting is vectorised with numpy: an n-gram is stored as the pair (index of
+its context among the (n-1)-grams, word id) packed into one int64 key, so one
+``np.unique`` per order counts a corpus and one ``np.searchsorted`` looks up a
+whole batch of queries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain, repeat
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmlib import lm
+from lmlib.tokenize import BOS, EOS, PAD, SPECIALS, UNK, Vocab
+
+SMOOTHINGS = ("mle", "add_k", "kneser_ney", "modified_kneser_ney")
+KNESER_NEY = ("kneser_ney", "modified_kneser_ney")
+# Discounts for an order whose count-of-counts cannot give valid ones (tiny corpora): KenLM's
+# --discount_fallback values for modified Kneser-Ney, the textbook D = 0.75 for Kneser-Ney.
+FALLBACK_DISCOUNTS = {"kneser_ney": (0.75, 0.75, 0.75), "modified_kneser_ney": (0.5, 1.0, 1.5)}
+# The padding tokens a caller may write in a context, and the names ARPA files use.
+SENTENCE_START, SENTENCE_END = "<s>", "</s>"
+ARPA_NAMES = {BOS: SENTENCE_START, EOS: SENTENCE_END, UNK: "<unk>"}
+
+
+@dataclass
+class NGramTable:
+    """The distinct n-grams of one order k, each written as (context h, word w).
+
+    Sorted by ``key = context * vocab_size + word``: a lookup is a binary search
+    and the n-grams that share a context are one contiguous slice. The unigram
+    table is dense (one entry per vocabulary id, count 0 if unseen) under the
+    single empty context, index 0.
+    """
+
+    vocab_size: int
+    keys: np.ndarray  # [G] int64, sorted
+    context: np.ndarray  # [G] index of h among the (k-1)-grams
+    word: np.ndarray  # [G] vocabulary id of w
+    suffix: np.ndarray  # [G] index of the (k-1)-gram h' w: the n-gram without its oldest word
+    count: np.ndarray  # [G] c(h w)
+    starts_with_bos: np.ndarray  # [G] bool
+    # Set by the smoothing:
+    logp: np.ndarray | None = None  # [G] ln P(w | h)
+    log_unseen: np.ndarray | None = None  # [G_{k-1}] per context h, for a word never seen after h:
+    #   Kneser-Ney ln gamma(h) (the lower order's weight), add-k ln P(w | h), MLE -inf
+    context_seen: np.ndarray | None = None  # [G_{k-1}] bool: c(h .) > 0
+
+    def lookup(self, context: np.ndarray, word: np.ndarray) -> np.ndarray:
+        """Index of each n-gram (context[i], word[i]); -1 where absent or context[i] is -1."""
+        keys = context * self.vocab_size + word
+        if len(self.keys) == 0:  # e.g. no trigrams in a corpus of one-word sentences
+            return np.full(len(keys), -1)
+        at = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+        return np.where((context >= 0) & (self.keys[at] == keys), at, -1)
+
+    def children(self, context: int) -> slice:
+        """The n-grams whose context is ``context``: the words seen after it."""
+        lo, hi = np.searchsorted(self.keys, [context * self.vocab_size, (context + 1) * self.vocab_size])
+        return slice(int(lo), int(hi))
+
+
+class NGramLM:
+    """An n-gram language model of any order >= 1 (implements ``lmlib.lm.LanguageModel``).
+
+    Example: ``NGramLM(3).fit([["the", "cat", "sat"], ["the", "dog"]]).logprob("cat", ["<s>", "the"])``
+    is ln P(cat | <s> the) under a trigram Kneser-Ney model.
+
+    ``min_count``: training words seen fewer times become ``<unk>``, so the model
+    learns how often unknown words occur.
+    """
+
+    def __init__(self, order: int, smoothing: str = "kneser_ney", k: float | None = None, min_count: int = 1):
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+            raise ValueError(f"order must be an integer >= 1 (1 = unigram, 2 = bigram, ...), got {order!r}")
+        if smoothing not in SMOOTHINGS:
+            raise ValueError(f"unknown smoothing {smoothing!r}; use one of: {', '.join(SMOOTHINGS)}")
+        if k is not None and smoothing != "add_k":
+            raise ValueError(f"k is the add-k constant; it does not apply to smoothing={smoothing!r}")
+        if smoothing == "add_k":
+            k = 1.0 if k is None else k
+            if not (isinstance(k, (int, float)) and math.isfinite(k) and k > 0):
+                raise ValueError(f"k must be a number > 0 for add-k smoothing (k=1 is Laplace), got {k!r}")
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+        self.order, self.smoothing, self.k, self.min_count = int(order), smoothing, k, min_count
+        self.vocab: Vocab | None = None
+        self.tables: dict[int, NGramTable] = {}  # order -> its n-grams
+        self.discounts: dict[int, tuple[float, float, float]] = {}  # Kneser-Ney: order -> (D1, D2, D3+)
+
+    def __repr__(self) -> str:
+        k = f", k={self.k}" if self.smoothing == "add_k" else ""
+        fitted = f", vocab={len(self.vocab)}" if self.vocab is not None else ", not fitted"
+        return f"NGramLM(order={self.order}, smoothing={self.smoothing!r}{k}{fitted})"
+
+    # --- training ------------------------------------------------------------------------------
+
+    def fit(self, sentences: Iterable[Sequence[str]]) -> NGramLM:
+        """Count the n-grams of the sentences (token lists, without padding) and smooth them."""
+        sentences = _check_sentences(sentences)
+        counts = Counter(chain.from_iterable(sentences))
+        _check_no_padding(counts)
+        self.vocab = Vocab(counts, min_count=self.min_count)  # a Counter is read as its counts
+        ids, pos = _pad_and_encode(self.vocab, sentences)
+        self.tables = count_ngrams(ids, pos, self.order, len(self.vocab))
+        if self.smoothing == "mle":
+            mle(self.tables)
+        elif self.smoothing == "add_k":
+            add_k(self.tables, self.k, self.n_predictable)
+        else:
+            self.discounts = kneser_ney(self.tables, self.n_predictable, self.smoothing == "modified_kneser_ney")
+        return self
+
+    @property
+    def n_predictable(self) -> int:
+        """|V|: the tokens the model can predict (all but ``<pad>`` and ``<s>``)."""
+        return len(self._fitted()) - 2
+
+    # --- the LanguageModel protocol ------------------------------------------------------------
+
+    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] rows ``<bos> w_1 .. w_n <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t])."""
+        self._fitted()
+        rows = _as_rows(ids, self.vocab.bos_id)  # [B, T]
+        pos = _positions(rows, self.vocab.bos_id)  # [B, T]
+        logp = self._score(rows.reshape(-1), pos.reshape(-1)).reshape(rows.shape)
+        return torch.from_numpy(logp[:, 1:])
+
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context)."""
+        self._fitted()
+        rows = _as_rows(contexts, self.vocab.bos_id)
+        pos = _positions(rows, self.vocab.bos_id)
+        return torch.from_numpy(np.stack([self._distribution(r, p) for r, p in zip(rows, pos, strict=True)]))
+
+    # --- conveniences --------------------------------------------------------------------------
+
+    def logprob(self, word: str, context: Sequence[str] = ()) -> float:
+        """ln P(word | context). Write ``<s>`` in the context for a sentence start: ("<s>", "the").
+
+        Only the last n-1 tokens of the context count, and none before its last ``<s>``; a
+        context without ``<s>`` is the middle of a sentence.
+        """
+        vocab = self._fitted()
+        if isinstance(context, str):
+            raise TypeError(f"context must be a sequence of tokens, e.g. ('<s>', 'the'), not the str {context!r}")
+        ids = np.array([_token_id(vocab, t) for t in [*context, word]], dtype=np.int64)
+        starts = np.flatnonzero(ids[:-1] == vocab.bos_id)
+        ids = ids[max(starts[-1] if len(starts) else 0, len(ids) - self.order) :]
+        return float(self._score(ids, np.arange(len(ids)))[-1])
+
+    def perplexity(self, sentences: Sequence[Sequence[str]]) -> float:
+        """Perplexity per predicted token (words and ``</s>``), via ``lmlib.lm.perplexity``."""
+        self._fitted()
+        return lm.perplexity(self, sentences, batch_size=256)
+
+    def predict_next(self, prefix: Sequence[str] = (), k: int = 5) -> list[tuple[str, float]]:
+        """The k most likely next tokens after a sentence prefix, with their probabilities (autocomplete)."""
+        vocab = self._fitted()
+        ids = torch.tensor([[vocab.bos_id, *vocab.encode(prefix)]])
+        probs = self.next_token_logprobs(ids)[0].exp()  # [V]
+        top = torch.topk(probs, min(k, self.n_predictable))
+        return [(vocab.itos[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
+
+    def generate(
+        self,
+        prefix: Sequence[str] = (),
+        max_tokens: int = 30,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> list[str]:
+        """Sample a sentence continuing ``prefix``, token by token, until ``</s>`` or ``max_tokens``."""
+        vocab = self._fitted()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        ids = [vocab.bos_id, *vocab.encode(prefix)]
+        for _ in range(max_tokens):
+            logp = self.next_token_logprobs(torch.tensor([ids]))[0]  # [V]
+            next_id = int(torch.multinomial(torch.softmax(logp / temperature, 0), 1, generator=generator))
+            if next_id == vocab.eos_id:
+                break
+            ids.append(next_id)
+        return vocab.decode(ids[1:])
+
+    def unseen_fraction(self, sentences: Sequence[Sequence[str]]) -> dict[int, float]:
+        """For each order k: the fraction of the k-grams of ``sentences`` never seen in training.
+
+        A k-gram ends at each predicted token that has k-1 tokens before it in its
+        padded sentence; k = 1 gives the out-of-vocabulary rate.
+        """
+        vocab = self._fitted()
+        ids, pos = _pad_and_encode(vocab, _check_sentences(sentences))
+        grams = self._gram_indices(ids, pos)
+        fractions = {}
+        for k in range(1, self.order + 1):
+            gram = grams[k][pos >= max(k - 1, 1)]  # the k-grams that end at a predicted token
+            unseen = (gram < 0) | (self.tables[k].count[gram.clip(min=0)] == 0)
+            fractions[k] = float(unseen.mean())
+        return fractions
+
+    # --- scoring -------------------------------------------------------------------------------
+
+    def _gram_indices(self, ids: np.ndarray, pos: np.ndarray) -> list[np.ndarray]:
+        """grams[k][t]: index of the k-gram ending at t; -1 if unseen or reaching back past ``pos``.
+
+        ``ids`` [N] is a stream of sentences, ``pos`` [N] how many tokens of its sentence
+        precede each token (``<s>`` at 0). grams[0] is the empty context, index 0.
+        """
+        grams = [np.zeros(len(ids), dtype=np.int64)]
+        for k in range(1, self.order + 1):
+            grams.append(self.tables[k].lookup(_context_of_order(grams, k, pos), ids))
+        return grams
+
+    def _score(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """[N] ln P(ids[t] | its context) for a stream of sentences; -inf where the target is <s> or <pad>."""
+        grams = self._gram_indices(ids, pos)
+        contexts = {k: _context_of_order(grams, k, pos) for k in range(1, self.order + 1)}
+        longest = np.minimum(self.order, pos + 1)  # [N] the highest order whose n-gram fits at t
+        score = {"mle": self._score_mle, "add_k": self._score_add_k}.get(self.smoothing, self._score_kneser_ney)
+        with np.errstate(divide="ignore"):
+            logp = score(grams, contexts, longest)
+        logp[(ids == self.vocab.pad_id) | (ids == self.vocab.bos_id)] = -np.inf  # never predicted
+        return logp
+
+    def _score_kneser_ney(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """Backoff form: ln P of the longest n-gram seen, plus ln gamma(h) for each longer context h seen."""
+        logp, done = np.zeros(len(longest)), np.zeros(len(longest), dtype=bool)
+        for k in range(self.order, 0, -1):
+            table, gram, h = self.tables[k], grams[k], contexts[k]
+            active = ~done & (longest >= k)
+            hit = active & (gram >= 0)
+            logp[hit] += table.logp[gram[hit]]
+            backoff = active & ~hit & (h >= 0)  # h seen but never followed by this word: pay gamma(h)
+            logp[backoff] += table.log_unseen[h[backoff]]
+            done |= hit
+        return logp
+
+    def _score_mle(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """The longest context seen in training decides; a word never seen after it gets ln 0 = -inf."""
+        logp, done = np.full(len(longest), -np.inf), np.zeros(len(longest), dtype=bool)
+        for k in range(self.order, 0, -1):
+            table, gram, h = self.tables[k], grams[k], contexts[k]
+            here = ~done & (longest >= k) & (h >= 0)
+            here[here] = table.context_seen[h[here]]
+            seen = here & (gram >= 0)
+            logp[seen] = table.logp[gram[seen]]
+            done |= here
+        return logp
+
+    def _score_add_k(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """The full context h always: (c(h w) + k) / (c(h .) + k|V|), which is 1/|V| if h was never seen."""
+        logp = np.full(len(longest), -math.log(self.n_predictable))
+        for k in range(1, self.order + 1):
+            table, gram, h = self.tables[k], grams[k], contexts[k]
+            seen_context = (longest == k) & (h >= 0)
+            logp[seen_context] = table.log_unseen[h[seen_context]]
+            seen = (longest == k) & (gram >= 0)
+            logp[seen] = table.logp[gram[seen]]
+        return logp
+
+    def _distribution(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """[V] ln P(w | context) for every w, after the context ``ids`` [T] (positions ``pos``)."""
+        grams = self._gram_indices(ids, pos)
+        longest = min(self.order, int(pos[-1]) + 2)  # the highest order usable for the next token
+        # contexts[k]: index of the next token's order-k context, the (k-1)-gram ending the context; -1 if unseen
+        contexts = {k: 0 if k == 1 else int(grams[k - 1][-1]) for k in range(1, longest + 1)}
+        distribution = {"mle": self._distribution_mle, "add_k": self._distribution_add_k}
+        dist = distribution.get(self.smoothing, self._distribution_kneser_ney)(contexts)
+        dist[[self.vocab.pad_id, self.vocab.bos_id]] = -np.inf
+        return dist
+
+    def _distribution_kneser_ney(self, contexts: dict[int, int]) -> np.ndarray:
+        dist = self.tables[1].logp.copy()
+        for k, h in contexts.items():
+            table = self.tables[k]
+            if k > 1 and h >= 0 and table.context_seen[h]:
+                dist += table.log_unseen[h]  # every word gets gamma(h) P(w | h') ...
+                rows = table.children(h)
+                dist[table.word[rows]] = table.logp[rows]  # ... but the words seen after h their own P
+        return dist
+
+    def _distribution_mle(self, contexts: dict[int, int]) -> np.ndarray:
+        k = max(k for k, h in contexts.items() if h >= 0 and self.tables[k].context_seen[h])
+        table, rows = self.tables[k], self.tables[k].children(contexts[k])
+        dist = np.full(len(self.vocab), -np.inf)
+        dist[table.word[rows]] = table.logp[rows]
+        return dist
+
+    def _distribution_add_k(self, contexts: dict[int, int]) -> np.ndarray:
+        k = max(contexts)
+        h, table = contexts[k], self.tables[k]
+        dist = np.full(len(self.vocab), table.log_unseen[h] if h >= 0 else -math.log(self.n_predictable))
+        if h >= 0:
+            rows = table.children(h)
+            dist[table.word[rows]] = table.logp[rows]
+        return dist
+
+    # --- export --------------------------------------------------------------------------------
+
+    def to_arpa(self, path: str | Path) -> Path:
+        """Write the model as an ARPA file (log10 probabilities, log10 backoff weights), e.g. for kenlm."""
+        vocab = self._fitted()
+        if self.smoothing not in KNESER_NEY:
+            raise ValueError(
+                f"to_arpa needs a backoff model and {self.smoothing!r} is not one (a word unseen after h "
+                "does not get gamma(h) times a lower-order probability); "
+                "use smoothing='kneser_ney' or 'modified_kneser_ney'"
+            )
+        names = _arpa_names(vocab)
+        log10 = 1 / math.log(10)
+        lines = {}  # order -> its lines "log10 P <tab> w_1 .. w_k [<tab> log10 gamma]"
+        gram_names = [""]  # the empty context
+        for k, table in self.tables.items():
+            gram_names = [
+                f"{gram_names[c]} {names[w]}".lstrip() for c, w in zip(table.context, table.word, strict=True)
+            ]
+            logp10 = table.logp * log10
+            logp10[table.word == vocab.bos_id] = -99.0  # ARPA's "never": <s> is not predicted
+            higher = self.tables.get(k + 1)  # where this order's n-grams are contexts
+            bow10 = np.full(len(logp10), np.nan) if higher is None else np.where(
+                higher.context_seen, higher.log_unseen * log10, np.nan
+            )
+            keep = table.word != vocab.pad_id
+            lines[k] = [
+                f"{p:.8f}\t{name}" + ("" if math.isnan(bow) else f"\t{bow:.8f}")
+                for name, p, bow, kept in zip(gram_names, logp10.tolist(), bow10.tolist(), keep.tolist(), strict=True)
+                if kept
+            ]
+        path = Path(path)
+        with path.open("w", encoding="utf-8") as f:
+            f.write("\\data\\\n" + "".join(f"ngram {k}={len(ls)}\n" for k, ls in lines.items()))
+            for k, ls in lines.items():
+                f.write(f"\n\\{k}-grams:\n" + "\n".join(ls) + "\n")
+            f.write("\n\\end\\\n")
+        return path
+
+    def _fitted(self) -> Vocab:
+        if self.vocab is None:
+            raise RuntimeError("this NGramLM is not trained yet: call model.fit(sentences) first")
+        return self.vocab
+
+
+# --- counting ------------------------------------------------------------------------------------
+
+def count_ngrams(ids: np.ndarray, pos: np.ndarray, order: int, vocab_size: int) -> dict[int, NGramTable]:
+    """Count every k-gram (k = 1..order) of a stream of padded sentences.
+
+    ``ids`` [N]: ``<s> w .. </s> <s> w ..`` as vocabulary ids; ``pos`` [N]: each
+    token's position in its sentence. A k-gram ends at each t with pos[t] >= k-1
+    (it stays inside the sentence); the unigram ``<s>`` is context only and not
+    counted. Each k-gram is keyed by the index of its context (the (k-1)-gram
+    before it) times vocab_size plus its word, so ``np.unique`` counts them all.
+    """
+    words = np.arange(vocab_size)
+    tables = {1: NGramTable(
+        vocab_size=vocab_size, keys=words, context=np.zeros(vocab_size, dtype=np.int64), word=words,
+        suffix=np.zeros(vocab_size, dtype=np.int64), count=np.bincount(ids[pos > 0], minlength=vocab_size),
+        starts_with_bos=words == Vocab.bos_id,
+    )}
+    gram = ids.astype(np.int64)  # index of the (k-1)-gram ending at each position; unigram index = word id
+    for k in range(2, order + 1):
+        if len(tables[k - 1].keys) * vocab_size >= 2**62:
+            raise OverflowError(f"too many {k - 1}-grams to pack {k}-gram keys into int64")
+        at = np.flatnonzero(pos >= k - 1)  # positions where a k-gram ends inside its sentence
+        keys, first, inverse, count = np.unique(
+            gram[at - 1] * vocab_size + ids[at], return_index=True, return_inverse=True, return_counts=True
+        )
+        tables[k] = NGramTable(
+            vocab_size=vocab_size, keys=keys, context=keys // vocab_size, word=keys % vocab_size,
+            suffix=gram[at[first]], count=count, starts_with_bos=pos[at[first]] == k - 1,
+        )
+        gram = np.full(len(ids), -1, dtype=np.int64)
+        gram[at] = inverse
+    return tables
+
+
+def continuation_counts(tables: dict[int, NGramTable], k: int) -> np.ndarray:
+    """N1+(. g) for every k-gram g: how many distinct words precede g, i.e. (k+1)-grams ending in g."""
+    return np.bincount(tables[k + 1].suffix, minlength=len(tables[k].keys))
+
+
+def adjusted_counts(tables: dict[int, NGramTable], k: int) -> np.ndarray:
+    """Kneser-Ney's a(g): raw counts at the highest order and for n-grams starting with <s>, else continuation."""
+    table = tables[k]
+    if k == max(tables):
+        return table.count
+    return np.where(table.starts_with_bos, table.count, continuation_counts(tables, k))
+
+
+# --- smoothing -----------------------------------------------------------------------------------
+
+def _context_totals(table: NGramTable, n_contexts: int, weights: np.ndarray) -> np.ndarray:
+    return np.bincount(table.context, weights=weights, minlength=n_contexts).astype(float)  # [G_{k-1}]
+
+
+def _n_contexts(tables: dict[int, NGramTable], k: int) -> int:
+    return 1 if k == 1 else len(tables[k - 1].keys)
+
+
+def mle(tables: dict[int, NGramTable]) -> None:
+    """P(w | h) = c(h w) / c(h .) for every stored n-gram; unseen words get -inf."""
+    for k, table in tables.items():
+        total = _context_totals(table, _n_contexts(tables, k), table.count)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table.logp = np.log(table.count / total[table.context])
+        table.log_unseen = np.full(len(total), -np.inf)
+        table.context_seen = total > 0
+
+
+def add_k(tables: dict[int, NGramTable], k_add: float, n_predictable: int) -> None:
+    """P(w | h) = (c(h w) + k) / (c(h .) + k |V|); a word unseen after h gets k / (c(h .) + k |V|)."""
+    for k, table in tables.items():
+        total = _context_totals(table, _n_contexts(tables, k), table.count)
+        denominator = total + k_add * n_predictable
+        table.logp = np.log((table.count + k_add) / denominator[table.context])
+        table.log_unseen = np.log(k_add / denominator)
+        table.context_seen = total > 0
+
+
+def kn_discounts(adjusted: np.ndarray, modified: bool) -> tuple[float, float, float]:
+    """(D1, D2, D3+) from the count-of-counts n_r of one order's adjusted counts (Chen & Goodman).
+
+    Plain Kneser-Ney uses one D = n1 / (n1 + 2 n2) for every count. Falls back to
+    ``FALLBACK_DISCOUNTS`` when the counts cannot give 0 < D_r <= r (tiny corpora).
+    """
+    n = np.bincount(adjusted[adjusted > 0].clip(max=5), minlength=6).astype(float)  # n[r], r = 1..4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = n[1] / (n[1] + 2 * n[2])
+        if modified:
+            d = (1 - 2 * y * n[2] / n[1], 2 - 3 * y * n[3] / n[2], 3 - 4 * y * n[4] / n[3])
+        else:
+            d = (y, y, y)
+    if all(math.isfinite(x) and 0 < x <= r for r, x in enumerate(d, start=1)):
+        return tuple(float(x) for x in d)
+    return FALLBACK_DISCOUNTS["modified_kneser_ney" if modified else "kneser_ney"]
+
+
+def kneser_ney(tables: dict[int, NGramTable], n_predictable: int, modified: bool) -> dict[int, tuple]:
+    """Interpolated (modified) Kneser-Ney, from the unigrams up; returns the discounts per order.
+
+    P(w | h) = (a(h w) - D(a)) / a(h .) + gamma(h) P(w | h'), gamma(h) = sum of the discounts / a(h .).
+    The unigrams interpolate with the uniform 1/|V|, so every predictable token has P > 0.
+    """
+    discounts = {}
+    for k, table in tables.items():
+        a = adjusted_counts(tables, k)
+        d_r = kn_discounts(a, modified)
+        d = np.where(a > 0, np.array([0.0, *d_r])[a.clip(max=3)], 0.0)  # [G] the discount of each n-gram
+        total = _context_totals(table, _n_contexts(tables, k), a)
+        seen = total > 0
+        gamma = np.divide(_context_totals(table, len(total), d), total, out=np.ones_like(total), where=seen)
+        if k == 1:
+            lower = np.full(len(a), 1 / n_predictable)
+            lower[[Vocab.pad_id, Vocab.bos_id]] = 0.0  # never predicted
+        else:
+            lower = np.exp(tables[k - 1].logp)[table.suffix]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(seen[table.context], (a - d) / total[table.context], 0.0) + gamma[table.context] * lower
+            table.logp = np.log(p)
+        table.log_unseen = np.log(gamma)
+        table.context_seen = seen
+        discounts[k] = d_r
+    return discounts
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _context_of_order(grams: list[np.ndarray], k: int, pos: np.ndarray) -> np.ndarray:
+    """[N] the context of the k-gram ending at each t: the (k-1)-gram ending at t-1, or -1."""
+    context = np.concatenate([[0 if k == 1 else -1], grams[k - 1][:-1]])
+    return np.where(pos >= k - 1, context, -1)  # -1: the k-gram would reach past the sentence start
+
+
+def _check_sentences(sentences: Iterable[Sequence[str]]) -> list[list[str]]:
+    if isinstance(sentences, str):
+        raise TypeError("sentences must be a list of token lists, e.g. [['the', 'cat'], ...], not a str")
+    sentences = [list(s) if not isinstance(s, str) else s for s in sentences]
+    if not sentences:
+        raise ValueError("no sentences: pass at least one list of tokens")
+    for i, s in enumerate(sentences):
+        if isinstance(s, str):
+            raise TypeError(f"sentence {i} is the str {s[:30]!r}; pass token lists, e.g. word_tokenize(text)")
+    return sentences
+
+
+def _check_no_padding(counts: Counter) -> None:
+    padding = sorted(t for t in (SENTENCE_START, SENTENCE_END, BOS, EOS, PAD) if t in counts)
+    if padding:
+        raise ValueError(
+            f"the sentences contain the padding tokens {padding}; pass them without padding, "
+            "NGramLM adds <s> and </s> itself"
+        )
+
+
+def _pad_and_encode(vocab: Vocab, sentences: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """[N] ids of ``<s> w .. </s>`` for each sentence in turn, and [N] each token's position in its sentence."""
+    tokens = [t for s in sentences for t in (BOS, *s, EOS)]
+    ids = np.array(list(map(vocab.stoi.get, tokens, repeat(vocab.unk_id))), dtype=np.int64)
+    lengths = np.array([len(s) + 2 for s in sentences])
+    starts = np.cumsum(lengths) - lengths
+    pos = np.arange(len(ids)) - np.repeat(starts, lengths)
+    return ids, pos
+
+
+def _as_rows(ids: torch.Tensor, bos_id: int) -> np.ndarray:
+    rows = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] == 0:
+        raise ValueError(f"expected token ids of shape [B, T] with T >= 1, got shape {rows.shape}")
+    if (rows[:, 0] != bos_id).any():
+        raise ValueError("every row must start with <bos> (lmlib.lm.encode_batch builds such rows)")
+    return rows
+
+
+def _positions(rows: np.ndarray, bos_id: int) -> np.ndarray:
+    """[B, T] each token's distance from the last <bos> at or before it."""
+    t = np.arange(rows.shape[1])
+    last_bos = np.maximum.accumulate(np.where(rows == bos_id, t, 0), axis=1)
+    return t - last_bos
+
+
+def _arpa_names(vocab: Vocab) -> list[str]:
+    """Each vocabulary entry as ARPA writes it (<s>, </s>, <unk>); tokens must be free of whitespace."""
+    reserved = set(ARPA_NAMES.values())
+    bad = [t for t in vocab.itos[len(SPECIALS) :] if not t or t in reserved or any(c.isspace() for c in t)]
+    if bad:
+        raise ValueError(
+            f"ARPA separates tokens by whitespace, so a token cannot be empty, contain whitespace or be "
+            f"<s>, </s>, <unk>; found {bad[:5]!r}. Tokenize without spaces "
+            "(e.g. char_tokenize(text, keep_spaces=False)) or replace them (e.g. by '_')."
+        )
+    return [ARPA_NAMES.get(t, t) for t in vocab.itos]
+
+
+def _token_id(vocab: Vocab, token: str) -> int:
+    token = {SENTENCE_START: BOS, SENTENCE_END: EOS}.get(token, token)
+    return vocab.stoi.get(token, vocab.unk_id)

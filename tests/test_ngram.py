@@ -1,0 +1,430 @@
+"""lmlib.ngram: distributions, counting, and cross-checks against nltk.lm, kenlm and a naive reference.
+
+Conventions under test (ARPA/KenLM): one ``<s>`` of context before the first word,
+``</s>`` predicted and counted, ``<s>`` never predicted; the predictable vocabulary V
+is the words, ``</s>`` and ``<unk>``.
+"""
+
+import math
+import warnings
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmlib.data import load_corpus
+from lmlib.lm import LanguageModel, check_language_model, encode_batch, perplexity
+from lmlib.ngram import FALLBACK_DISCOUNTS, SMOOTHINGS, NGramLM, continuation_counts, kn_discounts
+from lmlib.tokenize import split_sentences, word_tokenize
+
+LN10 = math.log(10)
+
+# --- corpora ---------------------------------------------------------------------------------------
+
+WORDS = st.sampled_from(["a", "b", "c", "d", "e"])
+CORPORA = st.lists(st.lists(WORDS, max_size=6), min_size=1, max_size=6)
+# Held-out text: also words never seen in training ("z", "y") and contexts never seen.
+HELD_OUT = st.lists(st.lists(st.sampled_from(["a", "b", "c", "d", "e", "y", "z"]), max_size=6), max_size=4)
+
+
+@pytest.fixture(scope="module")
+def news():
+    """Real English text: a slice of the `news` corpus, lower-cased word tokens per sentence."""
+
+    def sentences(split, limit):
+        docs = load_corpus("news", split)
+        return [word_tokenize(s, lowercase=True) for d in docs for s in split_sentences(d)][:limit]
+
+    return sentences("train", 250), sentences("test", 40)
+
+
+def padded_ngrams(sentence, order):
+    """(context, word) for every predicted token of ``<s> sentence </s>``, context cut at <s>."""
+    padded = ["<s>", *sentence, "</s>"]
+    return [(tuple(padded[max(0, i - order + 1) : i]), padded[i]) for i in range(1, len(padded))]
+
+
+# --- the protocol: every conditional distribution sums to 1 ---------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    train=CORPORA,
+    held_out=HELD_OUT,
+    order=st.integers(1, 4),
+    smoothing=st.sampled_from(SMOOTHINGS),
+    k=st.floats(0.01, 2.0),
+    min_count=st.integers(1, 2),
+)
+def test_distributions_sum_to_one_for_seen_and_unseen_contexts(train, held_out, order, smoothing, k, min_count):
+    model = NGramLM(order, smoothing, k=k if smoothing == "add_k" else None, min_count=min_count).fit(train)
+    assert isinstance(model, LanguageModel)
+    # Sums to 1 over V (incl. </s>, <unk>) after every prefix, and teacher forcing agrees with it.
+    check_language_model(model, train + held_out, atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(train=CORPORA, held_out=HELD_OUT, order=st.integers(1, 4), smoothing=st.sampled_from(SMOOTHINGS))
+def test_logprob_agrees_with_the_batched_distribution(train, held_out, order, smoothing):
+    model = NGramLM(order, smoothing).fit(train)
+    names = {"<bos>": "<s>", "<eos>": "</s>"}
+    for sentence in train + held_out:
+        padded = ["<s>", *sentence]
+        dist = model.next_token_logprobs(encode_batch(model.vocab, [sentence])[:, : len(padded)])[0]
+        for w in model.vocab.itos[4:] + ["</s>", "<unk>"]:
+            want = dist[model.vocab.stoi[{"</s>": "<eos>"}.get(w, w)]].item()
+            got = model.logprob(w, padded)
+            assert got == want or abs(got - want) < 1e-12, (w, padded)
+        assert model.logprob("<s>", padded) == -math.inf  # <s> is never predicted
+        assert {names.get(t, t) for t in model.vocab.itos} >= {"<s>", "</s>", "<unk>"}
+
+
+@settings(max_examples=50, deadline=None)
+@given(train=CORPORA, order=st.integers(1, 4))
+def test_counts_match_a_counter_over_padded_sentences(train, order):
+    model = NGramLM(order, "mle").fit(train)
+    expected = Counter()
+    for s in train:
+        padded = ["<s>", *s, "</s>"]
+        for k in range(1, order + 1):
+            expected.update(tuple(padded[i : i + k]) for i in range(len(padded) - k + 1))
+    del expected[("<s>",)]  # context only, never predicted
+    itos = ["<s>" if t == "<bos>" else "</s>" if t == "<eos>" else t for t in model.vocab.itos]
+    counted, names = Counter(), [()]  # names[i]: the words of the i-th (k-1)-gram
+    for table in model.tables.values():
+        names = [names[c] + (itos[w],) for c, w in zip(table.context, table.word, strict=True)]
+        counted.update({g: int(c) for g, c in zip(names, table.count, strict=True) if c > 0})
+    assert counted == expected
+
+
+# --- hand-checked: the textbook bigram example ----------------------------------------------------
+
+SAM = [["I", "am", "Sam"], ["Sam", "I", "am"], ["I", "do", "not", "like", "green", "eggs", "and", "ham"]]
+
+
+def test_bigram_mle_on_the_textbook_corpus():
+    # Jurafsky & Martin, ch. 3: P(I|<s>) = 2/3, P(Sam|<s>) = 1/3, P(am|I) = 2/3, P(</s>|Sam) = 1/2, P(Sam|am) = 1/2
+    model = NGramLM(2, "mle").fit(SAM)
+    for (context, word), p in {
+        (("<s>",), "I"): 2 / 3, (("<s>",), "Sam"): 1 / 3, (("I",), "am"): 2 / 3,
+        (("Sam",), "</s>"): 1 / 2, (("am",), "Sam"): 1 / 2, (("am",), "</s>"): 1 / 2,
+    }.items():
+        assert math.exp(model.logprob(word, context)) == pytest.approx(p, rel=1e-12)
+    # P(<s> I am Sam </s>) = 2/3 * 2/3 * 1/2 * 1/2 = 1/9, over 4 predicted tokens
+    assert model.perplexity([["I", "am", "Sam"]]) == pytest.approx(9 ** (1 / 4), rel=1e-12)
+
+
+def test_add_one_on_the_textbook_corpus():
+    # V = 10 distinct words + </s> + <unk> = 12; c(I am) = 2, c(I .) = 3
+    model = NGramLM(2, "add_k", k=1).fit(SAM)
+    assert model.n_predictable == 12
+    assert math.exp(model.logprob("am", ("I",))) == pytest.approx(3 / 15, rel=1e-12)
+    assert math.exp(model.logprob("ham", ("I",))) == pytest.approx(1 / 15, rel=1e-12)
+    assert math.exp(model.logprob("am", ("never-seen",))) == pytest.approx(1 / 12, rel=1e-12)
+
+
+def test_kneser_ney_continuation_counts_on_the_textbook_corpus():
+    model = NGramLM(2, "kneser_ney").fit(SAM)
+    # "Sam" follows two distinct words (<s>, am), "I" two (<s>, Sam), "am" one (I), </s> three
+    # (Sam, am, ham); there are 4 + 3 + 8 = 15 distinct bigrams.
+    continuation = continuation_counts(model.tables, 1)
+    stoi = model.vocab.stoi
+    assert [continuation[stoi[w]] for w in ("Sam", "I", "am", "ham", "<eos>")] == [2, 2, 1, 1, 3]
+    assert continuation.sum() == 15
+
+
+# --- nltk.lm: MLE, Laplace, Lidstone -------------------------------------------------------------
+
+
+def nltk_model(cls, order, sentences, **kwargs):
+    """An nltk.lm model counting the same n-grams: one <s>, no unigram <s>, vocabulary = words + </s>."""
+    from nltk.util import everygrams
+
+    text = [[g for g in everygrams(["<s>", *s, "</s>"], max_len=order) if g != ("<s>",)] for s in sentences]
+    model = cls(order=order, **kwargs)
+    model.fit(text, vocabulary_text=[w for s in sentences for w in s] + ["</s>"])
+    return model
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize(
+    "smoothing, k, nltk_name, nltk_kwargs",
+    [("mle", None, "MLE", {}), ("add_k", 1, "Laplace", {}), ("add_k", 0.1, "Lidstone", {"gamma": 0.1})],
+)
+def test_same_logprobs_as_nltk(news, order, smoothing, k, nltk_name, nltk_kwargs):
+    import nltk.lm
+
+    train, test = news
+    ours = NGramLM(order, smoothing, k=k).fit(train)
+    theirs = nltk_model(getattr(nltk.lm, nltk_name), order, train, **nltk_kwargs)
+    assert len(theirs.vocab) == ours.n_predictable  # the words, </s>, and nltk's own <UNK>
+    compared = 0
+    for sentence in train[:40] + test:
+        forced = ours.sequence_logprobs(encode_batch(ours.vocab, [sentence]))[0].numpy()
+        for t, (context, word) in enumerate(padded_ngrams(sentence, order)):
+            if any(w not in ours.vocab for w in context if w != "<s>"):
+                continue  # nltk maps <s> and unknown words alike to its <UNK>: it would take this for a start
+            if smoothing == "mle" and not theirs.context_counts(theirs.vocab.lookup(context)):
+                continue  # unseen context: nltk's MLE is 0/0 -> 0 for every word; ours uses a shorter context
+            p = theirs.score(word, context)
+            want = math.log(p) if p > 0 else -math.inf
+            for got in (ours.logprob(word, context), forced[t]):
+                assert got == want or abs(got - want) <= 1e-9, (context, word, got, want)
+            compared += 1
+    assert compared > 500
+
+
+# --- nltk.lm Kneser-Ney: compare where nltk is right ---------------------------------------------
+#
+# nltk 3.10.4's KneserNeyInterpolated computes alpha (discounted count) and gamma (the lower
+# order's weight) correctly for the highest order and for lower-order contexts that do not start
+# with <s>. It deviates, and we do not reproduce it, in two places:
+# - its unigram distribution is the continuation probability alone, with no discount and no
+#   uniform share, so an unseen word gets probability 0 and perplexity inf
+#   (https://github.com/nltk/nltk/issues/3211; the unigram is discussed in
+#   https://github.com/nltk/nltk/issues/2599);
+# - it uses continuation counts for lower-order n-grams that start with <s>, which have no left
+#   context and so a continuation count of 0 (https://github.com/nltk/nltk/issues/3065);
+#   KenLM and lmlib use their raw counts.
+# nltk also has one fixed discount (0.1 by default) for every order; we set it to ours per order.
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_kneser_ney_matches_nltk_alpha_gamma(news, order):
+    import nltk.lm
+
+    train, _ = news
+    train = train[:120]
+    ours = NGramLM(order, "kneser_ney").fit(train)
+    theirs = nltk_model(nltk.lm.KneserNeyInterpolated, order, train)
+    to_nltk = {"<eos>": "</s>", "<unk>": "<UNK>"}
+    words = [w for w in ours.vocab.itos if w not in ("<pad>", "<bos>")]
+    rng = np.random.default_rng(0)
+    checked = 0
+    for k in range(2, order + 1):
+        theirs.estimator.discount = ours.discounts[k][0]
+        contexts = [c for c in theirs.counts[k] if c[0] != "<UNK>" or k == order]  # <UNK> is <s> in nltk here
+        for context in rng.choice(len(contexts), size=6, replace=False):
+            context = tuple(contexts[context])
+            ours_context = tuple("<s>" if w == "<UNK>" else w for w in context)
+            seen_after = list(theirs.counts[k][context])
+            for w in seen_after + list(rng.choice(words, size=8)):
+                w_nltk = to_nltk.get(w, w)
+                alpha, gamma = theirs.estimator.alpha_gamma(w_nltk, context)
+                lower = math.exp(ours.logprob("</s>" if w == "<eos>" else w, ours_context[1:]))
+                got = math.exp(ours.logprob("</s>" if w == "<eos>" else w, ours_context))
+                assert got == pytest.approx(alpha + gamma * lower, rel=1e-9, abs=1e-15), (context, w)
+                checked += 1
+    assert checked > 50
+
+
+def test_kneser_ney_unigrams_from_nltk_continuation_counts(news):
+    import nltk.lm
+
+    train, _ = news
+    train = train[:120]
+    ours = NGramLM(2, "kneser_ney").fit(train)
+    theirs = nltk_model(nltk.lm.KneserNeyInterpolated, 2, train)
+    d = ours.discounts[1][0]
+    types_with_continuation = len({w for ctx in theirs.counts[2] for w in theirs.counts[2][ctx]})
+    for w in ["the", "of", "</s>", train[0][1], train[5][-1]]:
+        count, total = theirs.estimator._continuation_counts(w)
+        # discounted continuation probability + the discounted mass shared uniformly over V
+        want = max(count - d, 0) / total + d * types_with_continuation / total / ours.n_predictable
+        assert math.exp(ours.logprob(w)) == pytest.approx(want, rel=1e-12)
+    assert math.exp(ours.logprob("never-seen-word")) > 0  # nltk gives 0 here (issue 3211)
+
+
+# --- a naive reference for (modified) Kneser-Ney ---------------------------------------------------
+
+
+def reference_kneser_ney(train, order, modified):
+    """Interpolated (modified) Kneser-Ney straight from the formulas, with dicts: p(word, context)."""
+    counts = [Counter() for _ in range(order + 1)]  # counts[k][k-gram]
+    for s in train:
+        padded = ["<s>", *s, "</s>"]
+        for k in range(1, order + 1):
+            counts[k].update(tuple(padded[i : i + k]) for i in range(len(padded) - k + 1))
+    del counts[1][("<s>",)]
+    adjusted = [Counter() for _ in range(order + 1)]
+    for k in range(1, order + 1):
+        for g, c in counts[k].items():
+            if k == order or g[0] == "<s>":
+                adjusted[k][g] = c
+            else:
+                adjusted[k][g] = sum(1 for h in counts[k + 1] if h[1:] == g)
+    discounts = {}
+    for k in range(1, order + 1):
+        n = Counter(adjusted[k].values())  # n[r]: how many k-grams have adjusted count exactly r
+        y = n[1] / (n[1] + 2 * n[2]) if n[1] else math.nan
+        if modified:
+            d = tuple(r - (r + 1) * y * n[r + 1] / n[r] if n[r] else math.nan for r in (1, 2, 3))
+        else:
+            d = (y, y, y)
+        valid = all(0 < x <= r for r, x in enumerate(d, start=1))
+        discounts[k] = d if valid else FALLBACK_DISCOUNTS["modified_kneser_ney" if modified else "kneser_ney"]
+    V = len({w for s in train for w in s}) + 2  # words, </s>, <unk>
+
+    def p(word, context):
+        lower = p(word, context[1:]) if context else 1 / V
+        rows = {g[-1]: a for g, a in adjusted[len(context) + 1].items() if g[:-1] == context}
+        total = sum(rows.values())
+        if total == 0:  # unseen context: the lower order alone
+            return lower
+        d = discounts[len(context) + 1]
+        discount = {w: d[min(a, 3) - 1] for w, a in rows.items()}
+        gamma = sum(discount.values()) / total
+        return max(rows.get(word, 0) - discount.get(word, 0), 0) / total + gamma * lower
+
+    def score(word, context):
+        return p(word, tuple(context[-(order - 1) :]) if order > 1 else ())
+
+    return score
+
+
+@settings(max_examples=40, deadline=None)
+@given(train=CORPORA, held_out=HELD_OUT, order=st.integers(1, 4), modified=st.booleans())
+def test_kneser_ney_matches_a_naive_reference(train, held_out, order, modified):
+    model = NGramLM(order, "modified_kneser_ney" if modified else "kneser_ney").fit(train)
+    reference = reference_kneser_ney(train, order, modified)
+    for sentence in train + held_out:
+        sentence = [w if w in model.vocab else "<unk>" for w in sentence]
+        for context, word in padded_ngrams(sentence, order):
+            got = math.exp(model.logprob(word, context))
+            assert got == pytest.approx(reference(word, context), rel=1e-9), (context, word)
+
+
+def test_modified_kneser_ney_discounts_follow_chen_goodman():
+    adjusted = np.array([1] * 10 + [2] * 4 + [3] * 3 + [4] * 2 + [7])  # n_r = how many EXACTLY r: 10, 4, 3, 2
+    y = 10 / (10 + 2 * 4)
+    assert kn_discounts(adjusted, modified=True) == pytest.approx(
+        (1 - 2 * y * 4 / 10, 2 - 3 * y * 3 / 4, 3 - 4 * y * 2 / 3), rel=1e-12
+    )
+    assert kn_discounts(adjusted, modified=False) == pytest.approx((y, y, y))
+    # n2 = 0 makes D2 undefined: fall back to KenLM's defaults rather than divide by zero
+    assert kn_discounts(np.array([1, 1, 3]), modified=True) == FALLBACK_DISCOUNTS["modified_kneser_ney"]
+
+
+# --- kenlm: the ARPA export ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("smoothing", ["kneser_ney", "modified_kneser_ney"])
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_arpa_loads_in_kenlm_with_the_same_scores(news, tmp_path, smoothing, order, min_count):
+    import kenlm
+
+    train, test = news
+    ours = NGramLM(order, smoothing, min_count=min_count).fit(train)
+    arpa = ours.to_arpa(tmp_path / "model.arpa")
+    theirs = kenlm.Model(str(arpa))
+    assert theirs.order == order
+    for sentence in test + train[:20] + [["never-seen", "the"], []]:
+        forced = ours.sequence_logprobs(encode_batch(ours.vocab, [sentence]))[0].numpy() / LN10
+        ken = [p for p, _, _ in theirs.full_scores(" ".join(sentence), bos=True, eos=True)]
+        assert len(ken) == len(forced)
+        np.testing.assert_allclose(ken, forced, atol=1e-4, rtol=0)  # kenlm stores float32
+        assert theirs.score(" ".join(sentence), bos=True, eos=True) == pytest.approx(forced.sum(), abs=1e-4)
+
+
+def test_arpa_header_counts_and_conventions(tmp_path):
+    model = NGramLM(3, "kneser_ney").fit(SAM)
+    text = model.to_arpa(tmp_path / "sam.arpa").read_text()
+    sections = text.split("\n\n")
+    header = sections[0].splitlines()
+    assert header[0] == "\\data\\"
+    for k in (1, 2, 3):
+        lines = next(s for s in sections if s.startswith(f"\\{k}-grams:")).splitlines()[1:]
+        assert f"ngram {k}={len(lines)}" in header
+        assert all(len(line.split("\t")[1].split(" ")) == k for line in lines)
+    unigrams = {line.split("\t")[1]: line.split("\t") for line in sections[1].splitlines()[1:]}
+    assert {"<s>", "</s>", "<unk>"} <= set(unigrams) and "<pad>" not in unigrams
+    assert float(unigrams["<s>"][0]) == -99.0
+    assert text.rstrip().endswith("\\end\\")
+
+
+# --- unseen events, perplexity, generation ---------------------------------------------------------
+
+
+def test_mle_unseen_events_are_minus_inf_and_perplexity_inf_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = NGramLM(2, "mle").fit([["a", "b"], ["b", "a"]])
+        assert model.logprob("a", ["a"]) == -math.inf  # "a a" never seen, context "a" seen
+        assert model.logprob("never-seen", ["<s>"]) == -math.inf  # <unk>
+        assert model.perplexity([["a", "a"]]) == math.inf
+        assert perplexity(model, [["a", "zzz"]]) == math.inf
+        forced = model.sequence_logprobs(encode_batch(model.vocab, [["a", "a"], ["b"]]))
+        assert not torch.isnan(forced).any()
+        assert math.isfinite(model.perplexity([["a", "b"]]))
+        assert math.isfinite(NGramLM(2, "kneser_ney").fit([["a", "b"]]).perplexity([["a", "a", "zzz"]]))
+
+
+def test_perplexity_is_exp_of_the_mean_negative_logprob(news):
+    train, test = news
+    model = NGramLM(3, "modified_kneser_ney").fit(train)
+    logps = [model.logprob(w, c) for s in test for c, w in padded_ngrams(s, 3)]
+    assert model.perplexity(test) == pytest.approx(math.exp(-sum(logps) / len(logps)), rel=1e-9)
+    assert model.perplexity(test) == pytest.approx(perplexity(model, test, batch_size=7), rel=1e-12)
+
+
+def test_higher_order_fits_training_text_better(news):
+    train, _ = news
+    ppl = [NGramLM(n, "kneser_ney").fit(train).perplexity(train) for n in (1, 2, 3)]
+    assert ppl[0] > ppl[1] > ppl[2]
+
+
+def test_unseen_fraction_matches_sets_of_ngrams(news):
+    train, test = news
+    model = NGramLM(3, "mle").fit(train)
+    fractions = model.unseen_fraction(test)
+    for k in (1, 2, 3):
+        seen = {tuple(["<s>", *s, "</s>"][i : i + k]) for s in train for i in range(len(s) + 3 - k)}
+        grams = [c[len(c) - k + 1 :] + (w,) for s in test for c, w in padded_ngrams(s, 3) if len(c) >= k - 1]
+        assert fractions[k] == pytest.approx(sum(g not in seen for g in grams) / len(grams), rel=1e-12)
+    assert fractions[1] < fractions[2] < fractions[3]
+
+
+def test_generate_is_seeded_and_follows_the_counts():
+    model = NGramLM(2, "mle").fit([["the", "cat", "sat"]])
+    assert model.generate(generator=torch.Generator().manual_seed(0)) == ["the", "cat", "sat"]
+    kn = NGramLM(3, "kneser_ney").fit(SAM)
+    a = kn.generate(["I"], max_tokens=12, generator=torch.Generator().manual_seed(1))
+    b = kn.generate(["I"], max_tokens=12, generator=torch.Generator().manual_seed(1))
+    assert a == b and a[0] == "I" and len(a) <= 13
+    assert set(a) <= set(kn.vocab.itos) - {"<pad>", "<bos>", "<eos>"}
+    assert kn.predict_next(["I"], k=2)[0][0] == "am"
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: NGramLM(0), ValueError, "order must be an integer >= 1"),
+        (lambda: NGramLM(2.5), ValueError, "order must be an integer >= 1"),
+        (lambda: NGramLM(2, "kn"), ValueError, "mle, add_k, kneser_ney, modified_kneser_ney"),
+        (lambda: NGramLM(2, "add_k", k=0), ValueError, "k must be a number > 0"),
+        (lambda: NGramLM(2, "add_k", k=-1), ValueError, "k must be a number > 0"),
+        (lambda: NGramLM(2, "kneser_ney", k=1), ValueError, "does not apply"),
+        (lambda: NGramLM(2, min_count=0), ValueError, "min_count"),
+        (lambda: NGramLM(2).logprob("a", ["b"]), RuntimeError, r"call model.fit\(sentences\) first"),
+        (lambda: NGramLM(2).perplexity([["a"]]), RuntimeError, "not trained yet"),
+        (lambda: NGramLM(2).fit([]), ValueError, "no sentences"),
+        (lambda: NGramLM(2).fit("the cat sat"), TypeError, "list of token lists"),
+        (lambda: NGramLM(2).fit(["the cat", "sat"]), TypeError, "pass token lists"),
+        (lambda: NGramLM(2).fit([["<s>", "a", "</s>"]]), ValueError, "adds <s> and </s> itself"),
+        (lambda: NGramLM(2, "mle").fit([["a"]]).to_arpa("x.arpa"), ValueError, "kneser_ney"),
+        (lambda: NGramLM(2).fit([["a b", "c"]]).to_arpa("x.arpa"), ValueError, "whitespace"),
+        (lambda: NGramLM(2).fit([["a"]]).logprob("a", "a b"), TypeError, "sequence of tokens"),
+        (lambda: NGramLM(2).fit([["a"]]).generate(temperature=0), ValueError, "temperature"),
+        (lambda: NGramLM(2).fit([["a"]]).sequence_logprobs(torch.tensor([[4, 3]])), ValueError, "<bos>"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
