@@ -95,5 +95,21 @@ execute: $(STAMP)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=300 $(NOTEBOOKS)
 
+# Graded exercises (exercises/teachers.md). `make exercises` runs each source in exercises/,
+# then `otter assign`s it: student notebooks to exercises/student/ (commit them), autograder
+# bundles to _build/exercises/. `make grade` grades a folder of submissions in a sandbox.
+.PHONY: exercises grade grade-args
+exercises: $(STAMP)
+	$(BIN)/python -m grading build
+
+grade: grade-args $(STAMP)
+	$(BIN)/python -m grading grade "$(SUBMISSIONS)" "$(OUT)" $(if $(ASSIGNMENT),--assignment "$(ASSIGNMENT)")
+
+grade-args:
+	@if [ -z "$(SUBMISSIONS)" ] || [ -z "$(OUT)" ]; then \
+	  echo "usage: make grade SUBMISSIONS=<folder of submitted .ipynb files> OUT=<grades.csv> [ASSIGNMENT=<exercise>]" >&2; \
+	  echo "       grades every .ipynb in the folder; feedback goes beside the CSV, in <grades>-feedback/" >&2; \
+	  exit 2; fi
+
 clean:
 	rm -rf _build

@@ -1,0 +1,173 @@
+"""Run one notebook in a fresh kernel, then ask the kernel for the test values.
+
+This file runs INSIDE the sandbox (see ``sandbox.py``), started by the trusted
+grader with a JSON request on stdin. Nothing it reports is trusted: student
+code runs in the same sandbox and may tamper with this process, the kernel or
+the result file. The grader therefore only reads plain data from
+the result file (a descriptor it passes in) and checks every value itself.
+
+Before any student code runs, this process lowers its own resource limits
+(inherited by the kernel and everything it starts) and, when started as root,
+drops to the unprivileged uid it was given. It imports only the standard
+library and ``jupyter_client``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import resource
+import sys
+import time
+
+PROBE_RESULTS = re.compile(r"@@grading-probe-results@@(.*?)@@end@@", re.DOTALL)
+INTERRUPT_GRACE_S = 5  # after an interrupt, how long a cell gets to stop before the next one
+
+
+def set_limits(limits: dict) -> None:
+    mb = 1024 * 1024
+    wanted = {
+        resource.RLIMIT_AS: (limits["memory_mb"] * mb,) * 2,
+        resource.RLIMIT_CPU: (limits["cpu_s"], limits["cpu_s"] + 5),
+        resource.RLIMIT_FSIZE: (limits["file_mb"] * mb,) * 2,
+        resource.RLIMIT_NOFILE: (512, 512),
+        resource.RLIMIT_CORE: (0, 0),
+    }
+    if limits["nproc"] is not None:
+        wanted[resource.RLIMIT_NPROC] = (limits["nproc"],) * 2
+    for which, soft_hard in wanted.items():
+        resource.setrlimit(which, soft_hard)
+
+
+def drop_privileges(uid: int) -> None:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SystemExit("could not drop privileges")
+
+
+def code_cells(path: str) -> list[tuple[int, str]]:
+    """(cell number counted from 1 among all cells, source) of each code cell."""
+    with open(path, encoding="utf-8") as f:
+        nb = json.load(f)
+    cells = []
+    for number, cell in enumerate(nb["cells"], start=1):
+        if cell.get("cell_type") == "code":
+            src = cell.get("source", "")
+            cells.append((number, "".join(src) if isinstance(src, list) else src))
+    return cells
+
+
+class KernelDied(Exception):
+    pass
+
+
+def execute(km, kc, code: str, timeout: float, collect_stdout: bool = False) -> dict:
+    """Run ``code`` in the kernel; interrupt it (SIGINT) when it runs past ``timeout`` seconds."""
+    msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+    deadline, interrupted = time.monotonic() + timeout, 0
+    reply = None
+    while reply is None:
+        try:
+            msg = kc.get_shell_msg(timeout=1)
+        except queue.Empty:
+            if not km.is_alive():
+                raise KernelDied() from None
+            if time.monotonic() > deadline:
+                if interrupted >= 3:
+                    raise TimeoutError("the kernel ignores interrupts") from None
+                km.interrupt_kernel()
+                interrupted += 1
+                deadline = time.monotonic() + INTERRUPT_GRACE_S
+            continue
+        if msg["parent_header"].get("msg_id") == msg_id:
+            reply = msg["content"]
+    out = {"status": reply.get("status"), "interrupted": interrupted > 0}
+    if reply.get("status") == "error":
+        out["error"] = f"{reply.get('ename', '')}: {reply.get('evalue', '')}"[:300]
+    # Drain this cell's output messages (and keep stdout when asked for it).
+    stdout, idle_deadline = [], time.monotonic() + 10
+    while time.monotonic() < idle_deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            break
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if collect_stdout and msg["msg_type"] == "stream" and msg["content"].get("name") == "stdout":
+            stdout.append(msg["content"].get("text", ""))
+        if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+            break
+    if collect_stdout:
+        out["stdout"] = "".join(stdout)
+    return out
+
+
+def run(request: dict, result: dict) -> None:
+    from jupyter_client import KernelManager
+
+    workdir = request["workdir"]
+    cells = code_cells(os.path.join(workdir, request["notebook"]))
+    # Unix sockets in the submission's directory: the kernel needs no network at all.
+    os.makedirs(os.path.join(workdir, ".grading"), exist_ok=True)
+    km = KernelManager(kernel_name="python3", transport="ipc",
+                       ip=os.path.join(workdir, ".grading", "kernel"))
+    km.start_kernel(cwd=workdir)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        for number, source in cells:
+            if not source.strip():
+                continue
+            try:
+                out = execute(km, kc, source, request["cell_timeout_s"])
+            except KernelDied:
+                result["died_in_cell"] = number
+                return
+            except TimeoutError:
+                result["hung_in_cell"] = number
+                return
+            if out["status"] != "ok" or out["interrupted"]:
+                result["cells"].append({"cell": number, **out})
+        with open(os.path.join(os.path.dirname(__file__), "kernel_probe.py"), encoding="utf-8") as f:
+            probe = f.read()
+        probe += f"\n_grading_probe({json.dumps(request['probes'])!r}, {request['probe_timeout_s']})\n"
+        budget = request["probe_timeout_s"] * max(1, request["probe_steps"]) + 30
+        try:
+            out = execute(km, kc, probe, budget, collect_stdout=True)
+        except KernelDied:
+            result["died_in_cell"] = "tests"
+            return
+        except TimeoutError:
+            result["hung_in_cell"] = "tests"
+            return
+        found = PROBE_RESULTS.findall(out.get("stdout", ""))
+        result["probes"] = found[-1] if found else None
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    os.set_inheritable(request["result_fd"], False)  # the kernel must not inherit it
+    set_limits(request["limits"])
+    if request.get("uid") is not None and os.getuid() == 0:
+        drop_privileges(request["uid"])
+    result = {"cells": [], "died_in_cell": None, "hung_in_cell": None, "probes": None}
+    try:
+        run(request, result)
+    except Exception as e:  # reported to the grader as a crash, with this reason
+        result["runner_error"] = f"{type(e).__name__}: {e}"[:300]
+    usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    result["cpu_s"] = sum(u.ru_utime + u.ru_stime for u in usage)  # for the timing summary only
+    with os.fdopen(request["result_fd"], "w", encoding="utf-8") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The grader is tested, not trusted.
+
+For every exercise: the solution scores full marks, the untouched student
+notebook scores zero, and each realistic wrong answer loses points in its own
+question only. For the pilot exercise, every hostile or broken submission from
+shared/notes/otter-grader.md (plus memory and fork bombs) is graded in the same
+folder as honest ones: each gets what it earned with a reason, the others are
+still graded, and no submission file is modified. All of it goes through the
+real sandbox (bubblewrap, as installed by .ci/run).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grading import exercises, grade, sandbox
+from grading.exercises import ROOT
+from tests import grading_submissions as gs
+
+PILOT = "text_as_data"
+LIMITS = sandbox.Limits(wall_s=90, cell_s=10)  # shorter than the defaults: hostile runs are slow
+CANARY = "grading-canary-written-by-a-submission"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module", params=exercises.names())
+def graded(request, tmp_path_factory):
+    """Grade one folder per exercise: right, blank and wrong answers (and, for the pilot, hostile ones)."""
+    ex = exercises.load(request.param)
+    folder = tmp_path_factory.mktemp(f"submissions-{ex.name}")
+    subs = gs.correctness(ex) + (gs.hostile(ex, folder, CANARY) if ex.name == PILOT else [])
+    for s in subs:
+        (folder / s.name).write_bytes(s.data)
+    if ex.name == PILOT:  # named like notebooks, but no file to read
+        (folder / "broken-a-folder.ipynb").mkdir()
+        os.mkfifo(folder / "broken-a-pipe.ipynb")
+    protected = [*(p for p in folder.iterdir() if p.is_file()), ROOT / "exercises" / f"{ex.name}.ipynb"]
+    before = {p: sha(p) for p in protected}
+    out = tmp_path_factory.mktemp(f"grades-{ex.name}") / "grades.csv"
+    rows = grade.grade_folder(folder, out, limits=LIMITS, use_sandbox="bubblewrap")
+    return {"exercise": ex, "rows": {r.file: r for r in rows}, "subs": {s.name: s for s in subs},
+            "folder": folder, "out": out, "before": before}
+
+
+def test_solution_scores_full_marks(graded):
+    ex, row = graded["exercise"], graded["rows"]["solution.ipynb"]
+    assert (row.status, row.reason) == ("ok", "")
+    assert row.points == {q.name: q.points for q in ex.questions}
+    assert row.total == ex.points > 0
+
+
+def test_untouched_student_notebook_scores_zero(graded):
+    row = graded["rows"]["blank.ipynb"]
+    assert row.status == "ok"
+    assert row.total == 0
+    assert set(row.points) == {q.name for q in graded["exercise"].questions}
+
+
+def test_each_wrong_answer_loses_points_in_its_question_only(graded):
+    ex = graded["exercise"]
+    wrongs = gs.WRONG_ANSWERS.get(ex.name, {})
+    assert set(wrongs) == {q.name for q in ex.questions}, "every question needs a wrong answer"
+    for question, cases in wrongs.items():
+        for i, (what, _, _) in enumerate(cases):
+            row = graded["rows"][f"wrong-{question}-{i}.ipynb"]
+            for q in ex.questions:
+                if q.name == question:
+                    assert row.points[q.name] < q.points, f"{question} ({what}) kept its points"
+                else:
+                    assert row.points[q.name] == q.points, f"{question} ({what}) cost {q.name} points"
+
+
+def test_grade_book_has_one_row_per_submission(graded):
+    ex, out = graded["exercise"], graded["out"]
+    with open(out, newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["file", *(q.name for q in ex.questions), "total", "status", "reason"]
+    assert sorted(r["file"] for r in table) == sorted(p.name for p in graded["folder"].iterdir())
+    solution = next(r for r in table if r["file"] == "solution.ipynb")
+    assert float(solution["total"]) == ex.points
+    feedback = grade.feedback_dir(out)
+    assert sorted(p.name for p in feedback.iterdir()) == sorted(r["file"][:-6] + ".txt" for r in table)
+
+
+def test_feedback_shows_public_failures_and_hides_hidden_answers(graded):
+    ex = graded["exercise"]
+    text = (grade.feedback_dir(graded["out"]) / "blank.txt").read_text()
+    public = ex.questions[0].cases[0]
+    assert not public.hidden
+    assert f"expected: {grade.short(public.steps[-1].expected)}\n      got:      None" in text
+    for q in ex.questions:
+        for case in q.cases:
+            for step in case.steps:
+                if case.hidden and step.check:
+                    assert repr(step.expected) not in text, "a hidden expected value leaked"
+                    assert step.code.strip() not in text, "a hidden test leaked"
+
+
+@pytest.mark.parametrize("name", gs.HOSTILE)
+def test_hostile_or_broken_submission(graded, name):
+    if graded["exercise"].name != PILOT:
+        pytest.skip("hostile submissions are graded with the pilot exercise")
+    sub, row = graded["subs"][f"{name}.ipynb"], graded["rows"][f"{name}.ipynb"]
+    statuses = sub.status if isinstance(sub.status, set) else {sub.status}
+    assert row.status in statuses, row.reason
+    assert sub.reason in row.reason
+    assert row.total == sub.points, row.reason
+
+
+def test_entries_that_are_not_files_get_a_row(graded):
+    if graded["exercise"].name != PILOT:
+        pytest.skip("graded with the pilot exercise")
+    for name in ["broken-a-folder.ipynb", "broken-a-pipe.ipynb"]:
+        row = graded["rows"][name]
+        assert (row.status, row.reason, row.total) == ("not a notebook", "not a regular file", 0)
+
+
+def test_hostile_list_matches_the_builders(graded):
+    if graded["exercise"].name == PILOT:
+        assert sorted(s.removesuffix(".ipynb") for s in graded["subs"] if s.startswith(("hostile", "broken"))) \
+            == sorted(gs.HOSTILE)
+
+
+def test_other_submissions_still_graded_and_nothing_modified(graded):
+    rows = graded["rows"]
+    assert rows["solution.ipynb"].total == graded["exercise"].points
+    for path, digest in graded["before"].items():
+        assert sha(path) == digest, f"{path} was modified"
+    assert {p.name for p in graded["folder"].iterdir()} >= set(graded["subs"])
+    assert len(list(graded["folder"].iterdir())) == len(graded["rows"])
+    for place in [graded["folder"], ROOT / "exercises", Path("/tmp")]:
+        assert not (place / CANARY).exists(), f"a submission wrote {place / CANARY}"
+    assert not [r for r in rows.values() if r.status == "error"], "the grader itself failed"
+
+
+def test_committed_student_notebook_is_up_to_date(tmp_path):
+    for name in exercises.names():
+        exercises.assign(name, tmp_path / name, run_tests=False)
+        fresh = exercises.normalized_student_notebook(tmp_path / name / "student" / f"{name}.ipynb")
+        committed = exercises.STUDENT_DIR / f"{name}.ipynb"
+        assert committed.is_file(), f"run `make exercises` to create {committed}"
+        assert json.loads(committed.read_text()) == fresh, \
+            f"{committed} is out of date with exercises/{name}.ipynb: run `make exercises`"
+
+
+def test_student_notebook_runs_with_nbconvert_and_checks_help(tmp_path):
+    """A learner's first run: blank answers fail their checks gracefully, with expected vs got."""
+    for name in exercises.names():
+        nb = tmp_path / f"{name}.ipynb"
+        shutil.copy(exercises.STUDENT_DIR / nb.name, nb)
+        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                        "--inplace", str(nb)], check=True, capture_output=True, cwd=tmp_path)
+        cells = json.loads(nb.read_text())["cells"]
+        outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
+        assert not [o for o in outputs if o["output_type"] == "error"]
+        text = json.dumps(outputs)
+        assert "Expected:" in text and "Got" in text  # otter's check: what was expected, what came back
+
+
+def test_sandbox_isolation():
+    """What student code sees: no privileges, no network, no course files but lmlib, its limits."""
+    if not sandbox.bwrap_works()[0]:
+        pytest.fail("bubblewrap cannot start a sandbox here (install it: apt-get install bubblewrap)")
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {}, "outputs": [],
+                     "source": "import os, resource, socket"}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    facts = {
+        "os.getuid() != 0 and os.geteuid() != 0": "True",
+        "[l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapPrm', 'CapEff'))]":
+            "['0000000000000000', '0000000000000000']",
+        f"os.path.exists({str(ROOT / 'exercises')!r}) or os.path.exists({str(exercises.BUILD)!r})": "False",
+        "len([p for p in os.listdir('/proc') if p.isdigit()]) <= 4": "True",  # bwrap, runner, kernel
+        "resource.getrlimit(resource.RLIMIT_NPROC)[0] == 64": "True",
+        "socket.create_connection(('1.1.1.1', 80), timeout=5)": "OSError",
+        f"open({str(ROOT / 'lmlib' / 'x')!r}, 'w')": "OSError",
+        "open(os.path.expanduser('~/written.txt'), 'w').write('ok')": "2",
+        "os.setuid(0)": "PermissionError",
+    }
+    probes = [[{"code": code, "check": True}] for code in facts]
+    run = sandbox.run_notebook(json.dumps(nb), "facts.ipynb", probes, sandbox.Limits(), True)
+    results = json.loads(run.result["probes"])
+    for (code, want), (got,) in zip(facts.items(), results, strict=True):
+        assert got.get("value", got.get("error", "")).startswith(want), (code, got)
+
+
+def test_every_exercise_is_on_the_website():
+    toc, index = (ROOT / "_toc.yml").read_text(), (ROOT / "exercises" / "index.md").read_text()
+    for name in exercises.names():
+        assert f"exercises/student/{name}" in toc, f"add exercises/student/{name} to _toc.yml"
+        assert f"student/{name}.ipynb" in index, f"list {name} on exercises/index.md"
+
+
+@pytest.mark.parametrize("test, problem", [
+    (">>> f(1)\narray([1, 2])", "not plain data"),
+    (">>> x = f(1)\n>>> x == [1, 2]\nTrue", "verdict"),
+    (">>> np.isclose(f(1), 0.5)\nTrue", "verdict"),
+    (">>> (len(x), x[0] == 'a')\n(2, True)", "verdict"),
+    (">>> x = f(1)\n1", "not an expression"),
+    (">>> f(1)\nTraceback (most recent call last):\nValueError: no", "exception"),
+    (">>> x = f(1)", "at least one"),
+])
+def test_tests_that_the_grader_cannot_check_are_refused(test, problem):
+    with pytest.raises(exercises.ExerciseError, match=problem):
+        exercises._steps(test, "q1 test 1")
+    assert exercises._steps(">>> x = f(1)\n>>> (len(x), round(x[0], 4))\n(2, 0.5)", "q1 test 1")[1].expected \
+        == (2, 0.5)
+
+
+def test_exact_plain_data_only():
+    assert grade.same([1, (2, "a")], [1, (2, "a")])
+    assert not grade.same([1, 2], (1, 2))
+    assert not grade.same(True, 1) and not grade.same(1, 1.0)
+    assert not grade.same({"a": [1]}, {"a": [True]})
+    with pytest.raises(ValueError):
+        grade.parse_value("__import__('os').system('true')")
+    with pytest.raises(ValueError):
+        grade.parse_value("[" * 100_000)
+    with pytest.raises(ValueError):
+        grade.parse_value(["not", "a", "string"])
+    assert grade.parse_value("{'a': (1, 2.5, None)}") == {"a": (1, 2.5, None)}
+
+
+def test_bad_input_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(grade.GradingError, match="not a folder"):
+        grade.grade_folder(tmp_path / "missing", tmp_path / "g.csv")
+    with pytest.raises(grade.GradingError, match="no .ipynb"):
+        grade.grade_folder(tmp_path, tmp_path / "out" / "g.csv")
+    (tmp_path / "a.ipynb").write_text("{}")
+    with pytest.raises(grade.GradingError, match=".csv"):
+        grade.grade_folder(tmp_path, tmp_path / "out" / "g.txt")
+    with pytest.raises(grade.GradingError, match="outside"):
+        grade.grade_folder(tmp_path, tmp_path / "g.csv")
+    with pytest.raises(grade.GradingError, match="unknown assignment"):
+        grade.grade_folder(tmp_path, tmp_path / "out" / "g.csv", assignment="nope")
+    proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(tmp_path / "missing"), "g.csv"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+def test_without_bubblewrap_it_says_so_and_still_limits(tmp_path, capsys):
+    """The fallback: loud warning, limits and timeouts still apply; the sandbox is what stops reading."""
+    ex = exercises.load(PILOT)
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    subs = {s.name: s for s in gs.hostile(ex, folder, CANARY)}
+    for name in ["hostile-reads-hidden-tests.ipynb", "hostile-loop-ignores-interrupt.ipynb"]:
+        (folder / name).write_bytes(subs[name].data)
+    rows = {r.file: r for r in grade.grade_folder(folder, tmp_path / "g.csv", limits=LIMITS,
+                                                  use_sandbox="none")}
+    assert "WITHOUT a sandbox" in capsys.readouterr().err
+    assert all(r.reason.startswith("UNSANDBOXED") for r in rows.values())
+    assert rows["hostile-loop-ignores-interrupt.ipynb"].status == "timeout"
+    # Unsandboxed, this submission reads the solutions and forges full marks; sandboxed it got 0.
+    assert rows["hostile-reads-hidden-tests.ipynb"].total == ex.points
