@@ -117,40 +117,62 @@ def deduplicate(texts: list[str]) -> list[str]:
 WIKI_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
-def _parse_wiki() -> list[str]:
+def wiki_pages() -> dict[str, str]:
+    """The articles of the Wikipedia dump as raw wikitext, by title (redirect pages left out)."""
     wikicorpus = require("gensim.corpora.wikicorpus")
     with bz2.BZ2File(source_files("wiki")[0]) as f:
-        pages = list(wikicorpus.extract_pages(f, filter_namespaces=("0",)))
-    articles = [clean_wiki_markup(text) for _, text, _ in pages if not text.lstrip().lower().startswith("#redirect")]
+        pages = wikicorpus.extract_pages(f, filter_namespaces=("0",))
+        return {title: text for title, text, _ in pages if not text.lstrip().lower().startswith("#redirect")}
+
+
+def _parse_wiki() -> list[str]:
+    articles = [clean_wiki_markup(text) for text in wiki_pages().values()]
     return [a for a in articles if a]
 
 
-def _parse_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
+    """The non-blank lines of a text file, stripped."""
     return [line.strip() for line in path.read_text(encoding=encoding).splitlines() if line.strip()]
 
 
 def _parse_peoples_daily() -> list[list[list[str]]]:
     """Each paragraph as a list of [word, tag] pairs."""
     docs = []
-    for line in _parse_lines(source_files("peoples_daily")[0]):
+    for line in read_lines(source_files("peoples_daily")[0]):
         pairs = [tok.rsplit("/", 1) for tok in line.split()]
         docs.append([[w.lstrip("["), t.split("]")[0]] for w, t in pairs])
     return docs
 
 
+def deduplicate_labelled(texts_by_label: dict[str, list[str]]) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Deduplicate each label's texts, then drop texts found under more than one label (their label is noise).
+
+    Returns the kept ``(text, label)`` pairs and a report: texts and distinct
+    texts per label, texts under several labels, texts kept.
+    """
+    distinct = {label: deduplicate(texts) for label, texts in texts_by_label.items()}
+    labels_of: dict[str, set[str]] = {}
+    for label, texts in distinct.items():
+        for t in texts:
+            labels_of.setdefault(normalize_for_dedup(t), set()).add(label)
+    unambiguous = {key for key, labels in labels_of.items() if len(labels) == 1}
+    kept = [(t, label) for label, texts in distinct.items() for t in texts if normalize_for_dedup(t) in unambiguous]
+    report = {f"{label} texts": len(texts) for label, texts in texts_by_label.items()}
+    report |= {f"{label} distinct": len(texts) for label, texts in distinct.items()}
+    report |= {"under several labels": sum(len(ls) > 1 for ls in labels_of.values()), "kept": len(kept)}
+    return kept, report
+
+
 def _parse_reviews_zh() -> list[list[str]]:
-    """Reviews deduplicated; texts that occur under both labels are dropped (their label is noise)."""
     pos, neg = source_files("reviews_zh")
-    by_label = {"pos": deduplicate(_parse_lines(pos)), "neg": deduplicate(_parse_lines(neg))}
-    keys = {lab: {normalize_for_dedup(t) for t in texts} for lab, texts in by_label.items()}
-    both = keys["pos"] & keys["neg"]
-    return [[t, lab] for lab, texts in by_label.items() for t in texts if normalize_for_dedup(t) not in both]
+    kept, _ = deduplicate_labelled({"pos": read_lines(pos), "neg": read_lines(neg)})
+    return [[text, label] for text, label in kept]
 
 
 def _parse_polarity_en() -> list[list[str]]:
     pairs = []
     # The file is Windows-1252 (its em dashes are byte 0x97), not UTF-8.
-    for line in _parse_lines(source_files("polarity_en")[0], encoding="cp1252"):
+    for line in read_lines(source_files("polarity_en")[0], encoding="cp1252"):
         label, text = line.split(" ", 1)
         pairs.append([text, label.removeprefix("__label__")])
     return pairs
@@ -171,7 +193,7 @@ def source_files(name: str) -> list[Path]:
 def _raw(name: str) -> list:
     parse = {
         "wiki": _parse_wiki,
-        "news": lambda: _parse_lines(source_files("news")[0]),
+        "news": lambda: read_lines(source_files("news")[0]),
         "peoples_daily": _parse_peoples_daily,
         "reviews_zh": _parse_reviews_zh,
         "polarity_en": _parse_polarity_en,
@@ -225,7 +247,7 @@ def load_word_pairs(name: str) -> list[tuple[str, str, float]]:
     if name not in WORD_PAIR_SETS:
         raise ValueError(f"unknown word-pair set {name!r}; use one of {', '.join(WORD_PAIR_SETS)}")
     pairs = []
-    for line in _parse_lines(eval_set_path(name)):
+    for line in read_lines(eval_set_path(name)):
         if not line.startswith("#"):
             a, b, score = line.split("\t")
             pairs.append((a, b, float(score)))
@@ -236,7 +258,7 @@ def load_analogies() -> dict[str, list[tuple[str, str, str, str]]]:
     """Mikolov's analogy questions ``a : b :: c : d`` by section (e.g. ``capital-common-countries``)."""
     sections: dict[str, list[tuple[str, str, str, str]]] = {}
     current = None
-    for line in _parse_lines(eval_set_path("analogies")):
+    for line in read_lines(eval_set_path("analogies")):
         if line.startswith(":"):
             current = line[1:].strip()
             sections[current] = []
@@ -286,9 +308,14 @@ def _check_name(name: str) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Rows of equal keys as a fixed-width text table."""
+    """Rows of equal keys as a fixed-width text table (floats to 4 significant digits)."""
     cols = list(rows[0])
-    cells = [[f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols] for r in rows]
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"  # 4 significant digits: the same on every machine
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    cells = [[fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]

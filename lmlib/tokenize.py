@@ -34,8 +34,10 @@ SPECIALS = (PAD, UNK, BOS, EOS)
 # Words (letters/digits, with inner apostrophes or hyphens: "don't", "state-of-the-art")
 # and single punctuation marks.
 _WORD_RE = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
-_SENTENCE_END_EN = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-_SENTENCE_END_ZH = re.compile(r"(?<=[。！？!?])[”’」』）)]*")
+# A sentence ends after . ! ? and any closing quotes or brackets (kept with the sentence);
+# in English the next sentence must start, after spaces, with a capital or digit.
+_SENTENCE_END_EN = re.compile(r"[.!?][\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])")
+_SENTENCE_END_ZH = re.compile(r"[。！？!?][”’」』）)]*")
 
 
 def char_tokenize(text: str, keep_spaces: bool = True) -> list[str]:
@@ -60,18 +62,15 @@ def split_sentences(text: str, lang: str = "en") -> list[str]:
     """
     if lang not in ("en", "zh"):
         raise ValueError(f"lang must be 'en' or 'zh', not {lang!r}")
+    end = _SENTENCE_END_EN if lang == "en" else _SENTENCE_END_ZH
     sentences = []
     for paragraph in text.split("\n"):
-        if lang == "en":
-            parts = _SENTENCE_END_EN.split(paragraph)
-        else:
-            parts, start = [], 0
-            for m in _SENTENCE_END_ZH.finditer(paragraph):
-                parts.append(paragraph[start : m.end()])
-                start = m.end()
-            parts.append(paragraph[start:])
-        sentences += [p.strip() for p in parts if p.strip()]
-    return sentences
+        start = 0
+        for m in end.finditer(paragraph):
+            sentences.append(paragraph[start : m.end()])
+            start = m.end()
+        sentences.append(paragraph[start:])
+    return [s.strip() for s in sentences if s.strip()]
 
 
 def segment_zh(text: str) -> list[str]:
@@ -135,7 +134,7 @@ def tokenizer_stats(
     return {
         "vocabulary": len(train_vocab),
         "tokens per word": len(valid_tokens) / valid_words,
-        "OOV rate": oov / len(valid_tokens),
+        "OOV %": 100 * oov / len(valid_tokens),
     }
 
 

@@ -38,6 +38,15 @@ def zipf_exponent(freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000)
     return float(-slope)
 
 
+def zipf_summary(freqs: np.ndarray, top: int = 100) -> dict[str, float]:
+    """Zipf exponent, the share of the vocabulary seen once, and the share of the text the ``top`` words make."""
+    return {
+        "s": zipf_exponent(freqs),
+        "seen once (% of vocabulary)": 100 * float((freqs == 1).sum()) / len(freqs),
+        f"top {top} words (% of text)": 100 * float(freqs[:top].sum()) / float(freqs.sum()),
+    }
+
+
 def plot_zipf(ax, freqs: np.ndarray, label: str) -> None:
     """Rank-frequency curve on log-log axes, with the fitted Zipf line."""
     ranks = np.arange(1, len(freqs) + 1)

@@ -71,6 +71,26 @@ def test_deduplicate_keeps_first_copy_in_order():
     assert data.deduplicate(["A  b", "c", "a b", "C", "d"]) == ["A  b", "c", "d"]
 
 
+def test_deduplicate_labelled_drops_texts_under_two_labels_and_reports():
+    kept, report = data.deduplicate_labelled({"pos": ["good", "Good", "fine"], "neg": ["bad", "fine", "bad"]})
+    assert kept == [("good", "pos"), ("bad", "neg")]
+    assert report == {"pos texts": 3, "neg texts": 3, "pos distinct": 2, "neg distinct": 2,
+                      "under several labels": 1, "kept": 2}
+
+
+def test_reviews_dedup_report_matches_the_corpus():
+    pos, neg = data.source_files("reviews_zh")
+    _, report = data.deduplicate_labelled({"pos": data.read_lines(pos), "neg": data.read_lines(neg)})
+    assert report["kept"] == len(data.load_corpus("reviews_zh", "all"))
+    assert report["kept"] == report["pos distinct"] + report["neg distinct"] - 2 * report["under several labels"]
+
+
+def test_wiki_pages_are_raw_wikitext_by_title():
+    pages = data.wiki_pages()
+    assert "[[" in pages["Anarchism"]
+    assert not any(text.lstrip().lower().startswith("#redirect") for text in pages.values())
+
+
 def test_eval_sets():
     ws = data.load_word_pairs("wordsim353")
     assert len(ws) == 353 and ws[0] == ("love", "sex", 6.77)
@@ -97,6 +117,8 @@ def test_corpus_stats_table():
     assert sum(r["documents"] for r in rows) == 200
     table = data.format_table(rows)
     assert table.splitlines()[0].split() == list(rows[0])
+    row = data.format_table([{"x": 1234567, "y": 2 / 3, "z": "a"}]).splitlines()[1]
+    assert row.split() == ["1,234,567", "0.6667", "a"]
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,14 @@ def test_split_sentences():
         "It rained.", "Then it stopped!", "Did it?", "Yes."
     ]
     assert split_sentences("今天下雨。明天呢？晴天！", lang="zh") == ["今天下雨。", "明天呢？", "晴天！"]
+    assert split_sentences("他说：“走吧。”我们走了。", lang="zh") == ["他说：“走吧。”", "我们走了。"]
+
+
+def test_split_sentences_keeps_closing_quotes_and_brackets_and_every_character():
+    text = 'He said "stop." Then (he left.) After that, nothing. "Why?" she asked.'
+    sentences = split_sentences(text)
+    assert sentences == ['He said "stop."', "Then (he left.)", "After that, nothing.", '"Why?" she asked.']
+    assert " ".join(sentences) == text
     with pytest.raises(ValueError, match="'en' or 'zh'"):
         split_sentences("x", lang="fr")
 
@@ -125,6 +133,6 @@ def test_jieba_agrees_with_peoples_daily_gold_segmentation():
 
 def test_tokenizer_stats_counts_vocabulary_length_and_oov():
     stats = tokenizer_stats(word_tokenize, ["a b a c"], ["a d d e"], valid_words=4)
-    assert stats == {"vocabulary": 3, "tokens per word": 1.0, "OOV rate": 0.75}
+    assert stats == {"vocabulary": 3, "tokens per word": 1.0, "OOV %": 75.0}
     fixed = tokenizer_stats(word_tokenize, ["a"], ["a d"], valid_words=1, vocabulary={"a", "d"})
-    assert fixed == {"vocabulary": 2, "tokens per word": 2.0, "OOV rate": 0.0}
+    assert fixed == {"vocabulary": 2, "tokens per word": 2.0, "OOV %": 0.0}

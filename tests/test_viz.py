@@ -40,3 +40,10 @@ def test_token_tabs_show_every_tokenizer_and_escape_html():
     assert [tabs.get_title(i) for i in range(2)] == ["chars", "split"]
     assert "&lt;b&gt;" in tabs.children[1].value and "<b>" not in tabs.children[1].value
     assert "5 tokens" in tabs.children[0].value
+
+
+def test_zipf_summary_shares():
+    freqs = np.array([50] * 10 + [5] * 20 + [1] * 30)
+    summary = viz.zipf_summary(freqs, top=10)
+    assert summary["seen once (% of vocabulary)"] == 50.0
+    assert summary["top 10 words (% of text)"] == pytest.approx(100 * 500 / 630)
