@@ -69,6 +69,73 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "ngram_models": {
+        "q1": [
+            ("forgets </s>: m bigrams per sentence, not m + 1", "bigrams", """
+                def bigrams(sentence):
+                    padded = ["<s>", *sentence]
+                    return list(zip(padded[:-1], padded[1:]))
+            """),
+            ("two <s> of context (a trigram model's padding)", "bigrams", """
+                def bigrams(sentence):
+                    padded = ["<s>", "<s>", *sentence, "</s>"]
+                    return list(zip(padded[:-1], padded[1:]))
+            """),
+            ("pads the whole corpus once: bigrams span sentence boundaries", "count_bigrams", """
+                def count_bigrams(sentences):
+                    return Counter(bigrams([w for sentence in sentences for w in sentence]))
+            """),
+        ],
+        "q2": [
+            ("wrong axis: divides by c(. w), how often w was predicted, not by c(h .)", "mle_prob", """
+                def mle_prob(counts, h, w):
+                    return counts[(h, w)] / sum(n for (_, second), n in counts.items() if second == w)
+            """),
+            ("joint, not conditional: divides by the number of all bigrams", "mle_prob", """
+                def mle_prob(counts, h, w):
+                    return counts[(h, w)] / sum(counts.values())
+            """),
+            ("divides by the number of distinct words after h (types, not tokens)", "mle_prob", """
+                def mle_prob(counts, h, w):
+                    return counts[(h, w)] / len({second for first, second in counts if first == h})
+            """),
+        ],
+        "q3": [
+            ("missing the k|V| term: the probabilities do not sum to 1", "add_k_prob", """
+                def add_k_prob(counts, h, w, k):
+                    history_total = sum(n for (first, _), n in counts.items() if first == h)
+                    return (counts[(h, w)] + k) / history_total
+            """),
+            ("counts <s> in V", "vocab_size", """
+                def vocab_size(counts):
+                    return len({token for bigram in counts for token in bigram}) + 1
+            """),
+            ("forgets <unk> in V (off by one)", "vocab_size", """
+                def vocab_size(counts):
+                    return len({w for _, w in counts})
+            """),
+        ],
+        "q4": [
+            ("forgets </s>: neither predicted nor counted", "sentence_perplexity", """
+                def sentence_perplexity(sentence, prob):
+                    padded = ["<s>", *sentence]
+                    log_probs = [math.log(prob(h, w)) for h, w in zip(padded[:-1], padded[1:])]
+                    return math.exp(-sum(log_probs) / len(log_probs))
+            """),
+            ("log10 with exp: mixes the bases of the logarithm", "sentence_perplexity", """
+                def sentence_perplexity(sentence, prob):
+                    padded = ["<s>", *sentence, "</s>"]
+                    log_probs = [math.log10(prob(h, w)) for h, w in zip(padded[:-1], padded[1:])]
+                    return math.exp(-sum(log_probs) / len(log_probs))
+            """),
+            ("averages over the m words, not the m + 1 predicted tokens (off by one)", "sentence_perplexity", """
+                def sentence_perplexity(sentence, prob):
+                    padded = ["<s>", *sentence, "</s>"]
+                    log_probs = [math.log(prob(h, w)) for h, w in zip(padded[:-1], padded[1:])]
+                    return math.exp(-sum(log_probs) / len(sentence))
+            """),
+        ],
+    },
 }
 
 
