@@ -586,3 +586,29 @@ def _arpa_names(vocab: Vocab) -> list[str]:
 def _token_id(vocab: Vocab, token: str) -> int:
     token = {SENTENCE_START: BOS, SENTENCE_END: EOS}.get(token, token)
     return vocab.stoi.get(token, vocab.unk_id)
+
+
+# --- experiments ---------------------------------------------------------------------------------
+
+def perplexity_by_order(
+    train: Sequence[Sequence[str]],
+    evals: dict[str, Sequence[Sequence[str]]],
+    orders: Sequence[int],
+    smoothings: dict[str, dict],
+    min_count: int = 1,
+) -> list[dict]:
+    """Perplexity of one model per (smoothing, order), trained on ``train``, on each text of ``evals``.
+
+    ``smoothings`` maps a name to ``NGramLM`` options, e.g. ``{"add-k": {"smoothing": "add_k", "k": 0.01}}``.
+    Returns one row per smoothing and evaluation text, ``{"smoothing", "split", "n=1", "n=2", ...}``,
+    ready for ``lmlib.data.format_table`` and ``lmlib.viz.plot_perplexity_by_order``.
+    """
+    if not orders or not evals or not smoothings:
+        raise ValueError("perplexity_by_order needs at least one order, one evaluation text and one smoothing")
+    rows = {(name, split): {"smoothing": name, "split": split} for name in smoothings for split in evals}
+    for name, options in smoothings.items():
+        for n in orders:
+            model = NGramLM(n, min_count=min_count, **options).fit(train)
+            for split, sentences in evals.items():
+                rows[name, split][f"n={n}"] = model.perplexity(sentences)
+    return list(rows.values())

@@ -81,3 +81,54 @@ def token_tabs(text: str, tokenizers: dict[str, Callable[[str], list[str]]]):
     for i, name in enumerate(names):
         tabs.set_title(i, name)
     return tabs
+
+
+def plot_unseen_fractions(ax, unseen: dict[int, float]) -> None:
+    """Bars: the share of n-grams never seen in training, per order n (from ``NGramLM.unseen_fraction``)."""
+    orders = list(unseen)
+    bars = ax.bar(orders, [100 * f for f in unseen.values()])
+    ax.bar_label(bars, labels=[f"{100 * f:.1f}%" for f in unseen.values()])
+    ax.set_xticks(orders)
+    ax.set_ylim(0, 110)
+    ax.set_xlabel("n (order of the n-gram)")
+    ax.set_ylabel("never seen in training (% of n-grams)")
+    ax.set_title("Sparsity: n-grams never seen in training")
+
+
+def plot_perplexity_by_order(axes, rows: list[dict], zoom: str = "Kneser-Ney") -> None:
+    """Perplexity against the order n, one line per row of ``lmlib.ngram.perplexity_by_order``.
+
+    ``axes``: one Axes, or two. The first shows every row on a log scale; the second, a
+    linear close-up of the smoothings whose name contains ``zoom``, from n = 2 on.
+    Infinite perplexities are left out of the lines, and the legend says from which n.
+    """
+    main, close = (axes, None) if not isinstance(axes, (list, tuple, np.ndarray)) else tuple(axes)[:2]
+    names = list(dict.fromkeys(r["smoothing"] for r in rows))
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    styles = ["-o", "--s", ":^", "-.v"]
+    for row in rows:
+        orders = sorted(int(key[2:]) for key in row if key.startswith("n="))
+        ppl = {n: row[f"n={n}"] for n in orders}
+        finite = [n for n in orders if np.isfinite(ppl[n])]
+        label = f"{row['smoothing']}, {row['split']}"
+        if len(finite) < len(orders):
+            note = f"infinite for n >= {min(n for n in orders if n not in finite)}"
+            label += f" ({note})"
+            if finite and row["split"] == splits[0]:  # the points may hide under other lines: point at them
+                main.annotate(f"{row['smoothing']}: {note}", xy=(finite[-1], ppl[finite[-1]]), xytext=(10, 50),
+                              textcoords="offset points", arrowprops={"arrowstyle": "->"}, fontsize=8,
+                              bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7"})
+        style = {"color": f"C{names.index(row['smoothing']) % 10}"}
+        fmt = styles[splits.index(row["split"]) % len(styles)]
+        main.plot(finite, [ppl[n] for n in finite], fmt, label=label, **style)
+        if close is not None and zoom in row["smoothing"]:
+            near = [n for n in finite if n >= 2]
+            close.plot(near, [ppl[n] for n in near], fmt, label=label, **style)
+    all_orders = sorted({int(k[2:]) for r in rows for k in r if k.startswith("n=")})
+    main.set(yscale="log", xticks=all_orders, xlabel="order n",
+             ylabel="perplexity per token (log scale)", title="Perplexity against the order")
+    main.legend(fontsize=7)
+    if close is not None:
+        close.set(xticks=[n for n in all_orders if n >= 2], xlabel="order n", ylabel="perplexity per token",
+                  title=f"Close-up: {zoom} models, n >= 2")
+        close.legend(fontsize=7)

@@ -15,9 +15,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmlib.data import load_corpus
+from lmlib.data import format_table, load_corpus
 from lmlib.lm import LanguageModel, check_language_model, encode_batch, perplexity
-from lmlib.ngram import FALLBACK_DISCOUNTS, SMOOTHINGS, NGramLM, continuation_counts, kn_discounts
+from lmlib.ngram import (
+    FALLBACK_DISCOUNTS,
+    SMOOTHINGS,
+    NGramLM,
+    continuation_counts,
+    kn_discounts,
+    perplexity_by_order,
+)
 from lmlib.tokenize import split_sentences, word_tokenize
 
 LN10 = math.log(10)
@@ -428,3 +435,28 @@ def test_generate_is_seeded_and_follows_the_counts():
 def test_bad_input_gets_a_clear_error(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_perplexity_by_order_gives_one_row_per_smoothing_and_split(news):
+    train, test = news
+    evals = {"train": train[:50], "test": test}
+    smoothings = {"MLE": {"smoothing": "mle"}, "add-k": {"smoothing": "add_k", "k": 0.1},
+                  "KN": {"smoothing": "kneser_ney"}}
+    rows = perplexity_by_order(train, evals, [1, 2, 3], smoothings, min_count=2)
+    assert [(r["smoothing"], r["split"]) for r in rows] == [
+        (name, split) for name in smoothings for split in evals
+    ]
+    assert all(list(r) == ["smoothing", "split", "n=1", "n=2", "n=3"] for r in rows)
+    for row in rows:
+        for n in (1, 2, 3):
+            model = NGramLM(n, min_count=2, **smoothings[row["smoothing"]]).fit(train)
+            assert row[f"n={n}"] == pytest.approx(model.perplexity(evals[row["split"]]))
+    by = {(r["smoothing"], r["split"]): r for r in rows}
+    assert by["MLE", "test"]["n=2"] == math.inf  # an unseen bigram after a seen word
+    assert by["KN", "train"]["n=3"] < by["KN", "train"]["n=1"]
+    assert "n=3" in format_table(rows).splitlines()[0]
+
+
+def test_perplexity_by_order_needs_something_to_do():
+    with pytest.raises(ValueError, match="at least one order"):
+        perplexity_by_order([["a"]], {"valid": [["a"]]}, [], {"MLE": {"smoothing": "mle"}})

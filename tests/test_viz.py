@@ -47,3 +47,47 @@ def test_zipf_summary_shares():
     summary = viz.zipf_summary(freqs, top=10)
     assert summary["seen once (% of vocabulary)"] == 50.0
     assert summary["top 10 words (% of text)"] == pytest.approx(100 * 500 / 630)
+
+
+def test_plot_unseen_fractions_draws_percent_bars_with_labels():
+    fig, ax = plt.subplots()
+    viz.plot_unseen_fractions(ax, {1: 0.08, 2: 0.44, 3: 0.802})
+    assert [round(p.get_height(), 6) for p in ax.patches] == [8.0, 44.0, 80.2]
+    assert [p.get_x() + p.get_width() / 2 for p in ax.patches] == [1, 2, 3]
+    assert [t.get_text() for t in ax.texts] == ["8.0%", "44.0%", "80.2%"]
+    assert "n" in ax.get_xlabel() and "%" in ax.get_ylabel()
+    plt.close(fig)
+
+
+PPL_ROWS = [
+    {"smoothing": "MLE", "split": "valid", "n=1": 460.0, "n=2": float("inf"), "n=3": float("inf")},
+    {"smoothing": "MLE", "split": "test", "n=1": 470.0, "n=2": float("inf"), "n=3": float("inf")},
+    {"smoothing": "Kneser-Ney", "split": "valid", "n=1": 460.0, "n=2": 210.0, "n=3": 198.0},
+    {"smoothing": "Kneser-Ney", "split": "test", "n=1": 470.0, "n=2": 220.0, "n=3": 205.0},
+]
+
+
+def test_plot_perplexity_by_order_skips_infinite_values_and_zooms_on_kneser_ney():
+    fig, (ax, zoom) = plt.subplots(1, 2)
+    viz.plot_perplexity_by_order((ax, zoom), PPL_ROWS)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == [
+        "MLE, valid (infinite for n >= 2)", "MLE, test (infinite for n >= 2)", "Kneser-Ney, valid", "Kneser-Ney, test",
+    ]
+    assert lines["MLE, valid (infinite for n >= 2)"].get_xdata().tolist() == [1]
+    assert lines["Kneser-Ney, test"].get_ydata().tolist() == [470.0, 220.0, 205.0]
+    assert lines["MLE, valid (infinite for n >= 2)"].get_color() != lines["Kneser-Ney, valid"].get_color()
+    assert lines["Kneser-Ney, valid"].get_linestyle() != lines["Kneser-Ney, test"].get_linestyle()
+    assert [t.get_text() for t in ax.texts] == ["MLE: infinite for n >= 2"]
+    assert ax.get_yscale() == "log" and "perplexity" in ax.get_ylabel() and "order" in ax.get_xlabel()
+    assert [line.get_label() for line in zoom.get_lines()] == ["Kneser-Ney, valid", "Kneser-Ney, test"]
+    assert zoom.get_lines()[0].get_xdata().tolist() == [2, 3]
+    assert zoom.get_yscale() == "linear" and "perplexity" in zoom.get_ylabel()
+    plt.close(fig)
+
+
+def test_plot_perplexity_by_order_accepts_one_axes():
+    fig, ax = plt.subplots()
+    viz.plot_perplexity_by_order(ax, PPL_ROWS[2:])
+    assert len(ax.get_lines()) == 2 and ax.get_xticks().tolist() == [1, 2, 3]
+    plt.close(fig)
