@@ -101,6 +101,9 @@ def _bwrap_args(workdir: Path) -> list[str]:
     for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/nsswitch.conf",
               "/etc/passwd", "/etc/group", "/etc/hosts", "/etc/localtime", "/etc/ssl"):
         args += ["--ro-bind-try", f, f]
+    # The sandbox's own /tmp first: the read-only binds below then land on top of it, so a
+    # course checkout, venv or cache that lives under /tmp stays visible inside the sandbox.
+    args += ["--bind", str(workdir / "tmp"), "/tmp"]
     made = set()
     for path in _read_only_paths():
         for parent in reversed(path.parents):  # bwrap would create missing parents as 0700
@@ -109,8 +112,7 @@ def _bwrap_args(workdir: Path) -> list[str]:
                 args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", str(path), str(path)]
     args += ["--dev", "/dev", "--proc", "/proc",
-             "--bind", str(workdir / "work"), BOX_WORKDIR,
-             "--bind", str(workdir / "tmp"), "/tmp", "--chdir", BOX_WORKDIR]
+             "--bind", str(workdir / "work"), BOX_WORKDIR, "--chdir", BOX_WORKDIR]
     return args
 
 

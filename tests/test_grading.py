@@ -265,3 +265,27 @@ def test_without_bubblewrap_it_says_so_and_still_limits(tmp_path, capsys):
     assert rows["hostile-loop-ignores-interrupt.ipynb"].status == "timeout"
     # Unsandboxed, this submission reads the solutions and forges full marks; sandboxed it got 0.
     assert rows["hostile-reads-hidden-tests.ipynb"].total == ex.points
+
+
+def test_sandbox_sees_a_course_checkout_under_tmp(tmp_path, monkeypatch):
+    """A clone under /tmp (its venv, lmlib, the corpus cache) must stay visible under the sandbox's own /tmp."""
+    if not sandbox.bwrap_works()[0]:
+        pytest.skip("bubblewrap cannot start a sandbox on this machine")
+    assert str(tmp_path).startswith("/tmp/")
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "marker.txt").write_text("visible")
+    real_paths = sandbox._read_only_paths
+    monkeypatch.setattr(sandbox, "_read_only_paths", lambda: [*real_paths(), checkout])
+    workdir = tmp_path / "box"
+    (workdir / "work").mkdir(parents=True)
+    (workdir / "tmp").mkdir()
+    args = sandbox._bwrap_args(workdir)
+    proc = subprocess.run([*args, "/bin/cat", str(checkout / "marker.txt")], capture_output=True, text=True,
+                          timeout=30)
+    assert (proc.returncode, proc.stdout) == (0, "visible"), proc.stderr
+    # and the sandbox's /tmp is still its own: nothing written there reaches the host's /tmp
+    proc = subprocess.run([*args, "/bin/sh", "-c", "echo x > /tmp/escaped && ls /tmp"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert not Path("/tmp/escaped").exists() and (workdir / "tmp" / "escaped").exists()
