@@ -17,10 +17,35 @@ export NLTK_DATA := $(CURDIR)/.venv/nltk_data
 
 NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
-.PHONY: install book serve lab test lint unit nbval book-strict execute clean assets site-test bench
+.PHONY: check-python install book serve lab test lint unit nbval book-strict execute clean assets site-test bench
 .DEFAULT_GOAL := book
 
-$(STAMP): pyproject.toml
+# The oldest Python the pinned packages install on (numpy 2.4, scipy 1.17, matplotlib 3.11,
+# transformers 5 and hypothesis 6.170 all require 3.11); read from pyproject.toml's requires-python.
+PYTHON_MIN := $(shell sed -n 's/^requires-python *= *">=\([0-9.]*\)".*/\1/p' pyproject.toml)
+ifeq ($(PYTHON_MIN),)
+$(error pyproject.toml has no requires-python = ">=X.Y" line, which the Makefile reads)
+endif
+
+# Checked before the virtual environment is made (and again if an old .venv is found), so an
+# old Python fails here with a clear message, not deep inside pip. The version is compared in awk, so
+# any interpreter that prints it (Python 2 included) gets the message.
+check-python:
+	@py="$(PYTHON)"; if [ -x $(BIN)/python ]; then py=$(BIN)/python; fi; \
+	found=$$("$$py" -c 'import sys; print("%d.%d.%d" % tuple(sys.version_info[:3]))' 2>/dev/null) || { \
+	  echo "make: cannot run '$$py' to create the course's virtual environment." >&2; \
+	  echo "      Install Python $(PYTHON_MIN) or newer and run, e.g.: make PYTHON=python$(PYTHON_MIN)" >&2; exit 1; }; \
+	awk -v found="$$found" -v need="$(PYTHON_MIN)" 'BEGIN { n = split(found, f, "."); split(need, r, "."); \
+	  for (i = 1; i <= 3; i++) { if (f[i] + 0 != r[i] + 0) exit (f[i] + 0 > r[i] + 0) ? 0 : 1 } exit 0 }' || { \
+	  echo "make: the course needs Python >= $(PYTHON_MIN), but '$$py' is Python $$found." >&2; \
+	  echo "      Its pinned packages (numpy 2.4, scipy 1.17, matplotlib 3.11, transformers 5, ...) do not install on older ones." >&2; \
+	  if [ "$$py" = "$(BIN)/python" ]; then \
+	    echo "      $(VENV) was made with that Python: remove it (rm -rf $(VENV)) and run, e.g.: make PYTHON=python$(PYTHON_MIN)" >&2; \
+	  else \
+	    echo "      Run make with a newer Python, e.g.: make PYTHON=python$(PYTHON_MIN)  (or python3.12, python3.13)" >&2; fi; \
+	  exit 1; }
+
+$(STAMP): pyproject.toml | check-python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[course]'
 	@touch $@
@@ -56,8 +81,14 @@ serve:
 	@echo "Serving the course on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it)"
 	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
+# JupyterLab at the repository root, so that both the chapters (chapters/) and the exercises
+# to fill in (exercises/student/) are in its file browser. LAB_ARGS passes options, e.g.
+# make lab LAB_ARGS=--no-browser
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(BIN)/jupyter lab chapters
+	@echo "JupyterLab opens at the course's root folder: the chapters are in chapters/,"
+	@echo "the exercises to fill in are in exercises/student/. Ctrl-C twice stops it."
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
