@@ -1,4 +1,4 @@
-"""N-gram language models: counts, MLE, add-k, Kneser-Ney and modified Kneser-Ney, ARPA export.
+"""N-gram language models: counts, MLE, add-k, linear interpolation, (modified) Kneser-Ney, ARPA export.
 
 An n-gram model makes the Markov assumption: a word depends only on the n-1
 words before it, its context (history) h,
@@ -14,6 +14,7 @@ predict (the words, ``</s>`` and ``<unk>``; never ``<s>``):
 
     MLE          P(w | h) = c(h w) / c(h .)
     add-k        P(w | h) = (c(h w) + k) / (c(h .) + k |V|)          (k = 1: Laplace)
+    Jelinek-Mercer  P(w | h) = lambda_0 / |V| + sum_{i=1}^{n} lambda_i P_MLE(w | h_i),  sum_i lambda_i = 1,
     Kneser-Ney   P(w | h) = max(a(h w) - D, 0) / a(h .) + gamma(h) P(w | h'),
                  gamma(h) = D N1+(h .) / a(h .),        P(w | no context') = 1 / |V|,
 
@@ -36,7 +37,13 @@ log10 P of every seen n-gram and log10 gamma(h) as the backoff weight of h.
 MLE gives probability 0 to anything unseen (log-probability -inf, perplexity
 inf). When the whole context h was never seen, c(h .) = 0 and the MLE is 0/0;
 it then uses the longest part of h that was seen. Add-k needs no such rule:
-its formula gives the uniform 1/|V| for an unseen context.
+its formula gives the uniform 1/|V| for an unseen context, with no back-off.
+
+Jelinek-Mercer (linear interpolation) mixes the MLEs of every order, h_i being
+the last i-1 words of h (h_1 is empty), with that same rule for an h_i never
+seen, and the uniform 1/|V| as an order 0 so that nothing gets probability 0.
+The weights lambda are fixed numbers, tuned on held-out text by EM
+(``NGramLM.tune_lambdas``).
 
 Counting is vectorised with numpy: an n-gram is stored as the pair (index of
 its context among the (n-1)-grams, word id) packed into one int64 key, so one
@@ -59,7 +66,7 @@ import torch
 from lmlib import lm
 from lmlib.tokenize import BOS, EOS, PAD, SPECIALS, UNK, Vocab
 
-SMOOTHINGS = ("mle", "add_k", "kneser_ney", "modified_kneser_ney")
+SMOOTHINGS = ("mle", "add_k", "jelinek_mercer", "kneser_ney", "modified_kneser_ney")
 KNESER_NEY = ("kneser_ney", "modified_kneser_ney")
 # Discounts for an order whose count-of-counts cannot give valid ones (tiny corpora): KenLM's
 # --discount_fallback values for modified Kneser-Ney, the textbook D = 0.75 for Kneser-Ney.
@@ -67,6 +74,22 @@ FALLBACK_DISCOUNTS = {"kneser_ney": (0.75, 0.75, 0.75), "modified_kneser_ney": (
 # The padding tokens a caller may write in a context, and the names ARPA files use.
 SENTENCE_START, SENTENCE_END = "<s>", "</s>"
 ARPA_NAMES = {BOS: SENTENCE_START, EOS: SENTENCE_END, UNK: "<unk>"}
+
+
+# --- the idea in ten lines -----------------------------------------------------------------------
+
+def bigram_mle_dict(sentences: Iterable[Sequence[str]]) -> dict[str, dict[str, float]]:
+    """The bigram MLE with plain dicts: ``p[v][w]`` = P(w | v) = c(v w) / c(v .).
+
+    Each sentence is padded as ``<s> w_1 .. w_m </s>``. ``NGramLM(2, "mle")`` computes
+    the same numbers with numpy, for any order, and scores batches of sentences.
+    """
+    counts: dict[str, Counter] = {}  # counts[v][w] = c(v w)
+    for sentence in sentences:
+        padded = [SENTENCE_START, *sentence, SENTENCE_END]
+        for v, w in zip(padded[:-1], padded[1:], strict=True):
+            counts.setdefault(v, Counter())[w] += 1
+    return {v: {w: c / after.total() for w, c in after.items()} for v, after in counts.items()}
 
 
 @dataclass
@@ -113,10 +136,19 @@ class NGramLM:
     is ln P(cat | <s> the) under a trigram Kneser-Ney model.
 
     ``min_count``: training words seen fewer times become ``<unk>``, so the model
-    learns how often unknown words occur.
+    learns how often unknown words occur. ``k``: the add-k constant. ``lambdas``: the
+    Jelinek-Mercer weights (lambda_0 .. lambda_n, uniform first), equal by default;
+    ``tune_lambdas`` sets them by EM on held-out text.
     """
 
-    def __init__(self, order: int, smoothing: str = "kneser_ney", k: float | None = None, min_count: int = 1):
+    def __init__(
+        self,
+        order: int,
+        smoothing: str = "kneser_ney",
+        k: float | None = None,
+        min_count: int = 1,
+        lambdas: Sequence[float] | None = None,
+    ):
         if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
             raise ValueError(f"order must be an integer >= 1 (1 = unigram, 2 = bigram, ...), got {order!r}")
         if smoothing not in SMOOTHINGS:
@@ -129,15 +161,22 @@ class NGramLM:
                 raise ValueError(f"k must be a number > 0 for add-k smoothing (k=1 is Laplace), got {k!r}")
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+        if lambdas is not None and smoothing != "jelinek_mercer":
+            raise ValueError(f"lambdas are the Jelinek-Mercer weights; they do not apply to smoothing={smoothing!r}")
         self.order, self.smoothing, self.k, self.min_count = int(order), smoothing, k, min_count
+        self.lambdas: tuple[float, ...] | None = None  # Jelinek-Mercer: (lambda_0 uniform, lambda_1 .. lambda_n)
+        if smoothing == "jelinek_mercer":
+            self.lambdas = _check_lambdas(np.full(self.order + 1, 1 / (self.order + 1)) if lambdas is None
+                                          else lambdas, self.order)
         self.vocab: Vocab | None = None
         self.tables: dict[int, NGramTable] = {}  # order -> its n-grams
         self.discounts: dict[int, tuple[float, float, float]] = {}  # Kneser-Ney: order -> (D1, D2, D3+)
 
     def __repr__(self) -> str:
         k = f", k={self.k}" if self.smoothing == "add_k" else ""
-        fitted = f", vocab={len(self.vocab)}" if self.vocab is not None else ", not fitted"
-        return f"NGramLM(order={self.order}, smoothing={self.smoothing!r}{k}{fitted})"
+        lambdas = f", lambdas={tuple(round(x, 4) for x in self.lambdas)}" if self.lambdas is not None else ""
+        fitted = f", |V|={self.n_predictable}" if self.vocab is not None else ", not fitted"
+        return f"NGramLM(order={self.order}, smoothing={self.smoothing!r}{k}{lambdas}{fitted})"
 
     # --- training ------------------------------------------------------------------------------
 
@@ -149,8 +188,8 @@ class NGramLM:
         self.vocab = Vocab(counts, min_count=self.min_count)  # a Counter is read as its counts
         ids, pos = _pad_and_encode(self.vocab, sentences)
         self.tables = count_ngrams(ids, pos, self.order, len(self.vocab))
-        if self.smoothing == "mle":
-            mle(self.tables)
+        if self.smoothing in ("mle", "jelinek_mercer"):
+            mle(self.tables)  # Jelinek-Mercer mixes the MLEs of every order when it scores
         elif self.smoothing == "add_k":
             add_k(self.tables, self.k, self.n_predictable)
         else:
@@ -244,6 +283,22 @@ class NGramLM:
             fractions[k] = float(unseen.mean())
         return fractions
 
+    def tune_lambdas(self, sentences: Sequence[Sequence[str]], iterations: int = 500) -> tuple[float, ...]:
+        """Set the Jelinek-Mercer weights to those that make held-out ``sentences`` most likely (EM).
+
+        Tune on a validation text, never on the test text: the weights would then be fitted to
+        the very text that is supposed to measure the model.
+        """
+        vocab = self._fitted()
+        if self.smoothing != "jelinek_mercer":
+            raise ValueError(f"tune_lambdas tunes Jelinek-Mercer weights; this model uses {self.smoothing!r}")
+        ids, pos = _pad_and_encode(vocab, _check_sentences(sentences))
+        grams = self._gram_indices(ids, pos)
+        contexts = {k: _context_of_order(grams, k, pos) for k in range(1, self.order + 1)}
+        probs = self._mle_by_order(grams, contexts, np.minimum(self.order, pos + 1))  # [N, n+1]
+        self.lambdas = em_interpolation_weights(probs[pos > 0], iterations)  # predicted tokens only
+        return self.lambdas
+
     # --- scoring -------------------------------------------------------------------------------
 
     def _gram_indices(self, ids: np.ndarray, pos: np.ndarray) -> list[np.ndarray]:
@@ -262,7 +317,8 @@ class NGramLM:
         grams = self._gram_indices(ids, pos)
         contexts = {k: _context_of_order(grams, k, pos) for k in range(1, self.order + 1)}
         longest = np.minimum(self.order, pos + 1)  # [N] the highest order whose n-gram fits at t
-        score = {"mle": self._score_mle, "add_k": self._score_add_k}.get(self.smoothing, self._score_kneser_ney)
+        score = {"mle": self._score_mle, "add_k": self._score_add_k, "jelinek_mercer": self._score_jelinek_mercer}
+        score = score.get(self.smoothing, self._score_kneser_ney)
         with np.errstate(divide="ignore"):
             logp = score(grams, contexts, longest)
         logp[(ids == self.vocab.pad_id) | (ids == self.vocab.bos_id)] = -np.inf  # never predicted
@@ -297,6 +353,22 @@ class NGramLM:
             done |= here
         return logp
 
+    def _score_jelinek_mercer(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """ln of lambda_0 / |V| + sum_i lambda_i P_MLE(w | h_i): one weighted sum per token."""
+        return np.log(self._mle_by_order(grams, contexts, longest) @ np.array(self.lambdas))
+
+    def _mle_by_order(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """[N, n+1]: column 0 the uniform 1/|V|; column i the MLE of order i, P_MLE(w | h_i)."""
+        columns = [np.full(len(longest), 1 / self.n_predictable)]
+        for i in range(1, self.order + 1):
+            with np.errstate(divide="ignore"):
+                columns.append(np.exp(self._score_mle(grams, contexts, np.minimum(longest, i))))
+        return np.stack(columns, axis=1)
+
     def _score_add_k(
         self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
     ) -> np.ndarray:
@@ -316,7 +388,8 @@ class NGramLM:
         longest = min(self.order, int(pos[-1]) + 2)  # the highest order usable for the next token
         # contexts[k]: index of the next token's order-k context, the (k-1)-gram ending the context; -1 if unseen
         contexts = {k: 0 if k == 1 else int(grams[k - 1][-1]) for k in range(1, longest + 1)}
-        distribution = {"mle": self._distribution_mle, "add_k": self._distribution_add_k}
+        distribution = {"mle": self._distribution_mle, "add_k": self._distribution_add_k,
+                        "jelinek_mercer": self._distribution_jelinek_mercer}
         dist = distribution.get(self.smoothing, self._distribution_kneser_ney)(contexts)
         dist[[self.vocab.pad_id, self.vocab.bos_id]] = -np.inf
         return dist
@@ -337,6 +410,14 @@ class NGramLM:
         dist = np.full(len(self.vocab), -np.inf)
         dist[table.word[rows]] = table.logp[rows]
         return dist
+
+    def _distribution_jelinek_mercer(self, contexts: dict[int, int]) -> np.ndarray:
+        dist = np.full(len(self.vocab), self.lambdas[0] / self.n_predictable)
+        for i in range(1, self.order + 1):
+            mle_i = self._distribution_mle({k: h for k, h in contexts.items() if k <= i})
+            dist += self.lambdas[i] * np.exp(mle_i)
+        with np.errstate(divide="ignore"):
+            return np.log(dist)
 
     def _distribution_add_k(self, contexts: dict[int, int]) -> np.ndarray:
         k = max(contexts)
@@ -469,6 +550,33 @@ def add_k(tables: dict[int, NGramTable], k_add: float, n_predictable: int) -> No
         table.context_seen = total > 0
 
 
+def em_interpolation_weights(probs: np.ndarray, iterations: int = 500, tol: float = 1e-9) -> tuple[float, ...]:
+    """The weights lambda that maximise sum_t ln sum_i lambda_i p_ti on held-out tokens, by EM.
+
+    ``probs`` [N, m]: p_ti, the probability that component i (the uniform, then the MLE of
+    each order) gives held-out token t. From equal weights, each step gives each component
+    its share of the tokens, as a posterior:
+
+        r_ti = lambda_i p_ti / sum_j lambda_j p_tj,        lambda_i <- (1/N) sum_t r_ti,
+
+    a step that never lowers the held-out likelihood (Dempster, Laird & Rubin 1977).
+    """
+    probs = np.asarray(probs, dtype=float)
+    if probs.ndim != 2 or probs.size == 0:
+        raise ValueError(f"probs must be [tokens, components] with at least one of each, got shape {probs.shape}")
+    if not (probs.max(axis=1) > 0).all():
+        raise ValueError("a held-out token has probability 0 under every component; include the uniform one")
+    lambdas = np.full(probs.shape[1], 1 / probs.shape[1])  # [m]
+    for _ in range(iterations):
+        posterior = probs * lambdas / (probs @ lambdas)[:, None]  # [N, m], rows sum to 1
+        updated = posterior.mean(axis=0)
+        converged = np.abs(updated - lambdas).max() < tol
+        lambdas = updated
+        if converged:
+            break
+    return tuple(float(x) for x in lambdas)
+
+
 def kn_discounts(adjusted: np.ndarray, modified: bool) -> tuple[float, float, float]:
     """(D1, D2, D3+) from the count-of-counts n_r of one order's adjusted counts (Chen & Goodman).
 
@@ -521,6 +629,17 @@ def _context_of_order(grams: list[np.ndarray], k: int, pos: np.ndarray) -> np.nd
     """[N] the context of the k-gram ending at each t: the (k-1)-gram ending at t-1, or -1."""
     context = np.concatenate([[0 if k == 1 else -1], grams[k - 1][:-1]])
     return np.where(pos >= k - 1, context, -1)  # -1: the k-gram would reach past the sentence start
+
+
+def _check_lambdas(lambdas: Sequence[float], order: int) -> tuple[float, ...]:
+    weights = np.asarray(lambdas, dtype=float)
+    if weights.shape != (order + 1,) or not np.isfinite(weights).all() or (weights < 0).any() \
+            or abs(weights.sum() - 1) > 1e-6:
+        raise ValueError(
+            f"lambdas must be order + 1 = {order + 1} weights >= 0 that sum to 1 (lambda_0 for the uniform "
+            f"1/|V|, then one per order 1..{order}), got {weights.tolist()}"
+        )
+    return tuple(float(x) for x in weights / weights.sum())
 
 
 def _check_sentences(sentences: Iterable[Sequence[str]]) -> list[list[str]]:
@@ -596,10 +715,13 @@ def perplexity_by_order(
     orders: Sequence[int],
     smoothings: dict[str, dict],
     min_count: int = 1,
+    tune_on: Sequence[Sequence[str]] | None = None,
 ) -> list[dict]:
     """Perplexity of one model per (smoothing, order), trained on ``train``, on each text of ``evals``.
 
     ``smoothings`` maps a name to ``NGramLM`` options, e.g. ``{"add-k": {"smoothing": "add_k", "k": 0.01}}``.
+    A Jelinek-Mercer model without ``lambdas`` in its options gets them tuned on ``tune_on``
+    (a validation text).
     Returns one row per smoothing and evaluation text, ``{"smoothing", "split", "n=1", "n=2", ...}``,
     ready for ``lmlib.data.format_table`` and ``lmlib.viz.plot_perplexity_by_order``.
     """
@@ -609,6 +731,11 @@ def perplexity_by_order(
     for name, options in smoothings.items():
         for n in orders:
             model = NGramLM(n, min_count=min_count, **options).fit(train)
+            if model.smoothing == "jelinek_mercer" and "lambdas" not in options:
+                if tune_on is None:
+                    raise ValueError(f"{name!r} is Jelinek-Mercer: pass tune_on=validation sentences to tune "
+                                     "its lambdas, or give lambdas= in its options")
+                model.tune_lambdas(tune_on)
             for split, sentences in evals.items():
                 rows[name, split][f"n={n}"] = model.perplexity(sentences)
     return list(rows.values())

@@ -21,7 +21,9 @@ from lmlib.ngram import (
     FALLBACK_DISCOUNTS,
     SMOOTHINGS,
     NGramLM,
+    bigram_mle_dict,
     continuation_counts,
+    em_interpolation_weights,
     kn_discounts,
     perplexity_by_order,
 )
@@ -105,6 +107,34 @@ def test_counts_match_a_counter_over_padded_sentences(train, order):
         names = [names[c] + (itos[w],) for c, w in zip(table.context, table.word, strict=True)]
         counted.update({g: int(c) for g, c in zip(names, table.count, strict=True) if c > 0})
     assert counted == expected
+
+
+# --- the dictionary bigram model: the same numbers as the vectorised one ----------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(train=CORPORA)
+def test_bigram_mle_dict_equals_ngramlm_bigram_mle(train):
+    check_bigram_mle_dict(train)
+
+
+def check_bigram_mle_dict(train):
+    p = bigram_mle_dict(train)
+    model = NGramLM(2, "mle").fit(train)
+    predictable = [w for w in model.vocab.itos[4:]] + ["</s>", "<unk>"]
+    for v, after in p.items():
+        assert sum(after.values()) == pytest.approx(1, rel=1e-12)
+        for w in predictable:
+            want = math.log(after[w]) if w in after else -math.inf
+            got = model.logprob(w, [v])
+            assert got == want or abs(got - want) < 1e-12, (v, w)
+    assert set(p) == {"<s>", *(w for s in train for w in s)}  # every token but </s> is a history
+
+
+def test_bigram_mle_dict_on_the_textbook_corpus():
+    check_bigram_mle_dict(SAM)
+    p = bigram_mle_dict(SAM)
+    assert p["<s>"] == {"I": 2 / 3, "Sam": 1 / 3} and p["am"] == {"Sam": 1 / 2, "</s>": 1 / 2}
 
 
 # --- hand-checked: the textbook bigram example ----------------------------------------------------
@@ -315,6 +345,107 @@ def test_modified_kneser_ney_discounts_follow_chen_goodman():
     assert kn_discounts(np.array([1, 1, 3]), modified=True) == FALLBACK_DISCOUNTS["modified_kneser_ney"]
 
 
+# --- Jelinek-Mercer: a naive reference, EM, tuning ---------------------------------------------------
+
+
+def reference_jelinek_mercer(train, order, lambdas):
+    """lambda_0 / |V| + sum_i lambda_i P_MLE(w | h_i) with dicts, straight from the definition."""
+    counts = Counter()  # every k-gram of the padded sentences, k <= order
+    for s in train:
+        padded = ["<s>", *s, "</s>"]
+        for k in range(1, order + 1):
+            counts.update(tuple(padded[i : i + k]) for i in range(len(padded) - k + 1))
+    del counts[("<s>",)]
+    V = len({w for s in train for w in s}) + 2  # words, </s>, <unk>
+
+    def mle(word, history):
+        """c(h w) / c(h .), with h shortened from the left until it was seen."""
+        while True:
+            total = sum(c for g, c in counts.items() if len(g) == len(history) + 1 and g[:-1] == history)
+            if total:
+                return counts[(*history, word)] / total
+            history = history[1:]
+
+    def p(word, context):
+        histories = [tuple(context[max(0, len(context) - (i - 1)) :]) for i in range(1, order + 1)]
+        return lambdas[0] / V + sum(lam * mle(word, h) for lam, h in zip(lambdas[1:], histories, strict=True))
+
+    return p
+
+
+@st.composite
+def weights(draw, order):
+    raw = draw(st.lists(st.floats(0.0, 1.0), min_size=order + 1, max_size=order + 1).filter(lambda w: sum(w) > 0))
+    return [w / sum(raw) for w in raw]
+
+
+@settings(max_examples=40, deadline=None)
+@given(train=CORPORA, held_out=HELD_OUT, order=st.integers(1, 4), data=st.data())
+def test_jelinek_mercer_matches_a_naive_reference(train, held_out, order, data):
+    lambdas = data.draw(weights(order))
+    model = NGramLM(order, "jelinek_mercer", lambdas=lambdas).fit(train)
+    assert sum(model.lambdas) == pytest.approx(1, rel=1e-12)
+    check_language_model(model, train + held_out, atol=1e-9)  # any weights: sums to 1
+    reference = reference_jelinek_mercer(train, order, model.lambdas)
+    for sentence in train + held_out:
+        sentence = [w if w in model.vocab else "<unk>" for w in sentence]
+        forced = model.sequence_logprobs(encode_batch(model.vocab, [sentence]))[0].exp().numpy()
+        for t, (context, word) in enumerate(padded_ngrams(sentence, order)):
+            want = reference(word, context)
+            assert math.exp(model.logprob(word, context)) == pytest.approx(want, rel=1e-9, abs=1e-300)
+            assert forced[t] == pytest.approx(want, rel=1e-9, abs=1e-300)
+
+
+def test_jelinek_mercer_with_all_weight_on_one_order_is_that_order():
+    lambdas = [0, 0, 1, 0]  # all on the bigram MLE
+    model = NGramLM(3, "jelinek_mercer", lambdas=lambdas).fit(SAM)
+    bigram = NGramLM(2, "mle").fit(SAM)
+    for context, word in [(["<s>", "I"], "am"), (["I", "am"], "</s>"), (["Sam", "I"], "do"), (["I"], "like")]:
+        assert model.logprob(word, context) == pytest.approx(bigram.logprob(word, context[-1:]), abs=1e-12)
+
+
+def log_likelihood(probs, lambdas):
+    return float(np.log(probs @ np.asarray(lambdas)).sum())
+
+
+def test_em_weights_beat_every_point_of_a_grid():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(20), size=300)[:, :3]  # [300 tokens, 3 components]
+    probs[:, 2] = 1 / 20  # a uniform-like component, like lambda_0's
+    lambdas = em_interpolation_weights(probs)
+    assert sum(lambdas) == pytest.approx(1, rel=1e-12) and min(lambdas) >= 0
+    best = log_likelihood(probs, lambdas)
+    steps = np.linspace(0, 1, 51)
+    for a in steps:
+        for b in steps[steps <= 1 - a + 1e-12]:
+            assert log_likelihood(probs, [a, b, max(1 - a - b, 0)]) <= best + 1e-9
+
+
+def test_em_weights_reject_a_token_no_component_can_explain():
+    with pytest.raises(ValueError, match="probability 0 under every component"):
+        em_interpolation_weights(np.array([[0.5, 0.1], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="tokens, components"):
+        em_interpolation_weights(np.zeros(3))
+
+
+def test_tuned_lambdas_make_the_held_out_text_more_likely(news):
+    train, held_out = news
+    model = NGramLM(3, "jelinek_mercer", min_count=2).fit(train)
+    equal = model.perplexity(held_out)
+    lambdas = model.tune_lambdas(held_out)
+    tuned = model.perplexity(held_out)
+    assert tuned < equal and sum(lambdas) == pytest.approx(1, rel=1e-12) and model.lambdas == lambdas
+    rng = np.random.default_rng(1)
+    for _ in range(5):  # nudging the weights anywhere makes it worse: EM found the optimum
+        nudged = np.clip(np.array(lambdas) + rng.normal(0, 0.02, 4), 0, None)
+        other = NGramLM(3, "jelinek_mercer", min_count=2, lambdas=nudged / nudged.sum()).fit(train)
+        assert other.perplexity(held_out) >= tuned - 1e-9
+    check_language_model(model, held_out[:5], atol=1e-9)
+    assert "|V|=" in repr(model) and "lambdas=" in repr(model)
+    with pytest.raises(ValueError, match="tunes Jelinek-Mercer weights"):
+        NGramLM(2, "kneser_ney").fit(train).tune_lambdas(held_out)
+
+
 # --- kenlm: the ARPA export ------------------------------------------------------------------------
 
 
@@ -414,11 +545,15 @@ def test_generate_is_seeded_and_follows_the_counts():
     [
         (lambda: NGramLM(0), ValueError, "order must be an integer >= 1"),
         (lambda: NGramLM(2.5), ValueError, "order must be an integer >= 1"),
-        (lambda: NGramLM(2, "kn"), ValueError, "mle, add_k, kneser_ney, modified_kneser_ney"),
+        (lambda: NGramLM(2, "kn"), ValueError, "mle, add_k, jelinek_mercer, kneser_ney, modified_kneser_ney"),
         (lambda: NGramLM(2, "add_k", k=0), ValueError, "k must be a number > 0"),
         (lambda: NGramLM(2, "add_k", k=-1), ValueError, "k must be a number > 0"),
         (lambda: NGramLM(2, "kneser_ney", k=1), ValueError, "does not apply"),
         (lambda: NGramLM(2, min_count=0), ValueError, "min_count"),
+        (lambda: NGramLM(2, "jelinek_mercer", lambdas=[0.5, 0.5]), ValueError, "order \\+ 1 = 3 weights"),
+        (lambda: NGramLM(1, "jelinek_mercer", lambdas=[1.5, -0.5]), ValueError, "weights >= 0"),
+        (lambda: NGramLM(1, "jelinek_mercer", lambdas=[0.2, 0.2]), ValueError, "sum to 1"),
+        (lambda: NGramLM(1, "kneser_ney", lambdas=[0.5, 0.5]), ValueError, "do not apply"),
         (lambda: NGramLM(2).logprob("a", ["b"]), RuntimeError, r"call model.fit\(sentences\) first"),
         (lambda: NGramLM(2).perplexity([["a"]]), RuntimeError, "not trained yet"),
         (lambda: NGramLM(2).fit([]), ValueError, "no sentences"),
@@ -455,6 +590,19 @@ def test_perplexity_by_order_gives_one_row_per_smoothing_and_split(news):
     assert by["MLE", "test"]["n=2"] == math.inf  # an unseen bigram after a seen word
     assert by["KN", "train"]["n=3"] < by["KN", "train"]["n=1"]
     assert "n=3" in format_table(rows).splitlines()[0]
+
+
+def test_perplexity_by_order_tunes_jelinek_mercer_on_the_validation_text(news):
+    train, test = news
+    valid, test = test[:20], test[20:]
+    smoothings = {"JM": {"smoothing": "jelinek_mercer"}}
+    rows = perplexity_by_order(train, {"test": test}, [2, 3], smoothings, min_count=2, tune_on=valid)
+    for n in (2, 3):
+        model = NGramLM(n, "jelinek_mercer", min_count=2).fit(train)
+        model.tune_lambdas(valid)
+        assert rows[0][f"n={n}"] == pytest.approx(model.perplexity(test), rel=1e-12)
+    with pytest.raises(ValueError, match="tune_on"):
+        perplexity_by_order(train, {"test": test}, [2], smoothings)
 
 
 def test_perplexity_by_order_needs_something_to_do():
