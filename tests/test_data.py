@@ -1,5 +1,6 @@
 """lmlib.data: the corpora load offline, split deterministically, and fail clearly."""
 
+import itertools
 import json
 import sys
 
@@ -26,6 +27,52 @@ def test_every_corpus_loads_all_three_splits(name):
 
 def test_split_is_one_in_ten_for_valid_and_test():
     assert [data.split_of(i) for i in range(10)] == ["train"] * 8 + ["valid", "test"]
+
+
+def test_blocked_splits_cut_only_at_starts_80_10_10():
+    starts = list(range(0, 1000, 7))
+    labels = data.blocked_splits(1000, starts)
+    cuts = [i for i in range(1, 1000) if labels[i] != labels[i - 1]]
+    assert len(cuts) == 29  # train|valid|test in each of 10 stretches, then train again
+    assert set(cuts) <= set(starts)
+    assert [labels.count(s) / 1000 for s in ("train", "valid", "test")] == pytest.approx([0.8, 0.1, 0.1], abs=0.01)
+    # each stretch of ~100 paragraphs reads train, valid, test: contiguous runs, not interleaved
+    assert [label for label, _ in itertools.groupby(labels)] == ["train", "valid", "test"] * 10
+
+
+def test_blocked_splits_rejects_starts_that_do_not_begin_at_zero():
+    with pytest.raises(ValueError, match="beginning with 0"):
+        data.blocked_splits(100, [5, 50])
+    with pytest.raises(ValueError, match="increasing"):
+        data.blocked_splits(100, [0, 50, 20])
+
+
+def test_article_starts_finds_headlines_above_datelines_and_bylines():
+    body = "这是一段足够长的正文，它以句号结束，用来表示文章的正文段落。"
+    paragraphs = [
+        "迈向新世纪", body,                                   # 0: the first paragraph always starts
+        "北京举行新年音乐会", "本报北京１２月３１日讯记者报道：今晚。", body,  # 2: headline + dateline
+        "小标题", body,                                        # subheading inside the article: no start
+        "再立潮头看何人", "——评世界女板跳水大势", "本报记者许立群", body,  # 7: two-line headline + byline
+        "普通的水", "比空气还空", "与我们不离形影。",              # poem lines: no dateline, no byline
+        "１股票甲２７．３８", "２股票乙２３．２５", "３股票丙１７．７５", "４股票丁１６．１９",
+        "工行效益上新台阶", "本报讯工行北京分行抓服务促业务。", body,  # 18: a table above: only the headline
+    ]
+    assert data.article_starts(paragraphs) == [0, 2, 7, 18]
+
+
+def test_peoples_daily_split_keeps_each_article_on_one_side():
+    paragraphs = data.load_corpus("peoples_daily", "all")
+    labels = data.peoples_daily_splits()
+    starts = data.article_starts(paragraphs)
+    assert 1_500 < len(starts) < 2_000  # 1,655 found: about 53 a day
+    for begin, end in zip(starts, [*starts[1:], len(paragraphs)], strict=True):
+        assert len(set(labels[begin:end])) == 1, f"article at paragraph {begin} is in two splits"
+    # contiguous blocks: 29 changes of split in 19,484 paragraphs (the old paragraph-by-paragraph split made 5,844)
+    assert sum(a != b for a, b in zip(labels, labels[1:], strict=False)) == 29
+    words = {s: sum(map(len, data.load_segmented(s))) for s in ("train", "valid", "test")}
+    shares = [words[s] / sum(words.values()) for s in ("train", "valid", "test")]
+    assert shares == pytest.approx([0.8, 0.1, 0.1], abs=0.01)
 
 
 def test_wiki_is_plain_text_without_markup():
