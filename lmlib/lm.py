@@ -68,18 +68,41 @@ def total_logprob(
         raise TypeError("sequences must be a list of token lists, e.g. [['the', 'cat'], ...], not a str")
     total, count = 0.0, 0
     for start in range(0, len(sequences), batch_size):
-        ids = encode_batch(model.vocab, sequences[start : start + batch_size])
-        logp = model.sequence_logprobs(ids)  # [B, T-1]
-        targets = ids[:, 1:]
-        if logp.shape != targets.shape:
-            raise ValueError(f"sequence_logprobs returned shape {tuple(logp.shape)}, expected {tuple(targets.shape)}")
-        mask = targets != model.vocab.pad_id
-        picked = logp[mask].double()
-        if torch.isnan(picked).any():
-            raise ValueError("the model returned NaN log-probabilities; check its normalisation")
-        total += picked.sum().item()
-        count += int(mask.sum())
+        t, c = _score_batch(model, encode_batch(model.vocab, sequences[start : start + batch_size]))
+        total, count = total + t, count + c
     return total, count
+
+
+def stream_logprob(model: LanguageModel, stream: torch.Tensor, batch_size: int = 64) -> tuple[float, int]:
+    """``total_logprob`` for a 1-D stream of ids ``<bos> w_1 .. <eos> <bos> ..`` (what ``lmlib.train`` reads).
+
+    The stream is cut before each ``<bos>`` and every piece is scored as its own
+    sequence, so the result equals ``total_logprob`` of the same sentences.
+    """
+    if stream.ndim != 1 or len(stream) == 0 or int(stream[0]) != model.vocab.bos_id:
+        raise ValueError("the stream must be a non-empty 1-D tensor of ids starting with <bos>")
+    starts = torch.nonzero(stream == model.vocab.bos_id).flatten().tolist()
+    pieces = [stream[a:b] for a, b in zip(starts, [*starts[1:], len(stream)], strict=True)]
+    pieces.sort(key=len)  # batches of similar lengths waste little on padding
+    total, count = 0.0, 0
+    for start in range(0, len(pieces), batch_size):
+        batch = torch.nn.utils.rnn.pad_sequence(pieces[start : start + batch_size], True, model.vocab.pad_id)
+        t, c = _score_batch(model, batch)
+        total, count = total + t, count + c
+    return total, count
+
+
+def _score_batch(model: LanguageModel, ids: torch.Tensor) -> tuple[float, int]:
+    """Sum of ln P of the non-``<pad>`` targets of one [B, T] batch, and their number."""
+    logp = model.sequence_logprobs(ids)  # [B, T-1]
+    targets = ids[:, 1:]
+    if logp.shape != targets.shape:
+        raise ValueError(f"sequence_logprobs returned shape {tuple(logp.shape)}, expected {tuple(targets.shape)}")
+    mask = targets != model.vocab.pad_id
+    picked = logp[mask].double()
+    if torch.isnan(picked).any():
+        raise ValueError("the model returned NaN log-probabilities; check its normalisation")
+    return picked.sum().item(), int(mask.sum())
 
 
 def perplexity(model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64) -> float:

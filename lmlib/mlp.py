@@ -1,0 +1,119 @@
+"""A neural probabilistic language model (Bengio, Ducharme, Vincent and Jauvin, 2003).
+
+The n-gram model's question, P(w_t | w_{t-n+1} .. w_{t-1}), answered with
+parameters instead of counts. Each of the n-1 previous tokens is looked up in
+an embedding table C (one vector of size d per vocabulary entry), the vectors
+are concatenated into x, and a tanh hidden layer and a softmax give the
+distribution over the next token:
+
+    x = [C(w_{t-n+1}); ...; C(w_{t-1})]              x in R^{(n-1) d}
+    y = b + U tanh(d_h + H x)                         y in R^{|V|}
+    P(w_t = i | w_{t-n+1} .. w_{t-1}) = softmax(y)_i
+
+Similar words get similar rows of C, so what the model learns about one word
+is shared with its neighbours: the distributed representation a count table
+lacks. The paper's optional direct connections from x to the output
+(``+ W x``) are left out, as the paper's best models on its larger corpus did.
+
+The context is padded with ``<bos>`` on the left, and never reaches back past
+a sentence's ``<bos>``, exactly like ``lmlib.ngram.NGramLM``: the first word of
+a sentence is predicted from ``<bos> <bos> ...``. ``<pad>`` and ``<bos>`` are
+never predicted, so the softmax runs over the |V| predictable tokens only and
+the perplexities compare token for token with the n-gram models'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lmlib.tokenize import Vocab
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    vocab_size: int  # len(vocab), specials included
+    context: int = 3  # n - 1 previous tokens
+    d_embed: int = 32  # d: size of each token's vector in C
+    d_hidden: int = 128  # size of the tanh layer
+    dropout: float = 0.0
+
+
+class MLPLM(nn.Module):
+    """Bengio-style MLP language model; implements ``lmlib.lm.LanguageModel``.
+
+    ``model(ids)`` maps [B, T] token ids to [B, T, V] logits, where position t
+    predicts the token after ids[:, t] from ids[:, t-n+2 .. t]; the training
+    loop (``lmlib.train``) uses that. ``context_size`` tells the loop how many
+    tokens of left context a position needs before its prediction is exact.
+    """
+
+    def __init__(self, config: MLPConfig, vocab: Vocab):
+        super().__init__()
+        if len(vocab) != config.vocab_size:
+            raise ValueError(f"config.vocab_size is {config.vocab_size} but the vocabulary has {len(vocab)} entries")
+        self.config, self.vocab = config, vocab
+        self.context_size = config.context
+        self.embed = nn.Embedding(config.vocab_size, config.d_embed)  # C
+        self.hidden = nn.Linear(config.context * config.d_embed, config.d_hidden)  # H, d_h
+        self.out = nn.Linear(config.d_hidden, config.vocab_size)  # U, b
+        self.drop = nn.Dropout(config.dropout)
+        # <pad> and <bos> are never predicted: their logits are -inf, so softmax is over |V| tokens.
+        never = torch.zeros(config.vocab_size, dtype=torch.bool)
+        never[[vocab.pad_id, vocab.bos_id]] = True
+        self.register_buffer("never_predicted", never, persistent=False)
+        self.apply(_init_weights)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, T, V] logits for the token after each position."""
+        windows = context_windows(ids, self.config.context, self.vocab.bos_id)  # [B, T, n-1]
+        x = self.embed(windows).flatten(2)  # [B, T, (n-1) d]
+        h = torch.tanh(self.hidden(self.drop(x)))  # [B, T, d_hidden]
+        logits = self.out(self.drop(h))  # [B, T, V]
+        return logits.masked_fill(self.never_predicted, float("-inf"))
+
+    # --- the LanguageModel protocol ------------------------------------------------------------
+
+    @torch.no_grad()
+    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t])."""
+        logp = F.log_softmax(self(ids[:, :-1]).float(), dim=-1)  # [B, T-1, V]
+        return logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+    @torch.no_grad()
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context)."""
+        tail = contexts[:, -self.config.context :]  # only the last n-1 tokens matter
+        return F.log_softmax(self(tail)[:, -1].float(), dim=-1)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def context_windows(ids: torch.Tensor, context: int, bos_id: int) -> torch.Tensor:
+    """[B, T] ids -> [B, T, context]: the ``context`` tokens ending at each position.
+
+    Positions before the start of the row read as ``<bos>``, and so does every
+    token before the last ``<bos>`` at or before the position, so a context
+    never crosses a sentence start (as in an n-gram model).
+    """
+    B, T = ids.shape
+    padded = torch.cat([ids.new_full((B, context - 1), bos_id), ids], dim=1)  # [B, T + n-2]
+    windows = padded.unfold(1, context, 1)  # [B, T, n-1]: windows[b, t, -1] = ids[b, t]
+    # Index of the most recent <bos> at or before each position, in padded coordinates.
+    where = torch.arange(T + context - 1, device=ids.device).expand(B, -1)
+    last_bos = torch.where(padded == bos_id, where, torch.zeros_like(where)).cummax(dim=1).values  # [B, T + n-2]
+    last_bos = last_bos[:, context - 1 :, None]  # [B, T, 1]
+    position = torch.arange(T, device=ids.device)[:, None] + torch.arange(context, device=ids.device)  # [T, n-1]
+    return windows.masked_fill(position < last_bos, bos_id)
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=module.in_features**-0.5)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=1.0)
