@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ class GradingError(Exception):
 @dataclass
 class Row:
     file: str
-    status: str = "ok"  # ok, timeout, crashed, not a notebook, wrong assignment, too large, error
+    # ok, timeout, crashed, not a notebook, symbolic link, wrong assignment, too large, error
+    status: str = "ok"
     reason: str = ""
     points: dict[str, float] = field(default_factory=dict)
     feedback: list[str] = field(default_factory=list)
@@ -140,6 +142,7 @@ def probes_of(exercise: Exercise) -> list:
 def read_notebook(path: Path, exercise: Exercise, row: Row) -> str | None:
     """The submission as nbformat-4 JSON text, or None with ``row`` saying why it is not gradable."""
     import nbformat
+    from nbformat.warnings import MissingIDFieldWarning
 
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
@@ -153,8 +156,12 @@ def read_notebook(path: Path, exercise: Exercise, row: Row) -> str | None:
     try:
         if type(data) is not dict:
             raise ValueError("the JSON is not an object")
-        nb = nbformat.reads(json.dumps(data), as_version=4)
-        nbformat.validate(nb)
+        with warnings.catch_warnings():
+            # Cells without ids (older editors, hand-made notebooks) are valid enough to grade:
+            # the runner numbers cells itself. nbformat would warn once per such notebook.
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            nb = nbformat.reads(json.dumps(data), as_version=4)
+            nbformat.validate(nb)
     except Exception as e:
         row.status, row.reason = "not a notebook", f"not a Jupyter notebook ({str(e).splitlines()[0][:120]})"
         return None
@@ -171,13 +178,19 @@ def read_notebook(path: Path, exercise: Exercise, row: Row) -> str | None:
     if kernel != "python3":
         notes.append(f"asks for kernel {str(kernel)[:40]!r}; ran with python3")
     row.reason = "; ".join(notes)
-    return nbformat.writes(nb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingIDFieldWarning)
+        return nbformat.writes(nb)
 
 
 def grade_one(path: Path, exercise: Exercise, limits: sandbox.Limits, boxed: bool) -> Row:
     row, start = Row(path.name), time.monotonic()
     try:
-        if path.is_file():
+        if path.is_symlink():  # graded as what it points to, a link could submit anyone's file
+            notebook, row.status = None, "symbolic link"
+            row.reason = (f"a symbolic link (to {_link_target(path)}), not a file: not graded; "
+                          "put the submitted file itself in the folder")
+        elif path.is_file():
             notebook = read_notebook(path, exercise, row)
         else:  # a folder, a device or a pipe named *.ipynb: nothing to read
             notebook, row.status, row.reason = None, "not a notebook", "not a regular file"
@@ -195,6 +208,13 @@ def grade_one(path: Path, exercise: Exercise, limits: sandbox.Limits, boxed: boo
         row.points = dict.fromkeys(row.points, 0.0)
     row.seconds = time.monotonic() - start
     return row
+
+
+def _link_target(path: Path) -> str:
+    try:
+        return str(os.readlink(path))[:200]
+    except OSError:
+        return "?"
 
 
 def interpret(exercise: Exercise, run: sandbox.RunResult, limits: sandbox.Limits, row: Row) -> None:
@@ -250,7 +270,7 @@ def choose_assignment(paths: list[Path], assignment: str | None) -> str:
     named = Counter()
     for p in paths:
         try:
-            if p.is_file() and p.stat().st_size <= MAX_NOTEBOOK_BYTES:
+            if not p.is_symlink() and p.is_file() and p.stat().st_size <= MAX_NOTEBOOK_BYTES:
                 name = json.loads(p.read_bytes())["metadata"]["otter"]["assignment_name"]
                 if name in known:
                     named[name] += 1
@@ -275,7 +295,10 @@ def sha256(path: Path) -> str:
 def grade_folder(submissions: Path, out: Path, assignment: str | None = None,
                  limits: sandbox.Limits | None = None, use_sandbox: str = "auto",
                  jobs: int | None = None, quiet: bool = False) -> list[Row]:
-    """Grade every ``*.ipynb`` in ``submissions`` into the CSV ``out`` (and feedback beside it)."""
+    """Grade every ``*.ipynb`` in ``submissions`` into the CSV ``out`` (and feedback beside it).
+
+    Only regular files are graded: a symbolic link, a folder or a pipe gets a row that says so.
+    """
     submissions, out, limits = Path(submissions), Path(out), limits or sandbox.Limits()
     if not submissions.is_dir():
         raise GradingError(f"SUBMISSIONS={submissions} is not a folder: give the folder that "
@@ -293,7 +316,7 @@ def grade_folder(submissions: Path, out: Path, assignment: str | None = None,
     exercise = exercises.load(choose_assignment(paths, assignment))
     boxed = _sandbox_mode(use_sandbox)
 
-    before = {p: sha256(p) for p in paths if p.is_file()}
+    before = {p: sha256(p) for p in paths if p.is_file() and not p.is_symlink()}
     start = time.monotonic()
     jobs = jobs or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=jobs) as pool:
