@@ -132,3 +132,50 @@ def plot_perplexity_by_order(axes, rows: list[dict], zoom: str = "Kneser-Ney") -
         close.set(xticks=[n for n in all_orders if n >= 2], xlabel="order n", ylabel="perplexity per token",
                   title=f"Close-up: {zoom} models, n >= 2")
         close.legend(fontsize=7)
+
+
+def vocabulary_growth(tokens: Iterable[str], points: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Heaps' law data: V(n), the number of distinct tokens among the first n, at ``points`` values of n.
+
+    The n are spaced evenly on a log scale from 1 to the number of tokens, so
+    a log-log plot shows every decade alike.
+    """
+    tokens = list(tokens)
+    if not tokens:
+        raise ValueError("no tokens: vocabulary growth needs a non-empty token stream")
+    wanted = np.unique(np.geomspace(1, len(tokens), points).round().astype(np.int64))
+    seen: set[str] = set()
+    sizes, k = [], 0
+    for i, tok in enumerate(tokens, start=1):
+        seen.add(tok)
+        if i == wanted[k]:
+            sizes.append(len(seen))
+            k += 1
+    return wanted, np.array(sizes, dtype=np.int64)
+
+
+def heaps_exponent(n: np.ndarray, sizes: np.ndarray, min_tokens: int = 1_000) -> tuple[float, float]:
+    """Heaps' law V(n) = K n^beta, fitted by least squares on log V = log K + beta log n.
+
+    Only n >= ``min_tokens`` is fitted: over the first few hundred tokens
+    almost every token is new, and V(n) ≈ n says nothing about the law.
+    Returns (K, beta).
+    """
+    keep = np.asarray(n) >= min_tokens
+    if keep.sum() < 2:
+        raise ValueError(f"need at least 2 points with n >= {min_tokens} to fit Heaps' law, got {keep.sum()}")
+    beta, log_k = np.polyfit(np.log(np.asarray(n)[keep]), np.log(np.asarray(sizes)[keep]), 1)
+    return float(np.exp(log_k)), float(beta)
+
+
+def plot_heaps(ax, n: np.ndarray, sizes: np.ndarray, label: str, min_tokens: int = 1_000) -> None:
+    """Vocabulary size against corpus size on log-log axes, with the fitted Heaps line over n >= min_tokens."""
+    k, beta = heaps_exponent(n, sizes, min_tokens)
+    line = ax.loglog(n, sizes, "o", markersize=3, label=f"{label}")[0]
+    fitted = n[n >= min_tokens]
+    ax.loglog(fitted, k * fitted.astype(float) ** beta, "-", color=line.get_color(),
+              label=f"fit: V = {k:.3g} n^{beta:.3f}")
+    ax.set_xlabel("n, tokens read (count)")
+    ax.set_ylabel("V(n), distinct tokens (count)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend()

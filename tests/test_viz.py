@@ -91,3 +91,35 @@ def test_plot_perplexity_by_order_accepts_one_axes():
     viz.plot_perplexity_by_order(ax, PPL_ROWS[2:])
     assert len(ax.get_lines()) == 2 and ax.get_xticks().tolist() == [1, 2, 3]
     plt.close(fig)
+
+
+def test_vocabulary_growth_counts_distinct_tokens_so_far():
+    n, sizes = viz.vocabulary_growth("a b a c b d".split(), points=6)
+    assert n.tolist() == [1, 2, 3, 4, 6]  # geomspace(1, 6, 6) rounded: 1, 1, 2, 3, 4, 6
+    assert sizes.tolist() == [1, 2, 2, 3, 4]
+    n, _ = viz.vocabulary_growth(["x"] * 10_000, points=5)
+    assert n.tolist() == [1, 10, 100, 1000, 10_000]  # log-spaced
+    with pytest.raises(ValueError, match="no tokens"):
+        viz.vocabulary_growth([])
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.7])
+def test_heaps_exponent_recovers_k_and_beta_of_exact_growth(beta):
+    n = np.geomspace(1, 1e6, 30).round()
+    k, fitted = viz.heaps_exponent(n, 20 * n**beta)
+    assert fitted == pytest.approx(beta, abs=1e-6) and k == pytest.approx(20, rel=1e-4)
+    # a non-Heaps head (every token new) below min_tokens does not disturb the fit
+    sizes = np.where(n < 1000, n, 20 * n**beta)
+    assert viz.heaps_exponent(n, sizes)[1] == pytest.approx(beta, abs=1e-6)
+    with pytest.raises(ValueError, match="at least 2 points"):
+        viz.heaps_exponent(n[:5], n[:5])
+
+
+def test_plot_heaps_labels_axes_and_reports_the_fit():
+    fig, ax = plt.subplots()
+    n = np.geomspace(1, 1e5, 20).round()
+    viz.plot_heaps(ax, n, 10 * n**0.6, "toy")
+    assert "tokens" in ax.get_xlabel() and "distinct" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["toy", "fit: V = 10 n^0.600"]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    plt.close(fig)
