@@ -283,7 +283,7 @@ class NGramLM:
             fractions[k] = float(unseen.mean())
         return fractions
 
-    def tune_lambdas(self, sentences: Sequence[Sequence[str]], iterations: int = 500) -> tuple[float, ...]:
+    def tune_lambdas(self, sentences: Sequence[Sequence[str]], iterations: int = 1000) -> tuple[float, ...]:
         """Set the Jelinek-Mercer weights to those that make held-out ``sentences`` most likely (EM).
 
         Tune on a validation text, never on the test text: the weights would then be fitted to
@@ -550,7 +550,7 @@ def add_k(tables: dict[int, NGramTable], k_add: float, n_predictable: int) -> No
         table.context_seen = total > 0
 
 
-def em_interpolation_weights(probs: np.ndarray, iterations: int = 500, tol: float = 1e-9) -> tuple[float, ...]:
+def em_interpolation_weights(probs: np.ndarray, iterations: int = 1000, tol: float = 1e-8) -> tuple[float, ...]:
     """The weights lambda that maximise sum_t ln sum_i lambda_i p_ti on held-out tokens, by EM.
 
     ``probs`` [N, m]: p_ti, the probability that component i (the uniform, then the MLE of
@@ -568,8 +568,8 @@ def em_interpolation_weights(probs: np.ndarray, iterations: int = 500, tol: floa
         raise ValueError("a held-out token has probability 0 under every component; include the uniform one")
     lambdas = np.full(probs.shape[1], 1 / probs.shape[1])  # [m]
     for _ in range(iterations):
-        posterior = probs * lambdas / (probs @ lambdas)[:, None]  # [N, m], rows sum to 1
-        updated = posterior.mean(axis=0)
+        mixture = probs @ lambdas  # [N] P(w_t) under the current weights
+        updated = lambdas * (probs.T @ (1 / mixture)) / len(probs)  # [m] = (1/N) sum_t r_ti, without r's [N, m]
         converged = np.abs(updated - lambdas).max() < tol
         lambdas = updated
         if converged:
