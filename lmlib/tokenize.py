@@ -260,3 +260,14 @@ class BPETokenizer:
     def to_text(self, tokens: Sequence[str]) -> list[str]:
         """Readable form of each token: its bytes decoded as UTF-8 (partial characters shown as �)."""
         return [self.tokenizer.decoder.decode([t]) for t in tokens]
+
+    def merges(self, n: int | None = None, readable: bool = True) -> list[tuple[str, str]]:
+        """The first ``n`` merges (all if ``None``) in the order they were learned: pairs (a, b) -> ab.
+
+        Merge k joined the pair most frequent after merges 1..k-1 were applied,
+        so the list shows how BPE builds words up from bytes. ``readable``
+        decodes each side as ``to_text`` does (a leading space is " ", not "Ġ").
+        """
+        merges = json.loads(self.tokenizer.to_str())["model"]["merges"][:n]
+        pairs = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]  # "a b" in old files
+        return [tuple(self.to_text(pair)) for pair in pairs] if readable else pairs

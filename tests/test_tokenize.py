@@ -108,6 +108,21 @@ def test_bpe_learns_merges_for_frequent_words(bpe, tmp_path):
     assert bpe.to_text(bpe.encode(" fire")) == [" fire"]
 
 
+def test_bpe_merges_are_learned_most_frequent_pair_first():
+    # pairs: (a, b) x4, then (Ġ, ab) x3 once "ab" exists, where Ġ is the leading space
+    toy = BPETokenizer.train(["ab ab ab ab cd"], vocab_size=BPETokenizer.min_vocab_size + 2)
+    assert toy.merges(readable=False) == [("a", "b"), ("Ġ", "ab")]
+    assert toy.merges(1) == [("a", "b")]
+    assert toy.merges() == [("a", "b"), (" ", "ab")]
+
+
+def test_bpe_merges_build_the_learned_vocabulary(bpe):
+    merges = bpe.merges(readable=False)
+    assert len(merges) == bpe.vocab_size - BPETokenizer.min_vocab_size  # one new token per merge
+    assert all(a + b in bpe.vocabulary for a, b in merges)
+    assert bpe.merges(5) == [tuple(bpe.to_text(m)) for m in merges[:5]]
+
+
 def test_bpe_vocab_smaller_than_alphabet_names_the_minimum():
     with pytest.raises(ValueError, match=f"at least {BPETokenizer.min_vocab_size}"):
         BPETokenizer.train(["some text"], vocab_size=100)
