@@ -11,7 +11,8 @@ tokens to integer ids:
   ``tokenizers`` (GPT-2's scheme): start from the 256 bytes and repeatedly merge
   the most frequent adjacent pair, so any text round-trips and nothing is unknown;
 - ``segment_zh``: Chinese word segmentation with ``jieba``, scored against the
-  People's Daily gold segmentation by ``segmentation_prf``.
+  People's Daily gold segmentation by ``segmentation_prf``, its differences
+  sorted by ``segmentation_differences``.
 
 ``Vocab`` maps tokens to ids with the special tokens ``<pad>``, ``<unk>``,
 ``<bos>`` and ``<eos>``.
@@ -111,6 +112,36 @@ def segmentation_prf(
     recall = correct / n_gold if n_gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
+
+
+def segmentation_differences(
+    predicted: Iterable[Sequence[str]], gold: Iterable[Sequence[str]]
+) -> dict[str, Counter[str]]:
+    """The predicted words that are not gold words, by how they differ, with their counts.
+
+    - ``"join gold words"``: the word starts and ends on gold word boundaries
+      but holds two or more gold words (e.g. a full name that the gold
+      standard cuts into surname and given name);
+    - ``"split a gold word"``: the word is a piece of one gold word;
+    - ``"cross a gold boundary"``: the word straddles the end of a gold word.
+    """
+    kinds: dict[str, Counter[str]] = {k: Counter() for k in ("join gold words", "split a gold word",
+                                                              "cross a gold boundary")}
+    for p, g in zip(predicted, gold, strict=True):
+        gold_spans = _spans(g)
+        boundaries = {b for span in gold_spans for b in span}
+        start = 0
+        for word in p:
+            end = start + len(word)
+            if (start, end) not in gold_spans:
+                if start in boundaries and end in boundaries:
+                    kinds["join gold words"][word] += 1
+                elif any(start < b < end for b in boundaries):
+                    kinds["cross a gold boundary"][word] += 1
+                else:
+                    kinds["split a gold word"][word] += 1
+            start = end
+    return kinds
 
 
 def tokenizer_stats(

@@ -12,6 +12,7 @@ from lmlib.tokenize import (
     Vocab,
     char_tokenize,
     segment_zh,
+    segmentation_differences,
     segmentation_prf,
     split_sentences,
     tokenizer_stats,
@@ -136,6 +137,15 @@ def test_segmentation_prf_by_spans():
     assert f == pytest.approx(2 * p * r / (p + r))
     with pytest.raises(ValueError, match="segments different texts"):
         segmentation_prf([["语言"]], [["模型"]])
+
+
+def test_segmentation_differences_sorts_wrong_words_by_kind():
+    gold = [["江", "泽民", "发表", "新年", "讲话"]]
+    predicted = [["江泽民", "发", "表", "新", "年讲", "话"]]
+    kinds = segmentation_differences(predicted, gold)
+    assert kinds == {"join gold words": {"江泽民": 1}, "split a gold word": {"发": 1, "表": 1, "新": 1, "话": 1},
+                     "cross a gold boundary": {"年讲": 1}}
+    assert all(not c for c in segmentation_differences(gold, gold).values())
 
 
 def test_jieba_agrees_with_peoples_daily_gold_segmentation():
