@@ -297,8 +297,28 @@ class BPETokenizer:
 
         Merge k joined the pair most frequent after merges 1..k-1 were applied,
         so the list shows how BPE builds words up from bytes. ``readable``
-        decodes each side as ``to_text`` does (a leading space is " ", not "Ġ").
+        shows each side as text (a leading space is " ", not "Ġ"), or, where
+        it is not whole UTF-8 characters, as its bytes in hex: ``<e4 b8>``.
         """
         merges = json.loads(self.tokenizer.to_str())["model"]["merges"][:n]
         pairs = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]  # "a b" in old files
-        return [tuple(self.to_text(pair)) for pair in pairs] if readable else pairs
+        return [(_readable(a), _readable(b)) for a, b in pairs] if readable else pairs
+
+
+def _gpt2_byte_symbols() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: the printable character that stands for each byte (a space is "Ġ")."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(others)}
+
+
+_BYTE_OF_SYMBOL = _gpt2_byte_symbols()
+
+
+def _readable(token: str) -> str:
+    """A byte-level token as text; a piece that is not whole UTF-8 characters as its bytes in hex: ``<e4 b8>``."""
+    raw = bytes(_BYTE_OF_SYMBOL[c] for c in token)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{raw.hex(' ')}>"

@@ -121,7 +121,15 @@ def test_bpe_merges_build_the_learned_vocabulary(bpe):
     merges = bpe.merges(readable=False)
     assert len(merges) == bpe.vocab_size - BPETokenizer.min_vocab_size  # one new token per merge
     assert all(a + b in bpe.vocabulary for a, b in merges)
-    assert bpe.merges(5) == [tuple(bpe.to_text(m)) for m in merges[:5]]
+    assert bpe.merges(5) == [tuple(bpe.to_text(m)) for m in merges[:5]]  # English: whole characters
+
+
+def test_bpe_merges_show_partial_characters_as_hex_bytes():
+    toy = BPETokenizer.train(["中中中中 中中"], vocab_size=BPETokenizer.min_vocab_size + 3)
+    # 中 is the three bytes e4 b8 ad, rebuilt by two merges (the two byte pairs tie), then 中 + 中
+    merges = toy.merges()
+    assert merges[:2] in ([("<e4>", "<b8>"), ("<e4 b8>", "<ad>")], [("<b8>", "<ad>"), ("<e4>", "<b8 ad>")])
+    assert merges[2] == ("中", "中")
 
 
 def test_bpe_vocab_smaller_than_alphabet_names_the_minimum():
