@@ -435,8 +435,8 @@ class NGramLM:
         vocab = self._fitted()
         if self.smoothing not in KNESER_NEY:
             raise ValueError(
-                f"to_arpa needs a backoff model and {self.smoothing!r} is not one (a word unseen after h "
-                "does not get gamma(h) times a lower-order probability); "
+                "to_arpa writes the backoff form (log10 P of each seen n-gram, log10 gamma(h) of each "
+                f"history) that lmlib keeps for Kneser-Ney only, not for {self.smoothing!r}; "
                 "use smoothing='kneser_ney' or 'modified_kneser_ney'"
             )
         names = _arpa_names(vocab)

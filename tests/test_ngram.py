@@ -561,6 +561,8 @@ def test_generate_is_seeded_and_follows_the_counts():
         (lambda: NGramLM(2).fit(["the cat", "sat"]), TypeError, "pass token lists"),
         (lambda: NGramLM(2).fit([["<s>", "a", "</s>"]]), ValueError, "adds <s> and </s> itself"),
         (lambda: NGramLM(2, "mle").fit([["a"]]).to_arpa("x.arpa"), ValueError, "kneser_ney"),
+        (lambda: NGramLM(2, "jelinek_mercer").fit([["a"]]).to_arpa("x.arpa"), ValueError, "Kneser-Ney only"),
+        (lambda: NGramLM(2, "add_k").fit([["a"]]).tune_lambdas([["a"]]), ValueError, "tunes Jelinek-Mercer"),
         (lambda: NGramLM(2).fit([["a b", "c"]]).to_arpa("x.arpa"), ValueError, "whitespace"),
         (lambda: NGramLM(2).fit([["a"]]).logprob("a", "a b"), TypeError, "sequence of tokens"),
         (lambda: NGramLM(2).fit([["a"]]).generate(temperature=0), ValueError, "temperature"),
