@@ -427,7 +427,7 @@ RECIPES: dict[str, Recipe] = {
             min_count=2,
             model="mlp",
             model_config={"context": 3, "d_embed": 32, "d_hidden": 96, "dropout": 0.1},
-            train=TrainConfig(steps=2500, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0),
+            train=TrainConfig(steps=1500, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=250, seed=0),
         ),
     ]
 }

@@ -1,0 +1,279 @@
+"""lmlib.train: batching, schedule, the loop's determinism, exact resume, DDP, checkpoints, recipes, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from lmlib import train as T
+from lmlib.mlp import MLPLM, MLPConfig
+from lmlib.tokenize import Vocab
+from tests.train_script import toy_setup
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "tests" / "train_script.py"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+# --- batching ------------------------------------------------------------------------------------
+
+def test_random_windows_are_contiguous_seeded_and_in_range():
+    stream = torch.arange(100)
+    w = T.random_windows(stream, 6, 10, torch.Generator().manual_seed(1))
+    assert w.shape == (6, 11)
+    assert torch.equal(w - w[:, :1], torch.arange(11).expand(6, -1))  # consecutive integers: contiguous
+    assert int(w.min()) >= 0 and int(w.max()) <= 99
+    again = T.random_windows(stream, 6, 10, torch.Generator().manual_seed(1))
+    other = T.random_windows(stream, 6, 10, torch.Generator().manual_seed(2))
+    assert torch.equal(w, again) and not torch.equal(w, other)
+    starts = torch.cat([T.random_windows(stream, 50, 10, torch.Generator().manual_seed(s))[:, 0] for s in range(20)])
+    assert int(starts.max()) == 89  # the last possible window is reachable
+
+
+def test_sequential_lanes_continue_row_by_row():
+    stream = torch.arange(103)
+    batches = list(T.sequential_lanes(stream, 4, 5))  # lanes of 25 tokens
+    assert [tuple(b.shape) for b in batches] == [(4, 6)] * 4
+    assert batches[0][:, 0].tolist() == [0, 25, 50, 75]
+    for before, after in zip(batches, batches[1:], strict=False):
+        assert torch.equal(after[:, 0], before[:, -1])  # the next batch starts where this one ended
+        assert torch.equal(after[:, 1], before[:, -1] + 1)
+    assert batches[-1][:, -1].tolist() == [20, 45, 70, 95]
+
+
+def test_lr_warms_up_linearly_then_follows_a_cosine_down_to_its_floor():
+    config = T.TrainConfig(steps=110, lr=1.0, warmup=10, min_lr_ratio=0.1)
+    lrs = [T.lr_at(s, config) for s in range(110)]
+    assert lrs[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert lrs[10] == pytest.approx(1.0)
+    assert lrs[60] == pytest.approx(0.1 + 0.9 * 0.5)  # half way: the cosine's midpoint
+    assert T.lr_at(110, config) == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+
+
+def test_no_weight_decay_on_biases_norms_and_embeddings():
+    model = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 4), nn.LayerNorm(4))
+    decay, no_decay = T.param_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert [p is model[1].weight for p in decay["params"]] == [True]
+    assert {id(p) for p in no_decay["params"]} == {id(model[0].weight), id(model[1].bias),
+                                                   id(model[2].weight), id(model[2].bias)}
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def test_training_lowers_the_loss_and_records_a_history():
+    model, train_stream, valid_stream, config = toy_setup(steps=40)
+    history = T.train(model, train_stream, valid_stream, config, progress=False)
+    assert history["step"] == list(range(1, 41))
+    assert history["eval_step"] == [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]
+    assert history["valid_loss"][-1] < history["valid_loss"][0] - 0.3
+    assert history["valid_ppl"][-1] == pytest.approx(math.exp(history["valid_loss"][-1]))
+    assert history["lr"][:3] == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2])
+    assert history["tokens"] == sorted(history["tokens"]) and history["tokens"][0] > 0
+    json.dumps(history)  # plain data
+
+
+def test_valid_perplexity_is_lmlib_lm_perplexity_of_the_same_sentences():
+    from lmlib import lm
+    from tests.train_script import toy_corpus
+
+    model, train_stream, valid_stream, config = toy_setup(steps=4)
+    history = T.train(model, train_stream, valid_stream, config, progress=False)
+    assert history["valid_ppl"][-1] == pytest.approx(lm.perplexity(model, toy_corpus(30, 2)), rel=1e-12)
+
+
+def test_same_seed_same_loss_curve_and_another_seed_another():
+    curves = []
+    for seed in (0, 0, 1):
+        model, train_stream, valid_stream, config = toy_setup(dropout=0.1)
+        history = T.train(model, train_stream, None, dataclasses.replace(config, seed=seed), progress=False)
+        curves.append(history["train_loss"])
+    assert curves[0] == curves[1]
+    assert curves[0] != curves[2]
+
+
+def test_resume_in_a_fresh_process_is_bit_for_bit_the_uninterrupted_run(tmp_path):
+    def run(*args):
+        subprocess.run([sys.executable, str(SCRIPT), *args, "--dropout", "0.1"], check=True, env=ENV, cwd=ROOT)
+
+    run(str(tmp_path / "straight.pt"))  # 12 steps
+    run(str(tmp_path / "first.pt"), "--steps", "5", "--state", str(tmp_path / "state.pt"))
+    run(str(tmp_path / "resumed.pt"), "--resume", str(tmp_path / "state.pt"), "--state", str(tmp_path / "s2.pt"))
+    straight, resumed = (torch.load(tmp_path / f, weights_only=True) for f in ("straight.pt", "resumed.pt"))
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    assert straight["history"]["train_loss"] == resumed["history"]["train_loss"]
+    # The interrupted run also evaluated where it stopped (step 5); every other evaluation is the same.
+    valid = [dict(zip(r["history"]["eval_step"], r["history"]["valid_loss"], strict=True)) for r in (straight, resumed)]
+    assert valid[1].pop(5) and valid[0] == valid[1]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo is tested on Linux")
+def test_torchrun_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
+    # Each rank reads its half of every global batch, and the loss is scaled so the averaged gradient is the
+    # global-batch mean: the runs differ only in the order of floating-point additions (gloo's all-reduce),
+    # so we allow 1e-5 relative, far below the loss changes of one step (about 1e-2).
+    torchrun = Path(sys.executable).parent / "torchrun"
+    subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "one.pt")], check=True, env=ENV, cwd=ROOT)
+    subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(SCRIPT), str(tmp_path / "two.pt")],
+                   check=True, env=ENV, cwd=ROOT, capture_output=True)
+    one, two = (torch.load(tmp_path / f, weights_only=True)["history"] for f in ("one.pt", "two.pt"))
+    assert len(one["train_loss"]) == len(two["train_loss"]) == 12
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-5)
+    assert two["valid_loss"] == pytest.approx(one["valid_loss"], rel=1e-5)
+    assert one["train_loss"][-1] < one["train_loss"][0] - 0.1  # it trained
+
+
+def test_more_ranks_than_the_batch_splits_into_is_refused(monkeypatch):
+    model, train_stream, valid_stream, config = toy_setup(batch=8)
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ValueError, match="does not split over 3 ranks.*nproc_per_node"):
+        T.train(model, train_stream, valid_stream, config, progress=False)
+
+
+class ToyRNN(nn.Module):
+    """A minimal recurrent LM, to exercise the sequential layout (state carried across batches)."""
+
+    takes_state = True
+
+    def __init__(self, vocab: Vocab):
+        super().__init__()
+        self.vocab, self.config = vocab, MLPConfig(len(vocab))
+        self.embed, self.rnn = nn.Embedding(len(vocab), 8), nn.GRU(8, 8, batch_first=True)
+        self.out = nn.Linear(8, len(vocab))
+
+    def forward(self, ids, state=None):
+        h, state = self.rnn(self.embed(ids), state)
+        return self.out(h), state
+
+    def sequence_logprobs(self, ids):
+        return torch.log_softmax(self(ids[:, :-1])[0], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+    def next_token_logprobs(self, contexts):
+        return torch.log_softmax(self(contexts)[0][:, -1], -1)
+
+
+def test_sequential_layout_carries_state_and_resumes_exactly(tmp_path):
+    _, train_stream, valid_stream, config = toy_setup()
+    config = dataclasses.replace(config, layout="sequential", batch_size=4, block=8, steps=30)  # > one pass
+    vocab = toy_setup()[0].vocab
+
+    def fresh():
+        torch.manual_seed(0)
+        return ToyRNN(vocab)
+
+    straight = fresh()
+    history = T.train(straight, train_stream, valid_stream, config, progress=False)
+    assert history["valid_loss"][-1] < history["valid_loss"][0]
+    first = fresh()
+    T.train(first, train_stream, valid_stream, config, max_steps=13, checkpoint=tmp_path / "s.pt", progress=False)
+    assert T.read_checkpoint(tmp_path / "s.pt")["carry"] is not None  # the state travels with the checkpoint
+    resumed = fresh()
+    T.train(resumed, train_stream, valid_stream, config, resume=tmp_path / "s.pt", progress=False)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def test_checkpoint_of_another_configuration_names_the_differing_keys(tmp_path):
+    model, train_stream, valid_stream, config = toy_setup(steps=2)
+    T.train(model, train_stream, None, config, checkpoint=tmp_path / "s.pt", progress=False)
+    other = MLPLM(dataclasses.replace(model.config, d_hidden=17, context=3), model.vocab)
+    with pytest.raises(ValueError, match=r"another configuration \(context: checkpoint 2 vs model 3, d_hidden"):
+        T.train(other, train_stream, None, config, resume=tmp_path / "s.pt", progress=False)
+    with pytest.raises(ValueError, match="another TrainConfig.*lr"):
+        T.train(toy_setup()[0], train_stream, None, dataclasses.replace(config, lr=0.5),
+                resume=tmp_path / "s.pt", progress=False)
+
+
+def test_checkpoints_are_written_atomically_and_corrupt_files_are_named(tmp_path):
+    model, train_stream, _, config = toy_setup(steps=2)
+    T.train(model, train_stream, None, config, checkpoint=tmp_path / "s.pt", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"]  # no .partial left behind
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes((tmp_path / "s.pt").read_bytes()[:1000])
+    with pytest.raises(ValueError, match="broken.pt is not a readable lmlib checkpoint"):
+        T.read_checkpoint(broken)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="is not an lmlib checkpoint"):
+        T.read_checkpoint(tmp_path / "foreign.pt")
+
+
+# --- recipes -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def recipe_runs(tmp_path_factory) -> dict[str, Path]:
+    """Every recipe, trained for 3 steps of its schedule (with its end-of-run evaluation), each in its folder."""
+    runs = {}
+    for name, recipe in T.RECIPES.items():
+        runs[name] = tmp_path_factory.mktemp(name)
+        T.run_recipe(recipe, out=runs[name], max_steps=3, progress=False)
+    return runs
+
+
+@pytest.mark.parametrize("name", sorted(T.RECIPES))
+def test_every_recipe_trains_a_few_steps_and_loads_back(name, recipe_runs):
+    log = json.loads((recipe_runs[name] / f"{name}.json").read_text())
+    assert log["step"][-1] == 3 and log["recipe"] == name and log["parameters"] > 0
+    assert math.isfinite(log["valid_ppl"][-1])
+    assert (recipe_runs[name] / f"{name}.pt").stat().st_size <= 5_000_000  # small enough to commit
+    model = T.load_checkpoint(name, recipe_runs[name])
+    assert model.history["step"][-1] == 3
+    assert type(model).__name__ == type(T.build_model(T.RECIPES[name], model.vocab)).__name__
+
+
+def test_load_checkpoint_checks_the_hash_and_says_how_to_regenerate(tmp_path, recipe_runs):
+    name = sorted(T.RECIPES)[0]
+    with pytest.raises(FileNotFoundError, match=f"python -m lmlib.train {name}"):
+        T.load_checkpoint(name, tmp_path)
+    for suffix in (".pt", ".pt.sha256"):
+        (tmp_path / f"{name}{suffix}").write_bytes((recipe_runs[name] / f"{name}{suffix}").read_bytes())
+    data = bytearray((tmp_path / f"{name}.pt").read_bytes())
+    data[-100] ^= 1
+    (tmp_path / f"{name}.pt").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"altered or corrupt; regenerate it with: python -m lmlib.train {name}"):
+        T.load_checkpoint(name, tmp_path)
+
+
+def test_committed_checkpoints_match_their_recorded_hashes():
+    for name in T.RECIPES:
+        model = T.load_checkpoint(name)  # raises if missing or altered
+        assert model.history["step"][-1] == T.RECIPES[name].train.steps
+
+
+def test_cli_lists_recipes_and_refuses_unknown_ones():
+    out = subprocess.run([sys.executable, "-m", "lmlib.train", "--list"], capture_output=True, text=True, env=ENV)
+    assert out.returncode == 0 and all(name in out.stdout for name in T.RECIPES)
+    bad = subprocess.run([sys.executable, "-m", "lmlib.train", "nope"], capture_output=True, text=True, env=ENV)
+    assert bad.returncode == 2 and "no recipe named 'nope'" in bad.stderr
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_bad_inputs_get_errors_that_name_the_problem():
+    model, train_stream, valid_stream, config = toy_setup()
+    with pytest.raises(TypeError, match="must be an nn.Module that implements lmlib.lm.LanguageModel"):
+        T.train(nn.Linear(2, 2), train_stream, valid_stream, config)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        T.train(model, train_stream, valid_stream, dataclasses.replace(config, lr=0.0))
+    with pytest.raises(ValueError, match="batch_size must be an integer > 0"):
+        T.train(model, train_stream, valid_stream, dataclasses.replace(config, batch_size=0))
+    with pytest.raises(ValueError, match="too short for block=16: it needs at least 17"):
+        T.train(model, train_stream[:10], valid_stream, config)
+    with pytest.raises(ValueError, match="train_stream has 0 tokens"):
+        T.train(model, train_stream[:0], valid_stream, config)
+    with pytest.raises(TypeError, match="1-D LongTensor"):
+        T.train(model, train_stream.float(), valid_stream, config)
+    with pytest.raises(ValueError, match="layout must be 'random' or 'sequential'"):
+        T.train(model, train_stream, valid_stream, dataclasses.replace(config, layout="shuffled"))
