@@ -179,3 +179,66 @@ def plot_heaps(ax, n: np.ndarray, sizes: np.ndarray, label: str, min_tokens: int
     ax.set_ylabel("V(n), distinct tokens (count)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
+
+
+# --- neural networks: activations and optimisers -------------------------------------------------
+
+ACTIVATIONS = {"sigmoid": "sigmoid", "tanh": "tanh", "ReLU": "relu", "GELU": "gelu"}
+
+
+def activation_curves(x, names=tuple(ACTIVATIONS)) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For each activation: its values and its derivative at ``x``, the derivative taken by autograd."""
+    torch = require("torch")
+    curves = {}
+    for name in names:
+        t = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+        y = getattr(torch.nn.functional, ACTIVATIONS[name])(t)
+        (grad,) = torch.autograd.grad(y.sum(), t)
+        curves[name] = (y.detach().numpy(), grad.numpy())
+    return curves
+
+
+def plot_activations(axes, x) -> None:
+    """Activations (left) and their derivatives (right) on shared x."""
+    for name, (y, dy) in activation_curves(x).items():
+        axes[0].plot(x, y, label=name)
+        axes[1].plot(x, dy, label=name)
+    for ax, title in zip(axes, ("f(z)", "f'(z)"), strict=True):
+        ax.set_xlabel("z, pre-activation")
+        ax.set_ylabel(title)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend()
+
+
+def optimizer_paths(loss: Callable, start: tuple[float, float], optimizers: dict[str, tuple[type, dict]],
+                    steps: int) -> dict[str, np.ndarray]:
+    """Run each torch optimizer (class, kwargs) from ``start`` on a 2-D ``loss(p)``; [steps + 1, 2] points each."""
+    torch = require("torch")
+    paths = {}
+    for name, (optimizer_class, kwargs) in optimizers.items():
+        p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        optimizer = optimizer_class([p], **kwargs)
+        points = [p.detach().clone()]
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss(p).backward()
+            optimizer.step()
+            points.append(p.detach().clone())
+        paths[name] = torch.stack(points).numpy()
+    return paths
+
+
+def plot_optimizer_paths(ax, loss: Callable, paths: dict[str, np.ndarray], extent=(-2.5, 2.5, -1.5, 1.5)) -> None:
+    """Contours of a 2-D loss with each optimizer's path from the same start."""
+    torch = require("torch")
+    x0, x1, y0, y1 = extent
+    xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+    grid = torch.tensor(np.stack([xs, ys]), dtype=torch.float64)
+    ax.contour(xs, ys, loss(grid).numpy(), levels=20, cmap="Greys", linewidths=0.6)
+    for name, path in paths.items():
+        ax.plot(path[:, 0], path[:, 1], ".-", markersize=3, lw=1, label=name)
+    ax.plot(*next(iter(paths.values()))[0], "k*", markersize=10, label="start")
+    ax.set_xlabel("parameter 1")
+    ax.set_ylabel("parameter 2")
+    ax.legend()
