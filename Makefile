@@ -17,7 +17,7 @@ export NLTK_DATA := $(CURDIR)/.venv/nltk_data
 
 NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
-.PHONY: check-python install book serve lab test lint unit nbval book-strict execute clean assets site-test bench
+.PHONY: check-python install book serve lab test lint unit nbval book-strict execute clean assets site-test bench checkpoints
 .DEFAULT_GOAL := book
 
 # The oldest Python the pinned packages install on (numpy 2.4, scipy 1.17, matplotlib 3.11,
@@ -126,6 +126,12 @@ site-test: book-strict
 
 # Side-by-side benchmarks: each benchmarks/*_bench.py writes benchmarks/results/<name>.md,
 # which the Benchmarks appendix page shows. Commit the results.
+# Retrain every recipe of lmlib.train (minutes each on a laptop CPU) and rewrite checkpoints/:
+# NAME.pt (weights), NAME.pt.sha256, NAME.json (training log). Commit them; chapters load them.
+checkpoints: $(STAMP)
+	@for recipe in $$($(BIN)/python -c "from lmlib.train import RECIPES; print(*RECIPES)"); do \
+	  echo "== $$recipe"; $(BIN)/python -m lmlib.train $$recipe || exit 1; done
+
 bench: $(STAMP)
 	@shopt -s nullglob; scripts=(benchmarks/*_bench.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "make bench: no benchmarks/*_bench.py yet"; fi; \

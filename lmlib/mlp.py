@@ -111,6 +111,20 @@ def context_windows(ids: torch.Tensor, context: int, bos_id: int) -> torch.Tenso
     return windows.masked_fill(position < last_bos, bos_id)
 
 
+def nearest_neighbours(embeddings: torch.Tensor, vocab: Vocab, word: str, k: int = 5) -> list[tuple[str, float]]:
+    """The k tokens whose rows of ``embeddings`` [V, d] are closest to ``word``'s by cosine similarity.
+
+    cos(u, v) = u . v / (|u| |v|); the word itself and the special tokens are left out.
+    """
+    if word not in vocab:
+        raise KeyError(f"{word!r} is not in the vocabulary (it maps to <unk>): pick a word seen min_count times")
+    unit = F.normalize(embeddings.detach().float(), dim=1)  # [V, d]
+    similarity = unit @ unit[vocab.stoi[word]]  # [V]
+    similarity[[vocab.stoi[word], vocab.pad_id, vocab.unk_id, vocab.bos_id, vocab.eos_id]] = -2.0
+    top = torch.topk(similarity, k)
+    return [(vocab.itos[i], round(float(s), 4)) for s, i in zip(top.values, top.indices.tolist(), strict=True)]
+
+
 def _init_weights(module: nn.Module) -> None:
     if isinstance(module, nn.Linear):
         nn.init.normal_(module.weight, std=module.in_features**-0.5)

@@ -397,15 +397,16 @@ class Recipe:
     train: TrainConfig = TrainConfig()
 
 
-def _words_lower(corpus: str, split: str) -> list[list[str]]:
-    """The n-gram chapter's tokenization: sentences from split_sentences, lower-cased word_tokenize."""
+def lowercase_word_sentences(corpus: str, split: str) -> list[list[str]]:
+    """The n-gram chapter's tokenization, shared by every word-level model compared with it:
+    sentences from ``split_sentences``, each lower-cased and split by ``word_tokenize``."""
     from lmlib.data import load_corpus
     from lmlib.tokenize import split_sentences, word_tokenize
 
     return [word_tokenize(s, lowercase=True) for doc in load_corpus(corpus, split) for s in split_sentences(doc)]
 
 
-TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {"words_lower": _words_lower}
+TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {"words_lower": lowercase_word_sentences}
 
 
 def _mlp():

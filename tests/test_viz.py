@@ -1,5 +1,7 @@
 """lmlib.viz: the Zipf fit recovers a known exponent; the widget carries its content."""
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -123,3 +125,31 @@ def test_plot_heaps_labels_axes_and_reports_the_fit():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["toy", "fit: V = 10 n^0.600"]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     plt.close(fig)
+
+
+def test_activation_derivatives_from_autograd_match_the_formulas():
+    z = np.linspace(-5, 5, 101)
+    curves = viz.activation_curves(z)
+    sig, dsig = curves["sigmoid"]
+    th, dth = curves["tanh"]
+    relu, drelu = curves["ReLU"]
+    assert np.allclose(dsig, sig * (1 - sig)) and np.allclose(dth, 1 - th**2)
+    assert np.array_equal(relu, np.maximum(z, 0)) and np.array_equal(drelu[z != 0], (z[z != 0] > 0).astype(float))
+    gelu, _ = curves["GELU"]
+    assert np.allclose(gelu, z * 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2))))  # z Phi(z)
+
+
+def test_optimizer_paths_follow_each_update_rule():
+    import torch
+
+    def loss(p):
+        return 0.5 * (p[0] ** 2 + 4 * p[1] ** 2)
+
+    paths = viz.optimizer_paths(loss, (1.0, 1.0), {"sgd": (torch.optim.SGD, {"lr": 0.1}),
+                                                   "momentum": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.5})}, 2)
+    assert paths["sgd"].shape == (3, 2)
+    assert np.allclose(paths["sgd"][1], [1 - 0.1 * 1, 1 - 0.1 * 4])  # p - lr * grad
+    v1 = np.array([1.0, 4.0])
+    p1 = np.array([1.0, 1.0]) - 0.1 * v1
+    v2 = 0.5 * v1 + np.array([p1[0], 4 * p1[1]])
+    assert np.allclose(paths["momentum"][2], p1 - 0.1 * v2)  # v = mu v + g; p = p - lr v
