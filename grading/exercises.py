@@ -254,8 +254,10 @@ def _steps(code: str, where: str) -> tuple[Step, ...]:
         except (ValueError, SyntaxError):
             raise ExerciseError(
                 f"{where}: the expected output {ex.want.strip()[:80]!r} is not plain data. Make the "
-                "test return built-in values, e.g. `round(float(x), 4)`, `array.tolist()`, "
-                "`sorted(counter.items())`"
+                "test return built-in values that every right form of the answer (a NumPy scalar or "
+                "array, a tuple, a dict) turns into, e.g. `round(float(x), 4)`, "
+                "`[round(float(v), 4) for v in xs]`, `sorted((k, int(n)) for k, n in counts.items())` "
+                "(exercises/teachers.md)"
             ) from None
         steps.append(Step(ex.source, expected, check=True))
     if not any(s.check for s in steps):

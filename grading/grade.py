@@ -89,7 +89,8 @@ def score_case(case: Case, steps: object) -> tuple[bool, str]:
         if type(report) is not dict:
             return False, "no result came back for this test"
         if type(report.get("error")) is str:
-            return False, f"`{step.code.strip()}` raised {report['error']}"
+            wanted = f"\n      expected: {short(step.expected)}" if step.check else ""
+            return False, f"`{step.code.strip()}` raised {report['error']}{wanted}"
         if not step.check:
             continue
         try:

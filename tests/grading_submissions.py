@@ -1,4 +1,4 @@
-"""Submissions for the grader's self-tests: right, blank, realistically wrong, hostile, broken.
+"""Submissions for the grader's self-tests: right (in several forms), blank, realistically wrong, hostile, broken.
 
 Each builder returns (file name, file bytes, what the grader must report). Notebooks
 are made from the exercise's own solution and student notebooks, so "what it
@@ -42,7 +42,7 @@ WRONG_ANSWERS = {
             """),
         ],
         "q3": [
-            ("missing the k|V| smoothing term: probabilities do not sum to 1", "unigram_probs", """
+            ("missing the k * len(vocab) smoothing term: probabilities do not sum to 1", "unigram_probs", """
                 def unigram_probs(tokens, vocab, k):
                     counts = np.bincount(vocab.encode(tokens), minlength=len(vocab)).astype(float)
                     return (counts + k) / counts.sum()
@@ -54,16 +54,25 @@ WRONG_ANSWERS = {
         ],
         "q4": [
             ("wrong axis: regresses log rank on log count", "zipf_exponent", """
-                def zipf_exponent(counts, max_rank):
-                    freqs = np.array(sorted(counts.values(), reverse=True)[:max_rank], dtype=float)
+                def zipf_exponent(counts, min_rank, max_rank):
+                    freqs = np.array(sorted(counts.values(), reverse=True), dtype=float)
                     ranks = np.arange(1, len(freqs) + 1)
-                    slope, _ = np.polyfit(np.log(freqs), np.log(ranks), 1)
+                    keep = (ranks >= min_rank) & (ranks <= max_rank)
+                    slope, _ = np.polyfit(np.log(freqs[keep]), np.log(ranks[keep]), 1)
                     return float(-slope)
             """),
             ("ranks counted from 0 (off by one)", "zipf_exponent", """
-                def zipf_exponent(counts, max_rank):
-                    freqs = np.array(sorted(counts.values(), reverse=True)[:max_rank], dtype=float)
+                def zipf_exponent(counts, min_rank, max_rank):
+                    freqs = np.array(sorted(counts.values(), reverse=True), dtype=float)
                     ranks = np.arange(len(freqs))
+                    keep = (ranks >= min_rank) & (ranks <= max_rank)
+                    slope, _ = np.polyfit(np.log(ranks[keep]), np.log(freqs[keep]), 1)
+                    return float(-slope)
+            """),
+            ("cuts ranks min_rank..max_rank, then numbers them again from 1", "zipf_exponent", """
+                def zipf_exponent(counts, min_rank, max_rank):
+                    freqs = np.array(sorted(counts.values(), reverse=True)[min_rank - 1:max_rank], dtype=float)
+                    ranks = np.arange(1, len(freqs) + 1)
                     slope, _ = np.polyfit(np.log(ranks), np.log(freqs), 1)
                     return float(-slope)
             """),
@@ -139,6 +148,230 @@ WRONG_ANSWERS = {
 }
 
 
+# Realistic alternative correct answers: question -> [(description, function name, definition)],
+# in the same form as WRONG_ANSWERS. Each must earn the question's full points, in grader.check,
+# in otter's own run of all the tests, and in `make grade`: a right answer in another legitimate
+# form (NumPy instead of pure Python, a tuple instead of a list, loops instead of comprehensions,
+# another algorithm) must never lose points.
+ALTERNATIVE_ANSWERS = {
+    "text_as_data": {
+        "q1": [
+            ("a loop, and a regular expression for 'has a letter or digit'", "tokenize", """
+                import re
+
+                def tokenize(text):
+                    words = []
+                    for token in word_tokenize(text, lowercase=True):
+                        if re.search(r"[^\\W_]", token):  # a word character that is not _
+                            words.append(token)
+                    return words
+            """),
+            ("a tuple, made with filter", "tokenize", """
+                def tokenize(text):
+                    return tuple(filter(lambda t: any(map(str.isalnum, t)), word_tokenize(text, lowercase=True)))
+            """),
+            ("a NumPy array of strings, selected with a boolean mask", "tokenize", """
+                def tokenize(text):
+                    tokens = np.array(word_tokenize(text, lowercase=True), dtype=str)
+                    keep = np.array([any(c.isalnum() for c in t) for t in tokens], dtype=bool)
+                    return tokens[keep]
+            """),
+        ],
+        "q2": [
+            ("NumPy: the mean of a boolean array (a np.float64)", "build_vocab", """
+                import itertools
+
+                def build_vocab(token_lists, min_count):
+                    return Vocab(itertools.chain.from_iterable(token_lists), min_count=min_count)
+
+                def oov_rate(vocab, tokens):
+                    return (np.array(vocab.encode(tokens)) == vocab.unk_id).mean()
+            """),
+            ("loops: counts kept by hand, then membership", "build_vocab", """
+                def build_vocab(token_lists, min_count):
+                    counts = Counter()
+                    for tokens in token_lists:
+                        for t in tokens:
+                            counts[t] += 1
+                    kept = []
+                    for tokens in token_lists:
+                        for t in tokens:
+                            if counts[t] >= min_count:
+                                kept.append(t)
+                    return Vocab(kept)
+
+                def oov_rate(vocab, tokens):
+                    unknown = 0
+                    for t in tokens:
+                        if t not in vocab:
+                            unknown += 1
+                    return unknown / len(tokens)
+            """),
+            ("list.count of <unk> ids", "oov_rate", """
+                def oov_rate(vocab, tokens):
+                    ids = vocab.encode(list(tokens))
+                    return ids.count(vocab.unk_id) / len(ids)
+            """),
+        ],
+        "q3": [
+            ("pure Python: a Counter of ids and a list", "unigram_probs", """
+                def unigram_probs(tokens, vocab, k):
+                    counts = Counter(vocab.encode(tokens))
+                    total = len(tokens) + k * len(vocab)
+                    return [(counts[i] + k) / total for i in range(len(vocab))]
+            """),
+            ("a NumPy loop, normalised by the sum", "unigram_probs", """
+                def unigram_probs(tokens, vocab, k):
+                    counts = np.zeros(len(vocab))
+                    for i in vocab.encode(tokens):
+                        counts[i] += 1
+                    smoothed = counts + k
+                    return smoothed / smoothed.sum()
+            """),
+            ("a tuple of floats, one per id", "unigram_probs", """
+                def unigram_probs(tokens, vocab, k):
+                    ids = vocab.encode(tokens)
+                    return tuple((ids.count(i) + k) / (len(ids) + k * len(vocab)) for i in range(len(vocab)))
+            """),
+        ],
+        "q4": [
+            ("pure Python least squares (closed form), loops", "zipf_exponent", """
+                import math
+
+                def zipf_exponent(counts, min_rank, max_rank):
+                    xs, ys = [], []
+                    for rank, f in enumerate(sorted(counts.values(), reverse=True), start=1):
+                        if min_rank <= rank <= max_rank:
+                            xs.append(math.log(rank))
+                            ys.append(math.log(f))
+                    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+                    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+                    return -slope
+            """),
+            ("the chapter's lmlib.viz.zipf_exponent on the sorted counts", "zipf_exponent", """
+                from lmlib import viz
+
+                def zipf_exponent(counts, min_rank, max_rank):
+                    freqs = np.array(sorted(counts.values(), reverse=True), dtype=float)
+                    return viz.zipf_exponent(freqs, min_rank=min_rank, max_rank=max_rank)
+            """),
+            ("np.linalg.lstsq on log10 axes, returns a np.float64", "zipf_exponent", """
+                def zipf_exponent(counts, min_rank, max_rank):
+                    freqs = np.sort(np.array(list(counts.values()), dtype=float))[::-1]
+                    ranks = np.arange(1, len(freqs) + 1)[min_rank - 1:max_rank]
+                    freqs = freqs[min_rank - 1:max_rank]
+                    design = np.stack([np.log10(ranks), np.ones(len(ranks))], axis=1)
+                    (slope, _), *_ = np.linalg.lstsq(design, np.log10(freqs), rcond=None)
+                    return -slope
+            """),
+        ],
+    },
+    "ngram_models": {
+        "q1": [
+            ("loops, a running previous token and Counter.update", "bigrams", """
+                def bigrams(sentence):
+                    pairs, previous = [], "<s>"
+                    for word in [*sentence, "</s>"]:
+                        pairs.append((previous, word))
+                        previous = word
+                    return pairs
+
+                def count_bigrams(sentences):
+                    counts = Counter()
+                    for sentence in sentences:
+                        counts.update(bigrams(sentence))
+                    return counts
+            """),
+            ("a tuple of pairs by index, and itertools.chain", "bigrams", """
+                import itertools
+
+                def bigrams(sentence):
+                    padded = ("<s>",) + tuple(sentence) + ("</s>",)
+                    return tuple((padded[i], padded[i + 1]) for i in range(len(padded) - 1))
+
+                def count_bigrams(sentences):
+                    return Counter(itertools.chain.from_iterable(map(bigrams, sentences)))
+            """),
+            ("nltk's padded bigrams, a generator", "bigrams", """
+                import nltk
+
+                def bigrams(sentence):
+                    return nltk.bigrams(sentence, pad_left=True, pad_right=True,
+                                        left_pad_symbol="<s>", right_pad_symbol="</s>")
+            """),
+        ],
+        "q2": [
+            ("a loop over the counts, Counter.get", "mle_prob", """
+                def mle_prob(counts, h, w):
+                    history_total = 0
+                    for (first, _), n in counts.items():
+                        if first == h:
+                            history_total += n
+                    return counts.get((h, w), 0) / history_total
+            """),
+            ("NumPy sums (a np.float64)", "mle_prob", """
+                import numpy as np
+
+                def mle_prob(counts, h, w):
+                    after_h = np.array([n for (first, _), n in counts.items() if first == h])
+                    return np.float64(counts[(h, w)]) / after_h.sum()
+            """),
+        ],
+        "q3": [
+            ("|V| as all tokens but <s>, plus <unk>; NumPy floats", "vocab_size", """
+                import numpy as np
+
+                def vocab_size(counts):
+                    tokens = {t for bigram in counts for t in bigram}
+                    return len(tokens - {"<s>"} | {"<unk>"})
+
+                def add_k_prob(counts, h, w, k):
+                    history_total = np.sum([n for (first, _), n in counts.items() if first == h])
+                    return (np.float64(counts[(h, w)]) + k) / (history_total + k * vocab_size(counts))
+            """),
+            ("np.unique for |V| (a NumPy int), loops for the counts", "vocab_size", """
+                import numpy as np
+
+                def vocab_size(counts):
+                    return np.unique([w for _, w in counts]).size + np.int64(1)
+
+                def add_k_prob(counts, h, w, k):
+                    history_total, seen = 0, 0
+                    for (first, second), n in counts.items():
+                        if first == h:
+                            history_total += n
+                            if second == w:
+                                seen = n
+                    return (seen + k) / (history_total + k * vocab_size(counts))
+            """),
+        ],
+        "q4": [
+            ("product of the probabilities, then the N-th root", "sentence_perplexity", """
+                def sentence_perplexity(sentence, prob):
+                    padded = ["<s>", *sentence, "</s>"]
+                    p = 1.0
+                    for h, w in zip(padded[:-1], padded[1:]):
+                        p *= prob(h, w)
+                    return p ** (-1 / (len(sentence) + 1))
+            """),
+            ("NumPy mean of the log-probabilities (a np.float64)", "sentence_perplexity", """
+                import numpy as np
+
+                def sentence_perplexity(sentence, prob):
+                    padded = ["<s>", *sentence, "</s>"]
+                    return np.exp(-np.mean(np.log([prob(h, w) for h, w in zip(padded, padded[1:])])))
+            """),
+            ("bits: log2 and 2 ** H", "sentence_perplexity", """
+                def sentence_perplexity(sentence, prob):
+                    padded = ["<s>", *sentence, "</s>"]
+                    bits = [-math.log2(prob(padded[i], padded[i + 1])) for i in range(len(padded) - 1)]
+                    return 2 ** (sum(bits) / len(bits))
+            """),
+        ],
+    },
+}
+
+
 HOSTILE = [  # the files hostile() makes, one test each
     "hostile-sys-exit", "hostile-os-exit", "hostile-infinite-loop", "hostile-loop-ignores-interrupt",
     "hostile-patches-otter", "hostile-always-equal", "hostile-rebinds-builtins",
@@ -192,7 +425,7 @@ def replace_definition(nb: dict, function: str, wrong: str) -> dict:
 
 
 def correctness(exercise: Exercise) -> list[Submission]:
-    """The solution, the untouched student notebook, and each realistic wrong answer."""
+    """The solution, the untouched student notebook, each realistic wrong and alternative right answer."""
     solution, blank = load_nb(exercise.solution_notebook), load_nb(exercise.student_notebook)
     full = {q.name: q.points for q in exercise.questions}
     subs = [Submission("solution.ipynb", dump(solution), full),
@@ -202,7 +435,27 @@ def correctness(exercise: Exercise) -> list[Submission]:
             nb = replace_definition(solution, function, wrong)
             # Only this question loses points: checked as "less than full" by the tests.
             subs.append(Submission(f"wrong-{question}-{i}.ipynb", dump(nb), {**full, question: None}))
+    # Alternative right answers, batched: notebook j answers every question with its j-th
+    # alternative, so it must earn full marks, question by question.
+    alternatives = ALTERNATIVE_ANSWERS.get(exercise.name, {})
+    for j in range(max(map(len, alternatives.values()), default=0)):
+        nb = solution
+        for answers in alternatives.values():
+            if j < len(answers):
+                nb = replace_definition(nb, answers[j][1], answers[j][2])
+        subs.append(Submission(f"right-{j}.ipynb", dump(nb), full))
+    # Cells without ids (nbformat warns about them): graded like any other notebook, silently.
+    no_ids = json.loads(json.dumps(solution))
+    for cell in no_ids["cells"]:
+        cell.pop("id", None)
+    subs.append(Submission("solution-without-cell-ids.ipynb", dump(no_ids), full))
     return subs
+
+
+def alternatives_in(exercise: Exercise, j: int) -> dict[str, str]:
+    """question -> description of the alternative answer that notebook right-{j} gives."""
+    return {q: answers[j][0] for q, answers in ALTERNATIVE_ANSWERS.get(exercise.name, {}).items()
+            if j < len(answers)}
 
 
 def hostile(exercise: Exercise, submissions_dir: Path, canary: str) -> list[Submission]:
@@ -274,9 +527,9 @@ def hostile(exercise: Exercise, submissions_dir: Path, canary: str) -> list[Subm
                 return self
         def tokenize(text): return AlwaysEqual()
         def build_vocab(docs, min_count): return AlwaysEqual()
-        def oov_rate(vocab, docs): return Yes(0.5)
+        def oov_rate(vocab, docs): return Yes(0.123)  # float(Yes(x)) is x: not the right answer
         def unigram_probs(tokens, vocab, k): return AlwaysEqual()
-        def zipf_exponent(counts, max_rank): return Yes(1.0)
+        def zipf_exponent(counts, min_rank, max_rank): return Yes(0.123)
     """
     return [
         Submission("hostile-sys-exit.ipynb", dump(with_cell(solution, "import sys\nsys.exit(0)", at=3)),

@@ -1,8 +1,11 @@
 """The grader is tested, not trusted.
 
 For every exercise: the solution scores full marks, the untouched student
-notebook scores zero, and each realistic wrong answer loses points in its own
-question only. For the pilot exercise, every hostile or broken submission from
+notebook scores zero, each realistic wrong answer loses points in its own
+question only, and each realistic alternative right answer (NumPy instead of
+pure Python, a tuple instead of a list, another algorithm) earns its question's
+full points, in ``make grade`` and in the notebook's ``grader.check``. For the
+pilot exercise, every hostile or broken submission from
 shared/notes/otter-grader.md (plus memory and fork bombs) is graded in the same
 folder as honest ones: each gets what it earned with a reason, the others are
 still graded, and no submission file is modified. All of it goes through the
@@ -11,13 +14,17 @@ real sandbox (bubblewrap, as installed by .ci/run).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
-import shutil
+import re
 import subprocess
 import sys
+import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -49,9 +56,12 @@ def graded(request, tmp_path_factory):
     protected = [*(p for p in folder.iterdir() if p.is_file()), ROOT / "exercises" / f"{ex.name}.ipynb"]
     before = {p: sha(p) for p in protected}
     out = tmp_path_factory.mktemp(f"grades-{ex.name}") / "grades.csv"
-    rows = grade.grade_folder(folder, out, limits=LIMITS, use_sandbox="bubblewrap")
+    printed = io.StringIO()
+    with warnings.catch_warnings(record=True) as warned, contextlib.redirect_stderr(printed):
+        warnings.simplefilter("default")
+        rows = grade.grade_folder(folder, out, limits=LIMITS, use_sandbox="bubblewrap", quiet=True)
     return {"exercise": ex, "rows": {r.file: r for r in rows}, "subs": {s.name: s for s in subs},
-            "folder": folder, "out": out, "before": before}
+            "folder": folder, "out": out, "before": before, "warned": warned, "stderr": printed.getvalue()}
 
 
 def test_solution_scores_full_marks(graded):
@@ -82,6 +92,28 @@ def test_each_wrong_answer_loses_points_in_its_question_only(graded):
                     assert row.points[q.name] == q.points, f"{question} ({what}) cost {q.name} points"
 
 
+def test_each_alternative_right_answer_earns_full_points(graded):
+    """NumPy scalars and arrays, tuples, loops, other algorithms: a right answer never loses points."""
+    ex = graded["exercise"]
+    alternatives = gs.ALTERNATIVE_ANSWERS.get(ex.name, {})
+    assert set(alternatives) == {q.name for q in ex.questions}, "every question needs alternative answers"
+    assert all(len(a) >= 2 for a in alternatives.values()), "every question needs two alternatives or more"
+    for j in range(max(map(len, alternatives.values()))):
+        row = graded["rows"][f"right-{j}.ipynb"]
+        assert (row.status, row.reason) == ("ok", ""), (f"right-{j}", gs.alternatives_in(ex, j), row.reason)
+        for question, what in gs.alternatives_in(ex, j).items():
+            q = next(q for q in ex.questions if q.name == question)
+            assert row.points[question] == q.points, f"{question}: the right answer ({what}) lost points"
+
+
+def test_notebook_without_cell_ids_is_graded_without_warnings(graded):
+    """nbformat warns about cells without ids; the teacher should see only the grader's summary."""
+    row = graded["rows"]["solution-without-cell-ids.ipynb"]
+    assert (row.status, row.total) == ("ok", graded["exercise"].points), row.reason
+    assert not [w for w in graded["warned"] if "MissingIDField" in type(w.message).__name__ + str(w.message)]
+    assert "Warning" not in graded["stderr"], graded["stderr"]
+
+
 def test_grade_book_has_one_row_per_submission(graded):
     ex, out = graded["exercise"], graded["out"]
     with open(out, newline="") as f:
@@ -99,7 +131,8 @@ def test_feedback_shows_public_failures_and_hides_hidden_answers(graded):
     text = (grade.feedback_dir(graded["out"]) / "blank.txt").read_text()
     public = ex.questions[0].cases[0]
     assert not public.hidden
-    assert f"expected: {grade.short(public.steps[-1].expected)}\n      got:      None" in text
+    # a blank answer (None) either comes back as None or makes the test raise: both show what was expected
+    assert f"expected: {grade.short(public.steps[-1].expected)}" in text
     for q in ex.questions:
         for case in q.cases:
             for step in case.steps:
@@ -148,6 +181,41 @@ def test_other_submissions_still_graded_and_nothing_modified(graded):
     assert not [r for r in rows.values() if r.status == "error"], "the grader itself failed"
 
 
+def test_make_grade_prints_only_its_summary_and_does_not_grade_links(tmp_path):
+    """`make grade`'s command line: a symbolic link gets a row, not a grade (a link to the exercise
+    source would otherwise earn its solutions' marks), and nbformat's warnings about cells without
+    ids stay quiet: the teacher sees the grader's summary only."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    blank = gs.load_nb(exercises.STUDENT_DIR / f"{PILOT}.ipynb")
+    for cell in blank["cells"]:
+        cell.pop("id", None)
+    (folder / "student.ipynb").write_bytes(gs.dump(blank))
+    links = {
+        "link-to-the-exercise-source.ipynb": ROOT / "exercises" / f"{PILOT}.ipynb",
+        "link-to-a-submission.ipynb": Path("student.ipynb"),
+        "link-to-nothing.ipynb": tmp_path / "missing.ipynb",
+        "link-to-a-folder.ipynb": tmp_path,
+    }
+    for name, target in links.items():
+        (folder / name).symlink_to(target)
+    out = tmp_path / "grades.csv"
+    proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(folder), str(out), "--sandbox",
+                           "bubblewrap", "--timeout", str(LIMITS.wall_s), "--cell-timeout", str(LIMITS.cell_s)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("building exercise")] == []
+    assert proc.stdout.startswith(f"graded 5 submissions of {PILOT} in "), proc.stdout
+    assert "arning" not in proc.stdout
+    with open(out, newline="") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    assert (rows["student.ipynb"]["status"], rows["student.ipynb"]["reason"]) == ("ok", "")
+    for name, target in links.items():
+        row = rows[name]
+        assert (row["status"], float(row["total"])) == ("symbolic link", 0), row
+        assert "not graded" in row["reason"] and str(target) in row["reason"], row
+
+
 def test_committed_student_notebook_is_up_to_date(tmp_path):
     for name in exercises.names():
         exercises.assign(name, tmp_path / name, run_tests=False)
@@ -158,18 +226,79 @@ def test_committed_student_notebook_is_up_to_date(tmp_path):
             f"{committed} is out of date with exercises/{name}.ipynb: run `make exercises`"
 
 
-def test_student_notebook_runs_with_nbconvert_and_checks_help(tmp_path):
-    """A learner's first run: blank answers fail their checks gracefully, with expected vs got."""
-    for name in exercises.names():
-        nb = tmp_path / f"{name}.ipynb"
-        shutil.copy(exercises.STUDENT_DIR / nb.name, nb)
-        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                        "--inplace", str(nb)], check=True, capture_output=True, cwd=tmp_path)
-        cells = json.loads(nb.read_text())["cells"]
-        outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
-        assert not [o for o in outputs if o["output_type"] == "error"]
-        text = json.dumps(outputs)
-        assert "Expected:" in text and "Got" in text  # otter's check: what was expected, what came back
+# Appended to the committed student notebook, after its own (blank) cells have run: for the solution,
+# each alternative right answer and each wrong answer, define the solution's functions, then the
+# answer's, and score the question with grader.check (the public tests, as a student sees them) and
+# with otter's own run of all the tests from the autograder zip (what a hosted autograder does).
+CHECK_ANSWERS = """
+import json, os, tempfile, zipfile
+from otter.test_files.ok_test import OKTestFile
+tests_dir = tempfile.mkdtemp()
+with zipfile.ZipFile({zip!r}) as z:
+    z.extractall(tests_dir, [n for n in z.namelist() if n.startswith("tests/")])
+results = []
+for kind, question, what, code in json.loads({answers!r}):
+    for definition in json.loads({definitions!r}):
+        exec(definition, globals())
+    exec(code, globals())
+    public = grader.check(question, global_env=globals())
+    every = OKTestFile.from_file(os.path.join(tests_dir, "tests", question + ".py"))
+    every.run(globals())
+    shown = public.summary() if public.score < public.possible else ""
+    results.append([kind, question, what, public.score, public.possible, every.score, every.possible, shown])
+with open("answers-checked.json", "w") as f:
+    json.dump(results, f)
+"""
+
+
+@pytest.fixture(scope="module", params=exercises.names())
+def in_notebook(request, tmp_path_factory):
+    """The student notebook run by nbconvert (blank answers), then every answer checked inside it."""
+    ex = exercises.load(request.param)
+    solution = gs.load_nb(ex.solution_notebook)
+    definitions = ["".join(c["source"]) for c in solution["cells"]
+                   if c["cell_type"] == "code" and re.search(r"^def \w+\(", "".join(c["source"]), re.M)]
+    answers = [["right", q.name, "the solution", ""] for q in ex.questions]
+    for kind, table in [("right", gs.ALTERNATIVE_ANSWERS), ("wrong", gs.WRONG_ANSWERS)]:
+        answers += [[kind, question, what, textwrap.dedent(code)]
+                    for question, cases in table.get(ex.name, {}).items() for what, _, code in cases]
+    folder = tmp_path_factory.mktemp(f"in-notebook-{ex.name}")
+    nb = gs.load_nb(exercises.STUDENT_DIR / f"{ex.name}.ipynb")
+    check = CHECK_ANSWERS.format(zip=str(exercises.autograder_zip(ex.build_dir)), answers=json.dumps(answers),
+                                 definitions=json.dumps(definitions))
+    path = folder / f"{ex.name}.ipynb"
+    path.write_bytes(gs.dump(gs.with_cell(nb, check)))
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                    "--inplace", str(path)], check=True, capture_output=True, cwd=folder)
+    return {"exercise": ex, "cells": json.loads(path.read_text())["cells"],
+            "checked": json.loads((folder / "answers-checked.json").read_text())}
+
+
+def test_student_notebook_runs_with_nbconvert_and_checks_help(in_notebook):
+    """A learner's first run: blank answers fail their checks gracefully, showing what was expected."""
+    outputs = [o for c in in_notebook["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    text = json.dumps(outputs)
+    # a blank answer is None, which the tests cannot turn into a number or a list: the check shows the
+    # expected value and the error (a wrong value shows expected and got: see the next test)
+    assert "Expecting:" in text and "Failed example:" in text and "NoneType" in text
+
+
+def test_answers_in_grader_check_and_in_otters_run_of_all_tests(in_notebook):
+    """Right answers in every form earn full points in the notebook too; wrong ones lose points."""
+    ex, checked = in_notebook["exercise"], in_notebook["checked"]
+    n_right = len(ex.questions) + sum(map(len, gs.ALTERNATIVE_ANSWERS[ex.name].values()))
+    assert len(checked) == n_right + sum(map(len, gs.WRONG_ANSWERS[ex.name].values()))
+    points = {q.name: q.points for q in ex.questions}
+    for kind, question, what, public, public_possible, every, every_possible, shown in checked:
+        assert every_possible == points[question]
+        if kind == "right":
+            assert public == public_possible > 0, f"{question} ({what}): grader.check refused a right answer"
+            assert every == every_possible, f"{question} ({what}): otter's run of all the tests took points"
+        else:
+            assert every < every_possible, f"{question} ({what}): a wrong answer kept its points in otter"
+            if public < public_possible:  # what the student sees: the expected value and theirs
+                assert "Expected:" in shown and "Got:" in shown, (question, what, shown)
 
 
 def test_sandbox_isolation():
