@@ -44,7 +44,8 @@ def sha(path: Path) -> str:
 
 @pytest.fixture(scope="module", params=exercises.names())
 def graded(request, tmp_path_factory):
-    """Grade one folder per exercise: right, blank and wrong answers (and, for the pilot, hostile ones)."""
+    """Grade one folder per exercise: right (in several forms), blank and wrong answers (and, for the pilot,
+    hostile ones); what the grader prints or warns is captured."""
     ex = exercises.load(request.param)
     folder = tmp_path_factory.mktemp(f"submissions-{ex.name}")
     subs = gs.correctness(ex) + (gs.hostile(ex, folder, CANARY) if ex.name == PILOT else [])
