@@ -149,6 +149,59 @@ class UniformLM:
         return self._logp[ids[:, 1:]]  # [B, T-1]
 
 
+class MixtureLM:
+    """A linear interpolation of language models that share one vocabulary:
+
+        P(w | h) = sum_i lambda_i P_i(w | h),   lambda_i >= 0,  sum_i lambda_i = 1.
+
+    Bengio et al. (2003) mixed their MLP with a trigram model this way: the two
+    make different mistakes, so the mixture beats both. Choose the weights on
+    validation text (``MixtureLM.tune``), never on the test set.
+    """
+
+    def __init__(self, models: Sequence[LanguageModel], weights: Sequence[float]):
+        if len(models) != len(weights) or not models:
+            raise ValueError(f"need one weight per model, got {len(models)} models and {len(weights)} weights")
+        if any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-9:
+            raise ValueError(f"weights must be >= 0 and sum to 1, got {list(weights)}")
+        if any(m.vocab.itos != models[0].vocab.itos for m in models):
+            raise ValueError("the models must share one vocabulary (same tokens, same ids) to be mixed")
+        self.models, self.weights, self.vocab = list(models), list(weights), models[0].vocab
+        self._log_weights = torch.tensor(weights, dtype=torch.float64).log()
+
+    def _mix(self, logps: list[torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack([lp.double() for lp in logps])  # [M, ...]
+        return torch.logsumexp(stacked + self._log_weights.view(-1, *[1] * (stacked.ndim - 1)), dim=0)
+
+    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        return self._mix([m.sequence_logprobs(ids) for m in self.models])  # [B, T-1]
+
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        return self._mix([m.next_token_logprobs(contexts) for m in self.models])  # [B, V]
+
+    @classmethod
+    def tune(cls, models: Sequence[LanguageModel], valid: Sequence[Sequence[str]], grid: int = 20) -> MixtureLM:
+        """Two models: the weight lambda of the first, on a grid of ``grid`` + 1 points, that minimises valid PPL."""
+        if len(models) != 2:
+            raise ValueError("tune mixes exactly two models")
+        scores = [_target_logprobs(m, valid) for m in models]
+        def nll(lam: float) -> float:  # log(0) = -inf is fine: that model then drops out of the sum
+            log_lam = torch.tensor([lam, 1 - lam], dtype=torch.float64).log()
+            return -float(torch.logaddexp(scores[0] + log_lam[0], scores[1] + log_lam[1]).sum())
+
+        best = min((i / grid for i in range(grid + 1)), key=nll)
+        return cls(models, [best, 1 - best])
+
+
+def _target_logprobs(model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64) -> torch.Tensor:
+    """ln P of every predicted token of the sequences, in order, as one float64 vector."""
+    out = []
+    for start in range(0, len(sequences), batch_size):
+        ids = encode_batch(model.vocab, sequences[start : start + batch_size])
+        out.append(model.sequence_logprobs(ids)[ids[:, 1:] != model.vocab.pad_id].double())
+    return torch.cat(out)
+
+
 class ProtocolError(AssertionError):
     """A model breaks the LanguageModel contract."""
 

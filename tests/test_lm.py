@@ -134,3 +134,25 @@ def test_checker_catches_wrong_shape_and_nan(vocab):
 def test_checker_rejects_objects_without_the_protocol(vocab):
     with pytest.raises(ProtocolError, match="lacks"):
         check_language_model(object(), SENTENCES)
+
+
+def test_mixture_is_the_weighted_sum_of_probabilities_and_tunes_on_valid():
+    from lmlib.lm import MixtureLM
+    from lmlib.ngram import NGramLM
+
+    train = [["a", "b", "a"], ["b", "b", "a", "c"], ["a", "c"]]
+    bigram, unigram = NGramLM(2).fit(train), NGramLM(1).fit(train)
+    mix = MixtureLM([bigram, unigram], [0.3, 0.7])
+    check_language_model(mix, [["a", "b"], ["c", "c", "a"], []])
+    for word, context in [("a", ["<s>", "b"]), ("c", ["<s>", "a"]), ("b", ["<s>"])]:
+        want = 0.3 * math.exp(bigram.logprob(word, context)) + 0.7 * math.exp(unigram.logprob(word, context))
+        ids = torch.tensor([[bigram.vocab.bos_id, *bigram.vocab.encode(context[1:])]])
+        assert math.exp(mix.next_token_logprobs(ids)[0, bigram.vocab.stoi[word]]) == pytest.approx(want)
+    valid = [["a", "b", "a", "c"], ["b", "a"]]
+    tuned = MixtureLM.tune([bigram, unigram], valid, grid=10)
+    grid = [perplexity(MixtureLM([bigram, unigram], [i / 10, 1 - i / 10]), valid) for i in range(11)]
+    assert perplexity(tuned, valid) == pytest.approx(min(grid))
+    with pytest.raises(ValueError, match="sum to 1"):
+        MixtureLM([bigram, unigram], [0.5, 0.6])
+    with pytest.raises(ValueError, match="share one vocabulary"):
+        MixtureLM([bigram, NGramLM(1).fit([["x"]])], [0.5, 0.5])
