@@ -132,6 +132,51 @@ def test_reviews_dedup_report_matches_the_corpus():
     assert report["kept"] == report["pos distinct"] + report["neg distinct"] - 2 * report["under several labels"]
 
 
+def test_news_is_deduplicated_before_the_split_so_no_story_is_on_two_sides():
+    raw = data.read_lines(data.source_files("news")[0])
+    splits = {s: data.load_corpus("news", s) for s in ("train", "valid", "test")}
+    assert len(raw) == 300 and len(data.deduplicate(raw)) == 293  # 7 lines repeat an earlier story
+    assert {s: len(v) for s, v in splits.items()} == {"train": 232, "valid": 29, "test": 28}  # 289: 4 near copies gone
+    keys = {s: {data.normalize_for_dedup(t) for t in v} for s, v in splits.items()}
+    assert not keys["train"] & keys["valid"] and not keys["train"] & keys["test"] and not keys["valid"] & keys["test"]
+    assert sum(map(len, keys.values())) == 289  # and no story twice within a split
+    # no near copy either: no held-out story shares half its 8-word windows with a training story, or back
+    shingles = {s: [data.word_shingles(t) for t in v] for s, v in splits.items()}
+    for held_out in ("valid", "test"):
+        for a in shingles[held_out]:
+            for b in shingles["train"]:
+                shared = len(a & b)
+                assert shared < 0.5 * len(a) and shared < 0.5 * len(b)
+
+
+def test_word_shingles_and_containment():
+    assert data.word_shingles("The  cat, the CAT sat.", n=2) == {("the", "cat"), ("cat", "the"), ("cat", "sat")}
+    assert data.word_shingles("too short", n=3) == set()
+    story = "one two three four five six seven eight nine ten"
+    assert data.containment(story, "Intro words. " + story.upper() + " More news.") == 1.0
+    assert data.containment(story, "nothing in common at all here, not one word of it") == 0.0
+    assert data.containment("too short", story) == 0.0
+
+
+def test_near_copies_finds_typos_cut_stories_and_pasted_stories():
+    words = [f"w{i}" for i in range(60)]
+    story = " ".join(words[:30])
+    other = " ".join(words[30:])
+    texts = [
+        story,                                         # 0: kept
+        " ".join(words[:29] + ["typo"]),               # 1: the same story but its last word: a copy of 0
+        other,                                         # 2: kept, though 3 holds it whole
+        "Sport bulletin: " + other + " And the weather, sunny.",  # 3: kept, the longer text
+        " ".join(words[:12]),                          # 4: cut short: a copy of 0 (and of 1)
+        "an unrelated short note",                     # 5: fewer than 8 words: never a copy
+    ]
+    assert data.near_copies(texts) == {1: 0, 2: 3, 4: 0}
+    assert data.near_copies(texts, threshold=1.0) == {2: 3, 4: 0}  # only texts held whole
+    assert data.near_copies([story, story]) == {1: 0}  # a tie: the later is the copy
+    with pytest.raises(ValueError, match="threshold must be in"):
+        data.near_copies(texts, threshold=0)
+
+
 def test_wiki_pages_are_raw_wikitext_by_title():
     pages = data.wiki_pages()
     assert "[[" in pages["Anarchism"]
@@ -155,7 +200,7 @@ def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
     # the second load reads the cache: prove it by changing the cached content
     files[0].write_text(json.dumps(["cached"]), encoding="utf-8")
     assert data.load_corpus("news", "all") == ["cached"]
-    assert len(first) == 300
+    assert len(first) == 289
 
 
 def test_corpus_stats_table():
