@@ -145,6 +145,103 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "neural_networks": {
+        "q1": [
+            ("the formula as written: exp overflows (nan) or underflows (-inf) for huge logits", "log_softmax", """
+                def log_softmax(logits):
+                    return np.log(np.exp(logits) / np.exp(logits).sum())
+            """),
+            ("subtracts the maximum inside the sum but forgets it outside", "log_softmax", """
+                def log_softmax(logits):
+                    m = np.max(logits)
+                    return logits - np.log(np.sum(np.exp(logits - m)))
+            """),
+            ("the log of the shifted softmax: a logit far below the maximum underflows to log(0)", "log_softmax", """
+                def log_softmax(logits):
+                    e = np.exp(logits - np.max(logits))
+                    return np.log(e / e.sum())
+            """),
+        ],
+        "q2": [
+            ("sums over the batch instead of taking the mean", "cross_entropy", """
+                def cross_entropy(logits, targets):
+                    m = logits.max(axis=1, keepdims=True)
+                    logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+                    return -logp[np.arange(len(logits)), targets].sum()
+            """),
+            ("-y_k without the log-sum-exp: the logits taken for log-probabilities", "cross_entropy", """
+                def cross_entropy(logits, targets):
+                    return -logits[np.arange(len(logits)), targets].mean()
+            """),
+            ("the mean of -ln p over every entry of the batch, not only the targets", "cross_entropy", """
+                def cross_entropy(logits, targets):
+                    m = logits.max(axis=1, keepdims=True)
+                    return -(logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))).mean()
+            """),
+        ],
+        "q3": [
+            ("forgets to divide by B: the gradient of the summed loss", "cross_entropy_grad", """
+                def cross_entropy_grad(logits, targets):
+                    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+                    p = p / p.sum(axis=1, keepdims=True)
+                    p[np.arange(len(logits)), targets] -= 1
+                    return p
+            """),
+            ("wrong sign: onehot - softmax, the direction of steepest ascent of ln p", "cross_entropy_grad", """
+                def cross_entropy_grad(logits, targets):
+                    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+                    p = p / p.sum(axis=1, keepdims=True)
+                    return (np.eye(logits.shape[1])[targets] - p) / len(logits)
+            """),
+            ("wrong axis: softmax down each column (over the batch), not along each row", "cross_entropy_grad", """
+                def cross_entropy_grad(logits, targets):
+                    p = np.exp(logits - logits.max(axis=0, keepdims=True))
+                    p = p / p.sum(axis=0, keepdims=True)
+                    p[np.arange(len(logits)), targets] -= 1
+                    return p / len(logits)
+            """),
+        ],
+        "q4": [
+            ("the lr-scaled velocity (v = mu v + lr g, theta -= v): same parameters, v off by a factor lr",
+             "sgd_momentum_step", """
+                def sgd_momentum_step(params, grads, velocity, lr, momentum):
+                    new_velocity = [momentum * v + lr * g for v, g in zip(velocity, grads)]
+                    return [p - v for p, v in zip(params, new_velocity)], new_velocity
+            """),
+            ("moves with the old velocity, then updates it", "sgd_momentum_step", """
+                def sgd_momentum_step(params, grads, velocity, lr, momentum):
+                    new_params = [p - lr * v for p, v in zip(params, velocity)]
+                    return new_params, [momentum * v + g for v, g in zip(velocity, grads)]
+            """),
+            ("a moving average (v = mu v + (1 - mu) g, Adam's first moment), not PyTorch's sum",
+             "sgd_momentum_step", """
+                def sgd_momentum_step(params, grads, velocity, lr, momentum):
+                    new_velocity = [momentum * v + (1 - momentum) * g for v, g in zip(velocity, grads)]
+                    return [p - lr * v for p, v in zip(params, new_velocity)], new_velocity
+            """),
+        ],
+        "q5": [
+            ("concatenates the context newest token first", "mlp_forward", """
+                def mlp_forward(C, H, d, U, b, contexts):
+                    x = C[contexts[:, ::-1]].reshape(len(contexts), -1)
+                    y = b + np.tanh(d + x @ H.T) @ U.T
+                    m = y.max(axis=1, keepdims=True)
+                    return y - m - np.log(np.exp(y - m).sum(axis=1, keepdims=True))
+            """),
+            ("forgets the tanh: a linear model", "mlp_forward", """
+                def mlp_forward(C, H, d, U, b, contexts):
+                    x = C[contexts].reshape(len(contexts), -1)
+                    y = b + (d + x @ H.T) @ U.T
+                    m = y.max(axis=1, keepdims=True)
+                    return y - m - np.log(np.exp(y - m).sum(axis=1, keepdims=True))
+            """),
+            ("returns the logits y, not log-probabilities", "mlp_forward", """
+                def mlp_forward(C, H, d, U, b, contexts):
+                    x = C[contexts].reshape(len(contexts), -1)
+                    return b + np.tanh(d + x @ H.T) @ U.T
+            """),
+        ],
+    },
 }
 
 
@@ -366,6 +463,146 @@ ALTERNATIVE_ANSWERS = {
                     padded = ["<s>", *sentence, "</s>"]
                     bits = [-math.log2(prob(padded[i], padded[i + 1])) for i in range(len(padded) - 1)]
                     return 2 ** (sum(bits) / len(bits))
+            """),
+        ],
+    },
+    "neural_networks": {
+        "q1": [
+            ("pure Python: max, math.exp and math.log in loops, a list", "log_softmax", """
+                import math
+
+                def log_softmax(logits):
+                    m = max(logits)
+                    total = 0.0
+                    for y in logits:
+                        total += math.exp(y - m)
+                    return [y - m - math.log(total) for y in logits]
+            """),
+            ("torch operations on a tensor that requires grad", "log_softmax", """
+                def log_softmax(logits):
+                    y = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+                    m = y.max()
+                    return y - m - torch.log(torch.exp(y - m).sum())
+            """),
+            ("a generator of floats, with math.fsum and log1p of the non-maximal terms", "log_softmax", """
+                import math
+
+                def log_softmax(logits):
+                    values = [float(y) for y in logits]
+                    top = values.index(max(values))
+                    rest = math.fsum(math.exp(y - values[top]) for i, y in enumerate(values) if i != top)
+                    lse = values[top] + math.log1p(rest)
+                    return (y - lse for y in values)
+            """),
+        ],
+        "q2": [
+            ("torch operations, logsumexp written out, a 0-dim tensor that requires grad", "cross_entropy", """
+                def cross_entropy(logits, targets):
+                    y = torch.as_tensor(logits).clone().requires_grad_(True)
+                    m = y.max(dim=1, keepdim=True).values
+                    logp = y - m - torch.log(torch.exp(y - m).sum(dim=1, keepdim=True))
+                    return -logp[torch.arange(len(y)), torch.as_tensor(targets)].mean()
+            """),
+            ("pure Python: a loop over the rows, a float", "cross_entropy", """
+                import math
+
+                def cross_entropy(logits, targets):
+                    total = 0.0
+                    for row, k in zip(logits, targets):
+                        m = max(row)
+                        total += -(row[k] - m - math.log(sum(math.exp(y - m) for y in row)))
+                    return total / len(targets)
+            """),
+            ("calls log_softmax (Question 1) row by row; NumPy mean (a np.float64)", "cross_entropy", """
+                def cross_entropy(logits, targets):
+                    return np.mean([-float(list(log_softmax(row))[k]) for row, k in zip(logits, targets)])
+            """),
+        ],
+        "q3": [
+            ("autograd: F.cross_entropy, .backward(), the leaf's .grad", "cross_entropy_grad", """
+                def cross_entropy_grad(logits, targets):
+                    y = torch.tensor(logits, requires_grad=True)
+                    F.cross_entropy(y, torch.as_tensor(targets)).backward()
+                    return y.grad
+            """),
+            ("pure Python: nested loops, a list of lists", "cross_entropy_grad", """
+                import math
+
+                def cross_entropy_grad(logits, targets):
+                    B = len(logits)
+                    grad = []
+                    for row, k in zip(logits, targets):
+                        m = max(row)
+                        exps = [math.exp(y - m) for y in row]
+                        total = sum(exps)
+                        grad.append([(e / total - (1.0 if i == k else 0.0)) / B for i, e in enumerate(exps)])
+                    return grad
+            """),
+            ("scipy.special.softmax and a one-hot matrix from np.eye", "cross_entropy_grad", """
+                from scipy.special import softmax
+
+                def cross_entropy_grad(logits, targets):
+                    onehot = np.eye(logits.shape[1])[targets]
+                    return (softmax(logits, axis=1) - onehot) / logits.shape[0]
+            """),
+        ],
+        "q4": [
+            ("torch.optim.SGD itself, the velocity passed in as its momentum_buffer", "sgd_momentum_step", """
+                def sgd_momentum_step(params, grads, velocity, lr, momentum):
+                    tensors = [torch.tensor(p, requires_grad=True) for p in params]
+                    optimizer = torch.optim.SGD(tensors, lr=lr, momentum=momentum)
+                    for t, g, v in zip(tensors, grads, velocity):
+                        t.grad = torch.as_tensor(g, dtype=t.dtype)
+                        optimizer.state[t]["momentum_buffer"] = torch.tensor(v, dtype=t.dtype)
+                    optimizer.step()
+                    return tensors, [optimizer.state[t]["momentum_buffer"] for t in tensors]
+            """),
+            ("in place, in a loop: updates the given arrays, returns them in tuples", "sgd_momentum_step", """
+                def sgd_momentum_step(params, grads, velocity, lr, momentum):
+                    for p, g, v in zip(params, grads, velocity):
+                        v *= momentum
+                        v += g
+                        p -= lr * v
+                    return tuple(params), tuple(velocity)
+            """),
+            ("torch tensors, a list of tensors per output", "sgd_momentum_step", """
+                def sgd_momentum_step(params, grads, velocity, lr, momentum):
+                    new_velocity = [momentum * torch.as_tensor(v) + torch.as_tensor(g) for v, g in zip(velocity, grads)]
+                    return [torch.as_tensor(p) - lr * v for p, v in zip(params, new_velocity)], new_velocity
+            """),
+        ],
+        "q5": [
+            ("a NumPy loop over the contexts, np.concatenate, scipy's log_softmax", "mlp_forward", """
+                from scipy.special import log_softmax as scipy_log_softmax
+
+                def mlp_forward(C, H, d, U, b, contexts):
+                    rows = []
+                    for context in contexts:
+                        x = np.concatenate([C[i] for i in context])
+                        rows.append(scipy_log_softmax(b + U @ np.tanh(d + H @ x)))
+                    return np.stack(rows)
+            """),
+            ("torch: F.embedding, F.linear and torch.log_softmax on nn.Parameters (the result requires grad)",
+             "mlp_forward", """
+                def mlp_forward(C, H, d, U, b, contexts):
+                    C, H, d, U, b = (torch.nn.Parameter(torch.as_tensor(a)) for a in (C, H, d, U, b))
+                    x = F.embedding(torch.as_tensor(contexts), C).flatten(1)
+                    y = F.linear(torch.tanh(F.linear(x, H, d)), U, b)
+                    return torch.log_softmax(y, dim=-1)
+            """),
+            ("pure Python lists and math, a list of lists", "mlp_forward", """
+                import math
+
+                def mlp_forward(C, H, d, U, b, contexts):
+                    out = []
+                    for context in contexts:
+                        x = [float(v) for i in context for v in C[i]]
+                        h = [math.tanh(d[j] + sum(H[j][i] * x[i] for i in range(len(x)))) for j in range(len(d))]
+                        y = [b[k] + sum(U[k][j] * h[j] for j in range(len(h))) for k in range(len(b))]
+                        m = max(y)
+                        lse = m + math.log(sum(math.exp(v - m) for v in y))
+                        out.append([v - lse for v in y])
+                    return out
             """),
         ],
     },
