@@ -146,7 +146,9 @@ def train(
     end = config.steps if max_steps is None else min(config.steps, max_steps)
     batches = _batches(train_stream, config, step, rank, world)
     bar = _progress_bar(step, end, rank == 0 and (_interactive() if progress is None else progress))
-    started, tokens = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0), 0
+    # Tokens and seconds count over the whole run, across resumes; the progress bar's rate is this process's.
+    seen, wall, cpu = (history[k][-1] if history[k] else 0 for k in ("tokens", "seconds", "cpu_seconds"))
+    started, cpu_started, run_tokens = time.perf_counter(), time.process_time(), 0
     model.train()
     while step < end:
         window, fresh = next(batches)
@@ -161,17 +163,22 @@ def train(
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
-        tokens += n_targets
+        seen, run_tokens = seen + n_targets, run_tokens + n_targets
         if rank == 0:
-            if step % config.log_every == 0 or step == end:
-                _log(history, step, mean_loss, lr_at(step - 1, config), n_targets, time.perf_counter() - started)
+            if step % config.log_every == 0 or step % config.eval_every == 0 or step == end:
+                history["step"].append(step)
+                history["train_loss"].append(mean_loss)
+                history["lr"].append(lr_at(step - 1, config))
+                history["tokens"].append(seen)
+                history["seconds"].append(wall + time.perf_counter() - started)
+                history["cpu_seconds"].append(cpu + time.process_time() - cpu_started)
             if valid_stream is not None and (step % config.eval_every == 0 or step == end):
                 _evaluate(model, valid_stream, history, step)
             if checkpoint is not None and (step % config.eval_every == 0 or step == end):
                 save_checkpoint(checkpoint, model, optimizer, config, step, history, carry)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{tokens / (time.perf_counter() - started):.0f}")
+                bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{run_tokens / (time.perf_counter() - started):.0f}")
     if bar is not None:
         bar.close()
     model.eval()
@@ -226,16 +233,10 @@ def _evaluate(model: nn.Module, stream: torch.Tensor, history: dict, step: int) 
 
 
 def _new_history() -> dict:
-    keys = ("step", "train_loss", "lr", "tokens", "seconds", "eval_step", "valid_loss", "valid_ppl")
+    """Per logged step: train loss, learning rate, predicted tokens seen and wall / CPU seconds so far;
+    per evaluation: validation loss and perplexity."""
+    keys = ("step", "train_loss", "lr", "tokens", "seconds", "cpu_seconds", "eval_step", "valid_loss", "valid_ppl")
     return {k: [] for k in keys}
-
-
-def _log(history: dict, step: int, loss: float, lr: float, n_targets: int, seconds: float) -> None:
-    history["step"].append(step)
-    history["train_loss"].append(loss)
-    history["lr"].append(lr)
-    history["tokens"].append((history["tokens"][-1] if history["tokens"] else 0) + n_targets)
-    history["seconds"].append(seconds)
 
 
 def _interactive() -> bool:
@@ -428,7 +429,7 @@ RECIPES: dict[str, Recipe] = {
             min_count=2,
             model="mlp",
             model_config={"context": 3, "d_embed": 32, "d_hidden": 96, "dropout": 0.1},
-            train=TrainConfig(steps=1500, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=250, seed=0),
+            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0),
         ),
     ]
 }

@@ -83,6 +83,21 @@ def test_training_lowers_the_loss_and_records_a_history():
     json.dumps(history)  # plain data
 
 
+def test_tokens_count_every_predicted_target_whatever_the_logging_interval():
+    model, train_stream, _, config = toy_setup(steps=12)
+    config = dataclasses.replace(config, log_every=5)
+    history = T.train(model, train_stream, None, config, progress=False)
+    assert history["step"] == [4, 5, 8, 10, 12]  # every log_every steps, and where it evaluates or ends
+    expected, counted = [], 0
+    for step in range(12):  # replay the batches: targets that are neither <bos>/<pad> nor before the context
+        window = T.random_windows(train_stream, 8, 16, torch.Generator().manual_seed(step))
+        y = window[:, 1:][:, model.context_size - 1 :]
+        counted += int(((y != model.vocab.bos_id) & (y != model.vocab.pad_id)).sum())
+        expected.append(counted)
+    assert history["tokens"] == [expected[s - 1] for s in history["step"]]
+    assert history["cpu_seconds"][-1] > 0
+
+
 def test_valid_perplexity_is_lmlib_lm_perplexity_of_the_same_sentences():
     from lmlib import lm
     from tests.train_script import toy_corpus
