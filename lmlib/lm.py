@@ -64,13 +64,20 @@ def total_logprob(
     model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64
 ) -> tuple[float, int]:
     """Sum of ln P over every predicted token (words and ``<eos>``), and how many there were."""
+    scores = token_logprobs(model, sequences, batch_size)
+    return scores.sum().item(), len(scores)
+
+
+def token_logprobs(model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64) -> torch.Tensor:
+    """ln P of every predicted token of the sequences (words and ``<eos>``), in order: a float64 vector.
+
+    Score a model once and derive what you need from it: the perplexity is
+    ``exp(-scores.mean())``, and a mixture's scores come from ``mixture_logprobs``.
+    """
     if isinstance(sequences, str):
         raise TypeError("sequences must be a list of token lists, e.g. [['the', 'cat'], ...], not a str")
-    total, count = 0.0, 0
-    for start in range(0, len(sequences), batch_size):
-        t, c = _score_batch(model, encode_batch(model.vocab, sequences[start : start + batch_size]))
-        total, count = total + t, count + c
-    return total, count
+    batches = [encode_batch(model.vocab, sequences[i : i + batch_size]) for i in range(0, len(sequences), batch_size)]
+    return torch.cat([_score_batch(model, ids) for ids in batches]) if batches else torch.zeros(0, dtype=torch.float64)
 
 
 def stream_logprob(model: LanguageModel, stream: torch.Tensor, batch_size: int = 64) -> tuple[float, int]:
@@ -87,13 +94,13 @@ def stream_logprob(model: LanguageModel, stream: torch.Tensor, batch_size: int =
     total, count = 0.0, 0
     for start in range(0, len(pieces), batch_size):
         batch = torch.nn.utils.rnn.pad_sequence(pieces[start : start + batch_size], True, model.vocab.pad_id)
-        t, c = _score_batch(model, batch)
-        total, count = total + t, count + c
+        scores = _score_batch(model, batch)
+        total, count = total + scores.sum().item(), count + len(scores)
     return total, count
 
 
-def _score_batch(model: LanguageModel, ids: torch.Tensor) -> tuple[float, int]:
-    """Sum of ln P of the non-``<pad>`` targets of one [B, T] batch, and their number."""
+def _score_batch(model: LanguageModel, ids: torch.Tensor) -> torch.Tensor:
+    """ln P of the non-``<pad>`` targets of one [B, T] batch, row by row, as float64."""
     logp = model.sequence_logprobs(ids)  # [B, T-1]
     targets = ids[:, 1:]
     if logp.shape != targets.shape:
@@ -102,7 +109,7 @@ def _score_batch(model: LanguageModel, ids: torch.Tensor) -> tuple[float, int]:
     picked = logp[mask].double()
     if torch.isnan(picked).any():
         raise ValueError("the model returned NaN log-probabilities; check its normalisation")
-    return picked.sum().item(), int(mask.sum())
+    return picked
 
 
 def perplexity(model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64) -> float:
@@ -167,39 +174,33 @@ class MixtureLM:
         if any(m.vocab.itos != models[0].vocab.itos for m in models):
             raise ValueError("the models must share one vocabulary (same tokens, same ids) to be mixed")
         self.models, self.weights, self.vocab = list(models), list(weights), models[0].vocab
-        self._log_weights = torch.tensor(weights, dtype=torch.float64).log()
-
-    def _mix(self, logps: list[torch.Tensor]) -> torch.Tensor:
-        stacked = torch.stack([lp.double() for lp in logps])  # [M, ...]
-        return torch.logsumexp(stacked + self._log_weights.view(-1, *[1] * (stacked.ndim - 1)), dim=0)
 
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
-        return self._mix([m.sequence_logprobs(ids) for m in self.models])  # [B, T-1]
+        return mixture_logprobs([m.sequence_logprobs(ids) for m in self.models], self.weights)  # [B, T-1]
 
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
-        return self._mix([m.next_token_logprobs(contexts) for m in self.models])  # [B, V]
+        return mixture_logprobs([m.next_token_logprobs(contexts) for m in self.models], self.weights)  # [B, V]
 
     @classmethod
     def tune(cls, models: Sequence[LanguageModel], valid: Sequence[Sequence[str]], grid: int = 20) -> MixtureLM:
-        """Two models: the weight lambda of the first, on a grid of ``grid`` + 1 points, that minimises valid PPL."""
+        """Two models, mixed with the weight that ``best_mixture_weight`` picks on the validation text."""
         if len(models) != 2:
             raise ValueError("tune mixes exactly two models")
-        scores = [_target_logprobs(m, valid) for m in models]
-        def nll(lam: float) -> float:  # log(0) = -inf is fine: that model then drops out of the sum
-            log_lam = torch.tensor([lam, 1 - lam], dtype=torch.float64).log()
-            return -float(torch.logaddexp(scores[0] + log_lam[0], scores[1] + log_lam[1]).sum())
-
-        best = min((i / grid for i in range(grid + 1)), key=nll)
-        return cls(models, [best, 1 - best])
+        weight = best_mixture_weight(*(token_logprobs(m, valid) for m in models), grid=grid)
+        return cls(models, [weight, 1 - weight])
 
 
-def _target_logprobs(model: LanguageModel, sequences: Sequence[Sequence[str]], batch_size: int = 64) -> torch.Tensor:
-    """ln P of every predicted token of the sequences, in order, as one float64 vector."""
-    out = []
-    for start in range(0, len(sequences), batch_size):
-        ids = encode_batch(model.vocab, sequences[start : start + batch_size])
-        out.append(model.sequence_logprobs(ids)[ids[:, 1:] != model.vocab.pad_id].double())
-    return torch.cat(out)
+def mixture_logprobs(logprobs: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """ln sum_i lambda_i exp(logprobs_i), element by element, computed stably with logsumexp."""
+    stacked = torch.stack([lp.double() for lp in logprobs])  # [M, ...]
+    log_weights = torch.tensor(weights, dtype=torch.float64).log()  # log(0) = -inf: that model drops out
+    return torch.logsumexp(stacked + log_weights.view(-1, *[1] * (stacked.ndim - 1)), dim=0)
+
+
+def best_mixture_weight(first: torch.Tensor, second: torch.Tensor, grid: int = 20) -> float:
+    """The weight lambda in {0, 1/grid, .., 1} of the first model that maximises the mixture's likelihood
+    of the tokens both were scored on (``token_logprobs`` of the same validation text)."""
+    return min((i / grid for i in range(grid + 1)), key=lambda w: -mixture_logprobs([first, second], [w, 1 - w]).sum())
 
 
 class ProtocolError(AssertionError):

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmlib.tokenize import Vocab
+from lmlib.tokenize import SPECIALS, Vocab
 
 
 @dataclass(frozen=True)
@@ -111,16 +111,23 @@ def context_windows(ids: torch.Tensor, context: int, bos_id: int) -> torch.Tenso
     return windows.masked_fill(position < last_bos, bos_id)
 
 
-def nearest_neighbours(embeddings: torch.Tensor, vocab: Vocab, word: str, k: int = 5) -> list[tuple[str, float]]:
+def nearest_neighbours(
+    embeddings: torch.Tensor, vocab: Vocab, word: str, k: int = 5, among: int | None = None
+) -> list[tuple[str, float]]:
     """The k tokens whose rows of ``embeddings`` [V, d] are closest to ``word``'s by cosine similarity.
 
-    cos(u, v) = u . v / (|u| |v|); the word itself and the special tokens are left out.
+    cos(u, v) = u . v / (|u| |v|); the word itself and the special tokens are left out. ``among``:
+    only the ``among`` most frequent tokens are candidates (a ``Vocab``'s ids are in order of
+    training frequency); a word seen a handful of times has a vector that has barely moved from
+    its random start, so it is a neighbour of anything by chance.
     """
     if word not in vocab:
         raise KeyError(f"{word!r} is not in the vocabulary (it maps to <unk>): pick a word seen min_count times")
     unit = F.normalize(embeddings.detach().float(), dim=1)  # [V, d]
     similarity = unit @ unit[vocab.stoi[word]]  # [V]
     similarity[[vocab.stoi[word], vocab.pad_id, vocab.unk_id, vocab.bos_id, vocab.eos_id]] = -2.0
+    if among is not None:
+        similarity[among + len(SPECIALS) :] = -2.0
     top = torch.topk(similarity, k)
     return [(vocab.itos[i], round(float(s), 4)) for s, i in zip(top.values, top.indices.tolist(), strict=True)]
 

@@ -137,7 +137,7 @@ def test_checker_rejects_objects_without_the_protocol(vocab):
 
 
 def test_mixture_is_the_weighted_sum_of_probabilities_and_tunes_on_valid():
-    from lmlib.lm import MixtureLM
+    from lmlib.lm import MixtureLM, mixture_logprobs, token_logprobs
     from lmlib.ngram import NGramLM
 
     train = [["a", "b", "a"], ["b", "b", "a", "c"], ["a", "c"]]
@@ -152,6 +152,10 @@ def test_mixture_is_the_weighted_sum_of_probabilities_and_tunes_on_valid():
     tuned = MixtureLM.tune([bigram, unigram], valid, grid=10)
     grid = [perplexity(MixtureLM([bigram, unigram], [i / 10, 1 - i / 10]), valid) for i in range(11)]
     assert perplexity(tuned, valid) == pytest.approx(min(grid))
+    scores = [token_logprobs(m, valid) for m in (bigram, unigram)]
+    assert token_logprobs(tuned, valid).tolist() == pytest.approx(
+        mixture_logprobs(scores, tuned.weights).tolist())  # scoring once and mixing the scores is the same
+    assert math.exp(-scores[0].mean()) == pytest.approx(perplexity(bigram, valid))
     with pytest.raises(ValueError, match="sum to 1"):
         MixtureLM([bigram, unigram], [0.5, 0.6])
     with pytest.raises(ValueError, match="share one vocabulary"):

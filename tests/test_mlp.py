@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lmlib.lm import check_language_model, encode_batch, perplexity
-from lmlib.mlp import MLPLM, MLPConfig, context_windows
+from lmlib.mlp import MLPLM, MLPConfig, context_windows, nearest_neighbours
 from lmlib.tokenize import Vocab
 
 SENTENCES = [["the", "cat", "sat"], ["the", "dog", "sat", "on", "the", "mat"], ["a", "cat"]]
@@ -101,3 +101,14 @@ def test_a_config_for_another_vocabulary_is_refused():
     vocab = Vocab(["a", "b"])
     with pytest.raises(ValueError, match="vocab_size is 9 but the vocabulary has 6 entries"):
         MLPLM(MLPConfig(9), vocab)
+
+
+def test_nearest_neighbours_by_cosine_among_the_most_frequent():
+    vocab = Vocab(["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 2)  # ids 4..7 in order of frequency
+    E = torch.zeros(len(vocab), 2)
+    E[4:8] = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.1], [1.0, 0.05]])
+    assert [w for w, _ in nearest_neighbours(E, vocab, "a", k=2)] == ["d", "c"]
+    assert nearest_neighbours(E, vocab, "a", k=1)[0][1] == pytest.approx(1 / (1 + 0.05**2) ** 0.5, abs=1e-4)
+    assert [w for w, _ in nearest_neighbours(E, vocab, "a", k=2, among=3)] == ["c", "b"]  # d is too rare
+    with pytest.raises(KeyError, match="'zebra' is not in the vocabulary"):
+        nearest_neighbours(E, vocab, "zebra")
