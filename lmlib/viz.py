@@ -242,3 +242,16 @@ def plot_optimizer_paths(ax, loss: Callable, paths: dict[str, np.ndarray], exten
     ax.set_xlabel("parameter 1")
     ax.set_ylabel("parameter 2")
     ax.legend()
+
+
+def plot_training_curve(ax, history: dict, label: str = "") -> None:
+    """Train loss (per logged mini-batch) and validation loss against predicted tokens seen (``lmlib.train``'s history)."""
+    tokens = dict(zip(history["step"], history["tokens"], strict=True))
+    ax.plot(np.array(history["tokens"]) / 1e6, history["train_loss"], lw=0.8, alpha=0.6,
+            label=f"{label} train (one mini-batch)".strip())
+    ax.plot([tokens[s] / 1e6 for s in history["eval_step"]], history["valid_loss"], "o-",
+            label=f"{label} validation".strip())
+    ax.set_xlabel("predicted tokens seen (millions)")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.grid(alpha=0.3)
+    ax.legend()

@@ -153,3 +153,14 @@ def test_optimizer_paths_follow_each_update_rule():
     p1 = np.array([1.0, 1.0]) - 0.1 * v1
     v2 = 0.5 * v1 + np.array([p1[0], 4 * p1[1]])
     assert np.allclose(paths["momentum"][2], p1 - 0.1 * v2)  # v = mu v + g; p = p - lr v
+
+
+def test_training_curve_places_validation_points_at_their_tokens():
+    history = {"step": [10, 20, 30], "tokens": [1_000_000, 2_000_000, 3_000_000], "train_loss": [5.0, 4.0, 3.5],
+               "eval_step": [20, 30], "valid_loss": [4.2, 3.9]}
+    fig, ax = plt.subplots()
+    viz.plot_training_curve(ax, history)
+    train_line, valid_line = ax.get_lines()
+    assert list(train_line.get_xdata()) == [1.0, 2.0, 3.0]
+    assert list(valid_line.get_xdata()) == [2.0, 3.0] and list(valid_line.get_ydata()) == [4.2, 3.9]
+    plt.close(fig)
