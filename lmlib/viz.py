@@ -245,7 +245,7 @@ def plot_optimizer_paths(ax, loss: Callable, paths: dict[str, np.ndarray], exten
 
 
 def plot_training_curve(ax, history: dict, label: str = "") -> None:
-    """Train loss (per logged mini-batch) and validation loss against predicted tokens seen (``lmlib.train``'s history)."""
+    """Train loss (per logged mini-batch) and validation loss against tokens seen, from ``lmlib.train``'s history."""
     tokens = dict(zip(history["step"], history["tokens"], strict=True))
     ax.plot(np.array(history["tokens"]) / 1e6, history["train_loss"], lw=0.8, alpha=0.6,
             label=f"{label} train (one mini-batch)".strip())
