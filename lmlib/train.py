@@ -491,11 +491,16 @@ def load_checkpoint(name: str, directory: Path | None = None) -> nn.Module:
         raise ValueError(f"{path} has SHA-256 {actual[:12]}..., not the recorded {expected[:12]}...: "
                          f"the file is altered or corrupt; {remake}")
     state = read_checkpoint(path)
+    made_by = {**state["train_config"], **state["model_config"]}
+    wanted = {**dataclasses.asdict(recipe.train), **recipe.model_config}
+    differ = sorted(k for k in wanted if made_by.get(k) != wanted[k])
+    if differ:
+        detail = ", ".join(f"{k}: file {made_by.get(k)!r} vs recipe {wanted[k]!r}" for k in differ)
+        raise ValueError(f"{path} was not made by recipe {name!r} as it stands ({detail}); {remake}")
     vocab = Vocab()
     vocab.itos, vocab.stoi = state["vocab"], {t: i for i, t in enumerate(state["vocab"])}
     config_class, model_class = MODELS[recipe.model]()
     model = model_class(config_class(**state["model_config"]), vocab)
-    check_config(state["model_config"], model, path)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     model.history = state["history"]
     return model.eval()

@@ -261,6 +261,14 @@ def test_load_checkpoint_checks_the_hash_and_says_how_to_regenerate(tmp_path, re
         T.load_checkpoint(name, tmp_path)
 
 
+def test_a_checkpoint_made_by_another_recipe_is_refused(recipe_runs, monkeypatch):
+    name = sorted(T.RECIPES)[0]
+    changed = dataclasses.replace(T.RECIPES[name], train=dataclasses.replace(T.RECIPES[name].train, steps=7))
+    monkeypatch.setitem(T.RECIPES, name, changed)
+    with pytest.raises(ValueError, match=rf"not made by recipe '{name}' as it stands \(steps: file \d+ vs recipe 7\)"):
+        T.load_checkpoint(name, recipe_runs[name])
+
+
 def test_committed_checkpoints_match_their_recorded_hashes():
     for name in T.RECIPES:
         model = T.load_checkpoint(name)  # raises if missing or altered
