@@ -2,18 +2,18 @@
 
 The n-gram model's question, P(w_t | w_{t-n+1} .. w_{t-1}), answered with
 parameters instead of counts. Each of the n-1 previous tokens is looked up in
-an embedding table C (one vector of size d per vocabulary entry), the vectors
+an embedding table C (one vector of size e per vocabulary entry), the vectors
 are concatenated into x, and a tanh hidden layer and a softmax give the
 distribution over the next token:
 
-    x = [C(w_{t-n+1}); ...; C(w_{t-1})]              x in R^{(n-1) d}
-    y = b + U tanh(d_h + H x)                         y in R^{|V|}
+    x = [C(w_{t-n+1}); ...; C(w_{t-1})]              x in R^{(n-1) e}
+    y = b + U tanh(d + H x)                           y in R^{|V|}
     P(w_t = i | w_{t-n+1} .. w_{t-1}) = softmax(y)_i
 
 Similar words get similar rows of C, so what the model learns about one word
 is shared with its neighbours: the distributed representation a count table
 lacks. The paper's optional direct connections from x to the output
-(``+ W x``) are left out, as the paper's best models on its larger corpus did.
+(``+ W x``) are left out, for simplicity.
 
 The context is padded with ``<bos>`` on the left, and never reaches back past
 a sentence's ``<bos>``, exactly like ``lmlib.ngram.NGramLM``: the first word of
@@ -37,7 +37,7 @@ from lmlib.tokenize import SPECIALS, Vocab
 class MLPConfig:
     vocab_size: int  # len(vocab), specials included
     context: int = 3  # n - 1 previous tokens
-    d_embed: int = 32  # d: size of each token's vector in C
+    d_embed: int = 32  # e: size of each token's vector in C
     d_hidden: int = 128  # size of the tanh layer
     dropout: float = 0.0
 
@@ -58,7 +58,7 @@ class MLPLM(nn.Module):
         self.config, self.vocab = config, vocab
         self.context_size = config.context
         self.embed = nn.Embedding(config.vocab_size, config.d_embed)  # C
-        self.hidden = nn.Linear(config.context * config.d_embed, config.d_hidden)  # H, d_h
+        self.hidden = nn.Linear(config.context * config.d_embed, config.d_hidden)  # H, d
         self.out = nn.Linear(config.d_hidden, config.vocab_size)  # U, b
         self.drop = nn.Dropout(config.dropout)
         # <pad> and <bos> are never predicted: their logits are -inf, so softmax is over |V| tokens.

@@ -80,7 +80,9 @@ def sequential_lanes(stream: torch.Tensor, batch_size: int, block: int) -> Itera
     Lane b is the b-th contiguous piece of the stream; batch i holds tokens
     [i*block, (i+1)*block] of every lane, so row b of batch i+1 continues row b
     of batch i and a recurrent state can be carried across them. One pass over
-    the stream; the tail that does not fill a whole block is dropped.
+    the stream; the tail that does not fill a whole block is dropped. The state
+    flows across sentence ends (``<eos> <bos>``): a model that is evaluated
+    sentence by sentence from a fresh state should reset its state at ``<bos>``.
     """
     lane = len(stream) // batch_size
     lanes = stream[: lane * batch_size].view(batch_size, lane)  # [B, L]
@@ -129,8 +131,10 @@ def train(
 
     ``checkpoint``: a path where the full training state (model, optimizer,
     step, RNG, config) is written every ``eval_every`` steps and at the end.
-    ``resume``: such a file to continue from; the result is bit-for-bit the
-    uninterrupted run. ``max_steps``: stop after that many steps of the
+    ``resume``: such a file to continue from. In one CPU process the result is
+    bit-for-bit the uninterrupted run (tested). Under ``torchrun`` or on CUDA the
+    data order, optimizer state and schedule resume exactly, but the dropout
+    masks do not: only rank 0's CPU random state is saved. ``max_steps``: stop after that many steps of the
     schedule (which still spans ``config.steps``). ``progress``: a tqdm bar;
     by default on in a terminal or a notebook.
     """
@@ -139,8 +143,13 @@ def train(
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)
     history, carry, step = _new_history(), None, 0
-    torch.manual_seed(config.seed + rank)  # dropout; batches have their own generator
+    # Dropout draws from the global generator; batches have their own. Each rank draws its own masks,
+    # so with dropout a run on N ranks is equivalent to one process in distribution, not bit for bit.
+    torch.manual_seed(config.seed + rank)
     if resume is not None:
+        if world > 1 and config.layout == "sequential":
+            raise ValueError("resuming a sequential-layout run under torchrun is not supported: the checkpoint "
+                             "holds rank 0's recurrent state only; resume it in one process, or restart")
         step, history, carry = _restore(resume, model, optimizer, config, device)
     net = model if world == 1 else nn.parallel.DistributedDataParallel(model)
     end = config.steps if max_steps is None else min(config.steps, max_steps)
