@@ -134,9 +134,10 @@ def train(
     ``resume``: such a file to continue from. In one CPU process the result is
     bit-for-bit the uninterrupted run (tested). Under ``torchrun`` or on CUDA the
     data order, optimizer state and schedule resume exactly, but the dropout
-    masks do not: only rank 0's CPU random state is saved. ``max_steps``: stop after that many steps of the
-    schedule (which still spans ``config.steps``). ``progress``: a tqdm bar;
-    by default on in a terminal or a notebook.
+    masks do not: only rank 0's CPU random state is saved.
+    ``max_steps``: stop after that many steps of the schedule (which still spans
+    ``config.steps``). ``progress``: a tqdm bar; by default on in a terminal or
+    a notebook.
     """
     _check_training_inputs(model, train_stream, valid_stream, config)
     rank, world = _distributed(device)
@@ -195,7 +196,10 @@ def train(
 
 
 def _loss(net, model, window: torch.Tensor, carry, world: int):
-    """Summed cross-entropy over the rank's targets, scaled so DDP's gradient average is the global-batch mean."""
+    """The rank's summed cross-entropy, scaled so that DDP's gradient average is the global-batch mean.
+
+    Returns (that loss, the global-batch mean loss as a float, the global number of targets, the state).
+    """
     x, y = window[:, :-1], window[:, 1:]  # [b, T]
     if getattr(model, "takes_state", False):
         logits, carry = net(x, carry)
