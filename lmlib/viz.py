@@ -235,10 +235,14 @@ def plot_optimizer_paths(ax, loss: Callable, paths: dict[str, np.ndarray], exten
     x0, x1, y0, y1 = extent
     xs, ys = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
     grid = torch.tensor(np.stack([xs, ys]), dtype=torch.float64)
-    ax.contour(xs, ys, loss(grid).numpy(), levels=20, cmap="Greys", linewidths=0.6)
+    values = loss(grid).numpy()
+    levels = np.geomspace(max(values.min(), 1e-3), values.max(), 15)  # even in log(loss): the floor shows too
+    ax.contour(xs, ys, values, levels=levels, colors="0.7", linewidths=0.6)
     for name, path in paths.items():
         ax.plot(path[:, 0], path[:, 1], ".-", markersize=3, lw=1, label=name)
     ax.plot(*next(iter(paths.values()))[0], "k*", markersize=10, label="start")
+    minimum = np.unravel_index(values.argmin(), values.shape)
+    ax.plot(xs[minimum], ys[minimum], "kx", markersize=8, label="minimum")
     ax.set_xlabel("parameter 1")
     ax.set_ylabel("parameter 2")
     ax.legend()
