@@ -91,12 +91,10 @@ def stream_logprob(model: LanguageModel, stream: torch.Tensor, batch_size: int =
     starts = torch.nonzero(stream == model.vocab.bos_id).flatten().tolist()
     pieces = [stream[a:b] for a, b in zip(starts, [*starts[1:], len(stream)], strict=True)]
     pieces.sort(key=len)  # batches of similar lengths waste little on padding
-    total, count = 0.0, 0
-    for start in range(0, len(pieces), batch_size):
-        batch = torch.nn.utils.rnn.pad_sequence(pieces[start : start + batch_size], True, model.vocab.pad_id)
-        scores = _score_batch(model, batch)
-        total, count = total + scores.sum().item(), count + len(scores)
-    return total, count
+    batches = [torch.nn.utils.rnn.pad_sequence(pieces[i : i + batch_size], True, model.vocab.pad_id)
+               for i in range(0, len(pieces), batch_size)]
+    scores = torch.cat([_score_batch(model, ids) for ids in batches])
+    return scores.sum().item(), len(scores)
 
 
 def _score_batch(model: LanguageModel, ids: torch.Tensor) -> torch.Tensor:

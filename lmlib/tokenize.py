@@ -222,8 +222,13 @@ class Vocab:
         itos = json.loads(Path(path).read_text(encoding="utf-8"))["itos"]
         if tuple(itos[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"{path} is not a saved Vocab: it must start with {SPECIALS}")
+        return cls.from_itos(itos)
+
+    @classmethod
+    def from_itos(cls, itos: list[str]) -> Vocab:
+        """The vocabulary whose id i is ``itos[i]`` (as saved by ``save`` or in a checkpoint)."""
         vocab = cls()
-        vocab.itos, vocab.stoi = itos, {t: i for i, t in enumerate(itos)}
+        vocab.itos, vocab.stoi = list(itos), {t: i for i, t in enumerate(itos)}
         return vocab
 
 

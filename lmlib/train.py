@@ -510,8 +510,7 @@ def load_checkpoint(name: str, directory: Path | None = None) -> nn.Module:
     if differ:
         detail = ", ".join(f"{k}: file {made_by.get(k)!r} vs recipe {wanted[k]!r}" for k in differ)
         raise ValueError(f"{path} was not made by recipe {name!r} as it stands ({detail}); {remake}")
-    vocab = Vocab()
-    vocab.itos, vocab.stoi = state["vocab"], {t: i for i, t in enumerate(state["vocab"])}
+    vocab = Vocab.from_itos(state["vocab"])
     config_class, model_class = MODELS[recipe.model]()
     model = model_class(config_class(**state["model_config"]), vocab)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
