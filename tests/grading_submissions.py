@@ -242,6 +242,108 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "generating_text": {
+        "q1": [
+            ("the temperature applied to the probabilities: softmax(p / T)", "temperature_probs", """
+                def temperature_probs(logits, T):
+                    z = np.asarray(logits, dtype=float)
+                    p = np.exp(z - z.max())
+                    p = p / p.sum()
+                    e = np.exp(p / T - (p / T).max())
+                    return e / e.sum()
+            """),
+            ("multiplies the logits by T: softmax(z * T)", "temperature_probs", """
+                def temperature_probs(logits, T):
+                    scaled = np.asarray(logits, dtype=float) * T
+                    e = np.exp(scaled - scaled.max())
+                    return e / e.sum()
+            """),
+            ("the formula as written: exp(z / T) overflows (nan) for logits near 1000", "temperature_probs", """
+                def temperature_probs(logits, T):
+                    e = np.exp(np.asarray(logits, dtype=float) / T)
+                    return e / e.sum()
+            """),
+        ],
+        "q2": [
+            ("does not renormalise: the kept probabilities sum to less than 1", "top_k_filter", """
+                def top_k_filter(probs, k):
+                    p = np.asarray(probs, dtype=float)
+                    kept = np.argsort(p)[::-1][:k]
+                    filtered = np.zeros_like(p)
+                    filtered[kept] = p[kept]
+                    return filtered
+            """),
+            ("keeps the k least probable tokens (argsort is ascending)", "top_k_filter", """
+                def top_k_filter(probs, k):
+                    p = np.asarray(probs, dtype=float)
+                    kept = np.argsort(p)[:k]
+                    filtered = np.zeros_like(p)
+                    filtered[kept] = p[kept]
+                    return filtered / filtered.sum()
+            """),
+            ("off by one: the threshold is the (k+1)-th largest, so k + 1 tokens are kept", "top_k_filter", """
+                def top_k_filter(probs, k):
+                    p = np.asarray(probs, dtype=float)
+                    threshold = np.sort(p)[::-1][k]
+                    filtered = np.where(p >= threshold, p, 0.0)
+                    return filtered / filtered.sum()
+            """),
+        ],
+        "q3": [
+            ("drops the token that crosses p: keeps only tokens whose running total is < p", "top_p_filter", """
+                def top_p_filter(probs, p):
+                    probs = np.asarray(probs, dtype=float)
+                    order = np.argsort(probs)[::-1]
+                    keep = np.cumsum(probs[order]) < p
+                    keep[0] = True  # the most probable token, always
+                    filtered = np.zeros_like(probs)
+                    filtered[order[keep]] = probs[order[keep]]
+                    return filtered / filtered.sum()
+            """),
+            ("sorts ascending: keeps the least probable tokens until their total reaches p", "top_p_filter", """
+                def top_p_filter(probs, p):
+                    probs = np.asarray(probs, dtype=float)
+                    order = np.argsort(probs)
+                    m = min(int(np.searchsorted(np.cumsum(probs[order]), p)) + 1, len(probs))
+                    filtered = np.zeros_like(probs)
+                    filtered[order[:m]] = probs[order[:m]]
+                    return filtered / filtered.sum()
+            """),
+            ("forgets to sort: the running total in vocabulary order", "top_p_filter", """
+                def top_p_filter(probs, p):
+                    probs = np.asarray(probs, dtype=float)
+                    m = min(int(np.searchsorted(np.cumsum(probs), p)) + 1, len(probs))
+                    filtered = np.zeros_like(probs)
+                    filtered[:m] = probs[:m]
+                    return filtered / filtered.sum()
+            """),
+        ],
+        "q4": [
+            ("the best width extensions of each beam, not of all beams together", "beam_step", """
+                def beam_step(beams, next_logprobs, width):
+                    kept = []
+                    for (tokens, score), logprobs in zip(beams, next_logprobs):
+                        extensions = [(tuple(tokens) + (t,), score + lp) for t, lp in logprobs.items()]
+                        kept += sorted(extensions, key=lambda b: b[1], reverse=True)[:width]
+                    return sorted(kept, key=lambda b: b[1], reverse=True)
+            """),
+            ("multiplies the log-probabilities instead of adding them", "beam_step", """
+                def beam_step(beams, next_logprobs, width):
+                    extensions = [(tuple(tokens) + (t,), score * lp)
+                                  for (tokens, score), logprobs in zip(beams, next_logprobs)
+                                  for t, lp in logprobs.items()]
+                    return sorted(extensions, key=lambda b: b[1], reverse=True)[:width]
+            """),
+            ("keeps only the best extension of each beam", "beam_step", """
+                def beam_step(beams, next_logprobs, width):
+                    best = []
+                    for (tokens, score), logprobs in zip(beams, next_logprobs):
+                        token = max(logprobs, key=logprobs.get)
+                        best.append((tuple(tokens) + (token,), score + logprobs[token]))
+                    return sorted(best, key=lambda b: b[1], reverse=True)[:width]
+            """),
+        ],
+    },
 }
 
 
@@ -603,6 +705,117 @@ ALTERNATIVE_ANSWERS = {
                         lse = m + math.log(sum(math.exp(v - m) for v in y))
                         out.append([v - lse for v in y])
                     return out
+            """),
+        ],
+    },
+    "generating_text": {
+        "q1": [
+            ("pure Python: math.exp in loops, a list", "temperature_probs", """
+                import math
+
+                def temperature_probs(logits, T):
+                    scaled = [float(z) / T for z in logits]
+                    m = max(scaled)
+                    exps = [math.exp(s - m) for s in scaled]
+                    total = sum(exps)
+                    return [e / total for e in exps]
+            """),
+            ("scipy.special.softmax of z / T", "temperature_probs", """
+                from scipy.special import softmax
+
+                def temperature_probs(logits, T):
+                    return softmax(np.asarray(logits) / T)
+            """),
+            ("torch.softmax on a float64 tensor", "temperature_probs", """
+                def temperature_probs(logits, T):
+                    return torch.softmax(torch.as_tensor(logits) / T, dim=0)
+            """),
+        ],
+        "q2": [
+            ("pure Python: indices sorted by probability, a list", "top_k_filter", """
+                def top_k_filter(probs, k):
+                    ranked = sorted(range(len(probs)), key=lambda i: probs[i], reverse=True)
+                    kept = set(ranked[:k])
+                    total = sum(probs[i] for i in kept)
+                    return [probs[i] / total if i in kept else 0.0 for i in range(len(probs))]
+            """),
+            ("heapq.nlargest and math.fsum, a tuple", "top_k_filter", """
+                import heapq
+                import math
+
+                def top_k_filter(probs, k):
+                    kept = heapq.nlargest(k, range(len(probs)), key=lambda i: probs[i])
+                    total = math.fsum(probs[i] for i in kept)
+                    return tuple(probs[i] / total if i in kept else 0.0 for i in range(len(probs)))
+            """),
+            ("torch.topk, scattered into a zero tensor", "top_k_filter", """
+                def top_k_filter(probs, k):
+                    p = torch.as_tensor(probs)
+                    values, indices = torch.topk(p, k)
+                    return torch.zeros_like(p).scatter(0, indices, values / values.sum())
+            """),
+        ],
+        "q3": [
+            ("pure Python: a loop that stops once the total reaches p", "top_p_filter", """
+                def top_p_filter(probs, p):
+                    order = sorted(range(len(probs)), key=lambda i: probs[i], reverse=True)
+                    kept, total = [], 0.0
+                    for i in order:
+                        kept.append(i)
+                        total += probs[i]
+                        if total >= p:
+                            break
+                    return [probs[i] / total if i in kept else 0.0 for i in range(len(probs))]
+            """),
+            ("Hugging Face's way, in torch: sort ascending, drop the tokens whose total is <= 1 - p",
+             "top_p_filter", """
+                def top_p_filter(probs, p):
+                    probs = torch.as_tensor(probs)
+                    sorted_probs, order = torch.sort(probs)  # least probable first
+                    remove = torch.cumsum(sorted_probs, dim=0) <= 1 - p
+                    remove[-1] = False  # the most probable token stays
+                    kept = probs.masked_fill(remove.scatter(0, order, remove), 0.0)
+                    return kept / kept.sum()
+            """),
+            ("NumPy: keep a token while the mass of the more probable ones is < p", "top_p_filter", """
+                def top_p_filter(probs, p):
+                    probs = np.asarray(probs, dtype=float)
+                    order = np.argsort(-probs)
+                    sorted_probs = probs[order]
+                    keep = np.zeros(len(probs), dtype=bool)
+                    keep[order] = np.cumsum(sorted_probs) - sorted_probs < p
+                    return np.where(keep, probs, 0.0) / probs[keep].sum()
+            """),
+        ],
+        "q4": [
+            ("heapq.nlargest over a generator, beams as lists", "beam_step", """
+                import heapq
+
+                def beam_step(beams, next_logprobs, width):
+                    candidates = ([list(tokens) + [token], score + logprob]
+                                  for (tokens, score), logprobs in zip(beams, next_logprobs)
+                                  for token, logprob in logprobs.items())
+                    return heapq.nlargest(width, candidates, key=lambda c: c[1])
+            """),
+            ("NumPy: an array of scores and argsort (np.float64 scores)", "beam_step", """
+                def beam_step(beams, next_logprobs, width):
+                    tokens, scores = [], []
+                    for (prefix, score), logprobs in zip(beams, next_logprobs):
+                        for token, logprob in logprobs.items():
+                            tokens.append((*prefix, token))
+                            scores.append(score + logprob)
+                    scores = np.array(scores)
+                    return [(tokens[i], scores[i]) for i in np.argsort(-scores)[:width]]
+            """),
+            ("loops that keep at most width (score, tokens) pairs sorted, a tuple of beams", "beam_step", """
+                def beam_step(beams, next_logprobs, width):
+                    best = []  # (score, tokens), highest score first
+                    for b, (tokens, score) in enumerate(beams):
+                        for token, logprob in next_logprobs[b].items():
+                            best.append((score + logprob, tuple(tokens) + (token,)))
+                            best.sort(reverse=True)
+                            del best[width:]
+                    return tuple((tokens, score) for score, tokens in best)
             """),
         ],
     },
