@@ -50,6 +50,36 @@ class LanguageModel(Protocol):
         ...
 
 
+@runtime_checkable
+class IncrementalDecoding(Protocol):
+    """The optional extension for models that can read a context one token at a time.
+
+    A Transformer keeps the keys and values of the tokens it has read (its KV
+    cache); an RNN keeps its hidden state. With them, each new token costs one
+    step instead of a pass over the whole context. ``lmlib.generate`` uses these
+    two methods when a model has them and ``next_token_logprobs`` on the growing
+    context otherwise; the two paths must give the same distributions, which
+    ``check_language_model`` verifies. The cache is opaque to the decoder: only
+    the model reads what is inside.
+    """
+
+    def decode_step(self, ids: torch.Tensor, cache: object | None) -> tuple[torch.Tensor, object]:
+        """Read tokens and predict the next one.
+
+        With ``cache=None``, ``ids`` [B, T] is the whole context (rows start with
+        ``<bos>``); otherwise ``ids`` [B, 1] holds the token appended to each row
+        since ``cache`` was made. Returns the [B, V] next-token log-probabilities
+        (equal to ``next_token_logprobs`` of the whole context) and the cache
+        after reading ``ids``.
+        """
+        ...
+
+    def reorder_cache(self, cache: object, rows: torch.Tensor) -> object:
+        """Row i of the result is row ``rows[i]`` of ``cache``: rows may be dropped, repeated or permuted
+        (beam search keeps its best beams, sampling drops finished samples)."""
+        ...
+
+
 def encode_batch(vocab: Vocab, sequences: Sequence[Sequence[str]]) -> torch.Tensor:
     """Token lists -> [B, T] ids ``<bos> .. <eos>``, right-padded with ``<pad>``."""
     rows = [[vocab.bos_id, *vocab.encode(s), vocab.eos_id] for s in sequences]
@@ -214,17 +244,24 @@ def check_language_model(
     [V], no NaN, and sums to 1 (``logsumexp == 0`` within ``atol``); and
     ``sequence_logprobs`` (teacher forcing) gives the same log-probability as
     ``next_token_logprobs`` for the token that actually follows. Model tests
-    call this on seen and unseen contexts.
+    call this on seen and unseen contexts. A model with the ``IncrementalDecoding``
+    extension must give the same distributions when it reads each sequence one
+    token at a time.
     """
     if not isinstance(model, LanguageModel):
         raise ProtocolError(f"{type(model).__name__} lacks vocab, sequence_logprobs or next_token_logprobs")
     V = len(model.vocab)
+    incremental = isinstance(model, IncrementalDecoding)
     for seq in sequences:
         ids = encode_batch(model.vocab, [seq])  # [1, T]
         forced = model.sequence_logprobs(ids)[0]  # [T-1]
+        cache = None
         for t in range(1, ids.shape[1]):
             dist = model.next_token_logprobs(ids[:, :t])[0]  # [V]
             where = f"after context {model.vocab.decode(ids[0, :t].tolist())}"
+            if incremental:
+                stepped, cache = model.decode_step(ids[:, :t] if cache is None else ids[:, t - 1 : t], cache)
+                _check_same_distribution(stepped[0], dist, atol, f"decode_step (one token at a time) {where}")
             if dist.shape != (V,):
                 raise ProtocolError(f"next_token_logprobs has shape {tuple(dist.shape)}, expected ({V},) {where}")
             if torch.isnan(dist).any():
@@ -239,3 +276,14 @@ def check_language_model(
                     f"sequence_logprobs gives {got:.8f} but next_token_logprobs gives {want:.8f} "
                     f"for {model.vocab.itos[ids[0, t]]!r} {where}"
                 )
+
+
+def _check_same_distribution(got: torch.Tensor, want: torch.Tensor, atol: float, where: str) -> None:
+    """Raise ``ProtocolError`` unless two [V] log-probability vectors agree (the same -inf entries included)."""
+    got, want = got.double(), want.double()
+    if got.shape != want.shape or not torch.equal(torch.isinf(got), torch.isinf(want)):
+        raise ProtocolError(f"{where}: a different support (shape or -inf entries) than next_token_logprobs")
+    finite = torch.isfinite(want)
+    gap = (got[finite] - want[finite]).abs().max().item() if finite.any() else 0.0
+    if gap > atol:
+        raise ProtocolError(f"{where}: log-probabilities differ from next_token_logprobs by up to {gap:.3g}")

@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmlib import lm
+from lmlib import generate, lm
 from lmlib.tokenize import BOS, EOS, PAD, SPECIALS, UNK, Vocab
 
 SMOOTHINGS = ("mle", "add_k", "jelinek_mercer", "kneser_ney", "modified_kneser_ney")
@@ -254,18 +254,14 @@ class NGramLM:
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> list[str]:
-        """Sample a sentence continuing ``prefix``, token by token, until ``</s>`` or ``max_tokens``."""
-        vocab = self._fitted()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        ids = [vocab.bos_id, *vocab.encode(prefix)]
-        for _ in range(max_tokens):
-            logp = self.next_token_logprobs(torch.tensor([ids]))[0]  # [V]
-            next_id = int(torch.multinomial(torch.softmax(logp / temperature, 0), 1, generator=generator))
-            if next_id == vocab.eos_id:
-                break
-            ids.append(next_id)
-        return vocab.decode(ids[1:])
+        """Sample a sentence continuing ``prefix``, token by token, until ``</s>`` or ``max_tokens``.
+
+        Returns the prefix (unknown words as ``<unk>``) and the sampled words; ``lmlib.generate.sample``
+        does the sampling and offers top-k, top-p and the other strategies.
+        """
+        self._fitted()
+        [sampled] = generate.sample(self, prefix, max_tokens, temperature=temperature, generator=generator)
+        return [*sampled.prompt, *sampled.tokens]
 
     def unseen_fraction(self, sentences: Sequence[Sequence[str]]) -> dict[int, float]:
         """For each order k: the fraction of the k-grams of ``sentences`` never seen in training.

@@ -565,7 +565,7 @@ def test_generate_is_seeded_and_follows_the_counts():
         (lambda: NGramLM(2, "add_k").fit([["a"]]).tune_lambdas([["a"]]), ValueError, "tunes Jelinek-Mercer"),
         (lambda: NGramLM(2).fit([["a b", "c"]]).to_arpa("x.arpa"), ValueError, "whitespace"),
         (lambda: NGramLM(2).fit([["a"]]).logprob("a", "a b"), TypeError, "sequence of tokens"),
-        (lambda: NGramLM(2).fit([["a"]]).generate(temperature=0), ValueError, "temperature"),
+        (lambda: NGramLM(2).fit([["a"]]).generate(temperature=-1), ValueError, "temperature"),
         (lambda: NGramLM(2).fit([["a"]]).sequence_logprobs(torch.tensor([[4, 3]])), ValueError, "<bos>"),
     ],
 )

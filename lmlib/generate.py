@@ -1,0 +1,408 @@
+"""Decoding: turning a language model's next-token distributions into text.
+
+A language model gives, for a context w_{<t}, a distribution P(w_t | w_{<t})
+over the vocabulary. Decoding chooses a token from it, appends it, and asks
+again, until ``<eos>`` or ``max_tokens``. Every strategy here is a function of
+the protocol (``next_token_logprobs``, or ``decode_step`` for models that read
+one token at a time), so one decoder serves the n-gram model and the
+Transformer alike.
+
+Sampling strategies reshape the scores s = ln P before drawing a token, the
+way Hugging Face's logits processors do; each is a function
+``(scores [B, V], ids [B, T]) -> scores [B, V]``, and they compose in order:
+
+    temperature T:   q_i ∝ exp(s_i / T)                          (T -> 0: greedy; T = 1: the model)
+    top-k:           keep the k most probable tokens
+    top-p (nucleus): keep the smallest set of most probable tokens with total probability >= p
+    min-p:           keep tokens with q_i >= p * max_j q_j
+    repetition:      divide the probability of every token already in the context by a penalty
+
+Beam search instead looks for the sequence y with the highest length-normalised
+score  ln P(y | prompt) / |y|^alpha  (alpha = ``length_penalty``; |y| counts the
+generated tokens, ``<eos>`` included).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lmlib.lm import IncrementalDecoding, LanguageModel
+
+Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (scores [B, V], ids [B, T]) -> scores [B, V]
+
+
+@dataclass
+class Generation:
+    """One generated continuation and how the model scored it.
+
+    ``ids`` are the generated token ids (``<eos>`` included when ``finished``);
+    ``logprobs[t]`` is ln P(ids[t] | context) under the *model's* distribution
+    (before any filter), and ``entropies[t]`` that distribution's entropy in nats.
+    ``score`` is what the search ranked by (beam search: the length-normalised
+    log-probability; otherwise the log-probability).
+    """
+
+    prompt: list[str]
+    ids: list[int]
+    tokens: list[str]
+    logprobs: list[float]
+    entropies: list[float]
+    finished: bool
+    score: float
+
+    @property
+    def logprob(self) -> float:
+        """ln P(continuation | prompt): the sum of the per-token log-probabilities."""
+        return math.fsum(self.logprobs)
+
+
+# --- processors: reshape the scores before a token is drawn -----------------------------------
+
+
+def scale_temperature(t: float) -> Processor:
+    """Divide the log-probabilities by T: T < 1 sharpens the distribution, T > 1 flattens it."""
+    if not t > 0:
+        raise ValueError(f"temperature must be > 0 here (use greedy decoding for T = 0), got {t}")
+    return lambda scores, ids: scores / t
+
+
+def keep_top_k(k: int) -> Processor:
+    """Keep the k highest-scoring tokens (ties at the k-th score all kept); the rest get -inf."""
+    if not (isinstance(k, int) and k >= 1):
+        raise ValueError(f"top_k must be an integer >= 1, got {k!r}")
+
+    def top_k_of(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        if k >= scores.shape[-1]:
+            return scores
+        kth = scores.topk(k, dim=-1).values[:, -1:]  # [B, 1]
+        return scores.masked_fill(scores < kth, -math.inf)
+
+    return top_k_of
+
+
+def keep_top_p(p: float) -> Processor:
+    """Nucleus: keep the most probable tokens until their total probability reaches p.
+
+    The token that crosses p is kept, so the kept mass is >= p and the most
+    probable token always survives; p = 1 keeps everything.
+    """
+    if not 0 < p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {p}")
+
+    def nucleus_of(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        if p == 1:
+            return scores
+        sorted_scores, order = scores.sort(dim=-1, descending=True, stable=True)  # [B, V]
+        probs = sorted_scores.softmax(dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # probability of the more likely tokens
+        drop = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, order, mass_before >= p)
+        return scores.masked_fill(drop, -math.inf)
+
+    return nucleus_of
+
+
+def keep_min_p(p: float) -> Processor:
+    """Keep the tokens at least p times as probable as the most probable one."""
+    if not 0 < p <= 1:
+        raise ValueError(f"min_p must be in (0, 1], got {p}")
+
+    def above_min_p(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        logq = scores.log_softmax(dim=-1)
+        threshold = logq.max(dim=-1, keepdim=True).values + math.log(p)  # [B, 1]
+        return scores.masked_fill(logq < threshold, -math.inf)
+
+    return above_min_p
+
+
+def penalise_repeats(penalty: float) -> Processor:
+    """Divide the probability of every token already in the context (prompt included) by ``penalty``.
+
+    This subtracts ln(penalty) from those tokens' log-probabilities. Hugging
+    Face's version (from CTRL) divides positive logits and multiplies negative
+    ones instead, which depends on the logits' arbitrary offset; on
+    log-probabilities, which are all <= 0, it would only ever punish. The form
+    here is the same for any offset. A penalty of 1 changes nothing; < 1
+    encourages repetition.
+    """
+    if not penalty > 0:
+        raise ValueError(f"repetition_penalty must be > 0 (1 = no penalty), got {penalty}")
+
+    def penalise_seen(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        seen = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, ids, True)  # [B, V]
+        return scores - seen * math.log(penalty)
+
+    return penalise_seen
+
+
+def processors(
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float = 1.0,
+) -> list[Processor]:
+    """The processors for the usual settings, in Hugging Face's order: repetition penalty, temperature,
+    top-k, top-p, min-p. The defaults change nothing."""
+    chain = []
+    if repetition_penalty != 1.0:
+        chain.append(penalise_repeats(repetition_penalty))
+    if temperature != 1.0:
+        chain.append(scale_temperature(temperature))
+    if top_k is not None:
+        chain.append(keep_top_k(top_k))
+    if top_p is not None:
+        chain.append(keep_top_p(top_p))
+    if min_p is not None:
+        chain.append(keep_min_p(min_p))
+    return chain
+
+
+def sampling_distribution(scores: torch.Tensor, ids: torch.Tensor, chain: Sequence[Processor]) -> torch.Tensor:
+    """Apply the processors in order and renormalise: [B, V] scores -> [B, V] probabilities to sample from."""
+    for process in chain:
+        scores = process(scores, ids)
+    return scores.softmax(dim=-1)
+
+
+def entropy(logprobs: torch.Tensor) -> torch.Tensor:
+    """H = -sum_i p_i ln p_i in nats over the last dimension (0 ln 0 = 0)."""
+    p = logprobs.exp()
+    return -torch.where(p > 0, p * logprobs, torch.zeros_like(p)).sum(dim=-1)
+
+
+# --- the strategies ---------------------------------------------------------------------------
+
+
+def greedy(model: LanguageModel, prompt: Sequence[str] = (), max_tokens: int = 30,
+           repetition_penalty: float = 1.0) -> Generation:
+    """Always take the most probable next token (ties: the lowest id)."""
+    chain = processors(repetition_penalty=repetition_penalty)
+    return _decode(model, prompt, max_tokens, 1, lambda scores, ids: _argmax(scores, ids, chain))[0]
+
+
+def sample(
+    model: LanguageModel,
+    prompt: Sequence[str] = (),
+    max_tokens: int = 30,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> list[Generation]:
+    """Draw ``num_samples`` continuations of ``prompt``, each token from the processed distribution.
+
+    Pass a seeded ``torch.Generator`` for reproducible samples. ``temperature=0``
+    is greedy decoding (the limit T -> 0).
+    """
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    chain = processors(temperature or 1.0, top_k, top_p, min_p, repetition_penalty)
+    if temperature == 0:  # the limit T -> 0: all the mass on the most probable token left
+        return _decode(model, prompt, max_tokens, num_samples, lambda scores, ids: _argmax(scores, ids, chain))
+
+    def draw(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return torch.multinomial(sampling_distribution(scores, ids, chain), 1, generator=generator)[:, 0]
+
+    return _decode(model, prompt, max_tokens, num_samples, draw)
+
+
+def beam_search(
+    model: LanguageModel,
+    prompt: Sequence[str] = (),
+    max_tokens: int = 30,
+    *,
+    num_beams: int = 4,
+    length_penalty: float = 1.0,
+    num_return: int = 1,
+) -> list[Generation]:
+    """The ``num_return`` best continuations found keeping ``num_beams`` partial ones at each step.
+
+    Each step extends every live beam by every token and keeps the ``num_beams``
+    best extensions that do not end in ``<eos>``; an extension that ends in
+    ``<eos>`` and ranks among the ``num_beams`` best is set aside as finished.
+    The search stops when no live beam can still beat the ``num_return``-th best
+    finished one (log-probabilities only fall as a sequence grows, which bounds
+    the best score a beam can reach), or at ``max_tokens``, when the live beams
+    join the finished ones as unfinished candidates. Ranked by
+    ln P / |y|^length_penalty; with a beam wide enough to keep every sequence,
+    the result is the exact best.
+    """
+    if not (isinstance(num_beams, int) and num_beams >= 1):
+        raise ValueError(f"num_beams (the beam width) must be an integer >= 1, got {num_beams!r}")
+    if not 1 <= num_return <= num_beams:
+        raise ValueError(f"num_return must be between 1 and num_beams={num_beams}, got {num_return}")
+    state = _Decoding(model, prompt, max_tokens, 1)
+    eos = model.vocab.eos_id
+    sums = torch.zeros(1, dtype=torch.float64)  # [beams] ln P of each live beam
+    history: list[list[tuple[int, float, float]]] = [[]]  # per live beam: (id, ln P, entropy) per step
+    finished: list[Generation] = []
+
+    def normalised(total: float, length: int) -> float:
+        return total / length**length_penalty
+
+    for length in range(1, max_tokens + 1):
+        logp = state.next_logprobs()  # [beams, V]
+        entropies = entropy(logp)
+        candidates = (sums[:, None] + logp).flatten()  # [beams * V]
+        ranked = candidates.argsort(descending=True, stable=True)
+        ranked = ranked[torch.isfinite(candidates[ranked])]
+        keep_beams, keep_ids = [], []
+        for rank, flat in enumerate(ranked.tolist()):
+            beam, token = divmod(flat, logp.shape[1])
+            step = (token, logp[beam, token].item(), entropies[beam].item())
+            if token == eos:
+                if rank < num_beams:
+                    finished.append(state.generation([*history[beam], step], True, normalised(
+                        candidates[flat].item(), length)))
+            elif len(keep_beams) < num_beams:
+                keep_beams.append(beam)
+                keep_ids.append(token)
+            if len(keep_beams) == num_beams and rank >= num_beams:
+                break
+        finished.sort(key=lambda g: -g.score)
+        del finished[num_return:]
+        sums = candidates.view(logp.shape)[keep_beams, keep_ids]
+        history = [[*history[b], (t, logp[b, t].item(), entropies[b].item())] for b, t in zip(keep_beams, keep_ids,
+                                                                                              strict=True)]
+        if not keep_beams or length == max_tokens:
+            break
+        best_reachable = max(_best_reachable(s, length, max_tokens, length_penalty) for s in sums.tolist())
+        if len(finished) == num_return and best_reachable <= finished[-1].score:
+            return finished  # no live beam can enter the result any more
+        state.keep(torch.tensor(keep_beams))
+        state.append(torch.tensor(keep_ids))
+    live = [state.generation(h, False, normalised(s, len(h))) for h, s in zip(history, sums.tolist(), strict=True)]
+    return sorted(finished + live, key=lambda g: -g.score)[:num_return]
+
+
+def _best_reachable(total: float, length: int, max_tokens: int, alpha: float) -> float:
+    """An upper bound on the normalised score of any completion of a live beam of ``length`` tokens with
+    ln P = ``total``: the sum can only fall, so the bound takes the most favourable final length."""
+    final = max_tokens if alpha >= 0 else length + 1
+    return total / final**alpha
+
+
+def _argmax(scores: torch.Tensor, ids: torch.Tensor, chain: Sequence[Processor]) -> torch.Tensor:
+    for process in chain:
+        scores = process(scores, ids)
+    return scores.argmax(dim=-1)
+
+
+def _decode(model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: int,
+            choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> list[Generation]:
+    """The loop greedy and sampling share: each live row gets the token ``choose`` picks, until ``<eos>``."""
+    state = _Decoding(model, prompt, max_tokens, rows)
+    steps: list[list[tuple[int, float, float]]] = [[] for _ in range(rows)]
+    live = list(range(rows))  # which original row each row of the state is
+    done: dict[int, bool] = {}
+    for _ in range(max_tokens):
+        logp = state.next_logprobs()  # [live, V]
+        chosen = choose(logp, state.ids)  # [live]
+        entropies = entropy(logp)
+        for i, row in enumerate(live):
+            steps[row].append((int(chosen[i]), logp[i, chosen[i]].item(), entropies[i].item()))
+        ended = chosen == model.vocab.eos_id
+        done.update({row: True for row, e in zip(live, ended.tolist(), strict=True) if e})
+        live = [row for row, e in zip(live, ended.tolist(), strict=True) if not e]
+        if not live:
+            break
+        if ended.any():
+            state.keep(torch.nonzero(~ended).flatten())
+        state.append(chosen[~ended])
+    return [state.generation(steps[r], done.get(r, False)) for r in range(rows)]
+
+
+class _Decoding:
+    """The growing contexts of a batch of rows, read incrementally when the model can."""
+
+    def __init__(self, model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: int):
+        if not isinstance(model, LanguageModel):
+            raise TypeError(f"{type(model).__name__} is not a LanguageModel (needs vocab and next_token_logprobs)")
+        if not (isinstance(max_tokens, int) and max_tokens >= 1):
+            raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        if not (isinstance(rows, int) and rows >= 1):
+            raise ValueError(f"num_samples must be an integer >= 1, got {rows!r}")
+        self.model, self.vocab = model, model.vocab
+        self.prompt = _prompt_tokens(self.vocab, prompt)
+        start = [self.vocab.bos_id, *self.vocab.encode(self.prompt)]
+        self.ids = torch.tensor([start] * rows)  # [B, T]
+        self.incremental = isinstance(model, IncrementalDecoding)
+        self.cache: object | None = None
+        self.fresh = 0  # tokens appended since the cache was made
+
+    def next_logprobs(self) -> torch.Tensor:
+        """[B, V] ln P(next token | each row's context), checked to be a distribution."""
+        with torch.no_grad():
+            if not self.incremental:
+                logp = self.model.next_token_logprobs(self.ids)
+            elif self.cache is None:
+                logp, self.cache = self.model.decode_step(self.ids, None)
+            else:
+                logp, self.cache = self.model.decode_step(self.ids[:, -1:], self.cache)
+        logp = logp.double()
+        mass = torch.logsumexp(logp, dim=-1)
+        if not torch.allclose(mass, torch.zeros_like(mass), atol=1e-4):
+            raise ValueError(
+                f"{type(self.model).__name__}'s next-token probabilities sum to {mass.exp().tolist()[:4]}, not 1: "
+                "next_token_logprobs must return log-probabilities (e.g. log_softmax of the logits)")
+        return logp
+
+    def append(self, next_ids: torch.Tensor) -> None:
+        self.ids = torch.cat([self.ids, next_ids[:, None]], dim=1)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep (reorder, repeat) these rows of the batch, in the context and in the model's cache."""
+        self.ids = self.ids[rows]
+        if self.cache is not None:
+            self.cache = self.model.reorder_cache(self.cache, rows)
+
+    def generation(self, steps: list[tuple[int, float, float]], finished: bool,
+                   score: float | None = None) -> Generation:
+        """A ``Generation`` from per-step (id, ln P, entropy); its score defaults to its ln P."""
+        ids, logprobs = [s[0] for s in steps], [s[1] for s in steps]
+        words = ids[:-1] if finished else ids
+        return Generation(self.prompt, ids, self.vocab.decode(words), logprobs, [s[2] for s in steps],
+                          finished, math.fsum(logprobs) if score is None else score)
+
+
+def _prompt_tokens(vocab, prompt: Sequence[str]) -> list[str]:
+    """The prompt's tokens, unknown ones replaced by ``<unk>`` (with a warning that names them)."""
+    if isinstance(prompt, str):
+        raise TypeError(f"prompt must be a list of tokens, e.g. {prompt.split()!r}, not the str {prompt!r}; "
+                        "tokenize it the way the model's training text was")
+    tokens = list(prompt)
+    unknown = sorted({t for t in tokens if t not in vocab.stoi})
+    if unknown:
+        warnings.warn(f"prompt tokens not in the model's vocabulary, read as <unk>: {unknown}", stacklevel=3)
+    specials = {t for t in tokens if t in ("<pad>", "<bos>", "<eos>")}
+    if specials:
+        raise ValueError(f"the prompt may not contain {sorted(specials)}: the decoder adds <bos> itself")
+    return [t if t in vocab.stoi else "<unk>" for t in tokens]
+
+
+# --- measures of generated text ---------------------------------------------------------------
+
+
+def distinct_n(samples: Sequence[Sequence[str]], n: int) -> float:
+    """Distinct-n: distinct n-grams / all n-grams over a set of samples (1 = no n-gram repeats)."""
+    grams = [tuple(s[i : i + n]) for s in samples for i in range(len(s) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def repetition_rate(tokens: Sequence[str]) -> float:
+    """The share of tokens that already occurred earlier in the same sample."""
+    seen: set[str] = set()
+    repeats = 0
+    for t in tokens:
+        repeats += t in seen
+        seen.add(t)
+    return repeats / len(tokens) if tokens else 0.0
