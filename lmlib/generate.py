@@ -139,16 +139,23 @@ def penalise_repeats(penalty: float) -> Processor:
     return penalise_seen
 
 
+def suppress_tokens(token_ids: Sequence[int]) -> Processor:
+    """Never choose these tokens (e.g. ``<unk>``, which stands for every rare word at once)."""
+    banned = list(token_ids)
+    return lambda scores, ids: scores.index_fill(-1, torch.tensor(banned, dtype=torch.long), -math.inf)
+
+
 def processors(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
     min_p: float | None = None,
     repetition_penalty: float = 1.0,
+    suppress: Sequence[int] = (),
 ) -> list[Processor]:
-    """The processors for the usual settings, in Hugging Face's order: repetition penalty, temperature,
-    top-k, top-p, min-p. The defaults change nothing."""
-    chain = []
+    """The processors for the usual settings, in Hugging Face's order: suppressed tokens, repetition
+    penalty, temperature, top-k, top-p, min-p. The defaults change nothing."""
+    chain = [suppress_tokens(suppress)] if len(suppress) else []
     if repetition_penalty != 1.0:
         chain.append(penalise_repeats(repetition_penalty))
     if temperature != 1.0:
@@ -171,17 +178,16 @@ def sampling_distribution(scores: torch.Tensor, ids: torch.Tensor, chain: Sequen
 
 def entropy(logprobs: torch.Tensor) -> torch.Tensor:
     """H = -sum_i p_i ln p_i in nats over the last dimension (0 ln 0 = 0)."""
-    p = logprobs.exp()
-    return -torch.where(p > 0, p * logprobs, torch.zeros_like(p)).sum(dim=-1)
+    return -(logprobs.exp() * logprobs.clamp(min=torch.finfo(logprobs.dtype).min)).sum(dim=-1)
 
 
 # --- the strategies ---------------------------------------------------------------------------
 
 
-def greedy(model: LanguageModel, prompt: Sequence[str] = (), max_tokens: int = 30,
-           repetition_penalty: float = 1.0) -> Generation:
+def greedy(model: LanguageModel, prompt: Sequence[str] = (), max_tokens: int = 30, *,
+           repetition_penalty: float = 1.0, suppress: Sequence[str] = ()) -> Generation:
     """Always take the most probable next token (ties: the lowest id)."""
-    chain = processors(repetition_penalty=repetition_penalty)
+    chain = processors(repetition_penalty=repetition_penalty, suppress=_suppressed_ids(model, suppress))
     return _decode(model, prompt, max_tokens, 1, lambda scores, ids: _argmax(scores, ids, chain))[0]
 
 
@@ -195,24 +201,38 @@ def sample(
     top_p: float | None = None,
     min_p: float | None = None,
     repetition_penalty: float = 1.0,
+    suppress: Sequence[str] = (),
     num_samples: int = 1,
     generator: torch.Generator | None = None,
 ) -> list[Generation]:
     """Draw ``num_samples`` continuations of ``prompt``, each token from the processed distribution.
 
     Pass a seeded ``torch.Generator`` for reproducible samples. ``temperature=0``
-    is greedy decoding (the limit T -> 0).
+    is greedy decoding (the limit T -> 0). ``suppress`` lists tokens never to choose.
     """
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    chain = processors(temperature or 1.0, top_k, top_p, min_p, repetition_penalty)
+    chain = processors(temperature or 1.0, top_k, top_p, min_p, repetition_penalty, _suppressed_ids(model, suppress))
     if temperature == 0:  # the limit T -> 0: all the mass on the most probable token left
         return _decode(model, prompt, max_tokens, num_samples, lambda scores, ids: _argmax(scores, ids, chain))
 
     def draw(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        return torch.multinomial(sampling_distribution(scores, ids, chain), 1, generator=generator)[:, 0]
+        return draw_tokens(sampling_distribution(scores, ids, chain), generator)
 
     return _decode(model, prompt, max_tokens, num_samples, draw)
+
+
+def draw_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of [B, V] probabilities, by inverting the cumulative distribution.
+
+    Draw u ~ Uniform[0, 1) and take the first token whose cumulative probability
+    exceeds u (times the total, which absorbs rounding): token i is chosen with
+    probability p_i, and a token with p_i = 0 never is. One random number per
+    row, where ``torch.multinomial`` is several times slower over a large vocabulary.
+    """
+    cdf = probs.cumsum(dim=-1)  # [B, V]
+    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # [B, 1]
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=probs.shape[-1] - 1)  # [B]
 
 
 def beam_search(
@@ -223,6 +243,7 @@ def beam_search(
     num_beams: int = 4,
     length_penalty: float = 1.0,
     num_return: int = 1,
+    suppress: Sequence[str] = (),
 ) -> list[Generation]:
     """The ``num_return`` best continuations found keeping ``num_beams`` partial ones at each step.
 
@@ -241,6 +262,7 @@ def beam_search(
     if not 1 <= num_return <= num_beams:
         raise ValueError(f"num_return must be between 1 and num_beams={num_beams}, got {num_return}")
     state = _Decoding(model, prompt, max_tokens, 1)
+    banned = _suppressed_ids(model, suppress)
     eos = model.vocab.eos_id
     sums = torch.zeros(1, dtype=torch.float64)  # [beams] ln P of each live beam
     history: list[list[tuple[int, float, float]]] = [[]]  # per live beam: (id, ln P, entropy) per step
@@ -252,7 +274,8 @@ def beam_search(
     for length in range(1, max_tokens + 1):
         logp = state.next_logprobs()  # [beams, V]
         entropies = entropy(logp)
-        candidates = (sums[:, None] + logp).flatten()  # [beams * V]
+        candidates = (sums[:, None] + logp).index_fill(1, torch.tensor(banned, dtype=torch.long), -math.inf)
+        candidates = candidates.flatten()  # [beams * V]
         ranked = candidates.argsort(descending=True, stable=True)
         ranked = ranked[torch.isfinite(candidates[ranked])]
         keep_beams, keep_ids = [], []
@@ -282,6 +305,17 @@ def beam_search(
         state.append(torch.tensor(keep_ids))
     live = [state.generation(h, False, normalised(s, len(h))) for h, s in zip(history, sums.tolist(), strict=True)]
     return sorted(finished + live, key=lambda g: -g.score)[:num_return]
+
+
+def _suppressed_ids(model: LanguageModel, tokens: Sequence[str]) -> list[int]:
+    if isinstance(tokens, str):
+        raise TypeError(f"suppress must be a list of tokens, e.g. [{tokens!r}], not a str")
+    if not tokens:
+        return []
+    unknown = [t for t in tokens if t not in model.vocab.stoi]
+    if unknown:
+        raise ValueError(f"cannot suppress tokens that are not in the model's vocabulary: {unknown}")
+    return model.vocab.encode(tokens)
 
 
 def _best_reachable(total: float, length: int, max_tokens: int, alpha: float) -> float:
@@ -349,10 +383,10 @@ class _Decoding:
             else:
                 logp, self.cache = self.model.decode_step(self.ids[:, -1:], self.cache)
         logp = logp.double()
-        mass = torch.logsumexp(logp, dim=-1)
-        if not torch.allclose(mass, torch.zeros_like(mass), atol=1e-4):
+        mass = logp.exp().sum(dim=-1)
+        if not torch.allclose(mass, torch.ones_like(mass), atol=1e-4):
             raise ValueError(
-                f"{type(self.model).__name__}'s next-token probabilities sum to {mass.exp().tolist()[:4]}, not 1: "
+                f"{type(self.model).__name__}'s next-token probabilities sum to {mass.tolist()[:4]}, not 1: "
                 "next_token_logprobs must return log-probabilities (e.g. log_softmax of the logits)")
         return logp
 

@@ -345,3 +345,13 @@ def test_unknown_prompt_words_are_read_as_unk_and_said(sam_kn):
     with pytest.warns(UserWarning, match=r"read as <unk>: \['zebra'\]"):
         g = G.greedy(sam_kn, ["I", "zebra"], 5)
     assert g.prompt == ["I", "<unk>"]
+
+
+def test_suppressed_tokens_are_never_chosen(sam_kn):
+    banned = ["I", "Sam", "<unk>"]
+    gens = G.sample(sam_kn, ["I"], 10, num_samples=50, suppress=banned, generator=torch.Generator().manual_seed(0))
+    gens += [G.greedy(sam_kn, ["am"], 10, suppress=banned)]
+    gens += G.beam_search(sam_kn, ["am"], 10, num_beams=3, num_return=3, suppress=banned)
+    assert all(not set(g.tokens) & set(banned) for g in gens)
+    with pytest.raises(ValueError, match="not in the model's vocabulary"):
+        G.greedy(sam_kn, suppress=["zebra"])
