@@ -252,6 +252,13 @@ WRONG_ANSWERS = {
                     e = np.exp(p / T - (p / T).max())
                     return e / e.sum()
             """),
+            ("divides the probabilities by T and renormalises: p itself, whatever T", "temperature_probs", """
+                def temperature_probs(logits, T):
+                    z = np.asarray(logits, dtype=float)
+                    p = np.exp(z - z.max())
+                    p = p / p.sum()
+                    return (p / T) / (p / T).sum()
+            """),
             ("multiplies the logits by T: softmax(z * T)", "temperature_probs", """
                 def temperature_probs(logits, T):
                     scaled = np.asarray(logits, dtype=float) * T
