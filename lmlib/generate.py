@@ -133,8 +133,7 @@ def penalise_repeats(penalty: float) -> Processor:
         raise ValueError(f"repetition_penalty must be > 0 (1 = no penalty), got {penalty}")
 
     def penalise_seen(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        seen = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, ids, True)  # [B, V]
-        return scores - seen * math.log(penalty)
+        return scores - torch.zeros_like(scores).scatter_(-1, ids, math.log(penalty))  # once per seen token
 
     return penalise_seen
 
@@ -276,7 +275,8 @@ def beam_search(
         entropies = entropy(logp)
         candidates = (sums[:, None] + logp).index_fill(1, torch.tensor(banned, dtype=torch.long), -math.inf)
         candidates = candidates.flatten()  # [beams * V]
-        ranked = candidates.argsort(descending=True, stable=True)
+        # Each beam has one <eos> extension, so the best 2 * num_beams hold num_beams that go on.
+        ranked = candidates.topk(min(2 * num_beams, len(candidates)), sorted=True).indices
         ranked = ranked[torch.isfinite(candidates[ranked])]
         keep_beams, keep_ids = [], []
         for rank, flat in enumerate(ranked.tolist()):

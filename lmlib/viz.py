@@ -259,3 +259,91 @@ def plot_training_curve(ax, history: dict, label: str = "") -> None:
     ax.set_ylabel("cross-entropy (nats per token)")
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+# --- decoding (chapter "Generating text") ---------------------------------------------------------
+
+
+def next_token_table(model, prompt: list[str], chain: list, rows: int = 12) -> list[tuple[str, float, float]]:
+    """The ``rows`` most probable next tokens after ``prompt``: (token, model probability, probability after
+    the processors in ``chain``, i.e. what sampling draws from)."""
+    import torch
+
+    from lmlib.generate import sampling_distribution
+
+    ids = torch.tensor([[model.vocab.bos_id, *model.vocab.encode(prompt)]])
+    with torch.no_grad():
+        logp = model.next_token_logprobs(ids).double()  # [1, V]
+    q = sampling_distribution(logp, ids, chain)[0]
+    top = logp[0].topk(rows).indices.tolist()
+    return [(model.vocab.itos[i], float(logp[0, i].exp()), float(q[i])) for i in top]
+
+
+def plot_next_token_bars(ax, table: list[tuple[str, float, float]], title: str = "", processed: bool = True) -> None:
+    """Horizontal bars from ``next_token_table``: the model's probability, and (``processed``) the one
+    after the processors beside it."""
+    tokens = [t for t, _, _ in table][::-1]
+    y = np.arange(len(tokens))
+    if not processed:
+        ax.barh(y, [p for _, p, _ in table][::-1], height=0.6, color="#2563eb")
+    else:
+        ax.barh(y + 0.2, [p for _, p, _ in table][::-1], height=0.4, color="#9ca3af", label="model P")
+        ax.barh(y - 0.2, [q for _, _, q in table][::-1], height=0.4, color="#2563eb", label="after the processors")
+        ax.legend(loc="lower right")
+    ax.set_yticks(y, tokens)
+    ax.set_xlabel("probability of the next token")
+    ax.set_title(title)
+
+
+def next_token_html(table: list[tuple[str, float, float]]) -> str:
+    """``next_token_table`` as HTML bars (grey: the model; blue: after the processors; struck out: filtered)."""
+    scale = max(max(p, q) for _, p, q in table) or 1.0
+    lines = []
+    for token, p, q in table:
+        name = html.escape(token) if q > 0 else f"<s>{html.escape(token)}</s>"
+        lines.append(
+            f'<tr><td style="text-align:right;padding-right:6px;font-family:monospace">{name}</td>'
+            f'<td style="width:320px"><div style="background:#9ca3af;height:7px;width:{300 * p / scale:.1f}px"></div>'
+            f'<div style="background:#2563eb;height:7px;width:{300 * q / scale:.1f}px"></div></td>'
+            f'<td style="font-family:monospace">{p:.3f} → {q:.3f}</td></tr>')
+    return f'<table style="border-collapse:collapse;line-height:1.1">{"".join(lines)}</table>'
+
+
+def decoding_explorer(models: dict, prompt: list[str], seed: int = 0, rows: int = 12):
+    """Pick a model, type a prompt, set temperature, top-k and top-p: see the next-token distribution
+    before and after the processors, and one sample drawn with those settings.
+
+    Moving the controls needs a running kernel; the website shows the saved state (the first model,
+    ``prompt`` and the default settings).
+    """
+    import torch
+
+    from lmlib import generate
+
+    widgets = require("ipywidgets")
+    style = {"description_width": "90px"}
+    model_box = widgets.Dropdown(options=list(models), description="model", style=style)
+    prompt_box = widgets.Text(value=" ".join(prompt), description="prompt", style=style)
+    temperature = widgets.FloatSlider(value=1.0, min=0.05, max=2.0, step=0.05, description="temperature",
+                                      style=style)
+    top_k = widgets.IntSlider(value=0, min=0, max=50, description="top-k (0: off)", style=style)
+    top_p = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=style)
+    view = widgets.HTML()
+
+    def show(_=None) -> None:
+        model = models[model_box.value]
+        words = prompt_box.value.split()
+        unknown = [w for w in words if w not in model.vocab.stoi]
+        settings = dict(temperature=temperature.value, top_k=top_k.value or None, top_p=top_p.value)
+        table = next_token_table(model, words, generate.processors(**settings), rows)
+        [sampled] = generate.sample(model, [w if w in model.vocab.stoi else "<unk>" for w in words], 25,
+                                    generator=torch.Generator().manual_seed(seed), **settings)
+        note = f"<p>not in the vocabulary, read as &lt;unk&gt;: {html.escape(' '.join(unknown))}</p>" if unknown else ""
+        view.value = (f"{note}{next_token_html(table)}<p><b>a sample</b> (seed {seed}): "
+                      f"<i>{html.escape(' '.join([*words, *sampled.tokens]))}</i>"
+                      f"{'' if sampled.finished else ' …'}</p>")
+
+    for control in (model_box, prompt_box, temperature, top_k, top_p):
+        control.observe(show, names="value")
+    show()
+    return widgets.VBox([model_box, prompt_box, temperature, top_k, top_p, view])

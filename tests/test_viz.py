@@ -164,3 +164,40 @@ def test_training_curve_places_validation_points_at_their_tokens():
     assert list(train_line.get_xdata()) == [1.0, 2.0, 3.0]
     assert list(valid_line.get_xdata()) == [2.0, 3.0] and list(valid_line.get_ydata()) == [4.2, 3.9]
     plt.close(fig)
+
+
+def _sam_model():
+    from lmlib.ngram import NGramLM
+
+    return NGramLM(2, "kneser_ney").fit([s.split() for s in ["I am Sam", "Sam I am", "I do not like ham"]])
+
+
+def test_next_token_table_gives_model_and_processed_probabilities():
+    import torch
+
+    from lmlib import generate as G
+
+    model = _sam_model()
+    table = viz.next_token_table(model, ["I"], G.processors(top_k=2), rows=5)
+    logp = model.next_token_logprobs(torch.tensor([[model.vocab.bos_id, model.vocab.stoi["I"]]]))[0]
+    assert [t for t, _, _ in table] == [model.vocab.itos[i] for i in logp.topk(5).indices]
+    assert [p for _, p, _ in table] == pytest.approx(logp.exp().topk(5).values.tolist())
+    kept = [q for _, _, q in table]
+    assert sum(q > 0 for q in kept) == 2 and sum(kept) == pytest.approx(1.0)  # top-2, renormalised
+    fig, ax = plt.subplots()
+    viz.plot_next_token_bars(ax, table, title="after I")
+    assert len(ax.patches) == 10 and ax.get_legend() is not None
+    plt.close(fig)
+
+
+def test_decoding_explorer_shows_the_distribution_and_recomputes_when_a_control_moves():
+    explorer = viz.decoding_explorer({"bigram": _sam_model()}, ["I"], rows=4)
+    *controls, view = explorer.children
+    first = view.value
+    assert "a sample" in first and first.count("<tr>") == 4 and "<s>" not in first  # nothing filtered yet
+    top_k = next(c for c in controls if c.description.startswith("top-k"))
+    top_k.value = 1
+    assert view.value != first and view.value.count("<s>") == 3  # three of four rows struck out
+    prompt = next(c for c in controls if c.description == "prompt")
+    prompt.value = "I zebra"
+    assert "read as &lt;unk&gt;: zebra" in view.value
