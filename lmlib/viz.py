@@ -309,12 +309,13 @@ def next_token_html(table: list[tuple[str, float, float]]) -> str:
     return f'<table style="border-collapse:collapse;line-height:1.1">{"".join(lines)}</table>'
 
 
-def decoding_explorer(models: dict, prompt: list[str], seed: int = 0, rows: int = 12):
-    """Pick a model, type a prompt, set temperature, top-k and top-p: see the next-token distribution
-    before and after the processors, and one sample drawn with those settings.
+def decoding_explorer(models: dict, prompt: list[str], temperature: float = 1.0, top_k: int = 0,
+                      top_p: float = 1.0, seed: int = 0, rows: int = 12):
+    """Pick a model, type a prompt, set temperature, top-k (0: off) and top-p: see the next-token
+    distribution before and after the processors, and one sample drawn with those settings.
 
     Moving the controls needs a running kernel; the website shows the saved state (the first model,
-    ``prompt`` and the default settings).
+    ``prompt`` and the settings passed here).
     """
     import torch
 
@@ -324,17 +325,17 @@ def decoding_explorer(models: dict, prompt: list[str], seed: int = 0, rows: int 
     style = {"description_width": "90px"}
     model_box = widgets.Dropdown(options=list(models), description="model", style=style)
     prompt_box = widgets.Text(value=" ".join(prompt), description="prompt", style=style)
-    temperature = widgets.FloatSlider(value=1.0, min=0.05, max=2.0, step=0.05, description="temperature",
-                                      style=style)
-    top_k = widgets.IntSlider(value=0, min=0, max=50, description="top-k (0: off)", style=style)
-    top_p = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=style)
+    t_slider = widgets.FloatSlider(value=temperature, min=0.05, max=2.0, step=0.05, description="temperature",
+                                   style=style)
+    k_slider = widgets.IntSlider(value=top_k, min=0, max=50, description="top-k (0: off)", style=style)
+    p_slider = widgets.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top-p", style=style)
     view = widgets.HTML()
 
     def show(_=None) -> None:
         model = models[model_box.value]
         words = prompt_box.value.split()
         unknown = [w for w in words if w not in model.vocab.stoi]
-        settings = dict(temperature=temperature.value, top_k=top_k.value or None, top_p=top_p.value)
+        settings = dict(temperature=t_slider.value, top_k=k_slider.value or None, top_p=p_slider.value)
         table = next_token_table(model, words, generate.processors(**settings), rows)
         [sampled] = generate.sample(model, [w if w in model.vocab.stoi else "<unk>" for w in words], 25,
                                     generator=torch.Generator().manual_seed(seed), **settings)
@@ -343,7 +344,7 @@ def decoding_explorer(models: dict, prompt: list[str], seed: int = 0, rows: int 
                       f"<i>{html.escape(' '.join([*words, *sampled.tokens]))}</i>"
                       f"{'' if sampled.finished else ' …'}</p>")
 
-    for control in (model_box, prompt_box, temperature, top_k, top_p):
+    for control in (model_box, prompt_box, t_slider, k_slider, p_slider):
         control.observe(show, names="value")
     show()
-    return widgets.VBox([model_box, prompt_box, temperature, top_k, top_p, view])
+    return widgets.VBox([model_box, prompt_box, t_slider, k_slider, p_slider, view])
