@@ -1,0 +1,280 @@
+"""lmlib.word2vec: each piece against gensim or a plain loop, the gradients against autograd, and the trained
+vectors against gensim's on the course corpus (WordSim-353)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmlib.data import eval_set_path, load_segmented
+from lmlib.train import lowercase_word_sentences
+from lmlib.word2vec import (
+    Word2Vec,
+    build_vocab,
+    cbow_step,
+    draw_negatives,
+    negative_sampling_table,
+    noise_table,
+    sgns_gradients,
+    sgns_loss,
+    skipgram_pairs,
+    skipgram_step,
+    subsample_keep_prob,
+    window_positions,
+)
+
+SENTENCES = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "sat"], ["a", "cat", "and", "a", "dog"]] * 20
+
+
+def gensim_vocab(sentences, sample: float):
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    model = GensimWord2Vec(vector_size=10, min_count=1, sample=sample)
+    model.build_vocab(sentences)
+    return model
+
+
+# --- the pieces ----------------------------------------------------------------------------------
+
+def test_vocab_is_by_descending_count_and_drops_rare_words():
+    words, counts = build_vocab([["b", "a", "c", "a"], ["b", "a", "d"]], min_count=2)
+    assert words == ["a", "b"] and counts.tolist() == [3, 2]
+
+
+@pytest.mark.parametrize("sample", [1e-2, 1e-3, 0.0])
+def test_subsampling_keeps_what_gensim_keeps(sample):
+    model = gensim_vocab(SENTENCES, sample)
+    words, counts = build_vocab(SENTENCES, 1)
+    keep = subsample_keep_prob(counts, sample)
+    for w, p in zip(words, keep.tolist(), strict=True):
+        assert p == pytest.approx(model.wv.get_vecattr(w, "sample_int") / (2**32 - 1), abs=1e-6), w
+    if sample:  # the formula, written out for the most frequent word
+        f, T = counts[0].item(), counts.sum().item()
+        assert keep[0].item() == pytest.approx((np.sqrt(f / (sample * T)) + 1) * sample * T / f, rel=1e-6)
+
+
+def test_noise_distribution_is_gensims_cum_table():
+    model = gensim_vocab(SENTENCES, 1e-3)
+    words, counts = build_vocab(SENTENCES, 1)
+    probs = negative_sampling_table(counts)
+    assert probs.sum().item() == pytest.approx(1.0)
+    assert probs.tolist() == pytest.approx((counts.double() ** 0.75 / (counts.double() ** 0.75).sum()).tolist())
+    gensim_probs = np.diff(model.cum_table, prepend=0) / model.cum_table[-1]
+    for w, p in zip(words, probs.tolist(), strict=True):
+        assert p == pytest.approx(gensim_probs[model.wv.key_to_index[w]], abs=1e-6), w
+
+
+def test_negatives_are_drawn_from_the_noise_distribution():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    table = noise_table(probs, size=1000)
+    assert torch.bincount(table).tolist() == [500, 300, 150, 50]
+    draws = draw_negatives(table, (200, 500), torch.Generator().manual_seed(0))
+    assert draws.shape == (200, 500) and draws.dtype == torch.int64
+    shares = torch.bincount(draws.flatten(), minlength=4) / draws.numel()
+    assert shares.tolist() == pytest.approx(probs.tolist(), abs=0.005)  # 100,000 draws: 4+ standard errors
+
+
+def test_window_shrinks_and_stops_at_sentence_boundaries():
+    sentence_ids = torch.tensor([0, 0, 0, 0, 1, 1])
+    where, valid = window_positions(sentence_ids, torch.tensor([1, 4]), torch.tensor([2, 1]), window=2)
+    # offsets -2, -1, +1, +2; position 1 reaches 0..3 (window 2), position 4 only its own sentence at distance 1
+    assert where.tolist() == [[0, 0, 2, 3], [2, 3, 5, 5]]
+    assert valid.tolist() == [[False, True, True, True], [False, False, True, False]]
+
+
+def test_skipgram_pairs_are_every_word_in_the_shrunk_window_in_text_order():
+    gen = torch.Generator().manual_seed(0)
+    sentence_ids = torch.tensor([0] * 7 + [1] * 5 + [2] * 1 + [3] * 9)
+    ids = torch.randint(0, 50, (len(sentence_ids),), generator=gen)
+    window = 3
+    spans = window - torch.randint(0, window, (len(ids),), generator=gen)
+    centers = torch.arange(2, 20)
+    got = skipgram_pairs(ids, sentence_ids, centers, spans[centers], window)
+    expected = [(int(ids[i]), int(ids[j])) for i in centers.tolist() for j in range(len(ids))
+                if j != i and abs(j - i) <= spans[i] and sentence_ids[j] == sentence_ids[i]]
+    assert list(zip(got[0].tolist(), got[1].tolist(), strict=True)) == expected
+
+
+def test_sgns_gradients_match_autograd():
+    gen = torch.Generator().manual_seed(0)
+    u, v, neg = (torch.randn(shape, generator=gen, dtype=torch.float64) for shape in [(6, 4), (6, 4), (6, 3, 4)])
+    mask = torch.rand(6, 3, generator=gen) > 0.2
+    params = [t.clone().requires_grad_() for t in (u, v, neg)]
+    sgns_loss(*params, negative_mask=mask).sum().backward()
+    for by_hand, auto in zip(sgns_gradients(u, v, neg, mask), params, strict=True):
+        torch.testing.assert_close(by_hand, auto.grad)
+    scaled = sgns_gradients(u, v, neg, mask, scale=-0.1)
+    for s, p in zip(scaled, params, strict=True):
+        torch.testing.assert_close(s, -0.1 * p.grad)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def reference_updates(syn0, syn1neg, inputs_of, targets, negatives, alpha):
+    """word2vec.c's per-pair updates in float64 NumPy, each computed from the vectors before the batch and summed."""
+    new0, new1 = syn0.copy(), syn1neg.copy()
+    for p, (target, negs) in enumerate(zip(targets, negatives, strict=True)):
+        rows = inputs_of[p]
+        u = syn0[rows].mean(0)
+        error_in = np.zeros_like(u)
+        for word, label in [(target, 1.0)] + [(n, 0.0) for n in negs if n != target]:
+            g = (label - sigmoid(u @ syn1neg[word])) * alpha
+            error_in += g * syn1neg[word]
+            new1[word] += g * u
+        for r in rows:
+            new0[r] += error_in
+    return new0, new1
+
+
+def test_skipgram_step_is_word2vec_c_update_summed_over_the_batch():
+    gen = torch.Generator().manual_seed(1)
+    syn0, syn1neg = torch.randn(12, 5, generator=gen), torch.randn(12, 5, generator=gen)
+    inputs = torch.tensor([0, 0, 3, 4, 4, 7])  # repeated words: their updates add up
+    targets = torch.tensor([1, 2, 0, 5, 5, 8])
+    negatives = torch.tensor([[9, 10], [1, 11], [0, 2], [6, 5], [9, 9], [10, 3]])  # some equal their target
+    expected = reference_updates(syn0.double().numpy(), syn1neg.double().numpy(), [[w] for w in inputs.tolist()],
+                                 targets.tolist(), negatives.tolist(), 0.05)
+    skipgram_step(syn0, syn1neg, inputs, targets, negatives, 0.05)
+    np.testing.assert_allclose(syn0.numpy(), expected[0], atol=1e-6)
+    np.testing.assert_allclose(syn1neg.numpy(), expected[1], atol=1e-6)
+
+
+def test_cbow_step_gives_every_context_word_the_whole_update():
+    gen = torch.Generator().manual_seed(2)
+    syn0, syn1neg = torch.randn(12, 5, generator=gen), torch.randn(12, 5, generator=gen)
+    contexts = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 1]])
+    valid = torch.tensor([[True, True, False, True], [False, True, True, True]])
+    centers, negatives = torch.tensor([0, 2]), torch.tensor([[8, 9, 2], [10, 11, 0]])
+    inputs_of = [[w for w, ok in zip(row, ok_row, strict=True) if ok]
+                 for row, ok_row in zip(contexts.tolist(), valid.tolist(), strict=True)]
+    expected = reference_updates(syn0.double().numpy(), syn1neg.double().numpy(), inputs_of, centers.tolist(),
+                                 negatives.tolist(), 0.05)
+    cbow_step(syn0, syn1neg, contexts, valid, centers, negatives, 0.05)
+    np.testing.assert_allclose(syn0.numpy(), expected[0], atol=1e-6)
+    np.testing.assert_allclose(syn1neg.numpy(), expected[1], atol=1e-6)
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+def small_fit(**kwargs) -> Word2Vec:
+    settings = {"vector_size": 8, "window": 2, "min_count": 1, "sample": 0, "epochs": 3, "seed": 0,
+                "batch_size": 16} | kwargs
+    return Word2Vec(**settings).fit(SENTENCES, progress=False)
+
+
+@pytest.mark.parametrize("sg", [0, 1])
+def test_fit_is_seeded_and_the_learning_rate_falls_linearly(sg):
+    a, b, c = small_fit(sg=sg), small_fit(sg=sg), small_fit(sg=sg, seed=1)
+    assert torch.equal(a.vectors, b.vectors) and not torch.equal(a.vectors, c.vectors)
+    alphas, words = a.history["alpha"], a.history["words"]
+    assert alphas[0] == 0.025 and alphas == sorted(alphas, reverse=True)
+    total = 3 * sum(len(s) for s in SENTENCES)
+    assert alphas == pytest.approx([0.025 - (0.025 - 0.0001) * w / total for w in words])
+    assert a.history["loss"][-1] < a.history["loss"][0]  # it learns
+    assert len(a) == 8 and a.index_to_key[0] == "the" and a.counts[0] == 60
+
+
+def test_workers_train_in_parallel_threads():
+    model = small_fit(sg=1, workers=2, epochs=5)
+    assert torch.get_num_threads() >= 1 and model.history["loss"][-1] < model.history["loss"][0]
+
+
+def test_look_ups_agree_with_gensim_keyed_vectors(tmp_path):
+    model = small_fit(sg=1)
+    kv = model.to_keyed_vectors()
+    assert kv.index_to_key == model.index_to_key and kv.get_vecattr("cat", "count") == 40
+    np.testing.assert_array_equal(kv["cat"], model["cat"].numpy())
+    ours, theirs = model.most_similar("cat", topn=4), kv.most_similar("cat", topn=4)
+    assert [w for w, _ in ours] == [w for w, _ in theirs]
+    assert [s for _, s in ours] == pytest.approx([s for _, s in theirs], abs=1e-5)
+    analogy = {"positive": ["cat", "dog"], "negative": ["mat"], "topn": 3}
+    assert [w for w, _ in model.most_similar(**analogy)] == [w for w, _ in kv.most_similar(**analogy)]
+    assert model.similarity("cat", "dog") == pytest.approx(float(kv.similarity("cat", "dog")), abs=1e-6)
+
+    loaded = Word2Vec.load(model.save(tmp_path / "vectors.pt"))
+    assert torch.equal(loaded.vectors, model.vectors) and loaded.index_to_key == model.index_to_key
+    assert loaded.most_similar("cat", topn=4) == ours and loaded.config == model.config
+    half = Word2Vec.load(model.save(tmp_path / "half.pt", half=True))
+    torch.testing.assert_close(half.vectors, model.vectors, atol=1e-3, rtol=1e-3)
+
+
+def test_chinese_words_from_peoples_daily():
+    paragraphs = load_segmented("train")[:1500]
+    model = Word2Vec(vector_size=20, min_count=5, sg=1, epochs=1, seed=0).fit(paragraphs, progress=False)
+    assert "中国" in model and model.index_to_key[0] == "，"
+    neighbours = model.most_similar("中国", topn=5)
+    assert len(neighbours) == 5 and all(w in model for w, _ in neighbours)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_unknown_word_names_the_word_and_min_count():
+    model = small_fit(min_count=3)
+    with pytest.raises(KeyError, match=r"'zebra'.*min_count=3"):
+        model.most_similar("zebra")
+    with pytest.raises(KeyError, match="'on'"):  # seen 20 times, but min_count=30 below
+        Word2Vec(min_count=30, epochs=1, vector_size=4).fit(SENTENCES, progress=False).similarity("on", "the")
+    with pytest.raises(RuntimeError, match="fit"):
+        Word2Vec().most_similar("cat")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"vector_size": 0}, "vector_size must be a positive integer"),
+    ({"window": -1}, "window must be a positive integer"),
+    ({"negative": 0}, "negative sampling only"),
+    ({"sg": 2}, "sg must be 1"),
+    ({"sample": 1.5}, "sample must be in"),
+    ({"min_alpha": 0.1}, "min_alpha <= alpha"),
+])
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Word2Vec(**kwargs)
+
+
+def test_bad_corpora_are_refused():
+    with pytest.raises(ValueError, match="empty"):
+        Word2Vec().fit([], progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        Word2Vec().fit([[], []], progress=False)
+    with pytest.raises(ValueError, match=r"min_count=100 removes every word.*'the', occurs 60 times"):
+        Word2Vec(min_count=100).fit(SENTENCES, progress=False)
+    with pytest.raises(TypeError, match="sentence 1 is a string"):
+        Word2Vec().fit([["a", "b"], "the cat sat"], progress=False)
+    with pytest.raises(TypeError, match="got one string"):
+        Word2Vec().fit("the cat sat on the mat", progress=False)
+
+
+# --- quality on the course corpus, against gensim ------------------------------------------------
+
+# Both models: skip-gram, 50 dimensions, window 5, 5 negatives, min_count 5, sample 1e-3, 3 epochs,
+# alpha 0.05 -> 0.0001 (gensim's 0.025 needs more epochs on a corpus this small), seed 0, on the news + wiki
+# training splits (lower-cased words, 475k tokens); gensim with one worker thread, lmlib with its default
+# batch_size (128). WordSim-353 pairs with a word outside the vocabulary (a third) are skipped by gensim's
+# evaluate_word_pairs, the same pairs for both: the vocabularies are the same.
+QUALITY = {"vector_size": 50, "window": 5, "negative": 5, "sg": 1, "min_count": 5, "sample": 1e-3, "epochs": 3,
+           "alpha": 0.05, "min_alpha": 0.0001, "seed": 0}
+
+
+def wordsim_spearman(kv) -> float:
+    return float(kv.evaluate_word_pairs(eval_set_path("wordsim353"))[1][0])
+
+
+def test_skipgram_vectors_are_as_good_as_gensims_on_wordsim353():
+    from gensim.models import KeyedVectors
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    sentences = lowercase_word_sentences("news", "train") + lowercase_word_sentences("wiki", "train")
+    ours = Word2Vec(**QUALITY).fit(sentences, progress=False).to_keyed_vectors()
+    theirs = GensimWord2Vec(sentences, workers=1, **QUALITY).wv
+    assert set(ours.index_to_key) == set(theirs.index_to_key)
+    rng = np.random.default_rng(0)
+    random = KeyedVectors(50)
+    random.add_vectors(ours.index_to_key, rng.standard_normal((len(ours), 50)).astype(np.float32))
+
+    lmlib_rho, gensim_rho, random_rho = wordsim_spearman(ours), wordsim_spearman(theirs), wordsim_spearman(random)
+    print(f"WordSim-353 Spearman: lmlib {lmlib_rho:.4f}, gensim {gensim_rho:.4f}, random vectors {random_rho:.4f}")
+    assert abs(lmlib_rho - gensim_rho) < 0.05
+    assert lmlib_rho > random_rho + 0.1
