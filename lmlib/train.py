@@ -429,7 +429,13 @@ def _mlp():
     return MLPConfig, MLPLM
 
 
-MODELS: dict[str, Callable[[], tuple[type, type]]] = {"mlp": _mlp}
+def _rnn():
+    from lmlib.rnn import RNNConfig, RNNLanguageModel
+
+    return RNNConfig, RNNLanguageModel
+
+
+MODELS: dict[str, Callable[[], tuple[type, type]]] = {"mlp": _mlp, "rnn": _rnn}
 
 RECIPES: dict[str, Recipe] = {
     r.name: r

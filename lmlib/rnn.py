@@ -1,0 +1,262 @@
+"""Recurrent language models: the RNN and the LSTM, from their equations.
+
+A recurrent network reads a sequence one token at a time and carries a state
+h_t (the LSTM also a cell c_t) from each step to the next, so the prediction at
+step t can depend on every earlier token, not on a fixed window of n-1:
+
+    RNN (Elman):   h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+
+    LSTM:          i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)     input gate
+                   f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)     forget gate
+                   g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)        candidate cell
+                   o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)     output gate
+                   c_t = f_t * c_{t-1} + i_t * g_t
+                   h_t = o_t * tanh(c_t)
+
+    language model: x_t = E[w_t],  P(w_{t+1} | w_{<=t}) = softmax(U h_t + b)
+
+The cells below hold their weights exactly as ``torch.nn.RNNCell`` and
+``torch.nn.LSTMCell`` do (``weight_ih`` [G*H, I], ``weight_hh`` [G*H, H],
+``bias_ih``, ``bias_hh``; the LSTM's four gates stacked in the order i, f, g, o),
+so a ``state_dict`` moves between them unchanged and the tests compare them
+number for number. ``RNNLanguageModel`` keeps its weights in a ``torch.nn.LSTM``
+(or ``torch.nn.RNN``) and runs either the fast library kernel or the cells
+above on the same weights (``RNNConfig.fast``).
+
+The training stream runs sentence after sentence (``<eos> <bos> ...``), while
+perplexity is measured per sentence from a fresh state. So the model resets its
+state at every ``<bos>``: it sees a sentence the same way in training and in
+evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lmlib.tokenize import Vocab
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # RNN: h [L, B, H]; LSTM: (h, c), each [L, B, H]
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    vocab_size: int  # len(vocab), specials included
+    cell: str = "lstm"  # "rnn" (tanh) or "lstm"
+    d_embed: int = 64
+    d_hidden: int = 128
+    n_layers: int = 1
+    dropout: float = 0.0  # on the embeddings, between layers and before the output layer
+    tie_weights: bool = False  # output layer U = embedding E (needs d_embed == d_hidden)
+    fast: bool = True  # torch.nn.LSTM / torch.nn.RNN kernels; False runs the cells written here
+
+
+# --- the cells, from the equations --------------------------------------------------------------
+
+
+def rnn_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+             bias_ih: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
+    """One step of the tanh RNN: x [B, I], h [B, H] -> h' [B, H]."""
+    return torch.tanh(x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)
+
+
+def lstm_cell(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], weight_ih: torch.Tensor,
+              weight_hh: torch.Tensor, bias_ih: torch.Tensor, bias_hh: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the LSTM: x [B, I], state (h, c) each [B, H] -> (h', c')."""
+    h, c = state
+    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # [B, 4H]
+    i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's order
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return h, c
+
+
+class RNNCell(nn.Module):
+    """``torch.nn.RNNCell`` (tanh), written out: same parameters, same initialisation, same outputs."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(hidden_size))
+        _uniform_like_pytorch(self, hidden_size)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        if h is None:
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+        return rnn_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class LSTMCell(nn.Module):
+    """``torch.nn.LSTMCell``, written out: same parameters (gates i, f, g, o), same outputs."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
+        _uniform_like_pytorch(self, hidden_size)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_size)
+            state = (zeros, zeros)
+        return lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+def _uniform_like_pytorch(module: nn.Module, hidden_size: int) -> None:
+    bound = 1 / math.sqrt(hidden_size)  # PyTorch's initialisation of its recurrent cells
+    for p in module.parameters():
+        nn.init.uniform_(p, -bound, bound)
+
+
+# --- the language model -------------------------------------------------------------------------
+
+
+class RNNLanguageModel(nn.Module):
+    """Embedding -> recurrent layers -> linear output; implements ``lmlib.lm.LanguageModel`` and its
+    ``IncrementalDecoding`` extension (the cache is the recurrent state).
+
+    ``model(ids, state)`` maps [B, T] ids and the state after the previous block
+    (None: zeros) to [B, T, V] logits and the state after the block: what
+    ``lmlib.train``'s sequential layout carries from batch to batch (truncated
+    backpropagation through time).
+    """
+
+    takes_state = True
+
+    def __init__(self, config: RNNConfig, vocab: Vocab):
+        super().__init__()
+        if len(vocab) != config.vocab_size:
+            raise ValueError(f"config.vocab_size is {config.vocab_size} but the vocabulary has {len(vocab)} entries")
+        if config.cell not in ("rnn", "lstm"):
+            raise ValueError(f"cell must be 'rnn' or 'lstm', got {config.cell!r}")
+        if config.tie_weights and config.d_embed != config.d_hidden:
+            raise ValueError(f"tie_weights needs d_embed == d_hidden, got {config.d_embed} and {config.d_hidden}")
+        if config.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {config.n_layers}")
+        self.config, self.vocab = config, vocab
+        self.embed = nn.Embedding(config.vocab_size, config.d_embed)
+        kernel = nn.LSTM if config.cell == "lstm" else nn.RNN
+        between = config.dropout if config.n_layers > 1 else 0.0
+        self.rnn = kernel(config.d_embed, config.d_hidden, config.n_layers, dropout=between, batch_first=True)
+        self.drop = nn.Dropout(config.dropout)
+        self.out = nn.Linear(config.d_hidden, config.vocab_size)
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        nn.init.zeros_(self.out.bias)
+        if config.tie_weights:
+            self.out.weight = self.embed.weight
+        never = torch.zeros(config.vocab_size, dtype=torch.bool)
+        never[[vocab.pad_id, vocab.bos_id]] = True  # never predicted: softmax over the |V| others
+        self.register_buffer("never_predicted", never, persistent=False)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """[B, T] ids, state -> [B, T, V] logits for the token after each position, and the new state."""
+        x = self.drop(self.embed(ids))  # [B, T, E]
+        starts = ids == self.vocab.bos_id  # the state resets before reading each <bos>
+        recur = self._recur_fast if self.config.fast else self._recur_cells
+        h, state = recur(x, starts, self._zero_state(ids.shape[0], x) if state is None else state)  # [B, T, H]
+        logits = self.out(self.drop(h))
+        return logits.masked_fill(self.never_predicted, float("-inf")), state
+
+    def _recur_cells(self, x: torch.Tensor, starts: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The teaching path: the cells above, one time step and one layer at a time."""
+        lstm = self.config.cell == "lstm"
+        h, c = state if lstm else (state, None)
+        h, c = list(h.unbind(0)), list(c.unbind(0)) if lstm else None  # per layer, [B, H]
+        outputs = []
+        for t in range(x.shape[1]):
+            keep = (~starts[:, t, None]).to(x.dtype)  # 0 where a sentence starts: fresh state
+            inp = x[:, t]
+            for k in range(self.config.n_layers):
+                w = [getattr(self.rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                if lstm:
+                    h[k], c[k] = lstm_cell(inp, (h[k] * keep, c[k] * keep), *w)
+                else:
+                    h[k] = rnn_cell(inp, h[k] * keep, *w)
+                inp = h[k] if k == self.config.n_layers - 1 else self.rnn_dropout(h[k])
+            outputs.append(inp)
+        h = torch.stack(h)
+        return torch.stack(outputs, dim=1), ((h, torch.stack(c)) if lstm else h)
+
+    def rnn_dropout(self, h: torch.Tensor) -> torch.Tensor:
+        """Dropout between layers, as ``torch.nn.LSTM(dropout=p)`` applies it."""
+        return F.dropout(h, self.rnn.dropout, self.training)
+
+    def _recur_fast(self, x: torch.Tensor, starts: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The library kernel, with the resets at ``<bos>``: every row is cut into segments that begin at a
+        ``<bos>`` (from a zero state) or at the row's start (from the carried state), and all segments run
+        as one packed batch."""
+        B, T, _ = x.shape
+        segment_of_row = starts.long().cumsum(1)  # [B, T] 0 = before the row's first <bos>
+        key = torch.arange(B, device=x.device)[:, None] * (T + 1) + segment_of_row
+        segment = torch.unique(key.flatten(), return_inverse=True)[1]  # [B*T] segment index, in row order
+        n = int(segment.max()) + 1
+        time = torch.arange(T, device=x.device).repeat(B)
+        first = torch.full((n,), T, device=x.device).scatter_reduce(0, segment, time, "amin")
+        offset = time - first[segment]  # position within its segment
+        lengths = torch.bincount(segment, minlength=n)
+        padded = x.new_zeros(n, int(lengths.max()), x.shape[-1])
+        padded[segment, offset] = x.flatten(0, 1)
+        # A segment continues the carried state only if it is its row's segment 0 (no <bos> before it).
+        row = torch.arange(B, device=x.device).repeat_interleave(T)
+        carried = torch.zeros(n, dtype=torch.bool, device=x.device)
+        carried[segment] = segment_of_row.flatten() == 0
+        seg_row = torch.zeros(n, dtype=torch.long, device=x.device).scatter(0, segment, row)
+
+        def start_state(s: torch.Tensor) -> torch.Tensor:  # [L, B, H] -> [L, n, H]
+            return s[:, seg_row] * carried[None, :, None].to(s.dtype)
+
+        initial = tuple(start_state(s) for s in state) if isinstance(state, tuple) else start_state(state)
+        packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed, initial)
+        out = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])[0]  # [n, Tmax, H]
+        last = segment.view(B, T)[:, -1]  # each row's state is its last segment's
+        final = tuple(s[:, last] for s in final) if isinstance(final, tuple) else final[:, last]
+        return out[segment, offset].view(B, T, -1), final
+
+    def _zero_state(self, batch: int, like: torch.Tensor) -> State:
+        zeros = like.new_zeros(self.config.n_layers, batch, self.config.d_hidden)
+        return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
+
+    # --- the LanguageModel protocol and its incremental extension ------------------------------
+
+    @torch.no_grad()
+    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t])."""
+        logits, _ = self(ids[:, :-1])
+        return _log_softmax(logits).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+    @torch.no_grad()
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context)."""
+        return self.decode_step(contexts, None)[0]
+
+    @torch.no_grad()
+    def decode_step(self, ids: torch.Tensor, cache: State | None) -> tuple[torch.Tensor, State]:
+        """Read ``ids`` [B, T] from the state ``cache`` (None: a fresh start) -> ([B, V] next-token log-probabilities,
+        the state after them)."""
+        logits, state = self(ids, cache)
+        return _log_softmax(logits[:, -1]), state
+
+    def reorder_cache(self, cache: State, rows: torch.Tensor) -> State:
+        return tuple(s[:, rows] for s in cache) if isinstance(cache, tuple) else cache[:, rows]
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log_softmax in at least float32 (a half-precision model's logits are promoted, a float64 one's kept)."""
+    return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)

@@ -1,0 +1,176 @@
+"""lmlib.rnn: the cells equal torch.nn's, the teaching path equals the library kernel, the model is a
+LanguageModel that resets at <bos> and decodes incrementally, and it learns."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lmlib import generate as G
+from lmlib.lm import check_language_model, encode_batch, perplexity
+from lmlib.rnn import LSTMCell, RNNCell, RNNConfig, RNNLanguageModel
+from lmlib.tokenize import Vocab
+
+SAM = [s.split() for s in ["I am Sam", "Sam I am", "I do not like green eggs and ham", "I am not Sam"]]
+
+
+def copy_both_ways(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
+    ours.load_state_dict(theirs.state_dict())  # strict: the same names and shapes
+    theirs.load_state_dict(ours.state_dict())
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+@pytest.mark.parametrize("batch, inp, hidden, with_state", [(1, 1, 1, False), (3, 5, 4, True), (7, 16, 9, True),
+                                                           (2, 3, 12, False)])
+def test_cells_equal_torch_cells_in_outputs_and_gradients(kind, batch, inp, hidden, with_state):
+    torch.manual_seed(batch * 100 + hidden)
+    ours = (LSTMCell if kind == "lstm" else RNNCell)(inp, hidden).double()
+    theirs = (torch.nn.LSTMCell if kind == "lstm" else torch.nn.RNNCell)(inp, hidden).double()
+    copy_both_ways(ours, theirs)
+    x = torch.randn(batch, inp, dtype=torch.float64, requires_grad=True)
+    state = None
+    if with_state:
+        state = torch.randn(batch, hidden, dtype=torch.float64)
+        state = (state, torch.randn(batch, hidden, dtype=torch.float64)) if kind == "lstm" else state
+
+    def run(cell):
+        out = cell(x, state)
+        out = torch.cat(out, dim=-1) if kind == "lstm" else out
+        weights = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)  # a loss mixing every output
+        (grad_x, *grads) = torch.autograd.grad((out * weights).sum(), [x, *cell.parameters()])
+        return out, grad_x, grads
+
+    out_a, gx_a, g_a = run(ours)
+    out_b, gx_b, g_b = run(theirs)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gx_a, gx_b, rtol=0, atol=1e-12)
+    for a, b in zip(g_a, g_b, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_cells_step_by_step_equal_a_multilayer_torch_lstm():
+    torch.manual_seed(0)
+    reference = torch.nn.LSTM(6, 5, num_layers=3, batch_first=True).double()
+    cells = [LSTMCell(6 if k == 0 else 5, 5).double() for k in range(3)]
+    for k, cell in enumerate(cells):
+        cell.load_state_dict({name: getattr(reference, f"{name}_l{k}") for name in cell.state_dict()})
+    x = torch.randn(4, 11, 6, dtype=torch.float64)
+    expected, (h_n, c_n) = reference(x)
+    states = [None] * 3
+    outputs = []
+    for t in range(x.shape[1]):
+        inp = x[:, t]
+        for k, cell in enumerate(cells):
+            states[k] = cell(inp, states[k])
+            inp = states[k][0]
+        outputs.append(inp)
+    torch.testing.assert_close(torch.stack(outputs, 1), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.stack([s[0] for s in states]), h_n, rtol=0, atol=1e-12)
+    torch.testing.assert_close(torch.stack([s[1] for s in states]), c_n, rtol=0, atol=1e-12)
+
+
+def tiny_model(cell: str = "lstm", fast: bool = True, **config) -> RNNLanguageModel:
+    torch.manual_seed(0)
+    vocab = Vocab([w for s in SAM for w in s])
+    return RNNLanguageModel(RNNConfig(len(vocab), cell, d_embed=8, d_hidden=8, fast=fast, **config), vocab).double()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_teaching_path_equals_fast_path_with_resets_and_carried_state(cell, layers):
+    fast = tiny_model(cell, n_layers=layers).eval()
+    slow = tiny_model(cell, fast=False, n_layers=layers).eval()
+    slow.load_state_dict(fast.state_dict())
+    vocab = fast.vocab
+    # Rows that start mid-sentence (from a carried state) and cross <bos> at different places.
+    stream = torch.tensor([vocab.bos_id, *vocab.encode(SAM[2]), vocab.eos_id] * 3)
+    ids = torch.stack([stream[1:13], stream[4:16], stream[:12]])
+    state = fast._zero_state(3, torch.zeros(1, dtype=torch.float64))
+    state = tuple(torch.randn_like(s) for s in state) if cell == "lstm" else torch.randn_like(state)
+    for model in (fast, slow):
+        model.zero_grad()
+    (a, sa), (b, sb) = fast(ids, state), slow(ids, state)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    for x, y in zip(sa if cell == "lstm" else [sa], sb if cell == "lstm" else [sb], strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-10)
+    a[torch.isfinite(a)].sum().backward()
+    b[torch.isfinite(b)].sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-9, msg=name)
+
+
+def test_the_state_resets_at_bos():
+    model = tiny_model().eval()
+    one = encode_batch(model.vocab, [SAM[0]])[:, :-1]
+    two = encode_batch(model.vocab, [SAM[1]])[:, :-1]
+    joined = torch.cat([one, two], dim=1)
+    (alone, _), (after, _) = model(two), model(joined)
+    torch.testing.assert_close(after[:, one.shape[1]:], alone, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_is_a_language_model_with_incremental_decoding(cell, fast):
+    model = tiny_model(cell, fast=fast, n_layers=2).eval()
+    check_language_model(model, [*SAM, ["unseen", "words"], []], atol=1e-9)
+
+
+def test_incremental_and_plain_decoding_agree():
+    from tests.test_generate import PlainView
+
+    model = tiny_model(n_layers=2).eval()
+    for decode in (lambda m: G.sample(m, ["I"], 10, num_samples=5, generator=torch.Generator().manual_seed(2)),
+                   lambda m: G.beam_search(m, ["Sam"], 8, num_beams=3, num_return=3)):
+        fast, plain = decode(model), decode(PlainView(model))
+        assert [g.ids for g in fast] == [g.ids for g in plain]
+        assert [g.logprob for g in fast] == pytest.approx([g.logprob for g in plain], abs=1e-9)
+
+
+def test_tied_weights_share_one_matrix():
+    model = tiny_model(tie_weights=True)
+    assert model.out.weight is model.embed.weight
+    assert model.num_parameters() == sum(p.numel() for p in set(model.parameters()))
+
+
+def test_perplexity_falls_below_the_unigram_within_a_few_steps():
+    from lmlib.ngram import NGramLM
+    from lmlib.train import TrainConfig, encode_stream, train
+
+    model = tiny_model().float()
+    stream = encode_stream(model.vocab, SAM * 4)
+    before = perplexity(model.eval(), SAM)
+    train(model, stream, stream, TrainConfig(steps=60, batch_size=4, block=8, lr=0.03, warmup=5, eval_every=60,
+                                             layout="sequential"), progress=False)
+    unigram = NGramLM(1, "mle").fit(SAM).perplexity(SAM)
+    after = perplexity(model.eval(), SAM)
+    assert after < unigram < before, (before, unigram, after)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"cell": "gru"}, "cell must be 'rnn' or 'lstm'"),
+        ({"tie_weights": True, "d_embed": 8, "d_hidden": 16}, "tie_weights needs d_embed == d_hidden"),
+        ({"n_layers": 0}, "n_layers must be >= 1"),
+        ({"vocab_size": 3}, "vocab_size is 3"),
+    ],
+)
+def test_bad_config_gets_a_clear_error(config, message):
+    vocab = Vocab(["a", "b"])
+    settings = {"vocab_size": len(vocab), **config}
+    with pytest.raises(ValueError, match=message):
+        RNNLanguageModel(RNNConfig(**settings), vocab)
+
+
+def test_dropout_applies_in_training_only():
+    model = tiny_model(dropout=0.5, n_layers=2)
+    ids = encode_batch(model.vocab, SAM)
+    model.train()
+    a, _ = model(ids)
+    b, _ = model(ids)
+    assert not torch.equal(a, b)
+    model.eval()
+    assert torch.equal(model(ids)[0], model(ids)[0])
+    assert math.isfinite(perplexity(model, SAM))
