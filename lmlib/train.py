@@ -420,7 +420,19 @@ def lowercase_word_sentences(corpus: str, split: str) -> list[list[str]]:
     return [word_tokenize(s, lowercase=True) for doc in load_corpus(corpus, split) for s in split_sentences(doc)]
 
 
-TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {"words_lower": lowercase_word_sentences}
+def character_sentences(corpus: str, split: str) -> list[list[str]]:
+    """Sentences as characters, case kept: English keeps its spaces (one per whitespace run), Chinese
+    (``peoples_daily``) has none between its characters."""
+    from lmlib.data import load_corpus
+    from lmlib.tokenize import char_tokenize, split_sentences
+
+    zh = corpus == "peoples_daily"
+    return [char_tokenize(s, keep_spaces=not zh) for doc in load_corpus(corpus, split)
+            for s in split_sentences(doc, lang="zh" if zh else "en")]
+
+
+TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {
+    "words_lower": lowercase_word_sentences, "chars": character_sentences}
 
 
 def _mlp():
@@ -449,6 +461,39 @@ RECIPES: dict[str, Recipe] = {
             model="mlp",
             model_config={"context": 3, "d_embed": 32, "d_hidden": 96, "dropout": 0.1},
             train=TrainConfig(steps=3000, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0),
+        ),
+        Recipe(
+            name="lstm_words_wiki",
+            description="LSTM LM on wiki words (the n-gram chapter's vocabulary), tied embeddings",
+            corpus="wiki",
+            tokenization="words_lower",
+            min_count=2,
+            model="rnn",
+            model_config={"cell": "lstm", "d_embed": 128, "d_hidden": 128, "dropout": 0.2, "tie_weights": True},
+            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0,
+                              layout="sequential"),
+        ),
+        Recipe(
+            name="lstm_chars_wiki",
+            description="character-level LSTM LM on wiki (case and spaces kept)",
+            corpus="wiki",
+            tokenization="chars",
+            min_count=2,
+            model="rnn",
+            model_config={"cell": "lstm", "d_embed": 32, "d_hidden": 256, "dropout": 0.1},
+            train=TrainConfig(steps=2000, batch_size=32, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
+                              layout="sequential"),
+        ),
+        Recipe(
+            name="lstm_chars_peoples_daily",
+            description="character-level LSTM LM on People's Daily (Chinese characters)",
+            corpus="peoples_daily",
+            tokenization="chars",
+            min_count=2,
+            model="rnn",
+            model_config={"cell": "lstm", "d_embed": 64, "d_hidden": 256, "dropout": 0.1},
+            train=TrainConfig(steps=2000, batch_size=16, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
+                              layout="sequential"),
         ),
     ]
 }
