@@ -69,7 +69,7 @@ class Word2VecConfig:
     alpha: float = 0.025  # learning rate at the start ...
     min_alpha: float = 0.0001  # ... falling linearly to this at the end
     seed: int = 1
-    batch_size: int = 128  # centre words whose updates are computed together
+    batch_size: int = 256  # centre words whose updates are computed together
     workers: int = 1  # threads training at once (1: reproducible; more: faster, as word2vec.c's threads)
 
 
@@ -305,7 +305,7 @@ class Word2Vec:
     def __init__(
         self, vector_size: int = 100, window: int = 5, negative: int = 5, sg: int = 0, min_count: int = 5,
         sample: float = 1e-3, epochs: int = 5, alpha: float = 0.025, min_alpha: float = 0.0001, seed: int = 1,
-        batch_size: int = 128, workers: int = 1,
+        batch_size: int = 256, workers: int = 1,
     ):
         self.config = _check_config(Word2VecConfig(
             vector_size=vector_size, window=window, negative=negative, sg=sg, min_count=min_count, sample=sample,

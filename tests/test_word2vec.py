@@ -252,7 +252,7 @@ def test_bad_corpora_are_refused():
 # Both models: skip-gram, 50 dimensions, window 5, 5 negatives, min_count 5, sample 1e-3, 3 epochs,
 # alpha 0.05 -> 0.0001 (gensim's 0.025 needs more epochs on a corpus this small), seed 0, on the news + wiki
 # training splits (lower-cased words, 475k tokens); gensim with one worker thread, lmlib with its default
-# batch_size (128). WordSim-353 pairs with a word outside the vocabulary (a third) are skipped by gensim's
+# batch_size (256). WordSim-353 pairs with a word outside the vocabulary (a third) are skipped by gensim's
 # evaluate_word_pairs, the same pairs for both: the vocabularies are the same.
 QUALITY = {"vector_size": 50, "window": 5, "negative": 5, "sg": 1, "min_count": 5, "sample": 1e-3, "epochs": 3,
            "alpha": 0.05, "min_alpha": 0.0001, "seed": 0}
