@@ -152,11 +152,13 @@ def processors(
     repetition_penalty: float = 1.0,
     suppress: Sequence[int] = (),
 ) -> list[Processor]:
-    """The processors for the usual settings, in Hugging Face's order: suppressed tokens, repetition
-    penalty, temperature, top-k, top-p, min-p. The defaults change nothing."""
-    chain = [suppress_tokens(suppress)] if len(suppress) else []
+    """The processors for the usual settings, in Hugging Face's order: repetition penalty, suppressed
+    tokens, temperature, top-k, top-p, min-p. The defaults change nothing."""
+    chain = []
     if repetition_penalty != 1.0:
         chain.append(penalise_repeats(repetition_penalty))
+    if len(suppress):
+        chain.append(suppress_tokens(suppress))
     if temperature != 1.0:
         chain.append(scale_temperature(temperature))
     if top_k is not None:
@@ -231,7 +233,10 @@ def draw_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -
     """
     cdf = probs.cumsum(dim=-1)  # [B, V]
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # [B, 1]
-    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=probs.shape[-1] - 1)  # [B]
+    chosen = torch.searchsorted(cdf, u, right=True)[:, 0]  # [B]
+    # u * total can round up to the total itself: then take the last token with p_i > 0.
+    last_possible = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1)
+    return torch.minimum(chosen, last_possible)
 
 
 def beam_search(
@@ -371,7 +376,6 @@ class _Decoding:
         self.ids = torch.tensor([start] * rows)  # [B, T]
         self.incremental = isinstance(model, IncrementalDecoding)
         self.cache: object | None = None
-        self.fresh = 0  # tokens appended since the cache was made
 
     def next_logprobs(self) -> torch.Tensor:
         """[B, V] ln P(next token | each row's context), checked to be a distribution."""

@@ -246,7 +246,8 @@ def check_language_model(
     ``next_token_logprobs`` for the token that actually follows. Model tests
     call this on seen and unseen contexts. A model with the ``IncrementalDecoding``
     extension must give the same distributions when it reads each sequence one
-    token at a time.
+    token at a time, and after ``reorder_cache`` has permuted and repeated rows of
+    a batch (checked on the first two sequences).
     """
     if not isinstance(model, LanguageModel):
         raise ProtocolError(f"{type(model).__name__} lacks vocab, sequence_logprobs or next_token_logprobs")
@@ -276,6 +277,24 @@ def check_language_model(
                     f"sequence_logprobs gives {got:.8f} but next_token_logprobs gives {want:.8f} "
                     f"for {model.vocab.itos[ids[0, t]]!r} {where}"
                 )
+    if incremental:
+        _check_reordered_cache(model, sequences, atol)
+
+
+def _check_reordered_cache(model: IncrementalDecoding, sequences: Sequence[Sequence[str]], atol: float) -> None:
+    """Read two different prefixes as a batch, reorder the cache to rows (1, 0, 0), read one more token each,
+    and compare with the plain path on the reordered rows."""
+    rows = [[model.vocab.bos_id, *model.vocab.encode(s), model.vocab.eos_id] for s in sequences[:2]]
+    length = min(map(len, rows))
+    ids = torch.tensor([r[:length] for r in rows])  # [2, L]
+    if len(rows) < 2 or length < 3 or torch.equal(ids[0], ids[1]):
+        return
+    _, cache = model.decode_step(ids[:, :-1], None)
+    order = torch.tensor([1, 0, 0])
+    stepped, _ = model.decode_step(ids[order, -1:], model.reorder_cache(cache, order))
+    want = model.next_token_logprobs(ids[order])
+    for i in range(3):
+        _check_same_distribution(stepped[i], want[i], atol, f"decode_step after reorder_cache(rows=[1, 0, 0]), row {i}")
 
 
 def _check_same_distribution(got: torch.Tensor, want: torch.Tensor, atol: float, where: str) -> None:

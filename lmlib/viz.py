@@ -310,9 +310,11 @@ def next_token_html(table: list[tuple[str, float, float]]) -> str:
 
 
 def decoding_explorer(models: dict, prompt: list[str], temperature: float = 1.0, top_k: int = 0,
-                      top_p: float = 1.0, seed: int = 0, rows: int = 12):
-    """Pick a model, type a prompt, set temperature, top-k (0: off) and top-p: see the next-token
-    distribution before and after the processors, and one sample drawn with those settings.
+                      top_p: float = 1.0, min_p: float = 0.0, suppress: tuple[str, ...] = ("<unk>",),
+                      seed: int = 0, rows: int = 12):
+    """Pick a model, type a prompt, set temperature, top-k (0: off), top-p and min-p (0: off): see the
+    next-token distribution before and after the processors (``suppress``-ed tokens always filtered),
+    and one sample drawn with those settings.
 
     Moving the controls needs a running kernel; the website shows the saved state (the first model,
     ``prompt`` and the settings passed here).
@@ -329,22 +331,26 @@ def decoding_explorer(models: dict, prompt: list[str], temperature: float = 1.0,
                                    style=style)
     k_slider = widgets.IntSlider(value=top_k, min=0, max=50, description="top-k (0: off)", style=style)
     p_slider = widgets.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top-p", style=style)
+    m_slider = widgets.FloatSlider(value=min_p, min=0.0, max=0.5, step=0.01, description="min-p (0: off)",
+                                   style=style)
     view = widgets.HTML()
 
     def show(_=None) -> None:
         model = models[model_box.value]
         words = prompt_box.value.split()
         unknown = [w for w in words if w not in model.vocab.stoi]
-        settings = dict(temperature=t_slider.value, top_k=k_slider.value or None, top_p=p_slider.value)
-        table = next_token_table(model, words, generate.processors(**settings), rows)
+        settings = dict(temperature=t_slider.value, top_k=k_slider.value or None, top_p=p_slider.value,
+                        min_p=m_slider.value or None)
+        chain = generate.processors(**settings, suppress=model.vocab.encode(suppress))
+        table = next_token_table(model, words, chain, rows)
         [sampled] = generate.sample(model, [w if w in model.vocab.stoi else "<unk>" for w in words], 25,
-                                    generator=torch.Generator().manual_seed(seed), **settings)
+                                    generator=torch.Generator().manual_seed(seed), suppress=suppress, **settings)
         note = f"<p>not in the vocabulary, read as &lt;unk&gt;: {html.escape(' '.join(unknown))}</p>" if unknown else ""
         view.value = (f"{note}{next_token_html(table)}<p><b>a sample</b> (seed {seed}): "
                       f"<i>{html.escape(' '.join([*words, *sampled.tokens]))}</i>"
                       f"{'' if sampled.finished else ' …'}</p>")
 
-    for control in (model_box, prompt_box, t_slider, k_slider, p_slider):
+    for control in (model_box, prompt_box, t_slider, k_slider, p_slider, m_slider):
         control.observe(show, names="value")
     show()
-    return widgets.VBox([model_box, prompt_box, t_slider, k_slider, p_slider, view])
+    return widgets.VBox([model_box, prompt_box, t_slider, k_slider, p_slider, m_slider, view])

@@ -259,6 +259,13 @@ def test_incremental_model_passes_the_protocol_check_and_a_broken_one_fails():
     with pytest.raises(ProtocolError, match="decode_step"):
         check_language_model(Forgetful(list("abcde")), [list("abcab")])
 
+    class MixesRows(TinyGRU):
+        def reorder_cache(self, cache, rows):  # always keeps row 0: beams would swap their histories
+            return cache[:, torch.zeros_like(rows)]
+
+    with pytest.raises(ProtocolError, match="reorder_cache"):
+        check_language_model(MixesRows(list("abcde")), [list("abcab"), list("eed")])
+
 
 def test_incremental_and_plain_decoding_give_the_same_tokens_and_scores():
     model = TinyGRU(list("abcde"), seed=3)
@@ -355,3 +362,12 @@ def test_suppressed_tokens_are_never_chosen(sam_kn):
     assert all(not set(g.tokens) & set(banned) for g in gens)
     with pytest.raises(ValueError, match="not in the model's vocabulary"):
         G.greedy(sam_kn, suppress=["zebra"])
+
+
+def test_a_draw_never_lands_on_a_token_of_probability_zero(monkeypatch):
+    probs = torch.tensor([[0.1, 0.2, 0.0, 0.0], [0.0, 0.3, 0.0, 0.7]], dtype=torch.float64)
+    draws = G.draw_tokens(probs.repeat(500, 1), torch.Generator().manual_seed(0)).view(500, 2)
+    assert set(draws[:, 0].tolist()) == {0, 1} and set(draws[:, 1].tolist()) == {1, 3}
+    # u * total can round up to the total itself; simulate it: the last token with p > 0 is drawn.
+    monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.ones(*shape, dtype=kw.get("dtype")))
+    assert G.draw_tokens(probs).tolist() == [1, 3]

@@ -201,3 +201,9 @@ def test_decoding_explorer_shows_the_distribution_and_recomputes_when_a_control_
     prompt = next(c for c in controls if c.description == "prompt")
     prompt.value = "I zebra"
     assert "read as &lt;unk&gt;: zebra" in view.value
+
+
+def test_decoding_explorer_strikes_out_suppressed_tokens():
+    model = _sam_model()
+    explorer = viz.decoding_explorer({"bigram": model}, ["I"], suppress=("am",), rows=3)
+    assert "<s>am</s>" in explorer.children[-1].value and " am " not in explorer.children[-1].value.split("<i>")[1]
