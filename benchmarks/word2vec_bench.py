@@ -122,11 +122,12 @@ def write_table(runs: dict[str, list[dict]], repeats: int) -> None:
         for rs in runs.values():
             values = [value(r) if value else r[key] for r in rs]
             med = statistics.median(values)
-            out.append(f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})" if len(values) > 1 else fmt(med))
+            spread = fmt(min(values)) != fmt(max(values))
+            out.append(f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})" if spread else fmt(med))
         return " | ".join(out)
 
     def ratios(values: dict) -> str:
-        return " | ".join(f"{values[m] / values['gensim']:.3f}x" for m in ("lmlib2", "lmlib1"))
+        return " / ".join(f"{values[m] / values['gensim']:.3f}x" for m in ("lmlib2", "lmlib1"))
 
     settings = ", ".join(f"{k}={v}" for k, v in SETTINGS.items())
     lines = [

@@ -2,13 +2,13 @@
 
 Every word w has two vectors: an input vector u_w (a row of ``syn0``, the word
 vector one keeps) and an output vector v_w (a row of ``syn1neg``). Skip-gram
-predicts each word c near a centre word w; CBOW predicts the centre word from
-the mean of the words around it. Instead of a softmax over the whole
-vocabulary, negative sampling turns each prediction into K+1 binary ones: the
-observed pair is "real", and K words n_1..n_K drawn from a noise distribution
-P_n are "noise":
+pairs each centre word w with every word c near it and predicts one from the
+other; CBOW predicts the centre word from the mean of the words around it.
+Instead of a softmax over the whole vocabulary, negative sampling turns each
+prediction into K+1 binary ones: the observed pair is "real", and K words
+n_1..n_K drawn from a noise distribution P_n are "noise":
 
-    L(w, c) = -ln σ(u_w · v_c) - Σ_k ln σ(-u_w · v_{n_k}),      n_k ~ P_n(w) ∝ count(w)^0.75
+    L(w, c) = -ln σ(u_w · v_c) - Σ_k ln σ(-u_w · v_{n_k}),      n_k ~ P_n,  P_n(x) ∝ count(x)^0.75
 
 and the vectors follow plain SGD on L, pair by pair, with a learning rate α
 that falls linearly from ``alpha`` to ``min_alpha`` over the words processed.
@@ -24,7 +24,8 @@ What the original tool does, and this module with it:
 - a dynamic window: for each centre, b is drawn uniformly from {0, .., window-1}
   and only words within window - b positions count, so near words weigh more;
   windows never cross a sentence boundary;
-- ``syn0`` starts uniform in [-0.5, 0.5) / vector_size and ``syn1neg`` at zero;
+- ``syn0`` starts uniform in [-1, 1) / vector_size (gensim 4; word2vec.c
+  draws from half that range) and ``syn1neg`` at zero;
 - a negative draw that equals the word being predicted is skipped.
 
 Where this differs from the C code, it says so: the updates of ``batch_size``
@@ -186,9 +187,10 @@ def sgns_loss(
 
         L = -ln σ(u · v_c) - Σ_k ln σ(-u · v_{n_k})
 
-    u: the input vector (skip-gram: the centre word's; CBOW: the mean of the
-    context words'), v_c: the output vector of the word to predict, v_{n_k}:
-    the output vectors of the K noise words. ``negative_mask`` [P, K] (bool)
+    u: the input vector (skip-gram: one word of the pair, the centre word in
+    the paper's notation, the context word in word2vec.c's and ``Word2Vec``'s
+    order; CBOW: the mean of the context words'), v_c: the output vector of the
+    word to predict, v_{n_k}: the output vectors of the K noise words. ``negative_mask`` [P, K] (bool)
     leaves out the noise words it marks False.
     """
     positive = F.logsigmoid((center_vecs * context_vecs).sum(-1))  # [P]
@@ -287,9 +289,10 @@ class Word2Vec:
     """Word vectors trained by skip-gram (``sg=1``) or CBOW (``sg=0``) with negative sampling.
 
     The arguments and their defaults are gensim's (``gensim.models.Word2Vec``),
-    except ``batch_size``: the number of centre words whose updates are
+    except ``batch_size``, the number of centre words whose updates are
     computed at once (gensim's threads take 10,000 words a job, but update the
-    vectors pair by pair). Typical use::
+    vectors pair by pair), and ``workers``, 1 by default (gensim's: 3) so that
+    a seed gives the same vectors every time. Typical use::
 
         model = Word2Vec(vector_size=100, window=5, sg=1, min_count=5, seed=0).fit(sentences)
         model.most_similar("king", topn=5)
@@ -340,7 +343,7 @@ class Word2Vec:
 
         generator = torch.Generator().manual_seed(c.seed)
         V, total = len(self.index_to_key), c.epochs * len(stream)
-        self.vectors = (torch.rand(V, c.vector_size, generator=generator) - 0.5) / c.vector_size  # syn0
+        self.vectors = (torch.rand(V, c.vector_size, generator=generator) * 2 - 1) / c.vector_size  # syn0, as gensim
         self.syn1neg = torch.zeros(V, c.vector_size)
         self.history = {"words": [], "loss": [], "alpha": []}
         bar, threads = _progress_bar(total, progress), torch.get_num_threads()
