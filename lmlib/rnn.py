@@ -90,6 +90,8 @@ class RNNCell(nn.Module):
         _uniform_like_pytorch(self, hidden_size)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, I], h [B, H] (None: zeros) -> h' [B, H]."""
+        _check_step(self, x, [] if h is None else [h])
         if h is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
         return rnn_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
@@ -109,10 +111,27 @@ class LSTMCell(nn.Module):
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, I], state (h, c) each [B, H] (None: zeros) -> (h', c')."""
+        _check_step(self, x, [] if state is None else list(state))
         if state is None:
             zeros = x.new_zeros(x.shape[0], self.hidden_size)
             state = (zeros, zeros)
         return lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+def _check_step(cell: nn.Module, x: torch.Tensor, state: list[torch.Tensor]) -> None:
+    """Clear errors for the mistakes a cell would otherwise report as a matrix-shape mismatch."""
+    name = type(cell).__name__
+    inputs = cell.weight_ih.shape[1]
+    if x.ndim != 2 or x.shape[1] != inputs:
+        raise ValueError(f"{name} expects x of shape [batch, {inputs}], got {tuple(x.shape)}")
+    if x.dtype != cell.weight_ih.dtype:
+        raise TypeError(f"{name} has {cell.weight_ih.dtype} weights but x is {x.dtype}: "
+                        "convert one, e.g. x.to(cell.weight_ih.dtype)")
+    for s in state:
+        if s.shape != (x.shape[0], cell.hidden_size):
+            raise ValueError(f"{name} expects a hidden state of shape [{x.shape[0]}, {cell.hidden_size}] "
+                             f"(batch, hidden_size), got {tuple(s.shape)}")
 
 
 def _uniform_like_pytorch(module: nn.Module, hidden_size: int) -> None:
@@ -255,6 +274,23 @@ class RNNLanguageModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def gradient_by_distance(model: RNNLanguageModel, ids: torch.Tensor) -> torch.Tensor:
+    """How much the last prediction's loss still depends on each earlier input: the norm of
+
+        dL_T / dx_t,   t = 1 .. T,   L_T = -ln P(ids[:, T] | ids[:, :T]),  x_t = E[ids[:, t-1]],
+
+    averaged over the batch ([T], first entry the input farthest back). Products of T - t
+    Jacobians dh_k/dh_{k-1} carry the gradient back; in a tanh RNN they shrink (or blow up)
+    geometrically, the LSTM's additive cell path lets it through. No <bos> resets here.
+    """
+    x = model.embed(ids[:, :-1]).detach().requires_grad_()  # [B, T, E]
+    recur = model._recur_fast if model.config.fast else model._recur_cells
+    h, _ = recur(x, torch.zeros_like(ids[:, :-1], dtype=torch.bool), model._zero_state(ids.shape[0], x))
+    loss = F.cross_entropy(model.out(h[:, -1]), ids[:, -1])
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad.norm(dim=-1).mean(dim=0)  # [T]
 
 
 def _log_softmax(logits: torch.Tensor) -> torch.Tensor:

@@ -174,3 +174,39 @@ def test_dropout_applies_in_training_only():
     model.eval()
     assert torch.equal(model(ids)[0], model(ids)[0])
     assert math.isfinite(perplexity(model, SAM))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: LSTMCell(3, 4)(torch.zeros(2, 5)), ValueError, r"x of shape \[batch, 3\], got \(2, 5\)"),
+        (lambda: RNNCell(3, 4)(torch.zeros(3)), ValueError, r"x of shape \[batch, 3\], got \(3,\)"),
+        (lambda: LSTMCell(3, 4)(torch.zeros(2, 3, dtype=torch.float64)), TypeError, "float32 weights but x is"),
+        (lambda: RNNCell(3, 4)(torch.zeros(2, 3), torch.zeros(2, 5)), ValueError, r"hidden state of shape \[2, 4\]"),
+        (lambda: LSTMCell(3, 4)(torch.zeros(2, 3), (torch.zeros(2, 4), torch.zeros(1, 4))), ValueError,
+         "hidden state"),
+    ],
+)
+def test_cells_name_the_expected_shapes_and_dtypes(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_gradients_vanish_with_distance_unless_the_lstm_forget_gate_is_open():
+    from lmlib.rnn import gradient_by_distance
+
+    torch.manual_seed(0)
+    vocab = Vocab(list("abcdefgh"))
+    ids = torch.randint(4, len(vocab), (16, 61))
+    decay = {}  # |dL/dx| 50 steps back, relative to the last step's
+    for name, cell, forget_bias in [("rnn", "rnn", 0.0), ("lstm", "lstm", 0.0), ("lstm, forget bias 1", "lstm", 1.0)]:
+        torch.manual_seed(1)
+        model = RNNLanguageModel(RNNConfig(len(vocab), cell, d_embed=16, d_hidden=32), vocab)
+        with torch.no_grad():
+            model.rnn.bias_ih_l0[32:64] += forget_bias if cell == "lstm" else 0.0  # the f gate's slice
+        norms = gradient_by_distance(model, ids)
+        assert norms.shape == (60,) and (norms > 0).all()
+        decay[name] = (norms[-51] / norms[-1]).item()
+    # At PyTorch's initialisation (f about 0.5) the LSTM's gradient vanishes too; an open forget gate keeps it.
+    assert decay["rnn"] < 1e-9 and decay["lstm"] < 1e-8, decay
+    assert decay["lstm, forget bias 1"] > 1e4 * max(decay["rnn"], decay["lstm"]), decay
