@@ -351,6 +351,94 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "recurrent_networks": {
+        "q1": [
+            ("Keras's gate order i, f, c, o: the third block taken as the output gate", "lstm_step", """
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    a = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+                    a_i, a_f, a_o, a_g = np.split(a, 4, axis=1)
+                    c_new = 1 / (1 + np.exp(-a_f)) * c + 1 / (1 + np.exp(-a_i)) * np.tanh(a_g)
+                    return 1 / (1 + np.exp(-a_o)) * np.tanh(c_new), c_new
+            """),
+            ("no input gate: c_new = f * c + g", "lstm_step", """
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    a = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+                    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+                    c_new = 1 / (1 + np.exp(-a_f)) * c + np.tanh(a_g)
+                    return 1 / (1 + np.exp(-a_o)) * np.tanh(c_new), c_new
+            """),
+            ("no tanh on the cell: h_new = o * c_new", "lstm_step", """
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    a = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+                    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+                    c_new = 1 / (1 + np.exp(-a_f)) * c + 1 / (1 + np.exp(-a_i)) * np.tanh(a_g)
+                    return 1 / (1 + np.exp(-a_o)) * c_new, c_new
+            """),
+            ("a sigmoid on the candidate g as well, like the three gates", "lstm_step", """
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    i, f, g, o = np.split(1 / (1 + np.exp(-(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh))), 4, axis=1)
+                    c_new = f * c + i * g
+                    return o * np.tanh(c_new), c_new
+            """),
+            ("the hidden-to-hidden bias b_hh left out", "lstm_step", """
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    a = x @ W_ih.T + b_ih + h @ W_hh.T
+                    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+                    c_new = 1 / (1 + np.exp(-a_f)) * c + 1 / (1 + np.exp(-a_i)) * np.tanh(a_g)
+                    return 1 / (1 + np.exp(-a_o)) * np.tanh(c_new), c_new
+            """),
+        ],
+        "q2": [
+            ("clips each tensor by its own norm", "clip_by_global_norm", """
+                def clip_by_global_norm(grads, max_norm):
+                    return [g * min(1.0, max_norm / np.linalg.norm(g)) for g in grads]
+            """),
+            ("always rescales to max_norm, also gradients that are shorter (scales them up)",
+             "clip_by_global_norm", """
+                def clip_by_global_norm(grads, max_norm):
+                    total_norm = np.sqrt(sum(np.sum(g ** 2) for g in grads))
+                    return [g * max_norm / total_norm for g in grads]
+            """),
+            ("the sum of the tensors' norms instead of the root of the sum of all squares",
+             "clip_by_global_norm", """
+                def clip_by_global_norm(grads, max_norm):
+                    total_norm = sum(np.linalg.norm(g) for g in grads)
+                    if total_norm > max_norm:
+                        return [g * max_norm / total_norm for g in grads]
+                    return grads
+            """),
+        ],
+        "q3": [
+            ("lanes interleaved: token j goes to lane j % batch_size", "bptt_blocks", """
+                def bptt_blocks(stream, batch_size, block):
+                    lane = len(stream) // batch_size
+                    lanes = np.asarray(stream)[: lane * batch_size].reshape(lane, batch_size).T
+                    return [(lanes[:, s : s + block], lanes[:, s + 1 : s + block + 1])
+                            for s in range(0, lane - block, block)]
+            """),
+            ("targets not shifted: each position is its own target", "bptt_blocks", """
+                def bptt_blocks(stream, batch_size, block):
+                    lane = len(stream) // batch_size
+                    lanes = np.asarray(stream)[: lane * batch_size].reshape(batch_size, lane)
+                    return [(lanes[:, s : s + block], lanes[:, s : s + block]) for s in range(0, lane - block, block)]
+            """),
+            ("windows of block + 1 that do not overlap: the token between two steps is never a target",
+             "bptt_blocks", """
+                def bptt_blocks(stream, batch_size, block):
+                    lane = len(stream) // batch_size
+                    lanes = np.asarray(stream)[: lane * batch_size].reshape(batch_size, lane)
+                    return [(lanes[:, s : s + block], lanes[:, s + 1 : s + block + 1])
+                            for s in range(0, lane - block, block + 1)]
+            """),
+            ("keeps the last, shorter block", "bptt_blocks", """
+                def bptt_blocks(stream, batch_size, block):
+                    lane = len(stream) // batch_size
+                    lanes = np.asarray(stream)[: lane * batch_size].reshape(batch_size, lane)
+                    return [(lanes[:, s : s + block], lanes[:, s + 1 : s + block + 1])
+                            for s in range(0, lane - 1, block)]
+            """),
+        ],
+    },
 }
 
 
@@ -823,6 +911,107 @@ ALTERNATIVE_ANSWERS = {
                             best.sort(reverse=True)
                             del best[width:]
                     return tuple((tokens, score) for score, tokens in best)
+            """),
+        ],
+    },
+    "recurrent_networks": {
+        "q1": [
+            ("torch.nn.LSTMCell itself, loaded with the given weights (float32 tensors out)", "lstm_step", """
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    cell = torch.nn.LSTMCell(W_ih.shape[1], W_hh.shape[1])
+                    with torch.no_grad():
+                        for p, w in zip([cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh],
+                                        [W_ih, W_hh, b_ih, b_hh]):
+                            p.copy_(torch.as_tensor(w))
+                        h_new, c_new = cell(torch.as_tensor(x, dtype=torch.float32),
+                                            (torch.as_tensor(h, dtype=torch.float32),
+                                             torch.as_tensor(c, dtype=torch.float32)))
+                    return h_new, c_new
+            """),
+            ("pure Python: loops over rows and units, math.exp and math.tanh, lists of lists", "lstm_step", """
+                import math
+
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    H = len(W_hh[0])
+                    sigmoid = lambda z: 1 / (1 + math.exp(-z))
+                    h_new, c_new = [], []
+                    for xb, hb, cb in zip(x, h, c):
+                        a = [sum(w * v for w, v in zip(W_ih[k], xb)) + b_ih[k]
+                             + sum(w * v for w, v in zip(W_hh[k], hb)) + b_hh[k] for k in range(4 * H)]
+                        cs = [sigmoid(a[H + j]) * cb[j] + sigmoid(a[j]) * math.tanh(a[2 * H + j]) for j in range(H)]
+                        h_new.append([sigmoid(a[3 * H + j]) * math.tanh(cs[j]) for j in range(H)])
+                        c_new.append(cs)
+                    return h_new, c_new
+            """),
+            ("NumPy, one weight matrix per gate, scipy.special.expit, a list [h, c]", "lstm_step", """
+                from scipy.special import expit
+
+                def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
+                    H = h.shape[1]
+                    pre = [x @ W_ih[k * H:(k + 1) * H].T + h @ W_hh[k * H:(k + 1) * H].T
+                           + b_ih[k * H:(k + 1) * H] + b_hh[k * H:(k + 1) * H] for k in range(4)]
+                    i, f, o = expit(pre[0]), expit(pre[1]), expit(pre[3])
+                    g = np.tanh(pre[2])
+                    c_new = f * c + i * g
+                    return [o * np.tanh(c_new), c_new]
+            """),
+        ],
+        "q2": [
+            ("torch.nn.utils.clip_grad_norm_ on parameters holding the gradients (its + 1e-6)",
+             "clip_by_global_norm", """
+                def clip_by_global_norm(grads, max_norm):
+                    params = [torch.zeros(np.shape(g), dtype=torch.float64, requires_grad=True) for g in grads]
+                    for p, g in zip(params, grads):
+                        p.grad = torch.tensor(g)
+                    torch.nn.utils.clip_grad_norm_(params, max_norm)
+                    return [p.grad for p in params]
+            """),
+            ("loops: math.fsum of the squares and math.sqrt, scale min(1, max_norm / norm), a tuple",
+             "clip_by_global_norm", """
+                import math
+
+                def clip_by_global_norm(grads, max_norm):
+                    total = math.sqrt(math.fsum(float(v) ** 2 for g in grads for v in np.ravel(g)))
+                    scale = min(1.0, max_norm / total)
+                    return tuple(np.asarray(g) * scale for g in grads)
+            """),
+            ("the norm of the tensors' norms, in torch float32, in place", "clip_by_global_norm", """
+                def clip_by_global_norm(grads, max_norm):
+                    tensors = [torch.tensor(g, dtype=torch.float32) for g in grads]
+                    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+                    if total > max_norm:
+                        for t in tensors:
+                            t.mul_(max_norm / total)
+                    return tensors
+            """),
+        ],
+        "q3": [
+            ("pure Python loops over lists, a pair of lists per step", "bptt_blocks", """
+                def bptt_blocks(stream, batch_size, block):
+                    tokens = [int(t) for t in stream]
+                    n = len(tokens) // batch_size
+                    lanes = [tokens[b * n:(b + 1) * n] for b in range(batch_size)]
+                    steps = []
+                    start = 0
+                    while start + block + 1 <= n:
+                        steps.append([[lane[start:start + block] for lane in lanes],
+                                      [lane[start + 1:start + block + 1] for lane in lanes]])
+                        start += block
+                    return steps
+            """),
+            ("torch: view and unfold into windows of block + 1 with step block, a generator", "bptt_blocks", """
+                def bptt_blocks(stream, batch_size, block):
+                    t = torch.as_tensor(stream)
+                    lane = len(t) // batch_size
+                    lanes = t[: lane * batch_size].view(batch_size, lane)
+                    windows = lanes.unfold(1, block + 1, block)  # [B, steps, block + 1]
+                    return ((windows[:, s, :-1], windows[:, s, 1:]) for s in range(windows.shape[1]))
+            """),
+            ("lmlib.train.sequential_lanes itself, split into inputs and targets", "bptt_blocks", """
+                from lmlib.train import sequential_lanes
+
+                def bptt_blocks(stream, batch_size, block):
+                    return [(w[:, :-1], w[:, 1:]) for w in sequential_lanes(torch.as_tensor(stream), batch_size, block)]
             """),
         ],
     },
