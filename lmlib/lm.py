@@ -7,8 +7,8 @@ A language model assigns a probability to a token sequence by the chain rule,
 so a model only has to answer two questions: the log-probability of each token
 of a sequence given its prefix (teacher forcing: what perplexity needs), and the
 distribution of the next token given a context (what decoding needs). Every
-model in lmlib (the n-gram and MLP models so far) answers both, so one
-``perplexity`` serves them all, and so will one set of decoders.
+model in lmlib (n-gram, MLP, RNN and LSTM so far) answers both, so one
+``perplexity`` serves them all, and one decoder (``lmlib.generate``).
 
 Perplexity is the exponential of the cross-entropy per predicted token,
 
