@@ -103,8 +103,9 @@ def main() -> None:
             order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
             for mode in order:
                 out = Path(tmp) / f"{mode}-{r}.json"
+                load_before = os.getloadavg()[0]
                 subprocess.run([sys.executable, __file__, "--child", mode, "--out", str(out)], check=True)
-                runs[mode].append(json.loads(out.read_text()))
+                runs[mode].append(json.loads(out.read_text()) | {"load": (load_before, os.getloadavg()[0])})
                 print(f"{MODES[mode]:>18} run {r + 1}: {runs[mode][-1]['seconds']:.2f} s", flush=True)
     write_table(runs, args.repeats)
 
@@ -114,6 +115,7 @@ def write_table(runs: dict[str, list[dict]], repeats: int) -> None:
     import torch
 
     first = runs["gensim"][0]
+    loads = [x for rs in runs.values() for r in rs for x in r["load"]]
     speed = {m: statistics.median(r["words"] / r["seconds"] for r in rs) for m, rs in runs.items()}
     best = {m: max(r["words"] / r["seconds"] for r in rs) for m, rs in runs.items()}
 
@@ -139,7 +141,11 @@ def write_table(runs: dict[str, list[dict]], repeats: int) -> None:
         f"Task: skip-gram with negative sampling ({settings}) on the `news` + `wiki` training splits "
         f"(lower-cased words, {first['words'] // SETTINGS['epochs']:,} tokens, {first['vocabulary']:,} words kept), "
         f"each run in its own process, {repeats} runs of each, alternating. Figures: median (min–max) over the runs.",
-        "Wall-clock timings on a shared machine are noisy: compare the ratios, taken within one run.",
+        "Wall-clock timings on a shared machine are noisy: compare the ratios, taken within one run. "
+        f"The machine's 1-minute load average, before and after each run, ranged from {min(loads):.1f} to "
+        f"{max(loads):.1f} (on {os.cpu_count()} cores: other jobs were running)"
+        if max(loads) > 0.5 * os.cpu_count() else
+        f"The machine was quiet: 1-minute load average {min(loads):.1f} to {max(loads):.1f} around the runs.",
         "",
         "|  | gensim, workers=2 | lmlib, workers=2 | lmlib, workers=1 | lmlib (2 / 1 workers) / gensim |",
         "|---|---|---|---|---|",

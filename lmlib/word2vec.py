@@ -241,7 +241,7 @@ def sgd_step(
     P, K = negatives.shape
     mask = negatives != targets[:, None]  # a noise word that is the target is skipped, as in word2vec.c
     context_vecs = syn1neg.index_select(0, targets)  # [P, d]
-    negative_vecs = syn1neg.index_select(0, negatives.flatten()).view(P, K, -1)  # [P, K, d]
+    negative_vecs = syn1neg.index_select(0, negatives.flatten()).view(P, K, syn1neg.shape[1])  # [P, K, d]
     update_in, update_target, update_negative = sgns_gradients(inputs, context_vecs, negative_vecs, mask, -alpha)
     syn1neg.index_add_(0, targets, update_target)
     syn1neg.index_add_(0, negatives.flatten(), update_negative.flatten(0, 1))
@@ -275,7 +275,7 @@ def cbow_inputs(syn0: torch.Tensor, contexts: torch.Tensor, valid: torch.Tensor)
     """CBOW's input vectors: the mean of the rows of syn0 of the context words marked ``valid``; [B, 2w] -> [B, d]."""
     B, W = contexts.shape
     mask = valid.float()[:, :, None]  # [B, 2w, 1]
-    return (syn0.index_select(0, contexts.flatten()).view(B, W, -1) * mask).sum(1) / mask.sum(1)
+    return (syn0.index_select(0, contexts.flatten()).view(B, W, syn0.shape[1]) * mask).sum(1) / mask.sum(1)
 
 
 def linear_alpha(config: Word2VecConfig, words_done: int, words_total: int) -> float:
@@ -301,8 +301,9 @@ class Word2Vec:
 
     After ``fit``: ``index_to_key`` (words, most frequent first),
     ``key_to_index``, ``counts`` [V], ``vectors`` [V, d] (``syn0``),
-    ``syn1neg`` [V, d] and ``history`` (words seen, loss and α per step; seconds,
-    words per second).
+    ``syn1neg`` [V, d] and ``history``: corpus words processed before, mean
+    loss per prediction at, and α of every 20th batch (``LOG_EVERY``); training
+    seconds and words per second.
     """
 
     def __init__(
@@ -381,7 +382,7 @@ class Word2Vec:
             log = first // c.batch_size % LOG_EVERY == 0
             loss = self._train_batch(ids, sents, centers, spans[centers], alpha, table, gen, log)
             with lock:
-                if log:
+                if loss is not None:
                     self.history["words"].append(done)
                     self.history["loss"].append(loss)
                     self.history["alpha"].append(alpha)
@@ -396,6 +397,8 @@ class Word2Vec:
         loss = None
         if c.sg:
             center_words, context_words = skipgram_pairs(ids, sents, centers, spans, c.window)  # [P], [P]
+            if len(center_words) == 0:  # every centre alone in its sentence: nothing to learn from
+                return None
             negatives = draw_negatives(table, (len(center_words), c.negative), generator)  # [P, K]
             # word2vec.c's order: the context word's input vector predicts the centre word (same pairs as the
             # paper's centre -> context; with batched updates it also tracks gensim's results more closely)
@@ -406,6 +409,8 @@ class Word2Vec:
             where, valid = window_positions(sents, centers, spans, c.window)  # [B, 2w]
             has_context = valid.any(1)  # a centre alone in its sentence has nothing to predict it from
             contexts, valid, center_words = ids[where[has_context]], valid[has_context], ids[centers[has_context]]
+            if len(center_words) == 0:
+                return None
             negatives = draw_negatives(table, (len(center_words), c.negative), generator)  # [B, K]
             if log:
                 loss = _mean_loss(cbow_inputs(syn0, contexts, valid), syn1neg, center_words, negatives)

@@ -177,6 +177,14 @@ def test_fit_is_seeded_and_the_learning_rate_falls_linearly(sg):
     assert len(a) == 8 and a.index_to_key[0] == "the" and a.counts[0] == 60
 
 
+@pytest.mark.parametrize("sg", [0, 1])
+def test_batches_with_nothing_to_predict_are_skipped(sg):
+    sentences = [["a"], ["b"], ["a", "b", "c"], ["c"], ["a"]] * 3  # one-word sentences have no context
+    model = Word2Vec(vector_size=4, window=2, min_count=1, sample=0, epochs=2, seed=0, batch_size=1, sg=sg)
+    model.fit(sentences, progress=False)
+    assert all(np.isfinite(loss) for loss in model.history["loss"])
+
+
 def test_workers_train_in_parallel_threads():
     model = small_fit(sg=1, workers=2, epochs=5)
     assert torch.get_num_threads() >= 1 and model.history["loss"][-1] < model.history["loss"][0]
