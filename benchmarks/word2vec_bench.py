@@ -142,10 +142,8 @@ def write_table(runs: dict[str, list[dict]], repeats: int) -> None:
         f"(lower-cased words, {first['words'] // SETTINGS['epochs']:,} tokens, {first['vocabulary']:,} words kept), "
         f"each run in its own process, {repeats} runs of each, alternating. Figures: median (min–max) over the runs.",
         "Wall-clock timings on a shared machine are noisy: compare the ratios, taken within one run. "
-        f"The machine's 1-minute load average, before and after each run, ranged from {min(loads):.1f} to "
-        f"{max(loads):.1f} (on {os.cpu_count()} cores: other jobs were running)"
-        if max(loads) > 0.5 * os.cpu_count() else
-        f"The machine was quiet: 1-minute load average {min(loads):.1f} to {max(loads):.1f} around the runs.",
+        f"The 1-minute load average, before and after each run, ranged from {min(loads):.1f} to {max(loads):.1f} "
+        f"on {os.cpu_count()} cores ({'other jobs were running' if max(loads) > 0.5 * os.cpu_count() else 'quiet'}).",
         "",
         "|  | gensim, workers=2 | lmlib, workers=2 | lmlib, workers=1 | lmlib (2 / 1 workers) / gensim |",
         "|---|---|---|---|---|",
