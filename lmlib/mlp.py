@@ -69,19 +69,31 @@ class MLPLM(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] token ids -> [B, T, V] logits for the token after each position."""
+        return self.logits(self.hidden_states(ids))
+
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, T, d_hidden]: tanh(d + H x) at each position."""
         windows = context_windows(ids, self.config.context, self.vocab.bos_id)  # [B, T, n-1]
         x = self.embed(windows).flatten(2)  # [B, T, (n-1) d]
-        h = torch.tanh(self.hidden(self.drop(x)))  # [B, T, d_hidden]
-        logits = self.out(self.drop(h))  # [B, T, V]
-        return logits.masked_fill(self.never_predicted, float("-inf"))
+        return torch.tanh(self.hidden(self.drop(x)))
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """[..., d_hidden] -> [..., V] logits b + U h, with -inf for the tokens never predicted."""
+        return self.out(self.drop(h)).masked_fill(self.never_predicted, float("-inf"))
 
     # --- the LanguageModel protocol ------------------------------------------------------------
 
     @torch.no_grad()
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t])."""
-        logp = F.log_softmax(self(ids[:, :-1]).float(), dim=-1)  # [B, T-1, V]
-        return logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t]).
+
+        The output layer runs only where the target is a token, not padding; ``<pad>`` targets get 0.
+        """
+        h = self.hidden_states(ids[:, :-1])  # [B, T-1, d_hidden]
+        targets = ids[:, 1:]
+        real = targets != self.vocab.pad_id
+        logp = F.log_softmax(self.logits(h[real]).float(), dim=-1).gather(-1, targets[real][:, None]).squeeze(-1)
+        return torch.zeros(targets.shape, dtype=logp.dtype).masked_scatter(real, logp)
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:

@@ -182,12 +182,19 @@ class RNNLanguageModel(nn.Module):
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """[B, T] ids, state -> [B, T, V] logits for the token after each position, and the new state."""
+        h, state = self.hidden_states(ids, state)
+        return self.logits(h), state
+
+    def hidden_states(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """[B, T] ids, state -> [B, T, H] the last layer's h_t at each position, and the new state."""
         x = self.drop(self.embed(ids))  # [B, T, E]
         starts = ids == self.vocab.bos_id  # the state resets before reading each <bos>
         recur = self._recur_fast if self.config.fast else self._recur_cells
-        h, state = recur(x, starts, self._zero_state(ids.shape[0], x) if state is None else state)  # [B, T, H]
-        logits = self.out(self.drop(h))
-        return logits.masked_fill(self.never_predicted, float("-inf")), state
+        return recur(x, starts, self._zero_state(ids.shape[0], x) if state is None else state)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """[..., H] states -> [..., V] logits U h + b, with -inf for the tokens never predicted."""
+        return self.out(self.drop(h)).masked_fill(self.never_predicted, float("-inf"))
 
     def _recur_cells(self, x: torch.Tensor, starts: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The teaching path: the cells above, one time step and one layer at a time."""
@@ -253,9 +260,16 @@ class RNNLanguageModel(nn.Module):
 
     @torch.no_grad()
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t])."""
-        logits, _ = self(ids[:, :-1])
-        return _log_softmax(logits).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t]).
+
+        The output layer runs on the positions whose target is a token, not on the padding
+        (most of a batch of sentences of unequal length); entries with a ``<pad>`` target are 0.
+        """
+        h, _ = self.hidden_states(ids[:, :-1])  # [B, T-1, H]
+        targets = ids[:, 1:]
+        real = targets != self.vocab.pad_id
+        logp = _log_softmax(self.logits(h[real])).gather(-1, targets[real][:, None]).squeeze(-1)  # [N]
+        return torch.zeros(targets.shape, dtype=logp.dtype).masked_scatter(real, logp)
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:

@@ -329,7 +329,7 @@ def save_checkpoint(
     """
     weights = model.state_dict()
     if half:
-        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+        weights = _to_half(weights)
     state = {
         "format": FORMAT,
         "model_config": dataclasses.asdict(model.config),
@@ -343,6 +343,19 @@ def save_checkpoint(
         "carry": carry,
     }
     return _atomic_save(state, Path(path))
+
+
+def _to_half(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors in float16. Tied weights (one tensor under two names, e.g. an embedding
+    shared with the output layer) stay one tensor, so the file stores them once."""
+    halves: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for name, v in weights.items():
+        if v.is_floating_point():
+            key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), v.stride())
+            v = halves[key] if key in halves else halves.setdefault(key, v.half())
+        out[name] = v
+    return out
 
 
 def _atomic_save(state: dict, path: Path) -> Path:
@@ -580,7 +593,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.list or not args.recipe:
         for r in RECIPES.values():
-            print(f"{r.name:<12} {r.description} ({r.train.steps} steps)")
+            print(f"{r.name:<{max(map(len, RECIPES))}}  {r.description} ({r.train.steps} steps)")
         return
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu")

@@ -300,3 +300,21 @@ def test_bad_inputs_get_errors_that_name_the_problem():
         T.train(model, train_stream.float(), valid_stream, config)
     with pytest.raises(ValueError, match="layout must be 'random' or 'sequential'"):
         T.train(model, train_stream, valid_stream, dataclasses.replace(config, layout="shuffled"))
+
+
+def test_a_half_precision_release_stores_tied_weights_once(tmp_path):
+    from lmlib.rnn import RNNConfig, RNNLanguageModel
+
+    vocab = Vocab([f"w{i}" for i in range(300)])
+    sizes = {}
+    for tied in (False, True):
+        torch.manual_seed(0)
+        model = RNNLanguageModel(RNNConfig(len(vocab), d_embed=32, d_hidden=32, tie_weights=tied), vocab)
+        path = T.save_checkpoint(tmp_path / f"tied-{tied}.pt", model, None, T.TrainConfig(), 0, {}, half=True)
+        sizes[tied] = path.stat().st_size
+        weights = T.read_checkpoint(path)["model"]
+        assert (weights["embed.weight"].data_ptr() == weights["out.weight"].data_ptr()) == tied
+        restored = RNNLanguageModel(model.config, vocab)
+        restored.load_state_dict({k: v.float() for k, v in weights.items()})
+        assert torch.equal(restored.out.weight, model.out.weight.half().float())
+    assert sizes[True] < 0.8 * sizes[False]  # the 300 x 32 table is stored once
