@@ -225,6 +225,10 @@ class RNNLanguageModel(nn.Module):
         ``<bos>`` (from a zero state) or at the row's start (from the carried state), and all segments run
         as one packed batch."""
         B, T, _ = x.shape
+        if not starts[:, 1:].any():  # one sentence per row (scoring, decoding): no cut needed
+            keep = (~starts[:, 0])[None, :, None]  # a row that starts with <bos> starts from zeros
+            initial = tuple(s * keep.to(s.dtype) for s in state) if isinstance(state, tuple) else state * keep
+            return self.rnn(x, initial)
         segment_of_row = starts.long().cumsum(1)  # [B, T] 0 = before the row's first <bos>
         key = torch.arange(B, device=x.device)[:, None] * (T + 1) + segment_of_row
         segment = torch.unique(key.flatten(), return_inverse=True)[1]  # [B*T] segment index, in row order
@@ -302,7 +306,7 @@ def gradient_by_distance(model: RNNLanguageModel, ids: torch.Tensor) -> torch.Te
     x = model.embed(ids[:, :-1]).detach().requires_grad_()  # [B, T, E]
     recur = model._recur_fast if model.config.fast else model._recur_cells
     h, _ = recur(x, torch.zeros_like(ids[:, :-1], dtype=torch.bool), model._zero_state(ids.shape[0], x))
-    loss = F.cross_entropy(model.out(h[:, -1]), ids[:, -1])
+    loss = F.cross_entropy(model.logits(h[:, -1]), ids[:, -1])
     (grad,) = torch.autograd.grad(loss, x)
     return grad.norm(dim=-1).mean(dim=0)  # [T]
 

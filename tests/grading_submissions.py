@@ -353,7 +353,7 @@ WRONG_ANSWERS = {
     },
     "recurrent_networks": {
         "q1": [
-            ("Keras's gate order i, f, c, o: the third block taken as the output gate", "lstm_step", """
+            ("gates read in the order i, f, o, g: the third block taken as the output gate", "lstm_step", """
                 def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh):
                     a = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
                     a_i, a_f, a_o, a_g = np.split(a, 4, axis=1)
