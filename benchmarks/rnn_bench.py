@@ -120,7 +120,7 @@ def main() -> None:
         f"{train_rate / bare_rate:.2f}x |",
         "",
         "The cells from the equations run one Python step per character: they are for reading, and the "
-        "tests prove them equal to the kernel, which the recipes train with. Goal for the fast path: "
+        "tests check them equal to the kernel, which the recipes train with. Goal for the fast path: "
         "`lmlib.train` >= 0.9x the bare loop. Its extra work is cutting each block into sentences so that "
         "the state restarts at every `<bos>` (the bare loop lets the state run across sentences, which "
         "the per-sentence evaluation never sees).",
