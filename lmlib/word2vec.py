@@ -38,11 +38,14 @@ round (every pair occurs both ways, up to the shrunk windows).
 
 ``Word2Vec`` mirrors ``gensim.models.Word2Vec``'s arguments and its
 ``KeyedVectors``' look-ups, and ``to_keyed_vectors()`` hands the vectors to
-gensim itself, so gensim's evaluations run on them unchanged.
+gensim itself, so gensim's evaluations run on them unchanged. ``weat`` probes trained
+vectors for an association between two sets of words and two others (e.g. gender and occupations).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import sys
 import threading
 import time
@@ -52,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -555,6 +559,89 @@ def _run_batches(train: Callable[[int, torch.Generator], None], firsts: range, w
     with ThreadPoolExecutor(workers) as pool:
         for job in [pool.submit(work, seed) for seed in seeds]:
             job.result()
+
+
+# --- probing the vectors: WEAT (Caliskan, Bryson and Narayanan, 2017) --------------------------------
+
+@dataclass(frozen=True)
+class WEATResult:
+    effect_size: float  # d: how far apart X and Y lie on the A-B axis, in standard deviations of s(w, A, B)
+    p_value: float  # one-sided: the share of equal-size re-partitions of X ∪ Y with a statistic >= the observed one
+    statistic: float  # S(X, Y, A, B)
+    partitions: int  # how many re-partitions p_value compares with
+    exact: bool  # True: every re-partition; False: ``permutations`` random ones
+
+
+def word_association(vectors, words: Sequence[str], attributes_a: Sequence[str],
+                     attributes_b: Sequence[str]) -> torch.Tensor:
+    """s(w, A, B) = mean_{a ∈ A} cos(w, a) - mean_{b ∈ B} cos(w, b) for each word w; [n] (float64).
+
+    Positive: w is nearer the A words than the B words. ``vectors``: anything
+    with ``vectors[word]`` and ``word in vectors`` (a ``Word2Vec``, a gensim
+    ``KeyedVectors``, a dict of vectors).
+    """
+    unit = {w: _unit_vector(vectors, w) for w in _known(vectors, [*words, *attributes_a, *attributes_b])}
+    A = torch.stack([unit[a] for a in attributes_a])  # [|A|, d]
+    B = torch.stack([unit[b] for b in attributes_b])  # [|B|, d]
+    W = torch.stack([unit[w] for w in words])  # [n, d]
+    return (W @ A.T).mean(1) - (W @ B.T).mean(1)
+
+
+def weat(vectors, targets_x: Sequence[str], targets_y: Sequence[str], attributes_a: Sequence[str],
+         attributes_b: Sequence[str], permutations: int = 100_000, seed: int = 0) -> WEATResult:
+    """The Word Embedding Association Test: are the X words nearer A (and the Y words nearer B) than chance?
+
+        S(X, Y, A, B) = Σ_{x ∈ X} s(x, A, B) - Σ_{y ∈ Y} s(y, A, B)
+        d = (mean_{x ∈ X} s(x, A, B) - mean_{y ∈ Y} s(y, A, B)) / std_{w ∈ X ∪ Y} s(w, A, B)
+
+    with s from ``word_association`` and the sample standard deviation (n - 1).
+    The p-value is one-sided: the share of the ways to split X ∪ Y into sets of
+    |X| and |Y| words whose S is at least the observed S (the observed split
+    included). When there are at most ``permutations`` ways, all are counted
+    (``exact``); otherwise ``permutations`` random splits, drawn with ``seed``,
+    and p = (1 + count) / (1 + permutations). A small p says the association
+    is unlikely under random labels *of these words*; it says nothing about
+    other words, and with a few dozen occurrences per word it is noisy.
+    """
+    for name, group in [("targets_x", targets_x), ("targets_y", targets_y), ("attributes_a", attributes_a),
+                        ("attributes_b", attributes_b)]:
+        if len(group) == 0:
+            raise ValueError(f"{name} is empty: WEAT needs at least one word in each of X, Y, A and B")
+    for (name1, g1), (name2, g2) in [(("targets_x", targets_x), ("targets_y", targets_y)),
+                                     (("attributes_a", attributes_a), ("attributes_b", attributes_b))]:
+        if set(g1) & set(g2):
+            raise ValueError(f"{name1} and {name2} share words {sorted(set(g1) & set(g2))}: the two sets must differ")
+    s = word_association(vectors, [*targets_x, *targets_y], attributes_a, attributes_b)  # [n]
+    n, k = len(s), len(targets_x)
+    if n < 3:
+        raise ValueError("WEAT needs at least 3 target words in X and Y together (a standard deviation of s)")
+    observed = float(s[:k].sum() - s[k:].sum())
+    effect = float((s[:k].mean() - s[k:].mean()) / s.std())
+    total = math.comb(n, k)
+    if total <= permutations:  # every split: X' = the words at positions ``chosen``
+        chosen = torch.tensor(list(itertools.combinations(range(n), k)), dtype=torch.int64)  # [total, k]
+        exact = True
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        chosen = torch.rand(permutations, n, generator=generator).argsort(1)[:, :k]  # [permutations, k]
+        exact = False
+    split_statistics = 2 * s[chosen].sum(1) - s.sum()  # Σ_X' s - Σ_Y' s = 2 Σ_X' s - Σ s
+    at_least = int((split_statistics >= observed - 1e-12).sum())  # 1e-12: the observed split counts itself
+    p = at_least / total if exact else (1 + at_least) / (1 + permutations)
+    return WEATResult(effect_size=effect, p_value=p, statistic=observed, partitions=len(chosen), exact=exact)
+
+
+def _known(vectors, words: Sequence[str]) -> list[str]:
+    missing = [w for w in dict.fromkeys(words) if w not in vectors]
+    if missing:
+        raise KeyError(f"not in the vocabulary: {', '.join(map(repr, missing))}; leave these words out of the sets "
+                       f"(or train with a lower min_count)")
+    return list(dict.fromkeys(words))
+
+
+def _unit_vector(vectors, word: str) -> torch.Tensor:
+    v = torch.from_numpy(np.array(vectors[word], dtype=np.float64))  # a copy: gensim's arrays are read-only
+    return v / v.norm()
 
 
 # --- checks --------------------------------------------------------------------------------------

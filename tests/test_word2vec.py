@@ -21,7 +21,9 @@ from lmlib.word2vec import (
     skipgram_pairs,
     skipgram_step,
     subsample_keep_prob,
+    weat,
     window_positions,
+    word_association,
 )
 
 SENTENCES = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "sat"], ["a", "cat", "and", "a", "dog"]] * 20
@@ -215,6 +217,85 @@ def test_chinese_words_from_peoples_daily():
     assert "中国" in model and model.index_to_key[0] == "，"
     neighbours = model.most_similar("中国", topn=5)
     assert len(neighbours) == 5 and all(w in model for w, _ in neighbours)
+
+
+# --- WEAT -----------------------------------------------------------------------------------------
+
+def planted_vectors(seed: int, bias: float, n: int = 6, d: int = 20) -> dict[str, torch.Tensor]:
+    """x_i and a_i share a direction, y_i and b_i another, weighted ``bias`` against noise of norm ~1."""
+    gen = torch.Generator().manual_seed(seed)
+    e1, e2 = torch.eye(d)[0], torch.eye(d)[1]
+    vectors = {}
+    for i in range(n):
+        for name, direction in [("x", e1), ("a", e1), ("y", e2), ("b", e2)]:
+            vectors[f"{name}{i}"] = bias * direction + torch.randn(d, generator=gen) / d**0.5
+    return vectors
+
+
+def names(prefix: str, n: int = 6) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def test_weat_statistic_and_effect_size_follow_the_formulas():
+    vectors = planted_vectors(0, bias=0.3)
+    X, Y, A, B = names("x", 6), names("y", 5), names("a", 4), names("b", 3)
+    unit = {w: v.double().numpy() / np.linalg.norm(v.double().numpy()) for w, v in vectors.items()}
+    s = {w: np.mean([unit[w] @ unit[a] for a in A]) - np.mean([unit[w] @ unit[b] for b in B]) for w in X + Y}
+    result = weat(vectors, X, Y, A, B)
+    assert word_association(vectors, X, A, B).tolist() == pytest.approx([s[x] for x in X])
+    assert result.statistic == pytest.approx(sum(s[x] for x in X) - sum(s[y] for y in Y))
+    values = [s[w] for w in X + Y]
+    d = (np.mean([s[x] for x in X]) - np.mean([s[y] for y in Y])) / np.std(values, ddof=1)
+    assert result.effect_size == pytest.approx(d)
+    # exact: all C(11, 6) = 462 splits; the p-value counted by brute force
+    from itertools import combinations
+    splits = [sum(values[i] for i in c) - sum(values[i] for i in range(11) if i not in c)
+              for c in combinations(range(11), 6)]
+    assert result.exact and result.partitions == 462
+    assert result.p_value == pytest.approx(np.mean([t >= result.statistic - 1e-12 for t in splits]))
+
+
+def test_weat_finds_a_planted_association_and_its_mirror():
+    vectors = planted_vectors(1, bias=1.0)
+    X, Y, A, B = names("x"), names("y"), names("a"), names("b")
+    found = weat(vectors, X, Y, A, B)
+    assert found.effect_size > 1.5 and found.p_value < 0.01  # C(12, 6) = 924 splits: the smallest p is 1/924
+    mirrored = weat(vectors, Y, X, A, B)
+    assert mirrored.effect_size == pytest.approx(-found.effect_size) and mirrored.p_value > 0.99
+
+
+def test_weat_on_random_vectors_is_calibrated():
+    """No planted association: over 200 draws, p < 0.05 about 5 % of the time (10 of 200, sd 3.1)."""
+    p_values, effects = [], []
+    for seed in range(200):
+        result = weat(planted_vectors(seed, bias=0.0), names("x"), names("y"), names("a"), names("b"))
+        p_values.append(result.p_value)
+        effects.append(result.effect_size)
+    assert 2 <= sum(p < 0.05 for p in p_values) <= 20
+    assert abs(np.mean(effects)) < 0.15 and 0.35 < np.mean(p_values) < 0.65
+
+
+def test_weat_random_splits_estimate_the_exact_p_value():
+    vectors = planted_vectors(2, bias=0.15)
+    X, Y, A, B = names("x"), names("y"), names("a"), names("b")
+    exact = weat(vectors, X, Y, A, B)
+    sampled = weat(vectors, X, Y, A, B, permutations=500, seed=3)
+    assert exact.exact and not sampled.exact and sampled.partitions == 500
+    assert sampled.p_value == pytest.approx(exact.p_value, abs=0.05)  # binomial sd <= 0.023 at 500 draws
+    assert 0.01 < exact.p_value < 0.99  # not a trivial case
+
+
+def test_weat_takes_lmlib_and_gensim_vectors_and_names_missing_words():
+    model = small_fit(sg=1)
+    args = (["cat"], ["dog", "mat"], ["the"], ["a"])
+    ours, theirs = weat(model, *args), weat(model.to_keyed_vectors(), *args)
+    assert ours.effect_size == pytest.approx(theirs.effect_size, abs=1e-6) and ours.p_value == theirs.p_value
+    with pytest.raises(KeyError, match="'zebra'"):
+        weat(model, ["cat", "zebra"], ["dog"], ["the"], ["a"])
+    with pytest.raises(ValueError, match="share words"):
+        weat(model, ["cat", "dog"], ["dog"], ["the"], ["a"])
+    with pytest.raises(ValueError, match="attributes_b is empty"):
+        weat(model, ["cat"], ["dog"], ["the"], [])
 
 
 # --- bad input -----------------------------------------------------------------------------------
