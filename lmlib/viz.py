@@ -354,3 +354,60 @@ def decoding_explorer(models: dict, prompt: list[str], temperature: float = 1.0,
         control.observe(show, names="value")
     show()
     return widgets.VBox([model_box, prompt_box, t_slider, k_slider, p_slider, m_slider, view])
+
+
+# --- word vectors (chapter "Word embeddings: Word2Vec") --------------------------------------------
+
+
+def neighbours_html(neighbours: list[tuple[str, float]]) -> str:
+    """``most_similar``'s (word, cosine similarity) pairs as HTML bars, longest for the nearest."""
+    lines = []
+    for word, similarity in neighbours:
+        width = 240 * max(similarity, 0.0)
+        lines.append(
+            f'<tr><td style="text-align:right;padding-right:6px;font-family:monospace">{html.escape(word)}</td>'
+            f'<td style="width:250px"><div style="background:#2563eb;height:9px;width:{width:.1f}px"></div></td>'
+            f'<td style="font-family:monospace">{similarity:.3f}</td></tr>')
+    return (f'<table style="border-collapse:collapse;line-height:1.15"><tr><th>neighbour</th>'
+            f'<th style="text-align:left">cosine similarity</th><th></th></tr>{"".join(lines)}</table>')
+
+
+def neighbour_explorer(models: dict, words: dict[str, list[str]], topn: int = 10):
+    """Nearest neighbours by cosine similarity: one tab per model (``Word2Vec`` or gensim ``KeyedVectors``).
+
+    In each tab, a drop-down of that model's ``words`` (first: the word shown first) picks a word and shows its
+    ``topn`` neighbours. Those lists are computed here and switched in the browser (the drop-down is
+    ``jslink``-ed to a ``Stack`` of views), so picking works on the website, from the saved widget state,
+    with no kernel. The text box below it looks up any other word, which needs a running notebook.
+    """
+    widgets = require("ipywidgets")
+    unknown = {name: [w for w in ws if w not in models[name]] for name, ws in words.items()}
+    if any(unknown.values()):
+        raise KeyError(f"words not in their model's vocabulary: {unknown}; pick words the model kept")
+    tabs = []
+    for name, model in models.items():
+        picked = words[name]
+        picker = widgets.Dropdown(options=picked, value=picked[0], description="word",
+                                  style={"description_width": "50px"})
+        stack = widgets.Stack([widgets.HTML(neighbours_html(model.most_similar(w, topn=topn))) for w in picked],
+                              selected_index=0)
+        widgets.jslink((picker, "index"), (stack, "selected_index"))
+        typed = widgets.Text(placeholder="any word (needs a running notebook)", description="or type",
+                             continuous_update=False, style={"description_width": "50px"})
+        typed_view = widgets.HTML()
+
+        def look_up(change, model=model, view=typed_view) -> None:
+            word = change["new"].strip()
+            if not word:
+                view.value = ""
+            elif word in model:
+                view.value = f"<p><b>{html.escape(word)}</b></p>{neighbours_html(model.most_similar(word, topn=topn))}"
+            else:
+                view.value = f"<p><i>{html.escape(word)}</i> is not in this model's vocabulary</p>"
+
+        typed.observe(look_up, names="value")
+        tabs.append(widgets.VBox([picker, stack, typed, typed_view]))
+    tab = widgets.Tab(children=tabs)
+    for i, name in enumerate(models):
+        tab.set_title(i, name)
+    return tab

@@ -207,3 +207,43 @@ def test_decoding_explorer_strikes_out_suppressed_tokens():
     model = _sam_model()
     explorer = viz.decoding_explorer({"bigram": model}, ["I"], suppress=("am",), rows=3)
     assert "<s>am</s>" in explorer.children[-1].value and " am " not in explorer.children[-1].value.split("<i>")[1]
+
+
+# --- word vectors ----------------------------------------------------------------------------------
+
+
+def _toy_word_vectors():
+    from lmlib.word2vec import Word2Vec
+
+    sentences = [["the", "cat", "sat", "on", "the", "mat"], ["the", "dog", "sat"], ["a", "cat", "and", "a", "dog"]] * 20
+    return Word2Vec(vector_size=8, window=2, min_count=1, sample=0, epochs=2, seed=0, sg=1).fit(sentences,
+                                                                                               progress=False)
+
+
+def test_neighbour_explorer_holds_every_picked_words_neighbours_and_links_the_picker_in_the_browser():
+    from ipywidgets.widgets.widget import _instances
+    from ipywidgets.widgets.widget_link import Link
+
+    model = _toy_word_vectors()
+    kv = model.to_keyed_vectors()
+    explorer = viz.neighbour_explorer({"lmlib": model, "gensim": kv}, {"lmlib": ["cat", "dog"], "gensim": ["mat"]},
+                                      topn=3)
+    assert [explorer.get_title(i) for i in range(2)] == ["lmlib", "gensim"]
+    picker, stack, typed, typed_view = explorer.children[0].children
+    assert list(picker.options) == ["cat", "dog"] and stack.selected_index == 0
+    for view, word in zip(stack.children, ["cat", "dog"], strict=True):
+        assert view.value == viz.neighbours_html(model.most_similar(word, topn=3)) and view.value.count("<tr>") == 4
+    # the picker drives the stack through a jslink, which works in the saved state (no kernel)
+    links = [w for w in _instances.values() if isinstance(w, Link)
+             and w.source == (picker, "index") and w.target == (stack, "selected_index")]
+    assert len(links) == 1
+    typed.value = "dog"  # a running kernel looks up a typed word
+    assert "dog" in typed_view.value and typed_view.value.count("<tr>") == 4
+    typed.value = "zebra"
+    assert "not in this model" in typed_view.value
+    with pytest.raises(KeyError, match="zebra"):
+        viz.neighbour_explorer({"lmlib": model}, {"lmlib": ["cat", "zebra"]})
+
+
+def test_neighbours_html_escapes_words():
+    assert "&lt;b&gt;" in viz.neighbours_html([("<b>", 0.5)]) and "0.500" in viz.neighbours_html([("<b>", 0.5)])
