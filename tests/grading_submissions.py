@@ -439,6 +439,84 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "word_embeddings": {
+        "q1": [
+            ("power 1: the unigram distribution itself", "noise_distribution", """
+                def noise_distribution(counts):
+                    return counts / counts.sum()
+            """),
+            ("not normalised: the counts to the power 0.75", "noise_distribution", """
+                def noise_distribution(counts):
+                    return np.asarray(counts, dtype=float) ** 0.75
+            """),
+            ("the unigram probabilities to the power 0.75, not normalised again", "noise_distribution", """
+                def noise_distribution(counts):
+                    return (counts / counts.sum()) ** 0.75
+            """),
+        ],
+        "q2": [
+            ("sign error on the negatives: -ln sigma(u_k . v_c), without the minus inside", "sgns_loss", """
+                def sgns_loss(v_c, u_o, u_neg):
+                    log_sigmoid = lambda x: -np.logaddexp(0.0, -x)
+                    return -log_sigmoid(u_o @ v_c) - log_sigmoid(u_neg @ v_c).sum()
+            """),
+            ("the mean over the negatives, not the sum", "sgns_loss", """
+                def sgns_loss(v_c, u_o, u_neg):
+                    log_sigmoid = lambda x: -np.logaddexp(0.0, -x)
+                    return -log_sigmoid(u_o @ v_c) - log_sigmoid(-(u_neg @ v_c)).mean()
+            """),
+            ("the log-likelihood: the loss without its minus signs", "sgns_loss", """
+                def sgns_loss(v_c, u_o, u_neg):
+                    sigmoid = lambda x: 1 / (1 + np.exp(-x))
+                    return np.log(sigmoid(u_o @ v_c)) + np.log(sigmoid(-(u_neg @ v_c))).sum()
+            """),
+        ],
+        "q3": [
+            ("the negatives' contribution left out: (sigma(u_o . v_c) - 1) u_o only", "sgns_grad_center", """
+                def sgns_grad_center(v_c, u_o, u_neg):
+                    return (1 / (1 + np.exp(-(u_o @ v_c))) - 1) * u_o
+            """),
+            ("sign error on the context word's term: (1 - sigma(u_o . v_c)) u_o", "sgns_grad_center", """
+                def sgns_grad_center(v_c, u_o, u_neg):
+                    sigmoid = lambda x: 1 / (1 + np.exp(-x))
+                    return (1 - sigmoid(u_o @ v_c)) * u_o + sigmoid(u_neg @ v_c) @ u_neg
+            """),
+            ("the negatives weighted by sigma(-u_k . v_c) instead of sigma(u_k . v_c)", "sgns_grad_center", """
+                def sgns_grad_center(v_c, u_o, u_neg):
+                    sigmoid = lambda x: 1 / (1 + np.exp(-x))
+                    return (sigmoid(u_o @ v_c) - 1) * u_o + sigmoid(-(u_neg @ v_c)) @ u_neg
+            """),
+        ],
+        "q4": [
+            ("neighbours by the dot product, not the cosine", "nearest_neighbours", """
+                def nearest_neighbours(E, words, query, n):
+                    q = words.index(query)
+                    scores = E @ E[q]
+                    return [(words[i], float(scores[i])) for i in np.argsort(-scores) if i != q][:n]
+            """),
+            ("the query word itself included (cosine 1, first)", "nearest_neighbours", """
+                def nearest_neighbours(E, words, query, n):
+                    unit = E / np.linalg.norm(E, axis=1, keepdims=True)
+                    cosines = unit @ unit[words.index(query)]
+                    return [(words[i], float(cosines[i])) for i in np.argsort(-cosines)[:n]]
+            """),
+            ("normalised over the wrong axis: each column divided by its norm, not each row",
+             "nearest_neighbours", """
+                def nearest_neighbours(E, words, query, n):
+                    unit = E / np.linalg.norm(E, axis=0, keepdims=True)
+                    q = words.index(query)
+                    cosines = unit @ unit[q]
+                    return [(words[i], float(cosines[i])) for i in np.argsort(-cosines) if i != q][:n]
+            """),
+            ("the query's vector not divided by its length: the right order, the cosines scaled by |E[query]|",
+             "nearest_neighbours", """
+                def nearest_neighbours(E, words, query, n):
+                    q = words.index(query)
+                    scores = E @ E[q] / np.linalg.norm(E, axis=1)
+                    return [(words[i], float(scores[i])) for i in np.argsort(-scores) if i != q][:n]
+            """),
+        ],
+    },
 }
 
 
@@ -1012,6 +1090,118 @@ ALTERNATIVE_ANSWERS = {
 
                 def bptt_blocks(stream, batch_size, block):
                     return [(w[:, :-1], w[:, 1:]) for w in sequential_lanes(torch.as_tensor(stream), batch_size, block)]
+            """),
+        ],
+    },
+    "word_embeddings": {
+        "q1": [
+            ("pure Python: ** 0.75 in a list comprehension, sum, a list", "noise_distribution", """
+                def noise_distribution(counts):
+                    weights = [int(c) ** 0.75 for c in counts]
+                    total = sum(weights)
+                    return [w / total for w in weights]
+            """),
+            ("the unigram probabilities to the power 0.75, normalised again, in torch float32",
+             "noise_distribution", """
+                def noise_distribution(counts):
+                    unigram = torch.as_tensor(counts, dtype=torch.float32) / float(sum(counts))
+                    weights = unigram ** 0.75
+                    return weights / weights.sum()
+            """),
+            ("math.pow and math.fsum, a generator", "noise_distribution", """
+                def noise_distribution(counts):
+                    weights = [math.pow(c, 3 / 4) for c in counts]
+                    total = math.fsum(weights)
+                    return (w / total for w in weights)
+            """),
+        ],
+        "q2": [
+            ("pure Python: math.exp and math.log in loops, a float", "sgns_loss", """
+                def sgns_loss(v_c, u_o, u_neg):
+                    dot = lambda a, b: sum(float(x) * float(y) for x, y in zip(a, b))
+                    loss = -math.log(1 / (1 + math.exp(-dot(u_o, v_c))))
+                    for u_k in u_neg:
+                        loss -= math.log(1 / (1 + math.exp(dot(u_k, v_c))))
+                    return loss
+            """),
+            ("torch: F.logsigmoid on tensors that require grad, a 0-d tensor", "sgns_loss", """
+                def sgns_loss(v_c, u_o, u_neg):
+                    v = torch.tensor(v_c, requires_grad=True)
+                    return -F.logsigmoid(torch.as_tensor(u_o) @ v) - F.logsigmoid(-(torch.as_tensor(u_neg) @ v)).sum()
+            """),
+            ("lmlib.word2vec.sgns_loss on a batch of one triple", "sgns_loss", """
+                from lmlib.word2vec import sgns_loss as batch_sgns_loss
+
+                def sgns_loss(v_c, u_o, u_neg):
+                    return batch_sgns_loss(*(torch.as_tensor(x)[None] for x in (v_c, u_o, u_neg)))[0]
+            """),
+        ],
+        "q3": [
+            ("pure Python loops, the context term as -sigma(-u_o . v_c) u_o, a list", "sgns_grad_center", """
+                def sgns_grad_center(v_c, u_o, u_neg):
+                    dot = lambda a, b: sum(float(x) * float(y) for x, y in zip(a, b))
+                    sigmoid = lambda x: 1 / (1 + math.exp(-x))
+                    grad = [-sigmoid(-dot(u_o, v_c)) * float(x) for x in u_o]
+                    for u_k in u_neg:
+                        weight = sigmoid(dot(u_k, v_c))
+                        grad = [g + weight * float(x) for g, x in zip(grad, u_k)]
+                    return grad
+            """),
+            ("torch autograd of the loss, the .grad tensor", "sgns_grad_center", """
+                def sgns_grad_center(v_c, u_o, u_neg):
+                    v = torch.tensor(v_c, requires_grad=True)
+                    loss = -F.logsigmoid(torch.as_tensor(u_o) @ v) - F.logsigmoid(-(torch.as_tensor(u_neg) @ v)).sum()
+                    loss.backward()
+                    return v.grad
+            """),
+            ("NumPy: scipy.special.expit, one negative at a time, a tuple", "sgns_grad_center", """
+                from scipy.special import expit
+
+                def sgns_grad_center(v_c, u_o, u_neg):
+                    grad = (expit(np.dot(u_o, v_c)) - 1) * u_o
+                    for u_k in u_neg:
+                        grad = grad + expit(np.dot(u_k, v_c)) * u_k
+                    return tuple(grad)
+            """),
+            ("central finite differences of the loss (h = 1e-6)", "sgns_grad_center", """
+                def sgns_grad_center(v_c, u_o, u_neg):
+                    def loss(v):
+                        return np.logaddexp(0.0, -(u_o @ v)) + np.logaddexp(0.0, u_neg @ v).sum()
+                    h, grad = 1e-6, np.zeros(len(v_c))
+                    for i in range(len(v_c)):
+                        step = np.zeros(len(v_c))
+                        step[i] = h
+                        grad[i] = (loss(v_c + step) - loss(v_c - step)) / (2 * h)
+                    return grad
+            """),
+        ],
+        "q4": [
+            ("gensim's KeyedVectors.most_similar itself (float32 cosines)", "nearest_neighbours", """
+                from gensim.models import KeyedVectors
+
+                def nearest_neighbours(E, words, query, n):
+                    kv = KeyedVectors(vector_size=E.shape[1])
+                    kv.add_vectors(words, E)
+                    return kv.most_similar(query, topn=n)
+            """),
+            ("pure Python: math.sqrt, sorted with a key, a tuple of lists [word, cosine]", "nearest_neighbours", """
+                def nearest_neighbours(E, words, query, n):
+                    rows = [[float(x) for x in row] for row in E]
+                    norm = lambda a: math.sqrt(sum(x * x for x in a))
+                    q = rows[words.index(query)]
+                    scored = [[w, sum(x * y for x, y in zip(row, q)) / (norm(row) * norm(q))]
+                              for w, row in zip(words, rows) if w != query]
+                    return tuple(sorted(scored, key=lambda pair: pair[1], reverse=True)[:n])
+            """),
+            ("torch: F.cosine_similarity and torch.topk of n + 1, the query dropped, np.str_ words",
+             "nearest_neighbours", """
+                def nearest_neighbours(E, words, query, n):
+                    E = torch.as_tensor(E)
+                    q = words.index(query)
+                    cosines = F.cosine_similarity(E, E[q][None], dim=1)
+                    top = torch.topk(cosines, n + 1)
+                    names = np.array(words)
+                    return [(names[i], c) for c, i in zip(top.values, top.indices.tolist()) if i != q][:n]
             """),
         ],
     },
