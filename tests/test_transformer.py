@@ -1,0 +1,414 @@
+"""lmlib.transformer: attention equals torch's, RoPE's two layouts agree, the fast and teaching paths agree,
+GPT.from_hf gives Hugging Face's GPT-2 and Llama logits and round-trips exactly, the model is a LanguageModel
+that decodes through its KV cache, slides its window over long sequences, learns, and refuses bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+import transformers
+
+from lmlib import generate as G
+from lmlib.lm import IncrementalDecoding, LanguageModel, check_language_model, encode_batch, perplexity
+from lmlib.tokenize import Vocab
+from lmlib.transformer import (
+    GPT,
+    GPTConfig,
+    apply_rope,
+    causal_mask,
+    merge_heads,
+    multi_head_attention,
+    padding_mask,
+    rope_angles,
+    scaled_dot_product_attention,
+    split_heads,
+)
+from tests.test_generate import PlainView
+
+SAM = [s.split() for s in ["I am Sam", "Sam I am", "I do not like green eggs and ham", "I am not Sam"]]
+VOCAB = Vocab([w for s in SAM for w in s])
+
+
+def tiny_gpt(modern: bool = False, dtype=torch.float64, **settings) -> GPT:
+    torch.manual_seed(0)
+    size = {"block_size": 16, "d_model": 16, "n_heads": 4, "n_layers": 2}
+    config = (GPTConfig.modern if modern else GPTConfig)(len(VOCAB), **{**size, **settings})
+    model = GPT(config, VOCAB).to(dtype)
+    with torch.no_grad():  # weights larger than the initialisation's, so the distributions are far from uniform
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return model.eval()
+
+
+# --- attention ----------------------------------------------------------------------------------
+
+
+def qkv(batch=2, heads=3, t_q=5, t_k=5, d=8, dtype=torch.float64):
+    torch.manual_seed(t_q * 10 + t_k)
+    return (torch.randn(batch, heads, t_q, d, dtype=dtype), torch.randn(batch, heads, t_k, d, dtype=dtype),
+            torch.randn(batch, heads, t_k, d + 2, dtype=dtype))
+
+
+def test_attention_equals_torch_without_a_mask_and_with_causal_and_padding_masks():
+    q, k, v = qkv()
+    lengths = torch.tensor([5, 3])  # row 1: two <pad> keys on the right
+    ids = torch.where(torch.arange(5) < lengths[:, None], 7, 0)
+    pad = padding_mask(ids, pad_id=0)  # [B, 1, 1, T]
+    causal = causal_mask(5, 5)
+    cases = [(None, {}), (causal, {"is_causal": True}), (pad, {"attn_mask": pad}),
+             (causal & pad, {"attn_mask": causal & pad})]
+    for ours, theirs in cases:
+        got = scaled_dot_product_attention(q, k, v, ours)
+        torch.testing.assert_close(got, F.scaled_dot_product_attention(q, k, v, **theirs), rtol=0, atol=1e-12)
+    weights = (q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(~pad, -math.inf).softmax(-1)
+    assert (weights[1, ..., 3:] == 0).all()  # no query looks at a <pad> key
+
+
+def test_attention_in_float32_is_within_1e_6_of_torch():
+    q, k, v = qkv(dtype=torch.float32)
+    got = scaled_dot_product_attention(q, k, v, causal_mask(5, 5))
+    torch.testing.assert_close(got, F.scaled_dot_product_attention(q, k, v, is_causal=True), rtol=0, atol=1e-6)
+
+
+def test_causal_mask_puts_the_queries_last_when_keys_come_from_a_cache():
+    q, k, v = qkv(t_q=7, t_k=7)
+    full = scaled_dot_product_attention(q, k, v, causal_mask(7, 7))
+    last_three = scaled_dot_product_attention(q[..., 4:, :], k, v, causal_mask(3, 7))
+    torch.testing.assert_close(last_three, full[..., 4:, :], rtol=0, atol=1e-12)
+    assert causal_mask(2, 4).tolist() == [[True, True, True, False], [True, True, True, True]]
+
+
+@pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2), (6, 1)])
+@pytest.mark.parametrize("causal", [True, False])
+def test_multi_head_attention_is_each_head_attending_on_its_own_slice(heads, kv_heads, causal):
+    torch.manual_seed(heads + kv_heads)
+    d_k, T = 4, 6
+    x_q = torch.randn(2, T, heads * d_k, dtype=torch.float64)
+    x_kv = torch.randn(2, T, 2 * kv_heads * d_k, dtype=torch.float64)
+    q, (k, v) = split_heads(x_q, heads), split_heads(x_kv, 2 * kv_heads).chunk(2, dim=1)
+    assert torch.equal(merge_heads(q), x_q)
+    mask = causal_mask(T, T) if causal else None
+    per_head = [scaled_dot_product_attention(q[:, i], k[:, i * kv_heads // heads], v[:, i * kv_heads // heads], mask)
+                for i in range(heads)]  # query head i reads key/value head i // (h / h_kv)
+    expected = torch.stack(per_head, dim=1)
+    for fast in (True, False):
+        got = multi_head_attention(q, k, v, None, causal, fast)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+# --- RoPE ---------------------------------------------------------------------------------------
+
+
+def rope_interleaved(x: torch.Tensor, positions: int, theta: float) -> torch.Tensor:
+    """RoPE as in the paper and Meta's Llama: pairs of neighbours (x_2i, x_2i+1) as complex numbers,
+    multiplied by e^{i t theta_i}."""
+    d = x.shape[-1]
+    freqs = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # [d/2]
+    turn = torch.polar(torch.ones(positions, d // 2, dtype=torch.float64), torch.arange(positions)[:, None] * freqs)
+    pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], d // 2, 2).contiguous())
+    return torch.view_as_real(pairs * turn).flatten(-2)
+
+
+def test_rope_halves_layout_is_the_interleaved_layout_with_permuted_coordinates():
+    torch.manual_seed(0)
+    d, T = 8, 11
+    x = torch.randn(2, 3, T, d, dtype=torch.float64)  # interleaved layout
+    halves = torch.cat([torch.arange(0, d, 2), torch.arange(1, d, 2)])  # coordinate 2i -> i, 2i+1 -> i + d/2
+    cos, sin = (a.double() for a in rope_angles(T, d, theta=100.0))
+    ours = apply_rope(x[..., halves], cos, sin)
+    torch.testing.assert_close(ours, rope_interleaved(x, T, 100.0)[..., halves], rtol=0, atol=1e-5)
+
+
+def test_rope_scores_depend_only_on_the_distance_between_positions():
+    torch.manual_seed(1)
+    q, k = torch.randn(16, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+    cos, sin = (a.double() for a in rope_angles(20, 16, 10000.0))
+
+    def score(t: int, s: int) -> float:
+        return (apply_rope(q, cos[t], sin[t]) @ apply_rope(k, cos[s], sin[s])).item()
+
+    assert score(5, 2) == pytest.approx(score(15, 12), abs=1e-5)
+    assert score(5, 2) != pytest.approx(score(5, 3), abs=1e-3)
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings", [{}, {"modern": True, "n_kv_heads": 2},
+                                      {"modern": True, "n_kv_heads": 1, "reset_at_bos": True}])
+def test_fast_path_equals_the_teaching_path_in_logits_and_gradients(settings):
+    fast, slow = tiny_gpt(**settings), tiny_gpt(**settings, fast=False)
+    slow.load_state_dict(fast.state_dict())
+    stream = torch.tensor([VOCAB.bos_id, *VOCAB.encode(SAM[2]), VOCAB.eos_id] * 2)
+    ids = torch.stack([stream[:14], stream[3:17]])  # <bos> inside the rows: the sentence mask when reset_at_bos
+    a, b = fast(ids), slow(ids)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    a[torch.isfinite(a)].sum().backward()
+    b[torch.isfinite(b)].sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-9, msg=name)
+
+
+def randomised(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """An HF model with every parameter moved off its initial value (norm gains off 1, biases off 0)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+GPT2_CONFIGS = [
+    {"vocab_size": 61, "n_positions": 16, "n_embd": 32, "n_layer": 2, "n_head": 4},
+    {"vocab_size": 40, "n_positions": 12, "n_embd": 24, "n_layer": 3, "n_head": 3, "n_inner": 40,
+     "tie_word_embeddings": False},
+    {"vocab_size": 23, "n_positions": 9, "n_embd": 16, "n_layer": 1, "n_head": 1, "layer_norm_epsilon": 1e-3,
+     "activation_function": "gelu_pytorch_tanh"},
+]
+LLAMA_CONFIGS = [
+    {"vocab_size": 61, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+     "max_position_embeddings": 16},
+    {"vocab_size": 40, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 6,
+     "num_key_value_heads": 2, "max_position_embeddings": 12, "tie_word_embeddings": True,
+     "rope_parameters": {"rope_type": "default", "rope_theta": 500.0}},  # grouped-query attention
+    {"vocab_size": 23, "hidden_size": 32, "intermediate_size": 40, "num_hidden_layers": 1, "num_attention_heads": 4,
+     "num_key_value_heads": 1, "max_position_embeddings": 9, "attention_bias": True, "mlp_bias": True,
+     "rms_norm_eps": 1e-5},
+]
+
+
+def hf_model(kind: str, settings: dict, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if kind == "gpt2":
+        return randomised(transformers.GPT2LMHeadModel(transformers.GPT2Config(
+            bos_token_id=0, eos_token_id=0, **settings)), seed)
+    return randomised(transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        bos_token_id=0, eos_token_id=0, **settings)), seed)
+
+
+@pytest.mark.parametrize("kind, settings", [*[("gpt2", c) for c in GPT2_CONFIGS],
+                                            *[("llama", c) for c in LLAMA_CONFIGS]])
+def test_from_hf_gives_the_hf_logits_and_to_hf_round_trips_exactly(kind, settings):
+    theirs = hf_model(kind, settings, seed=len(settings))
+    ours = GPT.from_hf(theirs)
+    assert ours.config.positions == ("learned" if kind == "gpt2" else "rope")
+    torch.manual_seed(1)
+    ids = torch.randint(0, ours.config.vocab_size, (3, ours.config.block_size))
+    with torch.no_grad():
+        gap = (ours(ids) - theirs(ids).logits).abs().max().item()
+    assert gap <= 1e-4, gap
+    back = ours.to_hf()
+    assert type(back) is type(theirs)
+    expected = theirs.state_dict()
+    assert back.state_dict().keys() == expected.keys()
+    for name, tensor in back.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    again = GPT.from_hf(back)
+    assert again.config == ours.config
+    for name, tensor in again.state_dict().items():
+        assert torch.equal(tensor, ours.state_dict()[name]), name
+
+
+def test_a_course_model_goes_to_hf_and_back_as_the_same_language_model():
+    for modern in (False, True):
+        ours = tiny_gpt(modern=modern, dtype=torch.float32)
+        theirs = ours.to_hf()
+        ids = encode_batch(VOCAB, SAM)
+        with torch.no_grad():
+            logits, hf_logits = ours(ids), theirs(ids, attention_mask=torch.ones_like(ids)).logits
+        finite = torch.isfinite(logits)  # <pad> and <bos> are -inf in lmlib (never predicted)
+        assert (finite.sum(-1) == len(VOCAB) - 2).all()
+        assert (logits[finite] - hf_logits[finite]).abs().max() <= 1e-4
+        back = GPT.from_hf(theirs, VOCAB)
+        assert isinstance(back, LanguageModel) and back.config == ours.config
+        torch.testing.assert_close(back.sequence_logprobs(ids), ours.sequence_logprobs(ids), rtol=0, atol=0)
+
+
+def test_tied_weights_are_one_matrix():
+    tied, untied = tiny_gpt(), tiny_gpt(tie_weights=False)
+    assert tied.lm_head.weight is tied.token_embedding.weight
+    assert untied.num_parameters() - tied.num_parameters() == len(VOCAB) * 16
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"modern": True, "n_kv_heads": 2},
+    {"modern": True, "reset_at_bos": True, "fast": False},
+    {"block_size": 4},  # shorter than most sentences: sliding scores and re-read contexts
+    {"modern": True, "n_kv_heads": 1, "block_size": 3},
+])
+def test_is_a_language_model_with_incremental_decoding(settings):
+    model = tiny_gpt(**settings)
+    assert isinstance(model, IncrementalDecoding)
+    check_language_model(model, [*SAM, ["unseen", "words"], []], atol=1e-9)
+
+
+@pytest.mark.parametrize("settings", [{}, {"modern": True, "n_kv_heads": 2}, {"block_size": 6}])
+def test_kv_cache_decoding_gives_the_tokens_of_decoding_without_it(settings):
+    model = tiny_gpt(**settings)
+    for decode in (lambda m: [G.greedy(m, ["I"], 20, suppress=["<eos>"])],  # past block_size: the re-read path
+                   lambda m: G.beam_search(m, ["Sam"], 10, num_beams=3, num_return=3),
+                   lambda m: G.sample(m, ["I"], 12, num_samples=4, generator=torch.Generator().manual_seed(3))):
+        cached, plain = decode(model), decode(PlainView(model))
+        assert [g.ids for g in cached] == [g.ids for g in plain]
+        assert [g.logprob for g in cached] == pytest.approx([g.logprob for g in plain], abs=1e-9)
+    assert len(G.greedy(model, ["I"], 20, suppress=["<eos>"]).ids) == 20
+
+
+def test_the_cache_holds_the_keys_and_values_of_every_token_read():
+    model = tiny_gpt(modern=True, n_kv_heads=2)
+    ids = encode_batch(VOCAB, [SAM[2]])[:, :6]
+    _, cache = model.decode_step(ids[:, :4], None)
+    _, cache = model.decode_step(ids[:, 4:5], cache)
+    assert torch.equal(cache.ids, ids[:, :5])
+    assert [tuple(k.shape) for k, _ in cache.layers] == [(1, 2, 5, 4)] * 2  # [B, h_kv, T, d_k] per layer
+    _, full = model.decode_step(ids[:, :5], None)
+    for (k, v), (k_full, v_full) in zip(cache.layers, full.layers, strict=True):
+        torch.testing.assert_close(k, k_full, rtol=0, atol=1e-12)
+        torch.testing.assert_close(v, v_full, rtol=0, atol=1e-12)
+
+
+def long_rows() -> torch.Tensor:
+    torch.manual_seed(5)
+    rows = encode_batch(VOCAB, [SAM[2] * 3, SAM[0]])  # 26 and 5 tokens, right-padded
+    rows[0, 1:-1] = torch.randint(4, len(VOCAB), (24,))
+    return rows
+
+
+@pytest.mark.parametrize("stride", [1, 3, 8])
+def test_sliding_window_scores_each_window_as_if_it_were_scored_alone(stride):
+    model = tiny_gpt(block_size=8)
+    ids = long_rows()
+    scores = model.sequence_logprobs(ids, stride)  # [2, 25]
+    assert scores.shape == (2, 25)
+    fits = model.sequence_logprobs(ids[:, :9], stride)  # the first 8 predictions fit in one window
+    torch.testing.assert_close(scores[:, :8], fits, rtol=0, atol=0)
+    done = 8
+    while done < 25:  # each later window: the text ids[end-8 : end+1] scored alone, its last new predictions kept
+        end = min(done + stride, 25)
+        alone = model.sequence_logprobs(ids[:, end - 8 : end + 1], stride)[:, -(end - done) :]
+        torch.testing.assert_close(scores[:, done:end], alone, rtol=0, atol=1e-12)
+        done = end
+    assert scores[1, 5:].eq(0).all()  # <pad> targets
+
+
+def test_sliding_with_stride_1_gives_every_token_a_full_window_of_context():
+    model = tiny_gpt(modern=True, block_size=8)
+    ids = long_rows()[:1]
+    scores = model.sequence_logprobs(ids)  # the default stride, 1
+    for t in range(1, ids.shape[1]):
+        context = ids[:, max(0, t - 8) : t]  # the last 8 tokens
+        want = model.next_token_logprobs(context)[0, ids[0, t]]
+        assert scores[0, t - 1].item() == pytest.approx(want.item(), abs=1e-12)
+    wider = tiny_gpt(modern=True, block_size=32)  # RoPE: the same weights read all 26 tokens at once
+    assert not torch.allclose(wider.sequence_logprobs(ids)[:, 8:], scores[:, 8:])
+    torch.testing.assert_close(wider.sequence_logprobs(ids)[:, :8], scores[:, :8], rtol=0, atol=1e-12)
+
+
+def test_reset_at_bos_reads_each_sentence_of_a_stream_as_if_alone():
+    model = tiny_gpt(reset_at_bos=True)
+    one, two = encode_batch(VOCAB, [SAM[0]]), encode_batch(VOCAB, [SAM[2]])[:, :-1]
+    joined = torch.cat([one, two], dim=1)
+    torch.testing.assert_close(model(joined)[:, one.shape[1] :], model(two), rtol=0, atol=1e-12)
+    plain = tiny_gpt()
+    assert not torch.allclose(plain(joined)[:, one.shape[1] :], plain(two))
+
+
+@pytest.mark.parametrize("modern", [False, True])
+def test_perplexity_falls_below_the_unigram_within_a_few_steps(modern):
+    from lmlib.ngram import NGramLM
+    from lmlib.train import TrainConfig, encode_stream, train
+
+    torch.manual_seed(0)
+    config = (GPTConfig.modern if modern else GPTConfig)(len(VOCAB), block_size=16, d_model=32, n_heads=4,
+                                                         reset_at_bos=True)
+    model = GPT(config, VOCAB)
+    stream = encode_stream(VOCAB, SAM * 4)
+    before = perplexity(model.eval(), SAM)
+    train(model, stream, stream, TrainConfig(steps=40, batch_size=8, block=12, lr=1e-2, warmup=5, eval_every=40),
+          progress=False)
+    unigram = NGramLM(1, "mle").fit(SAM).perplexity(SAM)
+    after = perplexity(model.eval(), SAM)
+    assert after < unigram < before, (before, unigram, after)
+
+
+def test_dropout_applies_in_training_only():
+    model = tiny_gpt(dropout=0.5).train()
+    ids = encode_batch(VOCAB, SAM)
+    assert not torch.equal(model(ids), model(ids))
+    model.eval()
+    assert torch.equal(model(ids), model(ids))
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"d_model": 30, "n_heads": 4}, r"n_heads=4 does not divide d_model=30.*\[1, 2, 3, 5, 6, 10, 15, 30\]"),
+    ({"n_heads": 4, "n_kv_heads": 3}, "n_kv_heads=3 does not divide n_heads=4"),
+    ({"positions": "sinusoidal"}, "positions must be one of"),
+    ({"mlp": "relu"}, "mlp must be one of"),
+    ({"positions": "rope", "d_model": 12, "n_heads": 4}, "d_model / n_heads must be even"),
+    ({"block_size": 0}, "block_size must be >= 1"),
+    ({"vocab_size": 3}, "vocab_size is 3 but the vocabulary has"),
+])
+def test_bad_config_gets_a_clear_error(settings, message):
+    with pytest.raises(ValueError, match=message):
+        GPT(GPTConfig(**{"vocab_size": len(VOCAB), "d_model": 16, **settings}), VOCAB)
+
+
+def test_a_sequence_longer_than_the_window_needs_a_stride_that_can_slide():
+    model = tiny_gpt(block_size=8)
+    ids = long_rows()
+    with pytest.raises(ValueError, match="block_size=8.*sequence_logprobs"):
+        model(ids)
+    for stride in (0, 9, 2.5):
+        with pytest.raises(ValueError, match=f"cannot slide the window with stride={stride}"):
+            model.sequence_logprobs(ids, stride)
+
+
+def test_from_hf_names_the_supported_architectures():
+    bare = transformers.GPT2Model(transformers.GPT2Config(vocab_size=10, n_positions=4, n_embd=8, n_layer=1,
+                                                          n_head=2, bos_token_id=0, eos_token_id=0))
+    for model in (bare, torch.nn.Linear(2, 2)):
+        with pytest.raises(TypeError, match="supports GPT2LMHeadModel and LlamaForCausalLM, got"):
+            GPT.from_hf(model)
+
+
+@pytest.mark.parametrize("kind, settings, message", [
+    ("gpt2", {**GPT2_CONFIGS[2], "scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx=True"),
+    ("gpt2", {**GPT2_CONFIGS[2], "activation_function": "relu"}, "activation_function='relu'"),
+    ("llama", {**LLAMA_CONFIGS[2], "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}},
+     "rope_parameters="),
+    ("llama", {**LLAMA_CONFIGS[2], "mlp_bias": False}, "attention_bias=True"),
+])
+def test_from_hf_refuses_options_it_cannot_reproduce(kind, settings, message):
+    with pytest.raises(ValueError, match=message):
+        GPT.from_hf(hf_model(kind, settings, seed=0))
+
+
+def test_from_hf_refuses_a_vocabulary_of_another_size():
+    theirs = hf_model("gpt2", GPT2_CONFIGS[2], seed=0)
+    with pytest.raises(ValueError, match=f"vocabulary has {len(VOCAB)} entries but the GPT2LMHeadModel has 23 rows"):
+        GPT.from_hf(theirs, VOCAB)
+
+
+def test_a_model_without_a_vocabulary_gives_logits_but_does_not_score_tokens():
+    bare = GPT.from_hf(hf_model("gpt2", GPT2_CONFIGS[2], seed=0))
+    assert bare(torch.tensor([[1, 2, 3]])).shape == (1, 3, 23)
+    with pytest.raises(ValueError, match="sequence_logprobs needs the model's vocabulary.*from_hf"):
+        bare.sequence_logprobs(torch.tensor([[1, 2, 3]]))
+    with pytest.raises(ValueError, match="needs the model's vocabulary"):
+        bare.next_token_logprobs(torch.tensor([[1, 2, 3]]))
+
+
+def test_to_hf_refuses_a_block_hugging_face_does_not_have():
+    mixed = GPT(GPTConfig(len(VOCAB), d_model=16, n_heads=4, positions="rope"), VOCAB)  # RoPE with LayerNorm, GELU
+    with pytest.raises(ValueError, match="LlamaForCausalLM, which has no norm='layernorm'"):
+        mixed.to_hf()
+    gqa = GPT(GPTConfig(len(VOCAB), d_model=16, n_heads=4, n_kv_heads=2), VOCAB)
+    with pytest.raises(ValueError, match="GPT2LMHeadModel, which has no kv_heads=2"):
+        gqa.to_hf()
