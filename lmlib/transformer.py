@@ -373,8 +373,9 @@ class GPT(nn.Module):
 
     ``model(ids)`` maps [B, T] ids (T <= block_size) to [B, T, V] logits, position t predicting the
     token after ids[:, t]: what ``lmlib.train`` trains. With a vocabulary, ``<pad>`` and ``<bos>`` get
-    logit -inf (never predicted), as in lmlib's other models. Without one (``GPT.from_hf(model)``)
-    the model gives plain logits and is not a LanguageModel: the protocol's methods raise.
+    logit -inf (never predicted), as in lmlib's other models. Without one (``GPT.from_hf(model)``) the
+    model has no ``vocab`` attribute, so it is not a LanguageModel and lmlib's tools refuse it; it still
+    gives logits (``model(ids)``) and reads ids incrementally (``decode_step``).
 
     ``score_stride`` is the sliding window's stride for sequences longer than the window (see
     ``sliding_hidden_states``); 1, the default, scores every token with the most context the window
@@ -388,7 +389,9 @@ class GPT(nn.Module):
             raise ValueError(f"config.vocab_size is {config.vocab_size} but the vocabulary has {len(vocab)} entries")
         if config.reset_at_bos and vocab is None:
             raise ValueError("reset_at_bos needs a vocabulary: it restarts at the vocabulary's <bos>")
-        self.config, self.vocab = config, vocab
+        self.config = config
+        if vocab is not None:
+            self.vocab = vocab
         self.score_stride = 1
         self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)  # E
         self.position_embedding = nn.Embedding(config.block_size, config.d_model) if config.positions == "learned" \
@@ -456,7 +459,9 @@ class GPT(nn.Module):
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """[..., d_model] -> [..., V] logits W_out h, with -inf for the tokens never predicted."""
         logits = self.lm_head(h)
-        return logits if self.never_predicted is None else logits.masked_fill(self.never_predicted, float("-inf"))
+        if self.never_predicted is None:
+            return logits
+        return logits.masked_fill_(self.never_predicted, float("-inf"))  # in place: no second [B, T, V] tensor
 
     def sliding_hidden_states(self, ids: torch.Tensor, stride: int | None = None) -> torch.Tensor:
         """[B, T] ids, any T -> [B, T, d_model]: one pass when T <= W (= block_size); otherwise a window
@@ -534,10 +539,10 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def _require_vocab(self, method: str) -> Vocab:
-        if self.vocab is None:
+        if not hasattr(self, "vocab"):
             raise ValueError(f"{method} needs the model's vocabulary, and this GPT has none (e.g. made by "
-                             "GPT.from_hf(model) without vocab=): it gives logits, model(ids), only; "
-                             "pass the course Vocab its ids mean, GPT.from_hf(model, vocab)")
+                             "GPT.from_hf(model) without vocab=): it gives logits, model(ids), and decode_step; "
+                             "to score tokens, pass the course Vocab its ids mean: GPT.from_hf(model, vocab)")
         return self.vocab
 
     # --- Hugging Face interop -------------------------------------------------------------------
@@ -545,7 +550,7 @@ class GPT(nn.Module):
     @classmethod
     def from_hf(cls, model: nn.Module, vocab: Vocab | None = None) -> GPT:
         """The same network as a Hugging Face ``GPT2LMHeadModel`` or ``LlamaForCausalLM``, with its weights
-        (same logits, same dtype; dropout off, in eval mode).
+        (same logits, same dtype and device; in eval mode).
 
         ``vocab``: the course ``Vocab`` whose ids the model was trained on (e.g. a model saved by
         ``to_hf``); then the result is a LanguageModel. Without it the result is a bare network:
@@ -557,8 +562,8 @@ class GPT(nn.Module):
         if vocab is not None and len(vocab) != config.vocab_size:
             raise ValueError(f"the vocabulary has {len(vocab)} entries but the {kind} has {config.vocab_size} "
                              "rows of embeddings: pass the Vocab the model was trained with")
-        dtype = next(model.parameters()).dtype
-        ours = cls(config, vocab).to(dtype)
+        like = next(model.parameters())
+        ours = cls(config, vocab).to(like.device, like.dtype)
         names = HF_ARCHITECTURES[kind]["weight_names"](config)
         ours.load_state_dict(_weights_from_hf(model.state_dict(), names))
         return ours.eval()
@@ -571,10 +576,10 @@ class GPT(nn.Module):
         scoring and decoding) and no residual dropout in Llama.
         """
         kind = "GPT2LMHeadModel" if self.config.positions == "learned" else "LlamaForCausalLM"
-        hf_config = HF_ARCHITECTURES[kind]["config_to_hf"](self.config, self.vocab)
+        hf_config = HF_ARCHITECTURES[kind]["config_to_hf"](self.config, getattr(self, "vocab", None))
         import transformers
 
-        theirs = getattr(transformers, kind)(hf_config).to(self.lm_head.weight.dtype)
+        theirs = getattr(transformers, kind)(hf_config).to(self.lm_head.weight.device, self.lm_head.weight.dtype)
         names = HF_ARCHITECTURES[kind]["weight_names"](self.config)
         theirs.load_state_dict(_weights_to_hf(self.state_dict(), theirs.state_dict(), names))
         return theirs.eval()

@@ -235,8 +235,7 @@ def test_tied_weights_are_one_matrix():
 
 @pytest.mark.parametrize("settings", [
     {},
-    {"modern": True, "n_kv_heads": 2},
-    {"modern": True, "reset_at_bos": True, "fast": False},
+    {"modern": True, "n_kv_heads": 2, "reset_at_bos": True},
     {"block_size": 4},  # shorter than most sentences: sliding scores and re-read contexts
     {"modern": True, "n_kv_heads": 1, "block_size": 3},
 ])
@@ -324,11 +323,11 @@ def test_perplexity_falls_below_the_unigram_within_a_few_steps(modern):
 
     torch.manual_seed(0)
     config = (GPTConfig.modern if modern else GPTConfig)(len(VOCAB), block_size=16, d_model=32, n_heads=4,
-                                                         reset_at_bos=True)
+                                                         reset_at_bos=modern)
     model = GPT(config, VOCAB)
     stream = encode_stream(VOCAB, SAM * 4)
     before = perplexity(model.eval(), SAM)
-    train(model, stream, stream, TrainConfig(steps=40, batch_size=8, block=12, lr=1e-2, warmup=5, eval_every=40),
+    train(model, stream, stream, TrainConfig(steps=20, batch_size=8, block=12, lr=1e-2, warmup=5, eval_every=20),
           progress=False)
     unigram = NGramLM(1, "mle").fit(SAM).perplexity(SAM)
     after = perplexity(model.eval(), SAM)
@@ -396,9 +395,16 @@ def test_from_hf_refuses_a_vocabulary_of_another_size():
         GPT.from_hf(theirs, VOCAB)
 
 
-def test_a_model_without_a_vocabulary_gives_logits_but_does_not_score_tokens():
-    bare = GPT.from_hf(hf_model("gpt2", GPT2_CONFIGS[2], seed=0))
-    assert bare(torch.tensor([[1, 2, 3]])).shape == (1, 3, 23)
+def test_a_model_without_a_vocabulary_gives_logits_but_is_not_a_language_model():
+    theirs = hf_model("gpt2", GPT2_CONFIGS[2], seed=0)
+    bare = GPT.from_hf(theirs)
+    ids = torch.tensor([[1, 2, 3]])
+    assert bare(ids).shape == (1, 3, 23)
+    logp, _ = bare.decode_step(ids, None)
+    torch.testing.assert_close(logp, theirs(ids).logits[:, -1].log_softmax(-1), rtol=0, atol=1e-4)
+    assert not isinstance(bare, LanguageModel)
+    with pytest.raises(TypeError, match="GPT is not a LanguageModel"):
+        G.greedy(bare)
     with pytest.raises(ValueError, match="sequence_logprobs needs the model's vocabulary.*from_hf"):
         bare.sequence_logprobs(torch.tensor([[1, 2, 3]]))
     with pytest.raises(ValueError, match="needs the model's vocabulary"):
