@@ -393,7 +393,8 @@ def neighbour_explorer(models: dict, words: dict[str, list[str]], topn: int = 10
                               selected_index=0)
         widgets.jslink((picker, "index"), (stack, "selected_index"))
         typed = widgets.Text(placeholder="any word (needs a running notebook)", description="or type",
-                             continuous_update=False, style={"description_width": "50px"})
+                             continuous_update=False, style={"description_width": "50px"},
+                             layout=widgets.Layout(width="400px"))
         typed_view = widgets.HTML()
 
         def look_up(change, model=model, view=typed_view) -> None:

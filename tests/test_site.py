@@ -500,3 +500,26 @@ def test_site_reads_from_files_without_a_server(browser, site):
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_neighbour_explorer_switches_words_without_a_kernel(visit, site):
+    """The word-embeddings chapter's explorer, from its saved widget state: picking another word in the
+    drop-down shows that word's neighbours (the drop-down is jslink-ed to a Stack of precomputed views)."""
+    page = "chapters/word_embeddings"
+    if page not in PAGES and not (site / f"{page}.html").is_file():
+        pytest.skip(f"{page} is not in _toc.yml (nor built) yet")
+    tab = visit.goto(f"{page}.html")
+    views = tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    assert views >= 1, "the chapter has no saved widget view"
+    tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=30_000)
+    picker = tab.locator(".widget-dropdown select").first
+    shown = tab.locator(".widget-subarea .widget-html-content table").first  # the English tab's visible view
+    first = shown.inner_text()
+    assert "june" in first, f"expected january's neighbours (months) first, got {first[:200]!r}"
+    picker.select_option(label="three")
+    tab.wait_for_function(
+        """() => { const t = document.querySelector('.widget-subarea .widget-html-content table');
+                   return t && !t.innerText.includes('june'); }""", timeout=10_000)
+    after = tab.locator(".widget-subarea .widget-html-content table").first.inner_text()
+    assert "four" in after, f"after picking 'three', expected its neighbours (numbers), got {after[:200]!r}"
+    assert not visit.problems(), "\n".join(visit.problems())
