@@ -92,8 +92,8 @@ class GPTConfig:
             return self.d_ff
         if self.mlp == "gelu":
             return 4 * self.d_model
-        # SwiGLU has three matrices, not two: 2/3 of 4 d_model keeps the parameter count; rounded up to 8.
-        return -(-8 * self.d_model // 3 // 8) * 8
+        # SwiGLU has three matrices, not two: 2/3 of 4 d_model keeps the parameter count (rounded up to 8s).
+        return 8 * math.ceil(self.d_model / 3)
 
 
 def check_config(config: GPTConfig) -> None:
@@ -131,7 +131,8 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     q [..., T_q, d_k], k [..., T_k, d_k], v [..., T_k, d_v] -> [..., T_q, d_v]. ``mask`` (bool,
     broadcastable to [..., T_q, T_k]) is True where query i may look at key j; the other scores
     become -inf, so their weights are 0. Dividing by sqrt(d_k) keeps the scores' spread about 1
-    whatever the width, so the softmax does not saturate. A query that may look at no key at all
+    whatever the width (when q's and k's coordinates have variance about 1), so the softmax does
+    not saturate. A query that may look at no key at all
     has no defined output (NaN).
     """
     d_k = q.shape[-1]
@@ -256,6 +257,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
 
+    def extra_repr(self) -> str:
+        return f"{len(self.weight)}, eps={self.eps}, bias={self.bias is not None}"
+
 
 class RMSNorm(nn.Module):
     """RMSNorm(x) = x / sqrt(mean(x^2) + eps) * g: LayerNorm without the centring or the bias
@@ -270,6 +274,9 @@ class RMSNorm(nn.Module):
         wide = x.to(torch.promote_types(x.dtype, torch.float32))
         normed = wide * torch.rsqrt(wide.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return self.weight * normed.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{len(self.weight)}, eps={self.eps}"
 
 
 def make_norm(config: GPTConfig) -> nn.Module:

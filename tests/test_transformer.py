@@ -225,6 +225,10 @@ def test_a_course_model_goes_to_hf_and_back_as_the_same_language_model():
         back = GPT.from_hf(theirs, VOCAB)
         assert isinstance(back, LanguageModel) and back.config == ours.config
         torch.testing.assert_close(back.sequence_logprobs(ids), ours.sequence_logprobs(ids), rtol=0, atol=0)
+        prompt = torch.tensor([[VOCAB.bos_id, *VOCAB.encode(["I", "am"])]])
+        hf_greedy = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12,
+                                    min_new_tokens=12, do_sample=False, suppress_tokens=[VOCAB.pad_id, VOCAB.bos_id])
+        assert G.greedy(ours, ["I", "am"], 12, suppress=["<eos>"]).ids == hf_greedy[0, 3:].tolist()
 
 
 def test_tied_weights_are_one_matrix():
