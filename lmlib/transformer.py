@@ -48,6 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmlib._deps import require
 from lmlib.tokenize import Vocab
 
 
@@ -584,9 +585,8 @@ class GPT(nn.Module):
         """
         kind = "GPT2LMHeadModel" if self.config.positions == "learned" else "LlamaForCausalLM"
         hf_config = HF_ARCHITECTURES[kind]["config_to_hf"](self.config, getattr(self, "vocab", None))
-        import transformers
-
-        theirs = getattr(transformers, kind)(hf_config).to(self.lm_head.weight.device, self.lm_head.weight.dtype)
+        weight = self.lm_head.weight
+        theirs = getattr(require("transformers"), kind)(hf_config).to(weight.device, weight.dtype)
         names = HF_ARCHITECTURES[kind]["weight_names"](self.config)
         theirs.load_state_dict(_weights_to_hf(self.state_dict(), theirs.state_dict(), names))
         return theirs.eval()
@@ -683,13 +683,11 @@ def gpt2_config_from_hf(hf) -> GPTConfig:
 def gpt2_config_to_hf(config: GPTConfig, vocab: Vocab | None):
     block = {"norm": "layernorm", "mlp": "gelu", "bias": True, "kv_heads": config.n_heads}
     _require_block(config, block, "GPT2LMHeadModel")
-    from transformers import GPT2Config
-
-    return GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.d_model,
-                      n_layer=config.n_layers, n_head=config.n_heads, n_inner=config.d_ff,
-                      activation_function="gelu_new", layer_norm_epsilon=config.norm_eps,
-                      resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=0.0,
-                      tie_word_embeddings=config.tie_weights, **_special_ids(vocab))
+    return require("transformers").GPT2Config(
+        vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.d_model, n_layer=config.n_layers,
+        n_head=config.n_heads, n_inner=config.d_ff, activation_function="gelu_new", layer_norm_epsilon=config.norm_eps,
+        resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=0.0, tie_word_embeddings=config.tie_weights,
+        **_special_ids(vocab))
 
 
 def llama_config_from_hf(hf) -> GPTConfig:
@@ -712,14 +710,12 @@ def llama_config_from_hf(hf) -> GPTConfig:
 
 def llama_config_to_hf(config: GPTConfig, vocab: Vocab | None):
     _require_block(config, {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu"}, "LlamaForCausalLM")
-    from transformers import LlamaConfig
-
-    return LlamaConfig(vocab_size=config.vocab_size, hidden_size=config.d_model, intermediate_size=config.ff_width,
-                       num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
-                       num_key_value_heads=config.kv_heads, max_position_embeddings=config.block_size,
-                       rms_norm_eps=config.norm_eps, attention_bias=config.bias, mlp_bias=config.bias,
-                       rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
-                       tie_word_embeddings=config.tie_weights, head_dim=config.d_head, **_special_ids(vocab))
+    return require("transformers").LlamaConfig(
+        vocab_size=config.vocab_size, hidden_size=config.d_model, intermediate_size=config.ff_width,
+        num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads, num_key_value_heads=config.kv_heads,
+        head_dim=config.d_head, max_position_embeddings=config.block_size, rms_norm_eps=config.norm_eps,
+        attention_bias=config.bias, mlp_bias=config.bias, tie_word_embeddings=config.tie_weights,
+        rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta}, **_special_ids(vocab))
 
 
 HF_ARCHITECTURES = {
@@ -732,8 +728,7 @@ HF_ARCHITECTURES = {
 
 def _hf_kind(model: object) -> str:
     """Which supported Hugging Face class ``model`` is; raises naming the supported ones."""
-    import transformers
-
+    transformers = require("transformers")
     for kind in HF_ARCHITECTURES:
         if isinstance(model, getattr(transformers, kind)):
             return kind
