@@ -562,8 +562,9 @@ class GPT(nn.Module):
 
         ``vocab``: the course ``Vocab`` whose ids the model was trained on (e.g. a model saved by
         ``to_hf``); then the result is a LanguageModel. Without it the result is a bare network:
-        ``model(ids)`` gives HF's logits, but it cannot score or decode token lists, because the ids
-        of an HF tokenizer mean nothing to lmlib's ``Vocab``.
+        ``model(ids)`` gives HF's logits, but lmlib's tools cannot score or decode token lists with it,
+        because the ids of an HF tokenizer mean nothing to lmlib's ``Vocab``. ``dropout`` (training
+        only) is GPT-2's ``resid_pdrop``; HF's dropout on the attention weights has no counterpart here.
         """
         kind = _hf_kind(model)
         config = HF_ARCHITECTURES[kind]["config_from_hf"](model.config)
