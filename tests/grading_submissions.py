@@ -455,36 +455,36 @@ WRONG_ANSWERS = {
             """),
         ],
         "q2": [
-            ("sign error on the negatives: -ln sigma(u_k . v_c), without the minus inside", "sgns_loss", """
-                def sgns_loss(v_c, u_o, u_neg):
+            ("sign error on the noise words: -ln sigma(u . v_nk), without the minus inside", "sgns_loss", """
+                def sgns_loss(u, v_c, v_noise):
                     log_sigmoid = lambda x: -np.logaddexp(0.0, -x)
-                    return -log_sigmoid(u_o @ v_c) - log_sigmoid(u_neg @ v_c).sum()
+                    return -log_sigmoid(u @ v_c) - log_sigmoid(v_noise @ u).sum()
             """),
-            ("the mean over the negatives, not the sum", "sgns_loss", """
-                def sgns_loss(v_c, u_o, u_neg):
+            ("the mean over the noise words, not the sum", "sgns_loss", """
+                def sgns_loss(u, v_c, v_noise):
                     log_sigmoid = lambda x: -np.logaddexp(0.0, -x)
-                    return -log_sigmoid(u_o @ v_c) - log_sigmoid(-(u_neg @ v_c)).mean()
+                    return -log_sigmoid(u @ v_c) - log_sigmoid(-(v_noise @ u)).mean()
             """),
             ("the log-likelihood: the loss without its minus signs", "sgns_loss", """
-                def sgns_loss(v_c, u_o, u_neg):
+                def sgns_loss(u, v_c, v_noise):
                     sigmoid = lambda x: 1 / (1 + np.exp(-x))
-                    return np.log(sigmoid(u_o @ v_c)) + np.log(sigmoid(-(u_neg @ v_c))).sum()
+                    return np.log(sigmoid(u @ v_c)) + np.log(sigmoid(-(v_noise @ u))).sum()
             """),
         ],
         "q3": [
-            ("the negatives' contribution left out: (sigma(u_o . v_c) - 1) u_o only", "sgns_grad_center", """
-                def sgns_grad_center(v_c, u_o, u_neg):
-                    return (1 / (1 + np.exp(-(u_o @ v_c))) - 1) * u_o
+            ("the noise words' contribution left out: (sigma(u . v_c) - 1) v_c only", "sgns_grad_input", """
+                def sgns_grad_input(u, v_c, v_noise):
+                    return (1 / (1 + np.exp(-(u @ v_c))) - 1) * v_c
             """),
-            ("sign error on the context word's term: (1 - sigma(u_o . v_c)) u_o", "sgns_grad_center", """
-                def sgns_grad_center(v_c, u_o, u_neg):
+            ("sign error on the real pair's term: (1 - sigma(u . v_c)) v_c", "sgns_grad_input", """
+                def sgns_grad_input(u, v_c, v_noise):
                     sigmoid = lambda x: 1 / (1 + np.exp(-x))
-                    return (1 - sigmoid(u_o @ v_c)) * u_o + sigmoid(u_neg @ v_c) @ u_neg
+                    return (1 - sigmoid(u @ v_c)) * v_c + sigmoid(v_noise @ u) @ v_noise
             """),
-            ("the negatives weighted by sigma(-u_k . v_c) instead of sigma(u_k . v_c)", "sgns_grad_center", """
-                def sgns_grad_center(v_c, u_o, u_neg):
+            ("the noise words weighted by sigma(-u . v_nk) instead of sigma(u . v_nk)", "sgns_grad_input", """
+                def sgns_grad_input(u, v_c, v_noise):
                     sigmoid = lambda x: 1 / (1 + np.exp(-x))
-                    return (sigmoid(u_o @ v_c) - 1) * u_o + sigmoid(-(u_neg @ v_c)) @ u_neg
+                    return (sigmoid(u @ v_c) - 1) * v_c + sigmoid(-(v_noise @ u)) @ v_noise
             """),
         ],
         "q4": [
@@ -1117,61 +1117,61 @@ ALTERNATIVE_ANSWERS = {
         ],
         "q2": [
             ("pure Python: math.exp and math.log in loops, a float", "sgns_loss", """
-                def sgns_loss(v_c, u_o, u_neg):
+                def sgns_loss(u, v_c, v_noise):
                     dot = lambda a, b: sum(float(x) * float(y) for x, y in zip(a, b))
-                    loss = -math.log(1 / (1 + math.exp(-dot(u_o, v_c))))
-                    for u_k in u_neg:
-                        loss -= math.log(1 / (1 + math.exp(dot(u_k, v_c))))
+                    loss = -math.log(1 / (1 + math.exp(-dot(u, v_c))))
+                    for v_k in v_noise:
+                        loss -= math.log(1 / (1 + math.exp(dot(u, v_k))))
                     return loss
             """),
             ("torch: F.logsigmoid on tensors that require grad, a 0-d tensor", "sgns_loss", """
-                def sgns_loss(v_c, u_o, u_neg):
-                    v = torch.tensor(v_c, requires_grad=True)
-                    return -F.logsigmoid(torch.as_tensor(u_o) @ v) - F.logsigmoid(-(torch.as_tensor(u_neg) @ v)).sum()
+                def sgns_loss(u, v_c, v_noise):
+                    v = torch.tensor(u, requires_grad=True)
+                    return -F.logsigmoid(v @ torch.as_tensor(v_c)) - F.logsigmoid(-(torch.as_tensor(v_noise) @ v)).sum()
             """),
-            ("lmlib.word2vec.sgns_loss on a batch of one triple", "sgns_loss", """
+            ("lmlib.word2vec.sgns_loss on a batch of one pair", "sgns_loss", """
                 from lmlib.word2vec import sgns_loss as batch_sgns_loss
 
-                def sgns_loss(v_c, u_o, u_neg):
-                    return batch_sgns_loss(*(torch.as_tensor(x)[None] for x in (v_c, u_o, u_neg)))[0]
+                def sgns_loss(u, v_c, v_noise):
+                    return batch_sgns_loss(*(torch.as_tensor(x)[None] for x in (u, v_c, v_noise)))[0]
             """),
         ],
         "q3": [
-            ("pure Python loops, the context term as -sigma(-u_o . v_c) u_o, a list", "sgns_grad_center", """
-                def sgns_grad_center(v_c, u_o, u_neg):
+            ("pure Python loops, the real pair's term as -sigma(-u . v_c) v_c, a list", "sgns_grad_input", """
+                def sgns_grad_input(u, v_c, v_noise):
                     dot = lambda a, b: sum(float(x) * float(y) for x, y in zip(a, b))
                     sigmoid = lambda x: 1 / (1 + math.exp(-x))
-                    grad = [-sigmoid(-dot(u_o, v_c)) * float(x) for x in u_o]
-                    for u_k in u_neg:
-                        weight = sigmoid(dot(u_k, v_c))
-                        grad = [g + weight * float(x) for g, x in zip(grad, u_k)]
+                    grad = [-sigmoid(-dot(u, v_c)) * float(x) for x in v_c]
+                    for v_k in v_noise:
+                        weight = sigmoid(dot(u, v_k))
+                        grad = [g + weight * float(x) for g, x in zip(grad, v_k)]
                     return grad
             """),
-            ("torch autograd of the loss, the .grad tensor", "sgns_grad_center", """
-                def sgns_grad_center(v_c, u_o, u_neg):
-                    v = torch.tensor(v_c, requires_grad=True)
-                    loss = -F.logsigmoid(torch.as_tensor(u_o) @ v) - F.logsigmoid(-(torch.as_tensor(u_neg) @ v)).sum()
+            ("torch autograd of the loss, the .grad tensor", "sgns_grad_input", """
+                def sgns_grad_input(u, v_c, v_noise):
+                    v = torch.tensor(u, requires_grad=True)
+                    loss = -F.logsigmoid(v @ torch.as_tensor(v_c)) - F.logsigmoid(-(torch.as_tensor(v_noise) @ v)).sum()
                     loss.backward()
                     return v.grad
             """),
-            ("NumPy: scipy.special.expit, one negative at a time, a tuple", "sgns_grad_center", """
+            ("NumPy: scipy.special.expit, one noise word at a time, a tuple", "sgns_grad_input", """
                 from scipy.special import expit
 
-                def sgns_grad_center(v_c, u_o, u_neg):
-                    grad = (expit(np.dot(u_o, v_c)) - 1) * u_o
-                    for u_k in u_neg:
-                        grad = grad + expit(np.dot(u_k, v_c)) * u_k
+                def sgns_grad_input(u, v_c, v_noise):
+                    grad = (expit(np.dot(u, v_c)) - 1) * v_c
+                    for v_k in v_noise:
+                        grad = grad + expit(np.dot(u, v_k)) * v_k
                     return tuple(grad)
             """),
-            ("central finite differences of the loss (h = 1e-6)", "sgns_grad_center", """
-                def sgns_grad_center(v_c, u_o, u_neg):
+            ("central finite differences of the loss (h = 1e-6)", "sgns_grad_input", """
+                def sgns_grad_input(u, v_c, v_noise):
                     def loss(v):
-                        return np.logaddexp(0.0, -(u_o @ v)) + np.logaddexp(0.0, u_neg @ v).sum()
-                    h, grad = 1e-6, np.zeros(len(v_c))
-                    for i in range(len(v_c)):
-                        step = np.zeros(len(v_c))
+                        return np.logaddexp(0.0, -(v @ v_c)) + np.logaddexp(0.0, v_noise @ v).sum()
+                    h, grad = 1e-6, np.zeros(len(u))
+                    for i in range(len(u)):
+                        step = np.zeros(len(u))
                         step[i] = h
-                        grad[i] = (loss(v_c + step) - loss(v_c - step)) / (2 * h)
+                        grad[i] = (loss(u + step) - loss(u - step)) / (2 * h)
                     return grad
             """),
         ],
