@@ -640,7 +640,8 @@ def _known(vectors, words: Sequence[str]) -> list[str]:
 
 
 def _unit_vector(vectors, word: str) -> torch.Tensor:
-    v = torch.from_numpy(np.array(vectors[word], dtype=np.float64))  # a copy: gensim's arrays are read-only
+    v = vectors[word]  # a tensor (lmlib), a read-only NumPy array (gensim) or anything array-like
+    v = v.detach().double() if isinstance(v, torch.Tensor) else torch.tensor(np.asarray(v, dtype=np.float64))
     return v / v.norm()
 
 
