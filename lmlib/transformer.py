@@ -70,6 +70,7 @@ class GPTConfig:
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0  # RoPE's base: head coordinate pair i turns by t * theta^(-2i/d_k) at position t
     reset_at_bos: bool = False  # attention and positions restart at each <bos> of a training stream
+    window_stride: int = 1  # s: past block_size tokens, the window moves s tokens at a time (GPT.window_start)
     fast: bool = True  # torch's fused F.scaled_dot_product_attention; False: the function written below
 
     @classmethod
@@ -116,6 +117,9 @@ def check_config(config: GPTConfig) -> None:
         raise ValueError(f"RoPE turns pairs of coordinates, so d_model / n_heads must be even, got {config.d_head}")
     if not 0 <= config.dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
+    if not 1 <= config.window_stride <= config.block_size:
+        raise ValueError(f"window_stride must be between 1 and block_size={config.block_size}, "
+                         f"got {config.window_stride}")
 
 
 def _divisors(n: int) -> list[int]:
@@ -363,13 +367,15 @@ class Block(nn.Module):
 @dataclass
 class KVCache:
     """What ``GPT.decode_step`` carries from one token to the next: per layer, the keys and values
-    [B, h_kv, T, d_k] of the tokens read so far, and those tokens, ``ids`` [B, T]."""
+    [B, h_kv, T, d_k] of the tokens in the window, those tokens, ``ids`` [B, T], and where the window
+    starts in the context, ``start``."""
 
     layers: list[KV]
     ids: torch.Tensor
+    start: int = 0
 
     def reorder(self, rows: torch.Tensor) -> KVCache:
-        return KVCache([(k[rows], v[rows]) for k, v in self.layers], self.ids[rows])
+        return KVCache([(k[rows], v[rows]) for k, v in self.layers], self.ids[rows], self.start)
 
 
 # --- the language model -----------------------------------------------------------------------
@@ -385,9 +391,10 @@ class GPT(nn.Module):
     model has no ``vocab`` attribute, so it is not a LanguageModel and lmlib's tools refuse it; it still
     gives logits (``model(ids)``) and reads ids incrementally (``decode_step``).
 
-    ``score_stride`` is the sliding window's stride for sequences longer than the window (see
-    ``sliding_hidden_states``); 1, the default, scores every token with the most context the window
-    allows, the same as ``next_token_logprobs``.
+    A context longer than the window W = block_size is read through the window that starts at
+    ``window_start``: the window moves by ``config.window_stride`` tokens at a time, so the model is one
+    conditional distribution whether it scores a whole text (``sequence_logprobs``), predicts one token
+    (``next_token_logprobs``) or decodes with its cache (``decode_step``).
     """
 
     def __init__(self, config: GPTConfig, vocab: Vocab | None = None):
@@ -400,7 +407,6 @@ class GPT(nn.Module):
         self.config = config
         if vocab is not None:
             self.vocab = vocab
-        self.score_stride = 1
         self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)  # E
         self.position_embedding = nn.Embedding(config.block_size, config.d_model) if config.positions == "learned" \
             else None
@@ -471,29 +477,45 @@ class GPT(nn.Module):
             return logits
         return logits.masked_fill_(self.never_predicted, float("-inf"))  # in place: no second [B, T, V] tensor
 
-    def sliding_hidden_states(self, ids: torch.Tensor, stride: int | None = None) -> torch.Tensor:
-        """[B, T] ids, any T -> [B, T, d_model]: one pass when T <= W (= block_size); otherwise a window
-        of W tokens slides right by ``stride`` (default ``score_stride``) and each window keeps the
-        vectors of its last ``stride`` positions, the ones no earlier window reached.
+    def window_start(self, n: int, stride: int | None = None) -> int:
+        """Where the window that predicts the token after n context tokens starts: 0 while n <= W
+        (= block_size), then on the grid s, 2s, 3s, .. (s = ``stride``, default ``config.window_stride``):
+        the first start that leaves at most W tokens, so the token is predicted from n - start tokens,
+        between W - s + 1 and W of them.
 
-        Every token after the first W is read with at least W - stride tokens before it (at most W - 1),
-        so a smaller stride gives more context and costs more passes: stride = 1 gives every token the
-        full window (what ``next_token_logprobs`` does; about T - W passes), stride = W cuts the text into
-        blocks (T / W passes, the least context). Learned positions restart at 0 in every window.
+        s = 1 gives every token the full window (each token costs a pass when scoring a long text); s = W
+        cuts the text into blocks (one pass per W tokens, the least context); s = W/2 costs at most two
+        passes per W tokens and keeps at least W/2 tokens of context.
         """
         W = self.config.block_size
-        stride = self.score_stride if stride is None else stride
-        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= W:
-            raise ValueError(f"cannot slide the window with stride={stride!r}: a sequence of {ids.shape[1]} tokens "
+        s = self.config.window_stride if stride is None else stride
+        return 0 if n <= W else s * math.ceil((n - W) / s)
+
+    def sliding_hidden_states(self, ids: torch.Tensor, stride: int | None = None) -> torch.Tensor:
+        """[B, T] ids, any T -> [B, T, d_model], position t read through the window ``window_start(t + 1)``.
+
+        One pass when T <= W; otherwise the window [a, a + W) for a = s, 2s, .. supplies its last s
+        positions, the ones it is the window of. Only the rows with tokens there are read (a batch's long
+        sentences, not its padding). Learned positions count from each window's start.
+        """
+        W, T = self.config.block_size, ids.shape[1]
+        s = self.config.window_stride if stride is None else stride
+        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= W:
+            raise ValueError(f"cannot slide the window with stride={s!r}: a sequence of {T} tokens "
                              f"is scored in windows of block_size={W}, moved by a stride between 1 and {W}")
-        pieces = [self.hidden_states(ids[:, :W])[0]]
-        done = min(ids.shape[1], W)  # positions scored so far
-        while done < ids.shape[1]:
-            end = min(done + stride, ids.shape[1])
-            h, _ = self.hidden_states(ids[:, end - W : end])  # [B, W, d_model]
-            pieces.append(h[:, W - (end - done) :])  # only the new positions
-            done = end
-        return torch.cat(pieces, dim=1)
+        first = self.hidden_states(ids[:, :W])[0]  # [B, min(T, W), d_model]
+        if T <= W:
+            return first
+        out = first.new_zeros(ids.shape[0], T, first.shape[-1])
+        out[:, :W] = first
+        for a in range(s, T - W + s, s):
+            kept = slice(a + W - s, min(a + W, T))  # the positions this window is the window of
+            rows = torch.arange(ids.shape[0], device=ids.device)
+            if hasattr(self, "vocab"):
+                rows = rows[(ids[:, kept] != self.vocab.pad_id).any(dim=1)]
+            if len(rows):
+                out[rows, kept] = self.hidden_states(ids[rows, a : a + W])[0][:, W - s :]
+        return out
 
     # --- the LanguageModel protocol and its incremental extension ------------------------------
 
@@ -514,7 +536,7 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
-        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | the last block_size tokens)."""
+        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | the window's tokens)."""
         self._require_vocab("next_token_logprobs")
         return self.decode_step(contexts, None)[0]
 
@@ -523,21 +545,25 @@ class GPT(nn.Module):
         """Read ``ids`` after the tokens in ``cache`` (None: ``ids`` is the whole context) -> ([B, V] next-token
         log-probabilities, the cache after them).
 
-        Each new token costs one position's work: its query looks at the cached keys and values. Once
-        the context outgrows the window the cache cannot slide (the kept tokens' cached vectors were
-        computed while they could still see the dropped ones, and learned positions would shift), so
-        each step re-reads the last block_size tokens, exactly as ``next_token_logprobs`` does.
+        Each new token costs one position's work: its query looks at the cached keys and values. When the
+        context outgrows the window, the window moves (``window_start``) and the tokens left in it are
+        re-read: the kept tokens' cached vectors were computed while they could still see the dropped ones,
+        and learned positions count from the window's start. With stride s that happens every s tokens.
         """
         if cache is None:
-            ids = ids[:, -self.config.block_size :]  # the model sees at most block_size tokens: the last ones
-            h, layers = self.hidden_states(ids)
-            return _log_softmax(self.logits(h[:, -1])), KVCache(layers, ids)
-        seen = torch.cat([cache.ids, ids], dim=1)  # [B, T_past + T]
+            start = self.window_start(ids.shape[1])
+            return self._read(ids[:, start:], start)
+        seen = torch.cat([cache.ids, ids], dim=1)  # [B, T_window + T]
+        start = self.window_start(cache.start + seen.shape[1])
         restarts = self.config.reset_at_bos and bool((seen[:, 1:] == self.vocab.bos_id).any())
-        if seen.shape[1] > self.config.block_size or restarts:  # a sentence start inside: masks change, re-read
-            return self.decode_step(seen, None)
+        if start != cache.start or restarts:  # a new window, or a sentence start inside: masks change, re-read
+            return self._read(seen[:, start - cache.start :], start)
         h, layers = self.hidden_states(ids, cache)
-        return _log_softmax(self.logits(h[:, -1])), KVCache(layers, seen)
+        return _log_softmax(self.logits(h[:, -1])), KVCache(layers, seen, start)
+
+    def _read(self, window: torch.Tensor, start: int) -> tuple[torch.Tensor, KVCache]:
+        h, layers = self.hidden_states(window)
+        return _log_softmax(self.logits(h[:, -1])), KVCache(layers, window, start)
 
     def reorder_cache(self, cache: KVCache, rows: torch.Tensor) -> KVCache:
         return cache.reorder(rows)

@@ -242,6 +242,8 @@ def test_tied_weights_are_one_matrix():
     {"modern": True, "n_kv_heads": 2, "reset_at_bos": True},
     {"block_size": 4},  # shorter than most sentences: sliding scores and re-read contexts
     {"modern": True, "n_kv_heads": 1, "block_size": 3},
+    {"block_size": 4, "window_stride": 2},  # the window moves 2 tokens at a time
+    {"modern": True, "block_size": 5, "window_stride": 5, "reset_at_bos": True},
 ])
 def test_is_a_language_model_with_incremental_decoding(settings):
     model = tiny_gpt(**settings)
@@ -249,7 +251,8 @@ def test_is_a_language_model_with_incremental_decoding(settings):
     check_language_model(model, [*SAM, ["unseen", "words"], []], atol=1e-9)
 
 
-@pytest.mark.parametrize("settings", [{}, {"modern": True, "n_kv_heads": 2}, {"block_size": 6}])
+@pytest.mark.parametrize("settings", [{}, {"modern": True, "n_kv_heads": 2}, {"block_size": 6},
+                                      {"block_size": 6, "window_stride": 3}])
 def test_kv_cache_decoding_gives_the_tokens_of_decoding_without_it(settings):
     model = tiny_gpt(**settings)
     for decode in (lambda m: [G.greedy(m, ["I"], 20, suppress=["<eos>"])],  # past block_size: the re-read path
@@ -282,20 +285,18 @@ def long_rows() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("stride", [1, 3, 8])
-def test_sliding_window_scores_each_window_as_if_it_were_scored_alone(stride):
+def test_sliding_window_scores_each_token_as_its_window_alone_would(stride):
     model = tiny_gpt(block_size=8)
-    ids = long_rows()
+    ids = long_rows()  # [2, 26]
     scores = model.sequence_logprobs(ids, stride)  # [2, 25]
     assert scores.shape == (2, 25)
-    fits = model.sequence_logprobs(ids[:, :9], stride)  # the first 8 predictions fit in one window
-    torch.testing.assert_close(scores[:, :8], fits, rtol=0, atol=0)
-    done = 8
-    while done < 25:  # each later window: the text ids[end-8 : end+1] scored alone, its last new predictions kept
-        end = min(done + stride, 25)
-        alone = model.sequence_logprobs(ids[:, end - 8 : end + 1], stride)[:, -(end - done) :]
-        torch.testing.assert_close(scores[:, done:end], alone, rtol=0, atol=1e-12)
-        done = end
+    for p in range(25):  # prediction p: ids[p + 1] after the p + 1 tokens ids[:p + 1]
+        a = model.window_start(p + 1, stride)
+        assert (a == 0 and p + 1 <= 8) or 8 - stride + 1 <= p + 1 - a <= 8  # on the grid, at most 8 tokens
+        alone = model.sequence_logprobs(ids[:1, a : p + 2], stride)[0, -1]  # the window's tokens, one pass
+        assert scores[0, p].item() == pytest.approx(alone.item(), abs=1e-12)
     assert scores[1, 5:].eq(0).all()  # <pad> targets
+    torch.testing.assert_close(scores[1, :5], model.sequence_logprobs(ids[1:, :6])[0], rtol=0, atol=1e-12)
 
 
 def test_sliding_with_stride_1_gives_every_token_a_full_window_of_context():
@@ -356,6 +357,7 @@ def test_dropout_applies_in_training_only():
     ({"mlp": "relu"}, "mlp must be one of"),
     ({"positions": "rope", "d_model": 12, "n_heads": 4}, "d_model / n_heads must be even"),
     ({"block_size": 0}, "block_size must be >= 1"),
+    ({"block_size": 8, "window_stride": 9}, "window_stride must be between 1 and block_size=8"),
     ({"vocab_size": 3}, "vocab_size is 3 but the vocabulary has"),
 ])
 def test_bad_config_gets_a_clear_error(settings, message):
