@@ -114,8 +114,9 @@ def subsample_keep_prob(counts: torch.Tensor, sample: float) -> torch.Tensor:
         P_keep(w) = min(1, (sqrt(f(w) / (s T)) + 1) · s T / f(w))
 
     with f(w) the word's count, T the number of words kept by ``min_count`` and
-    s = ``sample``. Words rarer than about s T are always kept; a word with
-    count f >> s T is kept about sqrt(s T / f) of the time. ``sample=0`` keeps all.
+    s = ``sample``. Words with at most (3 + √5)/2 s T ≈ 2.6 s T occurrences are
+    always kept; a word with count f >> s T is kept about sqrt(s T / f) of the
+    time. ``sample=0`` keeps all.
     """
     if sample == 0:
         return torch.ones(len(counts))
