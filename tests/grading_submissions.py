@@ -517,6 +517,118 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "transformer": {
+        "q1": [
+            ("no sqrt(d_k): softmax(Q K^T) V", "attention", """
+                def attention(Q, K, V, mask=None):
+                    scores = Q @ K.T
+                    if mask is not None:
+                        scores = np.where(mask, scores, -np.inf)
+                    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+                    return weights / weights.sum(axis=-1, keepdims=True) @ V
+            """),
+            ("divides by d_k instead of sqrt(d_k)", "attention", """
+                def attention(Q, K, V, mask=None):
+                    scores = Q @ K.T / Q.shape[-1]
+                    if mask is not None:
+                        scores = np.where(mask, scores, -np.inf)
+                    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+                    return weights / weights.sum(axis=-1, keepdims=True) @ V
+            """),
+            ("mask applied after the softmax: weights zeroed, rows not renormalised", "attention", """
+                def attention(Q, K, V, mask=None):
+                    scores = Q @ K.T / np.sqrt(Q.shape[-1])
+                    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+                    weights = weights / weights.sum(axis=-1, keepdims=True)
+                    if mask is not None:
+                        weights = weights * mask
+                    return weights @ V
+            """),
+            ("mask read the other way round (True = hidden, nn.MultiheadAttention's convention)", "attention", """
+                def attention(Q, K, V, mask=None):
+                    scores = Q @ K.T / np.sqrt(Q.shape[-1])
+                    if mask is not None:
+                        scores = np.where(mask, -np.inf, scores)
+                    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+                    return weights / weights.sum(axis=-1, keepdims=True) @ V
+            """),
+            ("softmax over the queries (axis 0), not over the keys", "attention", """
+                def attention(Q, K, V, mask=None):
+                    scores = Q @ K.T / np.sqrt(Q.shape[-1])
+                    if mask is not None:
+                        scores = np.where(mask, scores, -np.inf)
+                    weights = np.exp(scores - scores.max(axis=0, keepdims=True))
+                    return weights / weights.sum(axis=0, keepdims=True) @ V
+            """),
+        ],
+        "q2": [
+            ("diagonal excluded: a position may not look at itself", "causal_mask", """
+                def causal_mask(t_q, t_k):
+                    return np.tri(t_q, t_k, k=t_k - t_q - 1, dtype=bool)
+            """),
+            ("off by one the other way: each query also sees the next position", "causal_mask", """
+                def causal_mask(t_q, t_k):
+                    return np.tri(t_q, t_k, k=t_k - t_q + 1, dtype=bool)
+            """),
+            ("aligned to the first positions: np.tril of ones, right only when t_q = t_k", "causal_mask", """
+                def causal_mask(t_q, t_k):
+                    return np.tril(np.ones((t_q, t_k), dtype=bool))
+            """),
+            ("the upper triangle: True where a query may NOT look (the future), an additive mask's layout",
+             "causal_mask", """
+                def causal_mask(t_q, t_k):
+                    return np.triu(np.ones((t_q, t_k), dtype=bool), k=t_k - t_q + 1)
+            """),
+        ],
+        "q3": [
+            ("split: reshape straight to [B, h, T, d_k], no transpose", "split_heads", """
+                def split_heads(x, n_heads):
+                    B, T, width = x.shape
+                    return x.reshape(B, n_heads, T, width // n_heads)
+            """),
+            ("split: heads take interleaved coordinates (head i gets i, i + h, i + 2h, ...)", "split_heads", """
+                def split_heads(x, n_heads):
+                    B, T, width = x.shape
+                    return x.reshape(B, T, width // n_heads, n_heads).transpose(0, 3, 1, 2)
+            """),
+            ("merge: reshape straight to [B, T, h d_k], no transpose (heads merged in the wrong order)",
+             "merge_heads", """
+                def merge_heads(x):
+                    B, h, T, d_k = x.shape
+                    return x.reshape(B, T, h * d_k)
+            """),
+            ("merge: the heads' coordinates interleaved ([B, T, d_k, h] flattened)", "merge_heads", """
+                def merge_heads(x):
+                    B, h, T, d_k = x.shape
+                    return x.transpose(0, 2, 3, 1).reshape(B, T, h * d_k)
+            """),
+        ],
+        "q4": [
+            ("pairs of neighbours (x_2i, x_2i+1), the paper's interleaved layout, not the halves", "rope", """
+                def rope(x, t, theta):
+                    angles = t * theta ** (-2 * np.arange(len(x) // 2) / len(x))
+                    even, odd = x[0::2], x[1::2]
+                    out = np.empty(len(x))
+                    out[0::2] = even * np.cos(angles) - odd * np.sin(angles)
+                    out[1::2] = odd * np.cos(angles) + even * np.sin(angles)
+                    return out
+            """),
+            ("turned by -t theta_i: rotate_half with its signs swapped", "rope", """
+                def rope(x, t, theta):
+                    half = len(x) // 2
+                    angles = np.tile(t * theta ** (-2 * np.arange(half) / len(x)), 2)
+                    rotated = np.concatenate([x[half:], -x[:half]])
+                    return x * np.cos(angles) + rotated * np.sin(angles)
+            """),
+            ("frequencies theta^(-i/d_k): the factor 2 in the exponent left out", "rope", """
+                def rope(x, t, theta):
+                    half = len(x) // 2
+                    angles = t * theta ** (-np.arange(half) / len(x))
+                    cos, sin = np.cos(angles), np.sin(angles)
+                    return np.concatenate([x[:half] * cos - x[half:] * sin, x[half:] * cos + x[:half] * sin])
+            """),
+        ],
+    },
 }
 
 
@@ -1202,6 +1314,139 @@ ALTERNATIVE_ANSWERS = {
                     top = torch.topk(cosines, n + 1)
                     names = np.array(words)
                     return [(names[i], c) for c, i in zip(top.values, top.indices.tolist()) if i != q][:n]
+            """),
+        ],
+    },
+    "transformer": {
+        "q1": [
+            ("pure Python: loops, math.exp without subtracting the maximum (naive softmax), lists", "attention", """
+                def attention(Q, K, V, mask=None):
+                    d_k = len(Q[0])
+                    out = []
+                    for i, q in enumerate(Q):
+                        scores = [sum(float(a) * float(b) for a, b in zip(q, k)) / math.sqrt(d_k) for k in K]
+                        weights = [math.exp(s) if mask is None or mask[i][j] else 0.0 for j, s in enumerate(scores)]
+                        total = sum(weights)
+                        out.append([sum(w * float(v[c]) for w, v in zip(weights, V)) / total
+                                    for c in range(len(V[0]))])
+                    return out
+            """),
+            ("F.scaled_dot_product_attention on float64 tensors (boolean attn_mask), a tensor", "attention", """
+                def attention(Q, K, V, mask=None):
+                    return F.scaled_dot_product_attention(
+                        torch.as_tensor(Q), torch.as_tensor(K), torch.as_tensor(V),
+                        attn_mask=None if mask is None else torch.as_tensor(mask))
+            """),
+            ("the mask applied after the softmax, then each row renormalised (the same weights), a tuple",
+             "attention", """
+                from scipy.special import softmax
+
+                def attention(Q, K, V, mask=None):
+                    weights = softmax(Q @ K.T / np.sqrt(K.shape[1]), axis=1)
+                    if mask is not None:
+                        weights = weights * mask
+                        weights = weights / weights.sum(axis=1, keepdims=True)
+                    return tuple(weights @ V)
+            """),
+            ("torch float32: masked_fill with -1e9 instead of -inf, einsum", "attention", """
+                def attention(Q, K, V, mask=None):
+                    q, k, v = (torch.as_tensor(a, dtype=torch.float32) for a in (Q, K, V))
+                    scores = torch.einsum("id,jd->ij", q, k) / q.shape[-1] ** 0.5
+                    if mask is not None:
+                        scores = scores.masked_fill(~torch.as_tensor(mask), -1e9)
+                    return scores.softmax(dim=-1) @ v
+            """),
+        ],
+        "q2": [
+            ("pure Python: a list comprehension of comparisons", "causal_mask", """
+                def causal_mask(t_q, t_k):
+                    return [[j <= i + t_k - t_q for j in range(t_k)] for i in range(t_q)]
+            """),
+            ("np.tri with the offset t_k - t_q: 1.0 and 0.0 (floats, np.tri's default)", "causal_mask", """
+                def causal_mask(t_q, t_k):
+                    return np.tri(t_q, t_k, k=t_k - t_q)
+            """),
+            ("torch: the last t_q rows of the square T_k x T_k mask, a bool tensor", "causal_mask", """
+                def causal_mask(t_q, t_k):
+                    return torch.tril(torch.ones(t_k, t_k, dtype=torch.bool))[t_k - t_q:]
+            """),
+            ("lmlib.transformer.causal_mask itself", "causal_mask", """
+                from lmlib.transformer import causal_mask as lmlib_causal_mask
+
+                def causal_mask(t_q, t_k):
+                    return lmlib_causal_mask(t_q, t_k)
+            """),
+        ],
+        "q3": [
+            ("pure Python nested lists, indices computed", "split_heads", """
+                def split_heads(x, n_heads):
+                    d_k = len(x[0][0]) // n_heads
+                    return [[[list(row[i * d_k:(i + 1) * d_k]) for row in seq] for i in range(n_heads)] for seq in x]
+
+                def merge_heads(x):
+                    return [[[v for head in heads for v in head[t]] for t in range(len(heads[0]))] for heads in x]
+            """),
+            ("torch: view, transpose, contiguous, view (tensors)", "split_heads", """
+                def split_heads(x, n_heads):
+                    x = torch.as_tensor(x)
+                    B, T, width = x.shape
+                    return x.view(B, T, n_heads, width // n_heads).transpose(1, 2)
+
+                def merge_heads(x):
+                    x = torch.as_tensor(x)
+                    B, h, T, d_k = x.shape
+                    return x.transpose(1, 2).contiguous().view(B, T, h * d_k)
+            """),
+            ("NumPy: np.stack of the slices, np.concatenate of the heads, np.moveaxis; a list and a tuple",
+             "split_heads", """
+                def split_heads(x, n_heads):
+                    return list(np.stack(np.split(x, n_heads, axis=-1), axis=1))
+
+                def merge_heads(x):
+                    return tuple(np.concatenate(list(np.moveaxis(x, 1, 0)), axis=-1))
+            """),
+            ("lmlib.transformer's split_heads and merge_heads on tensors", "split_heads", """
+                from lmlib import transformer
+
+                def split_heads(x, n_heads):
+                    return transformer.split_heads(torch.as_tensor(x), n_heads)
+
+                def merge_heads(x):
+                    return transformer.merge_heads(torch.as_tensor(x))
+            """),
+        ],
+        "q4": [
+            ("pure Python: math.cos and math.sin pair by pair, a list", "rope", """
+                def rope(x, t, theta):
+                    d = len(x)
+                    out = [0.0] * d
+                    for i in range(d // 2):
+                        a = t * theta ** (-2 * i / d)
+                        out[i] = x[i] * math.cos(a) - x[i + d // 2] * math.sin(a)
+                        out[i + d // 2] = x[i + d // 2] * math.cos(a) + x[i] * math.sin(a)
+                    return out
+            """),
+            ("complex numbers: (x_i + i x_{i+d/2}) e^{i t theta_i}", "rope", """
+                def rope(x, t, theta):
+                    half = len(x) // 2
+                    z = (x[:half] + 1j * x[half:]) * np.exp(1j * t * theta ** (-2 * np.arange(half) / len(x)))
+                    return np.concatenate([z.real, z.imag])
+            """),
+            ("lmlib's rope_angles and apply_rope (angles in float32, as Hugging Face computes them)", "rope", """
+                from lmlib.transformer import apply_rope, rope_angles
+
+                def rope(x, t, theta):
+                    cos, sin = rope_angles(t + 1, len(x), theta)
+                    return apply_rope(torch.as_tensor(x), cos[t].double(), sin[t].double())
+            """),
+            ("torch float64: rotate_half written out, cos and sin of the angles repeated", "rope", """
+                def rope(x, t, theta):
+                    x = torch.as_tensor(x, dtype=torch.float64)
+                    d = x.shape[0]
+                    angles = t * theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+                    angles = torch.cat([angles, angles])
+                    x1, x2 = x[: d // 2], x[d // 2:]
+                    return x * angles.cos() + torch.cat([-x2, x1]) * angles.sin()
             """),
         ],
     },
