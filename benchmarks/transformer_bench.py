@@ -1,0 +1,339 @@
+"""Side by side: lmlib's GPT vs Hugging Face's ``GPT2LMHeadModel`` (training), and greedy decoding with and
+without the KV cache vs Hugging Face ``generate``.
+
+    .venv/bin/python benchmarks/transformer_bench.py        # writes benchmarks/results/transformer.md
+
+One configuration for both: the GPT-2 block, 4 layers, 4 heads, d_model 128,
+block 64, dropout 0, on the character vocabulary of recipe ``gpt_chars_wiki``
+(wiki characters, case and spaces kept, min_count 2). lmlib's ``GPT`` is built
+with seed 0 and Hugging Face's model is ``GPT.to_hf()`` of it, so both start
+from the same weights.
+
+Training: the same hand-written loop drives each model for the same steps on
+the same batches (12 random windows of 64 characters of the training stream,
+drawn from one seeded generator; ``<bos>`` and ``<pad>`` targets ignored),
+AdamW (lmlib.train's parameter groups: decay on weight matrices only), global
+gradient clipping at 1. Only the model differs: ``model(x)`` for lmlib,
+``model(input_ids=x).logits`` for Hugging Face. Each side runs in its own
+process (so its peak resident memory is its own; both import the same
+modules), the two alternate ``--repeats`` times; a few untimed steps come first.
+
+Decoding: greedy, batch 1, from the same prompt, with the weights lmlib's first
+training run ended with: ``lmlib.generate.greedy`` reading through the KV cache
+(``decode_step``, which it uses whenever the model has it), the same call on a
+view of the model without ``decode_step`` (it re-reads the whole context for
+each token), and Hugging Face ``generate(do_sample=False)`` with and without its
+cache on the ``to_hf()`` model. ``<eos>`` is suppressed on both sides (lmlib's
+``suppress``, HF's ``min_new_tokens``) and ``<pad>`` and ``<bos>`` on HF's (lmlib's
+model never predicts them), so every call makes the same number of tokens; the
+table says whether the tokens are identical. Timings are wall-clock, best of
+``--repeats`` alternating runs; compare the ratios, taken within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+RESULTS = Path(__file__).parent / "results" / "transformer.md"
+RECIPE = "gpt_chars_wiki"  # only its vocabulary and training stream
+MODEL = {"d_model": 128, "n_layers": 4, "n_heads": 4, "block_size": 64, "dropout": 0.0}
+BATCH, BLOCK, LR, WEIGHT_DECAY, BETAS, CLIP = 12, 64, 1e-3, 0.1, (0.9, 0.99), 1.0
+PROMPT = "The history of "
+LONG_BLOCK, LONG_NEW = 256, 200  # the second decoding setting: a wider window, so 200 new tokens fit
+SIDES = {"lmlib": "lmlib `GPT`", "hf": "HF `GPT2LMHeadModel`"}
+
+
+def data():
+    from lmlib.train import RECIPES, recipe_data
+
+    vocab, stream, _ = recipe_data(RECIPES[RECIPE])
+    return vocab, stream
+
+
+def make_gpt(vocab, block_size: int = MODEL["block_size"]):
+    from lmlib.transformer import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    return GPT(GPTConfig(len(vocab), **{**MODEL, "block_size": block_size}), vocab)
+
+
+def rss_bytes() -> int:
+    """The process's resident memory now (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+# --- training: one child process per run ---------------------------------------------------------
+
+
+def train_run(side: str, steps: int, warmup: int, out: Path) -> None:
+    """Child process: ``warmup`` untimed then ``steps`` timed steps of one model; write the figures."""
+    from transformers import GPT2LMHeadModel  # noqa: F401  (both sides import the same modules)
+
+    from lmlib.train import param_groups, random_windows
+    from lmlib.transformer import GPT
+
+    torch.set_num_threads(2)
+    vocab, stream = data()
+    model = make_gpt(vocab)
+    if side == "hf":
+        model = model.to_hf()
+        forward = lambda x: model(input_ids=x).logits  # noqa: E731
+    else:
+        forward = model
+    model.train()
+    optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=LR, betas=BETAS)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    rss_before = rss_bytes()
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        window = random_windows(stream, BATCH, BLOCK, generator)  # [B, block + 1]
+        x, y = window[:, :-1], window[:, 1:].clone()
+        y[(y == vocab.bos_id) | (y == vocab.pad_id)] = -100  # never predicted
+        loss = F.cross_entropy(forward(x).flatten(0, 1), y.flatten(), ignore_index=-100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+        losses.append(loss.item())
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    lmlib_model = model if side == "lmlib" else GPT.from_hf(model, vocab)
+    torch.save(lmlib_model.state_dict(), out.with_suffix(".pt"))
+    out.write_text(json.dumps({"seconds": seconds, "tokens": steps * BATCH * BLOCK, "peak_rss": peak,
+                               "rss_before": rss_before, "first_loss": losses[0], "last_loss": losses[-1]}))
+
+
+def same_logits(vocab, stream) -> tuple[float, str]:
+    """Max |difference| of the two models' initial logits on one batch, over the |V| predicted tokens;
+    Hugging Face's attention implementation."""
+    model = make_gpt(vocab).eval()
+    hf = model.to_hf()
+    x = stream[: 4 * BLOCK].view(4, BLOCK)
+    with torch.no_grad():
+        ours, theirs = model(x), hf(input_ids=x).logits
+    kept = ~model.never_predicted
+    return float((ours[..., kept] - theirs[..., kept]).abs().max()), hf.config._attn_implementation
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+class PlainView:
+    """The model seen through the plain protocol only (as tests/test_generate.py's): no ``decode_step``, so
+    ``lmlib.generate`` asks ``next_token_logprobs`` for each token, which re-reads the whole context."""
+
+    def __init__(self, model):
+        self.vocab, self.next_token_logprobs, self.sequence_logprobs = (
+            model.vocab, model.next_token_logprobs, model.sequence_logprobs)
+
+
+def decoders(model, new: int) -> dict:
+    """The four ways to decode ``new`` tokens greedily; each returns the generated ids."""
+    from lmlib import generate as G
+
+    vocab, hf = model.vocab, model.to_hf()
+    prompt = list(PROMPT)
+    context = torch.tensor([[vocab.bos_id, *vocab.encode(prompt)]])  # what lmlib's decoder starts from
+
+    def hf_generate(use_cache: bool) -> list[int]:
+        with torch.no_grad():
+            out = hf.generate(context, attention_mask=torch.ones_like(context), do_sample=False, use_cache=use_cache,
+                              max_new_tokens=new, min_new_tokens=new, suppress_tokens=[vocab.pad_id, vocab.bos_id],
+                              pad_token_id=vocab.pad_id)
+        return out[0, context.shape[1]:].tolist()
+
+    return {
+        "lmlib, KV cache": lambda: G.greedy(model, prompt, new, suppress=["<eos>"]).ids,
+        "lmlib, no cache": lambda: G.greedy(PlainView(model), prompt, new, suppress=["<eos>"]).ids,
+        "HF generate, cache": lambda: hf_generate(True),
+        "HF generate, no cache": lambda: hf_generate(False),
+    }
+
+
+def time_decoders(model, new: int, repeats: int) -> tuple[dict[str, float], bool, list[int]]:
+    """Best tokens/s of each decoder over ``repeats`` alternating rounds; whether all made the same tokens."""
+    calls = decoders(model, new)
+    outputs: dict[str, list[int]] = {}
+    best = dict.fromkeys(calls, 0.0)
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            outputs[name] = call()
+            best[name] = max(best[name], new / (time.perf_counter() - start))
+    first = outputs["lmlib, KV cache"]
+    return best, all(o == first for o in outputs.values()), first
+
+
+def long_window_model(vocab, trained: dict):
+    """The trained weights in a model with a 256-token window: its position rows 64.. are a fresh
+    initialisation (seed 0), enough to time decoding past 64 tokens."""
+    model = make_gpt(vocab, LONG_BLOCK)
+    weights = dict(trained)
+    table = model.position_embedding.weight.detach().clone()
+    table[: MODEL["block_size"]] = trained["position_embedding.weight"]
+    weights["position_embedding.weight"] = table
+    model.load_state_dict(weights)
+    return model.eval()
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", choices=list(SIDES))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        train_run(args.child, args.steps, args.warmup, args.out)
+        return
+
+    import transformers
+
+    torch.set_num_threads(2)
+    loads: list[float] = []
+    runs: dict[str, list[dict]] = {side: [] for side in SIDES}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for side in list(SIDES) if r % 2 == 0 else list(reversed(SIDES)):
+                out = Path(tmp) / f"{side}-{r}.json"
+                loads.append(os.getloadavg()[0])
+                subprocess.run([sys.executable, __file__, "--child", side, "--steps", str(args.steps),
+                                "--warmup", str(args.warmup), "--out", str(out)], check=True)
+                loads.append(os.getloadavg()[0])
+                runs[side].append(json.loads(out.read_text()))
+                print(f"{side:>6} run {r + 1}: {runs[side][-1]['seconds']:.2f} s", flush=True)
+        trained = torch.load(Path(tmp) / "lmlib-0.pt", weights_only=True)
+        other = torch.load(Path(tmp) / "hf-0.pt", weights_only=True)
+        param_diff = max(float((trained[k] - other[k]).abs().max()) for k in trained)
+
+    vocab, stream = data()
+    logit_diff, attention = same_logits(vocab, stream)
+    model = make_gpt(vocab)
+    model.load_state_dict(trained)
+    model.eval()
+    short_new = MODEL["block_size"] - 1 - len(PROMPT)  # prompt + new tokens fill the 64-token window
+    settings = {}
+    for label, m, new in [(f"window {MODEL['block_size']}, {short_new} new tokens", model, short_new),
+                          (f"window {LONG_BLOCK}, {LONG_NEW} new tokens", long_window_model(vocab, trained), LONG_NEW)]:
+        loads.append(os.getloadavg()[0])
+        settings[label] = time_decoders(m, new, args.repeats)
+        loads.append(os.getloadavg()[0])
+        print(label, {k: round(v) for k, v in settings[label][0].items()}, flush=True)
+
+    lines = training_table(runs, args, model.num_parameters(), len(vocab), logit_diff, param_diff, attention,
+                           transformers)
+    lines += decoding_table(settings, vocab, loads)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def training_table(runs, args, parameters: int, vocab_size: int, logit_diff: float, param_diff: float,
+                   attention: str, transformers) -> list[str]:
+    speed = {s: statistics.median(r["tokens"] / r["seconds"] for r in rs) for s, rs in runs.items()}
+    best = {s: max(r["tokens"] / r["seconds"] for r in rs) for s, rs in runs.items()}
+    peak = {s: max(r["peak_rss"] for r in rs) for s, rs in runs.items()}
+    growth = {s: max(r["peak_rss"] - r["rss_before"] for r in rs) for s, rs in runs.items()}
+    per_run = {s: ", ".join(f"{r['seconds']:.2f}" for r in rs) for s, rs in runs.items()}
+    loss = {s: f"{rs[0]['first_loss']:.4f} -> {rs[0]['last_loss']:.4f}" for s, rs in runs.items()}
+
+    def row(label: str, values: dict, fmt, ratio: bool = True) -> str:
+        cells = " | ".join(fmt(values[s]) for s in SIDES)
+        ratio_cell = f"{values['lmlib'] / values['hf']:.3f}x" if ratio else ""
+        return f"| {label} | {cells} | {ratio_cell} |"
+
+    return [
+        "# The Transformer: lmlib.transformer vs Hugging Face GPT-2",
+        "",
+        f"Generated by `python benchmarks/transformer_bench.py` on {time.strftime('%Y-%m-%d')}; Python "
+        f"{platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"{torch.get_num_threads()} threads ({platform.machine()}, {os.cpu_count()} CPU cores).",
+        f"Model: the GPT-2 block, {MODEL['n_layers']} layers, {MODEL['n_heads']} heads, d_model {MODEL['d_model']}, "
+        f"block {MODEL['block_size']}, dropout 0, tied embeddings; {parameters:,} parameters; the character "
+        f"vocabulary of recipe `{RECIPE}` (len(vocab) = {vocab_size}, |V| = {vocab_size - 2}). Both sides start from "
+        f"the same weights (lmlib's, moved with `GPT.to_hf()`); Hugging Face's attention implementation is "
+        f"`{attention}`, lmlib's is `F.scaled_dot_product_attention` (`fast=True`).",
+        "",
+        "## Training",
+        "",
+        f"{args.steps} timed steps (after {args.warmup} untimed) of the same loop on the same batches "
+        f"({BATCH} x {BLOCK} characters: {BATCH * BLOCK} tokens a step), AdamW lr {LR}, gradient clipping at {CLIP}; "
+        f"each side in its own process, {args.repeats} runs each, alternating.",
+        "",
+        f"|  | {' | '.join(SIDES.values())} | lmlib / HF |",
+        "|---|---|---|---|",
+        row("training throughput, median of runs", speed, lambda v: f"{v:,.0f} tokens/s"),
+        row("training throughput, best run", best, lambda v: f"{v:,.0f} tokens/s"),
+        row("seconds per run", per_run, str, ratio=False),
+        row("peak resident memory (process)", peak, lambda v: f"{v / 2**20:,.0f} MiB"),
+        row("peak growth during training (peak - resident memory before step 1)", growth,
+            lambda v: f"{v / 2**20:,.1f} MiB"),
+        row("loss, first step -> last step (run 1)", loss, str, ratio=False),
+        "",
+        f"Same network: before training, the two models' logits differ by at most {logit_diff:.1e} over the "
+        f"|V| = {vocab_size - 2} predicted tokens. lmlib's model gives `<pad>` and `<bos>` the logit -inf (it never "
+        "predicts them), Hugging Face's softmax also spreads mass over them, so the losses differ slightly and "
+        f"after the run the parameters differ by up to {param_diff:.1e}. Goal: lmlib >= 1.0x Hugging Face's "
+        "throughput. Peak memory includes the Python interpreter, PyTorch, transformers (imported on both sides) "
+        "and the corpus; the growth row is what the training itself adds.",
+    ]
+
+
+def decoding_table(settings: dict, vocab, loads: list[float]) -> list[str]:
+    names = list(next(iter(settings.values()))[0])
+    lines = [
+        "",
+        "## Greedy decoding, batch 1",
+        "",
+        f"Prompt `<bos>` + *{PROMPT}* ({1 + len(PROMPT)} tokens). With block 64 the prompt and the new tokens "
+        f"fill the window exactly and no more: Hugging Face's GPT-2 cannot read past its `n_positions`. The "
+        f"second setting gives the same model a {LONG_BLOCK}-token window (position rows 64-{LONG_BLOCK - 1} freshly "
+        f"initialised) to decode {LONG_NEW} tokens, where the cache matters more.",
+        "",
+        f"| setting | {' | '.join(names)} | lmlib cache / HF cache | lmlib cache / lmlib no cache | same tokens |",
+        "|---|" + "---|" * (len(names) + 3),
+    ]
+    for label, (rates, same, _) in settings.items():
+        cells = " | ".join(f"{rates[n]:,.0f} tokens/s" for n in names)
+        lines.append(f"| {label} | {cells} | {rates['lmlib, KV cache'] / rates['HF generate, cache']:.2f}x | "
+                     f"{rates['lmlib, KV cache'] / rates['lmlib, no cache']:.2f}x | {'yes' if same else 'NO'} |")
+    text = "".join(vocab.decode(next(iter(settings.values()))[2]))
+    cores = os.cpu_count()
+    lines += [
+        "",
+        f"The text (window 64; the model has had only the benchmark's training steps): *{PROMPT}{text}*",
+        "",
+        "Goal: lmlib with its cache >= 1.0x Hugging Face `generate` with its cache. Tokens/s counts the new "
+        "tokens over the wall time of the whole call. Timings are wall-clock, best of the runs; other jobs on "
+        "the machine only ever slow a run down, so the best run of each is the closer estimate of its cost. "
+        f"The 1-minute load average, before and after each part, ranged from {min(loads):.1f} to {max(loads):.1f} "
+        f"on {cores} cores ({'other jobs were running' if max(loads) > 0.5 * cores else 'quiet'}): compare the "
+        "ratios, taken within one run.",
+    ]
+    return lines
+
+
+if __name__ == "__main__":
+    main()
