@@ -81,14 +81,14 @@ def rss_bytes() -> int:
 # --- training: one child process per run ---------------------------------------------------------
 
 
-def train_run(side: str, steps: int, warmup: int, out: Path) -> None:
+def train_run(side: str, steps: int, warmup: int, threads: int, out: Path) -> None:
     """Child process: ``warmup`` untimed then ``steps`` timed steps of one model; write the figures."""
     from transformers import GPT2LMHeadModel  # noqa: F401  (both sides import the same modules)
 
     from lmlib.train import param_groups, random_windows
     from lmlib.transformer import GPT
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     vocab, stream = data()
     model = make_gpt(vocab)
     if side == "hf":
@@ -146,7 +146,8 @@ class PlainView:
 
 
 def decoders(model, new: int) -> dict:
-    """The four ways to decode ``new`` tokens greedily; each returns the generated ids."""
+    """The ways to decode ``new`` tokens greedily, each returning the generated ids: the two libraries'
+    decoders with and without their caches, and each model's cached forward step in a bare argmax loop."""
     from lmlib import generate as G
 
     vocab, hf = model.vocab, model.to_hf()
@@ -160,11 +161,35 @@ def decoders(model, new: int) -> dict:
                               pad_token_id=vocab.pad_id)
         return out[0, context.shape[1]:].tolist()
 
+    @torch.no_grad()
+    def bare_lmlib() -> list[int]:  # the model's decode_step alone, no decoding loop around it
+        logp, cache = model.decode_step(context, None)
+        ids = []
+        for _ in range(new):
+            logp[:, vocab.eos_id] = float("-inf")
+            ids.append(logp.argmax(dim=-1, keepdim=True))  # [1, 1]
+            if len(ids) < new:
+                logp, cache = model.decode_step(ids[-1], cache)
+        return torch.cat(ids, dim=1)[0].tolist()
+
+    @torch.no_grad()
+    def bare_hf() -> list[int]:  # HF's forward with its cache alone, no generate() around it
+        out, ids = hf(input_ids=context, use_cache=True), []
+        for _ in range(new):
+            logits = out.logits[:, -1]
+            logits[:, [vocab.eos_id, vocab.pad_id, vocab.bos_id]] = float("-inf")
+            ids.append(logits.argmax(dim=-1, keepdim=True))  # [1, 1]
+            if len(ids) < new:
+                out = hf(input_ids=ids[-1], past_key_values=out.past_key_values, use_cache=True)
+        return torch.cat(ids, dim=1)[0].tolist()
+
     return {
         "lmlib, KV cache": lambda: G.greedy(model, prompt, new, suppress=["<eos>"]).ids,
         "lmlib, no cache": lambda: G.greedy(PlainView(model), prompt, new, suppress=["<eos>"]).ids,
         "HF generate, cache": lambda: hf_generate(True),
         "HF generate, no cache": lambda: hf_generate(False),
+        "bare loop, lmlib `decode_step`": bare_lmlib,
+        "bare loop, HF forward with cache": bare_hf,
     }
 
 
@@ -202,16 +227,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy shared machine)")
     parser.add_argument("--child", choices=list(SIDES))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.child:
-        train_run(args.child, args.steps, args.warmup, args.out)
+        train_run(args.child, args.steps, args.warmup, args.threads, args.out)
         return
 
     import transformers
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     loads: list[float] = []
     runs: dict[str, list[dict]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,7 +246,8 @@ def main() -> None:
                 out = Path(tmp) / f"{side}-{r}.json"
                 loads.append(os.getloadavg()[0])
                 subprocess.run([sys.executable, __file__, "--child", side, "--steps", str(args.steps),
-                                "--warmup", str(args.warmup), "--out", str(out)], check=True)
+                                "--warmup", str(args.warmup), "--threads", str(args.threads), "--out", str(out)],
+                               check=True)
                 loads.append(os.getloadavg()[0])
                 runs[side].append(json.loads(out.read_text()))
                 print(f"{side:>6} run {r + 1}: {runs[side][-1]['seconds']:.2f} s", flush=True)
@@ -331,6 +358,10 @@ def decoding_table(settings: dict, vocab, loads: list[float]) -> list[str]:
         f"The 1-minute load average, before and after each part, ranged from {min(loads):.1f} to {max(loads):.1f} "
         f"on {cores} cores ({'other jobs were running' if max(loads) > 0.5 * cores else 'quiet'}): compare the "
         "ratios, taken within one run.",
+        "",
+        "The bare loops call each model's cached forward step and take the argmax, with nothing around it "
+        "(`<eos>` masked, and `<pad>` and `<bos>` on Hugging Face's side): the model's own cost per token; "
+        "the gap to its library's decoder is that decoder's bookkeeping per token.",
     ]
     return lines
 
