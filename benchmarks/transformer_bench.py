@@ -4,8 +4,8 @@ without the KV cache vs Hugging Face ``generate``.
     .venv/bin/python benchmarks/transformer_bench.py        # writes benchmarks/results/transformer.md
 
 One configuration for both: the GPT-2 block, 4 layers, 4 heads, d_model 128,
-block 64, dropout 0, on the character vocabulary of recipe ``gpt_chars_wiki``
-(wiki characters, case and spaces kept, min_count 2). lmlib's ``GPT`` is built
+block 64, dropout 0, on the character vocabulary of the ``wiki`` training split
+(``lmlib.train.character_sentences``: case and spaces kept; min_count 2). lmlib's ``GPT`` is built
 with seed 0 and Hugging Face's model is ``GPT.to_hf()`` of it, so both start
 from the same weights.
 
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 RESULTS = Path(__file__).parent / "results" / "transformer.md"
-RECIPE = "gpt_chars_wiki"  # only its vocabulary and training stream
+CORPUS = "wiki"  # its training split as characters, case and spaces kept (the character recipes' data)
 MODEL = {"d_model": 128, "n_layers": 4, "n_heads": 4, "block_size": 64, "dropout": 0.0}
 BATCH, BLOCK, LR, WEIGHT_DECAY, BETAS, CLIP = 12, 64, 1e-3, 0.1, (0.9, 0.99), 1.0
 PROMPT = "The history of "
@@ -57,10 +57,13 @@ SIDES = {"lmlib": "lmlib `GPT`", "hf": "HF `GPT2LMHeadModel`"}
 
 
 def data():
-    from lmlib.train import RECIPES, recipe_data
+    """The character vocabulary (min_count 2) and the training stream ``<bos> c_1 .. <eos> <bos> ..``."""
+    from lmlib.tokenize import Vocab
+    from lmlib.train import character_sentences, encode_stream
 
-    vocab, stream, _ = recipe_data(RECIPES[RECIPE])
-    return vocab, stream
+    sentences = character_sentences(CORPUS, "train")
+    vocab = Vocab((c for s in sentences for c in s), min_count=2)
+    return vocab, encode_stream(vocab, sentences)
 
 
 def make_gpt(vocab, block_size: int = MODEL["block_size"]):
@@ -299,7 +302,8 @@ def training_table(runs, args, parameters: int, vocab_size: int, logit_diff: flo
         f"{torch.get_num_threads()} threads ({platform.machine()}, {os.cpu_count()} CPU cores).",
         f"Model: the GPT-2 block, {MODEL['n_layers']} layers, {MODEL['n_heads']} heads, d_model {MODEL['d_model']}, "
         f"block {MODEL['block_size']}, dropout 0, tied embeddings; {parameters:,} parameters; the character "
-        f"vocabulary of recipe `{RECIPE}` (len(vocab) = {vocab_size}, |V| = {vocab_size - 2}). Both sides start from "
+        f"vocabulary of the `{CORPUS}` training split (case and spaces kept, min_count 2, as the character "
+        f"recipes make it; len(vocab) = {vocab_size}, |V| = {vocab_size - 2}). Both sides start from "
         f"the same weights (lmlib's, moved with `GPT.to_hf()`); Hugging Face's attention implementation is "
         f"`{attention}`, lmlib's is `F.scaled_dot_product_attention` (`fast=True`).",
         "",
