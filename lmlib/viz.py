@@ -261,6 +261,38 @@ def plot_training_curve(ax, history: dict, label: str = "") -> None:
     ax.legend()
 
 
+# --- word vectors (chapter "Word embeddings") -----------------------------------------------------
+
+
+def pca_2d(vectors) -> tuple[np.ndarray, np.ndarray]:
+    """[n, d] vectors -> ([n, 2] their coordinates on the first two principal components, [2] the share of
+    the variance each keeps). PCA as the SVD of the centred vectors X - mean = U S V^T: the components are
+    the first rows of V^T, the variances S^2 / n; each component's sign is set so that its largest entry is
+    positive (an SVD's signs are arbitrary, so the map would flip from one library version to another)."""
+    import torch
+
+    X = torch.as_tensor(vectors, dtype=torch.float64)
+    centred = X - X.mean(0)
+    _, S, Vh = torch.linalg.svd(centred, full_matrices=False)
+    Vh = Vh * torch.sign(Vh.gather(1, Vh.abs().argmax(1, keepdim=True)))
+    explained = S**2 / (S**2).sum()
+    return (centred @ Vh[:2].T).numpy(), explained[:2].numpy()
+
+
+def plot_word_groups(ax, xy: np.ndarray, groups: dict[str, list[str]], explained: np.ndarray) -> None:
+    """Scatter ``xy`` [n, 2] (rows in the order of the groups' words), one colour per group, each point labelled."""
+    start = 0
+    for name, words in groups.items():
+        points = xy[start : start + len(words)]
+        ax.scatter(*points.T, label=name, s=18)
+        for (x, y), w in zip(points, words, strict=True):
+            ax.annotate(w, (x, y), fontsize=8, xytext=(2, 2), textcoords="offset points")
+        start += len(words)
+    ax.set_xlabel(f"first principal component ({explained[0]:.0%} of the variance)")
+    ax.set_ylabel(f"second principal component ({explained[1]:.0%})")
+    ax.legend()
+
+
 # --- decoding (chapter "Generating text") ---------------------------------------------------------
 
 

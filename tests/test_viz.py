@@ -247,3 +247,26 @@ def test_neighbour_explorer_holds_every_picked_words_neighbours_and_links_the_pi
 
 def test_neighbours_html_escapes_words():
     assert "&lt;b&gt;" in viz.neighbours_html([("<b>", 0.5)]) and "0.500" in viz.neighbours_html([("<b>", 0.5)])
+
+
+def test_pca_2d_keeps_the_largest_variances_with_fixed_signs():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])  # variance mostly in 2 directions
+    xy, explained = viz.pca_2d(X)
+    eigenvalues = np.linalg.eigvalsh(np.cov(X.T, bias=True))[::-1]  # the covariance's spectrum, largest first
+    np.testing.assert_allclose(xy.var(axis=0), eigenvalues[:2], rtol=1e-10)
+    np.testing.assert_allclose(explained, eigenvalues[:2] / eigenvalues.sum(), rtol=1e-10)
+    assert abs(np.corrcoef(xy[:, 0], X[:, 0])[0, 1]) > 0.9
+    flipped, _ = viz.pca_2d(-X)  # the same cloud mirrored: the same components up to sign, fixed the same way
+    np.testing.assert_allclose(np.abs(flipped), np.abs(xy), atol=1e-10)
+    assert np.sign(flipped[:, 0] @ xy[:, 0]) == -1  # the points mirror, the axes do not
+
+
+def test_plot_word_groups_labels_every_word_and_group():
+    fig, ax = plt.subplots()
+    groups = {"a": ["x", "y"], "b": ["z"]}
+    viz.plot_word_groups(ax, np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), groups, np.array([0.5, 0.25]))
+    assert [t.get_text() for t in ax.texts] == ["x", "y", "z"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    assert "50%" in ax.get_xlabel() and "25%" in ax.get_ylabel()
+    plt.close(fig)
