@@ -12,7 +12,9 @@ Part 2 trains that model for the same steps on the same batches of wiki
 characters (the sequential layout, state carried from block to block): once
 through ``lmlib.train`` (the fast path, with its resets at ``<bos>`` and its
 bookkeeping), once with a bare loop that calls ``torch.nn.LSTM`` on the whole
-block with no resets, what one would write by hand. Goal: lmlib >= 0.9x the bare
+block with no resets, what one would write by hand; and once more through
+``lmlib.train`` with the kernel over each whole block (no resets), which
+separates the loop's own cost from the restarts'. Goal: lmlib >= 0.9x the bare
 loop. Timings are wall-clock, best of ``--repeats`` alternating runs; compare
 the ratios within one run.
 """

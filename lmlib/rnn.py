@@ -225,9 +225,9 @@ class RNNLanguageModel(nn.Module):
         sentence, and the kernel runs over each piece in turn, the rows that start a sentence there from zeros.
 
         The kernel cannot reset one row in the middle of a call, so the pieces end where resets are. A block of
-        characters (about one ``<bos>`` per row) becomes about ``B`` pieces of a few steps each and runs at about
-        0.9x one uncut call (benchmarks/rnn_bench.py); packing the sentences as separate sequences was 5x slower
-        on CPU.
+        characters (about one ``<bos>`` per row) becomes about ``B`` pieces of a few steps each; training then runs
+        at about 0.8x the speed of uncut calls (benchmarks/rnn_bench.py: 0.76x vs 0.96x a bare loop), where
+        packing the sentences as separate sequences ran at 0.25x.
         """
         T = x.shape[1]
         keep = (~starts).to(x.dtype)  # [B, T] 0 where a sentence starts: fresh state
