@@ -619,6 +619,39 @@ class GPT(nn.Module):
         return theirs.eval()
 
 
+@torch.no_grad()
+def attention_weights(model: GPT, ids: torch.Tensor) -> torch.Tensor:
+    """[B, T] ids (T <= block_size) -> [B, n_layers, h, T, T]: every head's weights softmax(Q K^T / sqrt(d_k) + M),
+    row i the distribution of query i over the keys, as the model computes them when it reads ``ids``.
+
+    The fused kernel does not return its weights, so each layer's attention input is caught on its way in
+    (a forward pre-hook) and its queries and keys recomputed from it.
+    """
+    maps = []
+
+    def record(attn: CausalSelfAttention, args: tuple) -> None:
+        x, rope, mask, is_causal, _ = args  # x [B, T, d_model], normed
+        q, k, _ = attn.qkv(x).split(attn.widths, dim=-1)
+        q, k = split_heads(q, attn.n_heads), split_heads(k, attn.n_kv_heads)  # [B, h, T, d_k], [B, h_kv, T, d_k]
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        k = repeat_kv(k, attn.n_heads // attn.n_kv_heads)
+        if is_causal:
+            mask = causal_mask(q.shape[-2], k.shape[-2], q.device)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # [B, h, T, T]
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        maps.append(scores.softmax(dim=-1))
+
+    hooks = [block.attn.register_forward_pre_hook(record) for block in model.blocks]
+    try:
+        model.hidden_states(ids)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.stack(maps, dim=1)
+
+
 def _init_weights(module: nn.Module) -> None:
     """GPT-2's initialisation: N(0, 0.02) weights and embeddings, zero biases."""
     if isinstance(module, nn.Linear):

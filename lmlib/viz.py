@@ -444,3 +444,53 @@ def neighbour_explorer(models: dict, words: dict[str, list[str]], topn: int = 10
     for i, name in enumerate(models):
         tab.set_title(i, name)
     return tab
+
+
+def attention_html(weights, tokens: list[str]) -> str:
+    """One head's attention weights [T, T] as an HTML heat map: row i is query token i, column j key token j,
+    the darker the cell the larger the weight (hover for its value)."""
+    weights = np.asarray(weights)
+    cell = "padding:0;width:20px;height:20px"
+    head = "".join(f'<th style="writing-mode:vertical-rl;font-weight:normal;padding:2px">{html.escape(t)}</th>'
+                   for t in tokens)
+    rows = []
+    for token, row in zip(tokens, weights, strict=True):
+        cells = "".join(f'<td title="{w:.2f}" style="{cell};background:hsl(215,80%,{100 - 60 * w:.0f}%)"></td>'
+                        for w in row)
+        rows.append(f'<tr><th style="text-align:right;font-weight:normal;padding:0 4px">{html.escape(token)}</th>'
+                    f"{cells}</tr>")
+    return (f'<table class="attention-map" style="border-collapse:collapse;font-size:12px">'
+            f"<tr><th></th>{head}</tr>{''.join(rows)}</table>")
+
+
+def attention_viewer(maps: dict[str, tuple[list[str], object]]):
+    """Attention maps to browse by sentence, layer and head. ``maps``: label -> (tokens, weights
+    [n_layers, h, T, T]), e.g. from ``lmlib.transformer.attention_weights``.
+
+    Every map is rendered here and the three drop-downs are ``jslink``-ed to nested ``Stack`` s of them, so
+    the viewer works on the website, from the saved widget state, with no kernel.
+    """
+    widgets = require("ipywidgets")
+    n_layers, n_heads = np.asarray(next(iter(maps.values()))[1]).shape[:2]
+    style = {"description_width": "70px"}
+    sentence = widgets.Dropdown(options=list(maps), value=next(iter(maps)), description="sentence", style=style,
+                                layout=widgets.Layout(width="600px"))
+    layer = widgets.Dropdown(options=[(f"layer {i + 1}", i) for i in range(n_layers)], value=0,
+                             description="layer", style=style)
+    head = widgets.Dropdown(options=[(f"head {i + 1}", i) for i in range(n_heads)], value=0,
+                            description="head", style=style)
+    by_sentence = []
+    for tokens, weights in maps.values():
+        weights = np.asarray(weights)
+        by_layer = []
+        for i in range(n_layers):
+            heads = widgets.Stack([widgets.HTML(attention_html(weights[i, j], tokens)) for j in range(n_heads)],
+                                  selected_index=0)
+            widgets.jslink((head, "index"), (heads, "selected_index"))
+            by_layer.append(heads)
+        layers = widgets.Stack(by_layer, selected_index=0)
+        widgets.jslink((layer, "index"), (layers, "selected_index"))
+        by_sentence.append(layers)
+    sentences = widgets.Stack(by_sentence, selected_index=0)
+    widgets.jslink((sentence, "index"), (sentences, "selected_index"))
+    return widgets.VBox([sentence, widgets.HBox([layer, head]), sentences])

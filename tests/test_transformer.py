@@ -18,10 +18,12 @@ from lmlib.transformer import (
     GPT,
     GPTConfig,
     apply_rope,
+    attention_weights,
     causal_mask,
     merge_heads,
     multi_head_attention,
     padding_mask,
+    repeat_kv,
     rope_angles,
     scaled_dot_product_attention,
     split_heads,
@@ -319,6 +321,27 @@ def test_reset_at_bos_reads_each_sentence_of_a_stream_as_if_alone():
     torch.testing.assert_close(model(joined)[:, one.shape[1] :], model(two), rtol=0, atol=1e-12)
     plain = tiny_gpt()
     assert not torch.allclose(plain(joined)[:, one.shape[1] :], plain(two))
+
+
+@pytest.mark.parametrize("settings", [{}, {"modern": True, "n_kv_heads": 2}, {"reset_at_bos": True}])
+def test_attention_weights_are_the_weights_each_head_multiplied_its_values_by(settings):
+    model = tiny_gpt(**settings)
+    ids = torch.cat([encode_batch(VOCAB, [SAM[0]]), encode_batch(VOCAB, [SAM[2]])[:, :-1]], dim=1)  # two sentences
+    seen = []
+    hooks = [b.attn.register_forward_hook(lambda m, args, out: seen.append((m, args[0], out[0]))) for b in model.blocks]
+    weights = attention_weights(model, ids)  # [1, L, h, T, T]
+    for hook in hooks:
+        hook.remove()
+    T = ids.shape[1]
+    assert weights.shape == (1, 2, 4, T, T)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 2, 4, T, dtype=weights.dtype))
+    assert (weights.triu(diagonal=1) == 0).all()  # no query looks ahead
+    if settings.get("reset_at_bos"):  # the second sentence does not look at the first
+        assert (weights[..., len(SAM[0]) + 2 :, : len(SAM[0]) + 2] == 0).all()
+    for layer, (attn, x, out) in enumerate(seen):
+        v = attn.qkv(x).split(attn.widths, dim=-1)[2]
+        v = repeat_kv(split_heads(v, attn.n_kv_heads), attn.n_heads // attn.n_kv_heads)  # [1, h, T, d_k]
+        torch.testing.assert_close(attn.proj(merge_heads(weights[:, layer] @ v)), out, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("modern", [False, True])

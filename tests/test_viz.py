@@ -270,3 +270,34 @@ def test_plot_word_groups_labels_every_word_and_group():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
     assert "50%" in ax.get_xlabel() and "25%" in ax.get_ylabel()
     plt.close(fig)
+
+
+def test_attention_viewer_holds_every_map_and_links_its_three_pickers_in_the_browser():
+    from ipywidgets.widgets.widget import _instances
+    from ipywidgets.widgets.widget_link import Link
+
+    rng = np.random.default_rng(0)
+    maps = {f"sentence {s}": ([f"t{s}{i}" for i in range(3 + s)], rng.dirichlet(np.ones(3 + s), (2, 3, 3 + s)))
+            for s in range(2)}  # 2 sentences, 2 layers, 3 heads
+    viewer = viz.attention_viewer(maps)
+    sentence, (layer, head), sentences = viewer.children[0], viewer.children[1].children, viewer.children[2]
+    assert list(sentence.options) == list(maps) and len(layer.options) == 2 and len(head.options) == 3
+    for (tokens, weights), layers in zip(maps.values(), sentences.children, strict=True):
+        for i, heads in enumerate(layers.children):
+            for j, view in enumerate(heads.children):
+                assert view.value == viz.attention_html(weights[i, j], tokens)
+
+    def linked(source, target):
+        return any(isinstance(w, Link) and w.source == (source, "index") and w.target == (target, "selected_index")
+                   for w in list(_instances.values()))
+
+    assert linked(sentence, sentences)
+    assert all(linked(layer, layers) for layers in sentences.children)
+    assert all(linked(head, heads) for layers in sentences.children for heads in layers.children)
+
+
+def test_attention_html_shades_each_cell_by_its_weight_and_escapes_tokens():
+    table = viz.attention_html(np.array([[1.0, 0.0], [0.25, 0.75]]), ["<b>", "x"])
+    assert "&lt;b&gt;" in table and "<b>" not in table
+    assert [c.split('"')[1] for c in table.split("title=")[1:]] == ["1.00", "0.00", "0.25", "0.75"]
+    assert "hsl(215,80%,40%)" in table and "hsl(215,80%,100%)" in table  # weight 1 darkest, 0 white
