@@ -106,8 +106,14 @@ def token_logprobs(model: LanguageModel, sequences: Sequence[Sequence[str]], bat
     """
     if isinstance(sequences, str):
         raise TypeError("sequences must be a list of token lists, e.g. [['the', 'cat'], ...], not a str")
-    batches = [encode_batch(model.vocab, sequences[i : i + batch_size]) for i in range(0, len(sequences), batch_size)]
-    return torch.cat([_score_batch(model, ids) for ids in batches]) if batches else torch.zeros(0, dtype=torch.float64)
+    if not sequences:
+        return torch.zeros(0, dtype=torch.float64)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths: little padding
+    batches = [encode_batch(model.vocab, [sequences[i] for i in order[a : a + batch_size]])
+               for a in range(0, len(order), batch_size)]
+    scores = torch.cat([_score_batch(model, ids) for ids in batches]).split([len(sequences[i]) + 1 for i in order])
+    in_order = [scores[rank] for rank in sorted(range(len(order)), key=order.__getitem__)]
+    return torch.cat(in_order)
 
 
 def stream_logprob(model: LanguageModel, stream: torch.Tensor, batch_size: int = 64) -> tuple[float, int]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -46,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlib import lm
-from lmlib.tokenize import Vocab
+from lmlib.tokenize import BPETokenizer, Vocab
 
 
 @dataclass(frozen=True)
@@ -444,8 +445,30 @@ def character_sentences(corpus: str, split: str) -> list[list[str]]:
             for s in split_sentences(doc, lang="zh" if zh else "en")]
 
 
+BPE_VOCAB_SIZE = 4000  # entries of the byte-level BPE behind the "bpe" tokenization (bytes and specials included)
+
+
+@functools.lru_cache(maxsize=4)
+def bpe_tokenizer(corpus: str) -> BPETokenizer:
+    """The course's byte-level BPE (``BPETokenizer``, ``BPE_VOCAB_SIZE`` entries), trained on the
+    corpus's training sentences; training is deterministic, so every call makes the same merges."""
+    return BPETokenizer.train(_plain_sentences(corpus, "train"), vocab_size=BPE_VOCAB_SIZE)
+
+
+def bpe_sentences(corpus: str, split: str) -> list[list[str]]:
+    """Sentences as BPE tokens (``bpe_tokenizer``; a space is part of the token after it: ``Ġthe``).
+
+    The sentences are ``character_sentences``' texts, so bits per character compare across the two."""
+    bpe = bpe_tokenizer(corpus)
+    return [bpe.encode(s) for s in _plain_sentences(corpus, split)]
+
+
+def _plain_sentences(corpus: str, split: str) -> list[str]:
+    return ["".join(chars) for chars in character_sentences(corpus, split)]
+
+
 TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {
-    "words_lower": lowercase_word_sentences, "chars": character_sentences}
+    "words_lower": lowercase_word_sentences, "chars": character_sentences, "bpe": bpe_sentences}
 
 
 def _mlp():
@@ -460,7 +483,16 @@ def _rnn():
     return RNNConfig, RNNLanguageModel
 
 
-MODELS: dict[str, Callable[[], tuple[type, type]]] = {"mlp": _mlp, "rnn": _rnn}
+def _gpt():
+    from lmlib.transformer import GPT, GPTConfig
+
+    return GPTConfig, GPT
+
+
+MODELS: dict[str, Callable[[], tuple[type, type]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt}
+
+# The Llama-style block (GPTConfig.modern) spelled out, since a recipe's settings are plain data.
+MODERN_BLOCK = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "norm_eps": 1e-6}
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -507,6 +539,50 @@ RECIPES: dict[str, Recipe] = {
             model_config={"cell": "lstm", "d_embed": 64, "d_hidden": 256, "dropout": 0.1},
             train=TrainConfig(steps=2000, batch_size=16, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
                               layout="sequential"),
+        ),
+        Recipe(
+            name="gpt_chars_wiki",
+            description="character-level GPT (GPT-2 block) on wiki (case and spaces kept)",
+            corpus="wiki",
+            tokenization="chars",
+            min_count=2,
+            model="gpt",
+            model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
+                          "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(
+            name="gpt_bpe_wiki",
+            description="GPT (GPT-2 block) on wiki, byte-level BPE tokens (bpe_tokenizer, 4,000 entries)",
+            corpus="wiki",
+            tokenization="bpe",
+            min_count=1,
+            model="gpt",
+            model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
+                          "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(
+            name="gpt_words_wiki",
+            description="GPT (modern block) on wiki words (the n-gram chapter's vocabulary), tied embeddings",
+            corpus="wiki",
+            tokenization="words_lower",
+            min_count=2,
+            model="gpt",
+            model_config={**MODERN_BLOCK, "block_size": 64, "d_model": 96, "n_layers": 4, "n_heads": 4,
+                          "dropout": 0.2, "reset_at_bos": True, "window_stride": 32},
+            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(
+            name="gpt_chars_peoples_daily",
+            description="character-level GPT (modern block) on People's Daily (Chinese characters)",
+            corpus="peoples_daily",
+            tokenization="chars",
+            min_count=2,
+            model="gpt",
+            model_config={**MODERN_BLOCK, "block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4,
+                          "dropout": 0.1, "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
         ),
     ]
 }

@@ -160,3 +160,15 @@ def test_mixture_is_the_weighted_sum_of_probabilities_and_tunes_on_valid():
         MixtureLM([bigram, unigram], [0.5, 0.6])
     with pytest.raises(ValueError, match="share one vocabulary"):
         MixtureLM([bigram, NGramLM(1).fit([["x"]])], [0.5, 0.5])
+
+
+def test_token_logprobs_are_in_the_order_of_the_sequences_whatever_the_batching():
+    """Batches are made of sequences of similar lengths (less padding); the scores come back in input order."""
+    from lmlib.lm import token_logprobs
+    from lmlib.ngram import NGramLM
+
+    sentences = [s.split() for s in ["a b c d e f", "b", "c a", "a b c", "", "d d d d", "e c"]]
+    model = NGramLM(2, "kneser_ney").fit(sentences)
+    alone = torch.cat([token_logprobs(model, [s]) for s in sentences])
+    for batch_size in (1, 2, 3, 64):
+        assert token_logprobs(model, sentences, batch_size).tolist() == alone.tolist()

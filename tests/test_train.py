@@ -227,6 +227,16 @@ def test_checkpoints_are_written_atomically_and_corrupt_files_are_named(tmp_path
 
 # --- recipes -------------------------------------------------------------------------------------
 
+def test_bpe_sentences_spell_the_character_sentences_texts():
+    """The "bpe" tokenization covers the same texts as "chars", so bits per character compare across them."""
+    bpe = T.bpe_tokenizer("wiki")
+    assert T.bpe_tokenizer("wiki") is bpe and bpe.vocab_size == T.BPE_VOCAB_SIZE
+    pieces, chars = T.bpe_sentences("wiki", "valid"), T.character_sentences("wiki", "valid")
+    assert len(pieces) == len(chars)
+    assert all(bpe.tokenizer.decoder.decode(p) == "".join(c) for p, c in zip(pieces, chars, strict=True))
+    assert sum(map(len, pieces)) < sum(map(len, chars)) / 3  # merges: over 3 characters a token
+
+
 @pytest.fixture(scope="module")
 def recipe_runs(tmp_path_factory) -> dict[str, Path]:
     """Every recipe, trained for 3 steps of its schedule (with its end-of-run evaluation), each in its folder."""
