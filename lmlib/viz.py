@@ -446,21 +446,27 @@ def neighbour_explorer(models: dict, words: dict[str, list[str]], topn: int = 10
     return tab
 
 
+_ATTENTION_STYLE = (
+    "<style>table.attention-map{border-collapse:collapse;font-size:12px}"
+    "table.attention-map td{padding:0;width:20px;height:20px}"
+    "table.attention-map th{font-weight:normal;padding:0 4px;text-align:right}"
+    "table.attention-map tr:first-child th{writing-mode:vertical-rl;padding:2px}</style>"
+)
+
+
 def attention_html(weights, tokens: list[str]) -> str:
     """One head's attention weights [T, T] as an HTML heat map: row i is query token i, column j key token j,
-    the darker the cell the larger the weight (hover for its value)."""
+    the darker the cell the larger the weight (hover for its value; a weight of exactly 0, a masked key, is a
+    blank cell). Compact markup (unquoted attributes, one shared style): a viewer holds one map per sentence,
+    layer and head."""
     weights = np.asarray(weights)
-    cell = "padding:0;width:20px;height:20px"
-    head = "".join(f'<th style="writing-mode:vertical-rl;font-weight:normal;padding:2px">{html.escape(t)}</th>'
-                   for t in tokens)
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in tokens)
     rows = []
     for token, row in zip(tokens, weights, strict=True):
-        cells = "".join(f'<td title="{w:.2f}" style="{cell};background:hsl(215,80%,{100 - 60 * w:.0f}%)"></td>'
-                        for w in row)
-        rows.append(f'<tr><th style="text-align:right;font-weight:normal;padding:0 4px">{html.escape(token)}</th>'
-                    f"{cells}</tr>")
-    return (f'<table class="attention-map" style="border-collapse:collapse;font-size:12px">'
-            f"<tr><th></th>{head}</tr>{''.join(rows)}</table>")
+        cells = "".join("<td></td>" if w == 0 else  # a masked key: white, like weight 0
+                        f"<td title={w:.2f} style=background:hsl(215,80%,{100 - 60 * w:.0f}%)></td>" for w in row)
+        rows.append(f"<tr><th>{html.escape(token)}</th>{cells}</tr>")
+    return f"{_ATTENTION_STYLE}<table class=attention-map><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 
 def attention_viewer(maps: dict[str, tuple[list[str], object]]):

@@ -523,3 +523,31 @@ def test_neighbour_explorer_switches_words_without_a_kernel(visit, site):
     after = tab.locator(".widget-subarea .widget-html-content table").first.inner_text()
     assert "four" in after, f"after picking 'three', expected its neighbours (numbers), got {after[:200]!r}"
     assert not visit.problems(), "\n".join(visit.problems())
+
+
+def test_attention_viewer_switches_sentence_layer_and_head_without_a_kernel(visit, site):
+    """The Transformer chapter's attention-map viewer, from its saved widget state: each of its three
+    drop-downs (sentence, layer, head; jslink-ed to nested Stacks of precomputed maps) changes the map shown."""
+    page = "chapters/transformer"
+    if page not in PAGES and not (site / f"{page}.html").is_file():
+        pytest.skip(f"{page} is not in _toc.yml (nor built) yet")
+    tab = visit.goto(f"{page}.html")
+    views = tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    assert views >= 1, "the chapter has no saved widget view"
+    tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=30_000)
+    sentence, layer, head = (tab.locator(".widget-dropdown select").nth(i) for i in range(3))
+    shown = "() => [...document.querySelectorAll('table.attention-map')].find(t => t.offsetParent !== null).outerHTML"
+    first = tab.evaluate(shown)
+    assert first.count("<td") >= 9 * 9 and "&lt;bos&gt;" in first, first[:300]
+    second_sentence = sentence.locator("option").nth(1).inner_text()
+    sentence.select_option(index=1)
+    after_sentence = tab.evaluate(shown)
+    longest_word = max(second_sentence.split(), key=len)
+    assert after_sentence != first and longest_word in after_sentence, (second_sentence, after_sentence[:300])
+    layer.select_option(label="layer 3")
+    after_layer = tab.evaluate(shown)
+    assert after_layer != after_sentence and after_layer.count("<td") == after_sentence.count("<td")
+    head.select_option(label="head 2")
+    after_head = tab.evaluate(shown)
+    assert after_head != after_layer and after_head.count("<td") == after_layer.count("<td")
+    assert not visit.problems(), "\n".join(visit.problems())

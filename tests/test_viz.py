@@ -299,5 +299,6 @@ def test_attention_viewer_holds_every_map_and_links_its_three_pickers_in_the_bro
 def test_attention_html_shades_each_cell_by_its_weight_and_escapes_tokens():
     table = viz.attention_html(np.array([[1.0, 0.0], [0.25, 0.75]]), ["<b>", "x"])
     assert "&lt;b&gt;" in table and "<b>" not in table
-    assert [c.split('"')[1] for c in table.split("title=")[1:]] == ["1.00", "0.00", "0.25", "0.75"]
-    assert "hsl(215,80%,40%)" in table and "hsl(215,80%,100%)" in table  # weight 1 darkest, 0 white
+    assert [c.split(" ")[0] for c in table.split("title=")[1:]] == ["1.00", "0.25", "0.75"]
+    assert table.count("<td") == 4 and table.count("<td></td>") == 1  # the masked (zero) weight: a blank cell
+    assert "hsl(215,80%,40%)" in table and "hsl(215,80%,85%)" in table  # weight 1 darkest, 0.25 light
