@@ -502,16 +502,21 @@ def test_site_reads_from_files_without_a_server(browser, site):
         context.close()
 
 
-def test_neighbour_explorer_switches_words_without_a_kernel(visit, site):
-    """The word-embeddings chapter's explorer, from its saved widget state: picking another word in the
-    drop-down shows that word's neighbours (the drop-down is jslink-ed to a Stack of precomputed views)."""
-    page = "chapters/word_embeddings"
+def open_with_widgets(visit, site, page: str):
+    """The built page, once its saved widget views have rendered (skipped if the page is not in the book yet)."""
     if page not in PAGES and not (site / f"{page}.html").is_file():
         pytest.skip(f"{page} is not in _toc.yml (nor built) yet")
     tab = visit.goto(f"{page}.html")
     views = tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
     assert views >= 1, "the chapter has no saved widget view"
     tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=30_000)
+    return tab
+
+
+def test_neighbour_explorer_switches_words_without_a_kernel(visit, site):
+    """The word-embeddings chapter's explorer, from its saved widget state: picking another word in the
+    drop-down shows that word's neighbours (the drop-down is jslink-ed to a Stack of precomputed views)."""
+    tab = open_with_widgets(visit, site, "chapters/word_embeddings")
     picker = tab.locator(".widget-dropdown select").first
     shown = tab.locator(".widget-subarea .widget-html-content table").first  # the English tab's visible view
     first = shown.inner_text()
@@ -528,13 +533,7 @@ def test_neighbour_explorer_switches_words_without_a_kernel(visit, site):
 def test_attention_viewer_switches_sentence_layer_and_head_without_a_kernel(visit, site):
     """The Transformer chapter's attention-map viewer, from its saved widget state: each of its three
     drop-downs (sentence, layer, head; jslink-ed to nested Stacks of precomputed maps) changes the map shown."""
-    page = "chapters/transformer"
-    if page not in PAGES and not (site / f"{page}.html").is_file():
-        pytest.skip(f"{page} is not in _toc.yml (nor built) yet")
-    tab = visit.goto(f"{page}.html")
-    views = tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
-    assert views >= 1, "the chapter has no saved widget view"
-    tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=30_000)
+    tab = open_with_widgets(visit, site, "chapters/transformer")
     sentence, layer, head = (tab.locator(".widget-dropdown select").nth(i) for i in range(3))
     shown = "() => [...document.querySelectorAll('table.attention-map')].find(t => t.offsetParent !== null).outerHTML"
     first = tab.evaluate(shown)
