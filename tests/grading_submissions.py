@@ -629,6 +629,90 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "pretraining": {
+        "q1": [
+            ("no label shift: position t scored on its own token ids[:, t]", "causal_lm_loss", """
+                def causal_lm_loss(logits, ids, pad_id):
+                    log_probs = logits - logits.max(axis=-1, keepdims=True)
+                    log_probs = log_probs - np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
+                    picked = np.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0]
+                    return -picked[ids != pad_id].mean()
+            """),
+            ("padding targets averaged in", "causal_lm_loss", """
+                def causal_lm_loss(logits, ids, pad_id):
+                    z = logits[:, :-1]
+                    log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+                    return -np.take_along_axis(log_probs, ids[:, 1:, None], axis=-1).mean()
+            """),
+            ("log base 2 (bits, not nats)", "causal_lm_loss", """
+                def causal_lm_loss(logits, ids, pad_id):
+                    z, targets = logits[:, :-1], ids[:, 1:]
+                    log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+                    picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+                    return -picked[targets != pad_id].mean() / np.log(2)
+            """),
+            ("the sum over the scored targets, not their mean", "causal_lm_loss", """
+                def causal_lm_loss(logits, ids, pad_id):
+                    z, targets = logits[:, :-1], ids[:, 1:]
+                    log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+                    picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+                    return -picked[targets != pad_id].sum()
+            """),
+        ],
+        "q2": [
+            ("special tokens can be chosen (the special mask ignored)", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    chosen = u_choose < 0.15
+                    masked = chosen & (u_mask < 0.8)
+                    randomised = chosen & ~masked & (u_random < 0.5)
+                    return np.where(masked, mask_id, np.where(randomised, random_ids, ids)), np.where(chosen, ids, -100)
+            """),
+            ("the 80/10/10 split applied to every token, not only to the chosen ones", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    chosen = (u_choose < 0.15) & ~special
+                    masked = u_mask < 0.8
+                    randomised = ~masked & (u_random < 0.5)
+                    return np.where(masked, mask_id, np.where(randomised, random_ids, ids)), np.where(chosen, ids, -100)
+            """),
+            ("labels keep every token (no -100)", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    chosen = (u_choose < 0.15) & ~special
+                    masked = chosen & (u_mask < 0.8)
+                    randomised = chosen & ~masked & (u_random < 0.5)
+                    return np.where(masked, mask_id, np.where(randomised, random_ids, ids)), ids.copy()
+            """),
+            ("random replacement when u_random < 0.1 (the 10 % not rescaled to the 20 % left)", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    chosen = (u_choose < 0.15) & ~special
+                    masked = chosen & (u_mask < 0.8)
+                    randomised = chosen & ~masked & (u_random < 0.1)
+                    return np.where(masked, mask_id, np.where(randomised, random_ids, ids)), np.where(chosen, ids, -100)
+            """),
+            ("labels only where the input changed: the kept tokens get -100", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    chosen = (u_choose < 0.15) & ~special
+                    masked = chosen & (u_mask < 0.8)
+                    randomised = chosen & ~masked & (u_random < 0.5)
+                    inputs = np.where(masked, mask_id, np.where(randomised, random_ids, ids))
+                    return inputs, np.where(masked | randomised, ids, -100)
+            """),
+        ],
+        "q3": [
+            ("padding averaged in: a plain mean over the T positions", "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    return hidden.mean(axis=1)
+            """),
+            ("padding left out of the sum, but divided by T, not by the number of real tokens", "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    return (hidden * attention_mask[:, :, None]).sum(axis=1) / hidden.shape[1]
+            """),
+            ("pooled over the wrong axis: the batch (axis 0), not the positions", "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    weights = attention_mask[:, :, None]
+                    return (hidden * weights).sum(axis=0) / weights.sum(axis=0)
+            """),
+        ],
+    },
 }
 
 
@@ -1447,6 +1531,126 @@ ALTERNATIVE_ANSWERS = {
                     angles = torch.cat([angles, angles])
                     x1, x2 = x[: d // 2], x[d // 2:]
                     return x * angles.cos() + torch.cat([-x2, x1]) * angles.sin()
+            """),
+        ],
+    },
+    "pretraining": {
+        "q1": [
+            ("pure Python: loops, math.log of a sum of math.exp (no maximum subtracted), a float", "causal_lm_loss", """
+                def causal_lm_loss(logits, ids, pad_id):
+                    total, n = 0.0, 0
+                    for seq_logits, seq in zip(logits, ids):
+                        for t in range(len(seq) - 1):
+                            target = int(seq[t + 1])
+                            if target == pad_id:
+                                continue
+                            z = [float(v) for v in seq_logits[t]]
+                            total += math.log(sum(math.exp(v) for v in z)) - z[target]
+                            n += 1
+                    return total / n
+            """),
+            ("F.cross_entropy(..., ignore_index=-100) on float32 tensors, a 0-d tensor", "causal_lm_loss", """
+                def causal_lm_loss(logits, ids, pad_id):
+                    z = torch.as_tensor(logits, dtype=torch.float32)[:, :-1]
+                    targets = torch.as_tensor(ids)[:, 1:].clone()
+                    targets[targets == pad_id] = -100
+                    return F.cross_entropy(z.reshape(-1, z.shape[-1]), targets.reshape(-1), ignore_index=-100)
+            """),
+            ("scipy's log_softmax, a weighted mean with 0/1 weights, a 0-d array", "causal_lm_loss", """
+                from scipy.special import log_softmax
+
+                def causal_lm_loss(logits, ids, pad_id):
+                    log_probs = log_softmax(logits[:, :-1], axis=-1)
+                    picked = np.take_along_axis(log_probs, ids[:, 1:, None], axis=-1)[..., 0]
+                    return np.asarray(-np.average(picked, weights=(ids[:, 1:] != pad_id).astype(float)))
+            """),
+            ("Hugging Face's own loss: ForCausalLMLoss on labels = ids with padding set to -100 (it shifts)",
+             "causal_lm_loss", """
+                from transformers.loss.loss_utils import ForCausalLMLoss
+
+                def causal_lm_loss(logits, ids, pad_id):
+                    labels = torch.as_tensor(ids).masked_fill(torch.as_tensor(ids == pad_id), -100)
+                    return ForCausalLMLoss(torch.as_tensor(logits), labels, vocab_size=logits.shape[-1])
+            """),
+        ],
+        "q2": [
+            ("pure Python: loops over positions, nested lists, a tuple", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    inputs, labels = [], []
+                    for b in range(len(ids)):
+                        row_in, row_lab = [], []
+                        for t in range(len(ids[b])):
+                            token = int(ids[b][t])
+                            if special[b][t] or not u_choose[b][t] < 0.15:
+                                row_in.append(token)
+                                row_lab.append(-100)
+                                continue
+                            if u_mask[b][t] < 0.8:
+                                row_in.append(mask_id)
+                            elif u_random[b][t] < 0.5:
+                                row_in.append(int(random_ids[b][t]))
+                            else:
+                                row_in.append(token)
+                            row_lab.append(token)
+                        inputs.append(row_in)
+                        labels.append(row_lab)
+                    return inputs, labels
+            """),
+            ("torch: masked_fill and where, a list of two tensors", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    ids, special = torch.as_tensor(ids), torch.as_tensor(special)
+                    chosen = (torch.as_tensor(u_choose) < 0.15) & ~special
+                    masked = chosen & (torch.as_tensor(u_mask) < 0.8)
+                    randomised = chosen & ~masked & (torch.as_tensor(u_random) < 0.5)
+                    inputs = ids.masked_fill(masked, mask_id).where(~randomised, torch.as_tensor(random_ids))
+                    return [inputs, ids.masked_fill(~chosen, -100)]
+            """),
+            ("NumPy: copies changed in place by boolean indexing, labels as floats", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    chosen = np.logical_and(u_choose < 0.15, np.logical_not(special))
+                    inputs = ids.copy()
+                    inputs[chosen & (u_mask < 0.8)] = mask_id
+                    randomised = chosen & (u_mask >= 0.8) & (u_random < 0.5)
+                    inputs[randomised] = random_ids[randomised]
+                    labels = np.full(ids.shape, -100.0)
+                    labels[chosen] = ids[chosen]
+                    return inputs, labels
+            """),
+            ("np.select over the three cases, the pair stacked into one [2, B, T] array", "bert_masking", """
+                def bert_masking(ids, special, u_choose, u_mask, u_random, random_ids, mask_id):
+                    chosen = (u_choose < 0.15) & ~special
+                    inputs = np.select([chosen & (u_mask < 0.8), chosen & (u_random < 0.5)], [mask_id, random_ids],
+                                       default=ids)
+                    return np.stack([inputs, np.where(chosen, ids, -100)])
+            """),
+        ],
+        "q3": [
+            ("pure Python: loops, a list of lists", "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    out = []
+                    for vectors, mask in zip(hidden, attention_mask):
+                        real = [v for v, m in zip(vectors, mask) if m == 1]
+                        out.append([sum(float(v[i]) for v in real) / len(real) for i in range(len(vectors[0]))])
+                    return out
+            """),
+            ("torch float32: masked sum over a clamped count (sentence-transformers' way), a tensor",
+             "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    h = torch.as_tensor(hidden, dtype=torch.float32)
+                    m = torch.as_tensor(attention_mask).unsqueeze(-1).expand(h.size()).float()
+                    return torch.sum(h * m, 1) / torch.clamp(m.sum(1), min=1e-9)
+            """),
+            ("np.average row by row with the mask as weights, a list of arrays", "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    return [np.average(h, axis=0, weights=m) for h, m in zip(hidden, attention_mask)]
+            """),
+            ("boolean indexing of each row's real tokens, a tuple", "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    return tuple(h[m.astype(bool)].mean(axis=0) for h, m in zip(hidden, attention_mask))
+            """),
+            ("einsum over the positions, divided by the count", "mean_pooling", """
+                def mean_pooling(hidden, attention_mask):
+                    return np.einsum("btd,bt->bd", hidden, attention_mask) / attention_mask.sum(axis=1, keepdims=True)
             """),
         ],
     },
