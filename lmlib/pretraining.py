@@ -146,12 +146,14 @@ def minilm_folder() -> Path:
     return folder
 
 
-def load_minilm():
-    """(tokenizer, model) of all-MiniLM-L6-v2 from its checked folder, offline; the model in eval mode."""
+def load_minilm(**settings):
+    """(tokenizer, model) of all-MiniLM-L6-v2 from its checked folder, offline; the model in eval mode.
+    ``settings`` go to ``AutoModel.from_pretrained`` (e.g. ``attn_implementation="eager"``, which can return
+    the attention weights)."""
     transformers = require("transformers")
     folder = minilm_folder()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    return tokenizer, transformers.AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    return tokenizer, transformers.AutoModel.from_pretrained(folder, local_files_only=True, **settings).eval()
 
 
 # --- the transformers workflow, offline ----------------------------------------------------------------------

@@ -47,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlib import lm
-from lmlib.tokenize import BPETokenizer, Vocab
+from lmlib.tokenize import SPECIALS, BPETokenizer, Vocab
 
 
 @dataclass(frozen=True)
@@ -419,7 +419,7 @@ class Recipe:
     description: str
     corpus: str  # an lmlib.data corpus
     tokenization: str  # a key of TOKENIZATIONS
-    min_count: int  # rarer training tokens become <unk>
+    min_count: int  # rarer training tokens become <unk> (a tokenization with its own vocabulary, "bpe", keeps it)
     model: str  # a key of MODELS
     model_config: dict = field(default_factory=dict)
     train: TrainConfig = TrainConfig()
@@ -463,12 +463,25 @@ def bpe_sentences(corpus: str, split: str) -> list[list[str]]:
     return [bpe.encode(s) for s in _plain_sentences(corpus, split)]
 
 
+def bpe_vocab(corpus: str) -> Vocab:
+    """``bpe_tokenizer(corpus)``'s own vocabulary as a course ``Vocab``: id i is the tokenizer's id i (its special
+    tokens come first, in the course's order), so the model's ids are the ones a Hugging Face tokenizer made
+    from the same ``tokenizers`` file gives."""
+    ids = bpe_tokenizer(corpus).tokenizer.get_vocab()
+    itos = sorted(ids, key=ids.get)
+    if tuple(itos[: len(SPECIALS)]) != SPECIALS:
+        raise ValueError(f"the BPE tokenizer's first ids are {itos[:4]}, not the course's special tokens {SPECIALS}")
+    return Vocab.from_itos(itos)
+
+
 def _plain_sentences(corpus: str, split: str) -> list[str]:
     return ["".join(chars) for chars in character_sentences(corpus, split)]
 
 
 TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {
     "words_lower": lowercase_word_sentences, "chars": character_sentences, "bpe": bpe_sentences}
+# Tokenizations that come with their own vocabulary (a recipe's min_count does not apply to them).
+TOKENIZER_VOCABULARIES: dict[str, Callable[[str], Vocab]] = {"bpe": bpe_vocab}
 
 
 def _mlp():
@@ -553,7 +566,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             name="gpt_bpe_wiki",
-            description="GPT (GPT-2 block) on wiki, byte-level BPE tokens (bpe_tokenizer, 4,000 entries)",
+            description="GPT (GPT-2 block) on wiki, byte-level BPE tokens (bpe_tokenizer's 4,000 ids)",
             corpus="wiki",
             tokenization="bpe",
             min_count=1,
@@ -598,7 +611,10 @@ def recipe_data(recipe: Recipe) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
     """The recipe's vocabulary (from its training split) and its train and valid streams."""
     tokenize = TOKENIZATIONS[recipe.tokenization]
     train_sents, valid_sents = tokenize(recipe.corpus, "train"), tokenize(recipe.corpus, "valid")
-    vocab = Vocab((t for s in train_sents for t in s), min_count=recipe.min_count)
+    if recipe.tokenization in TOKENIZER_VOCABULARIES:
+        vocab = TOKENIZER_VOCABULARIES[recipe.tokenization](recipe.corpus)
+    else:
+        vocab = Vocab((t for s in train_sents for t in s), min_count=recipe.min_count)
     return vocab, encode_stream(vocab, train_sents), encode_stream(vocab, valid_sents)
 
 
