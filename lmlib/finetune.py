@@ -1,0 +1,135 @@
+"""Fine-tuning: a classification head on a language model, what to freeze, and LoRA.
+
+Head. A GPT reads a text ``<bos> w_1 .. w_n``; one vector summarises it, and a linear layer maps that vector
+to class scores:
+
+    P(y | text) = softmax(W h + b),   h = the final state of the last real token ("last": in a causal model
+                                          the only position that has read the whole text)
+                                      or the mean of the real tokens' final states ("mean")
+
+LoRA (Hu et al., 2021). A frozen linear layer y = W x (W: d_out x d_in) gets a trainable low-rank update:
+
+    y = W x + (alpha / r) B A x,      A: r x d_in (random),  B: d_out x r (zeros)
+
+B = 0 at the start, so fine-tuning starts from exactly the pretrained model; only r (d_in + d_out) numbers
+train instead of d_in d_out. ``merge`` folds the update into W (W <- W + (alpha / r) B A) so the merged model
+costs nothing extra to run. The layout and initialisation are ``peft``'s (``lora_A``, ``lora_B``; A Kaiming-
+uniform), so the same A and B give the same outputs as ``peft.get_peft_model`` (tests/test_finetune.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+POOLINGS = ("last", "mean")
+
+
+# --- the classification head ------------------------------------------------------------------------------
+
+
+class GPTClassifier(nn.Module):
+    """A GPT body with a linear head: [B, T] ids (``<bos>`` first, right-padded) -> [B, n_classes] logits."""
+
+    def __init__(self, body: nn.Module, n_classes: int, pooling: str = "last"):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if n_classes < 2:
+            raise ValueError(f"a classifier needs at least 2 classes, got n_classes={n_classes}")
+        self.body, self.pooling, self.n_classes = body, pooling, n_classes
+        self.pad_id = body.vocab.pad_id
+        self.head = nn.Linear(body.config.d_model, n_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.body.hidden_states(ids)[0]  # [B, T, d_model], final-normed
+        real = ids != self.pad_id  # [B, T]
+        if self.pooling == "last":
+            last = real.sum(dim=1) - 1  # [B] the last real position (right padding)
+            pooled = h[torch.arange(len(ids)), last]  # [B, d_model]
+        else:
+            pooled = (h * real[..., None]).sum(dim=1) / real.sum(dim=1, keepdim=True)
+        return self.head(pooled)  # [B, n_classes]
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of [B, C] logits against [B] labels in 0..C-1 (other labels: a clear error)."""
+    n_classes = logits.shape[-1]
+    if labels.dtype not in (torch.int64, torch.int32) or labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"labels must be integer classes in 0..{n_classes - 1}, got values "
+                         f"{sorted(set(labels.tolist()))[:10]} (dtype {labels.dtype}): map them to class ids first")
+    return F.cross_entropy(logits, labels.long())
+
+
+def freeze_all_but(model: nn.Module, trainable: tuple[str, ...]) -> int:
+    """Train only the parameters whose names start with one of ``trainable`` (e.g. ``("head.",)``: head-only
+    fine-tuning); freeze the rest. Returns how many numbers will train."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(trainable))
+    return trainable_parameters(model)
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --- LoRA -------------------------------------------------------------------------------------------------
+
+
+class LoRALinear(nn.Module):
+    """y = W x + b + (alpha / r) B A x around a frozen ``nn.Linear`` (W, b); only A and B train."""
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float):
+        super().__init__()
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features, base.out_features):
+            raise ValueError(f"LoRA rank r must be an integer between 1 and min(d_in, d_out) = "
+                             f"{min(base.in_features, base.out_features)} for this layer, got {r!r}")
+        self.base, self.r, self.alpha, self.scale = base, r, alpha, alpha / r
+        base.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features))  # [r, d_in]
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))  # [d_out, r]: 0, so the update starts at 0
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's (and nn.Linear's) initialisation
+        self.merged = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.base(x)  # [..., d_out]
+        if self.merged:
+            return y
+        return y + (x @ self.lora_A.T @ self.lora_B.T) * self.scale  # [..., d_in] -> [..., r] -> [..., d_out]
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W <- W + (alpha / r) B A: the same outputs from one matrix."""
+        if not self.merged:
+            self.base.weight += self.scale * self.lora_B @ self.lora_A
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if self.merged:
+            self.base.weight -= self.scale * self.lora_B @ self.lora_A
+            self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}"
+
+
+def add_lora(model: nn.Module, r: int, alpha: float, targets: tuple[str, ...] = ("attn.qkv",)) -> list[str]:
+    """Wrap every ``nn.Linear`` whose name ends with one of ``targets`` in a ``LoRALinear`` and freeze all other
+    parameters (a head named ``head`` stays trainable, as peft's ``modules_to_save``). Returns the wrapped names."""
+    wrapped = []
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Linear) and name.endswith(targets):
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, LoRALinear(module, r, alpha))
+            wrapped.append(name)
+    if not wrapped:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+        raise ValueError(f"no nn.Linear layer's name ends with any of {targets}: name the layers to adapt, "
+                         f"among {linear}")
+    for name, p in model.named_parameters():
+        p.requires_grad_(".lora_" in name or name.startswith("head."))
+    return wrapped

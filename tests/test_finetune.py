@@ -1,0 +1,98 @@
+"""lmlib.finetune: LoRA against peft on the same weights, its merge, the classification head and its errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmlib import finetune as FT
+from lmlib.lm import encode_batch
+from lmlib.tokenize import Vocab
+from lmlib.transformer import GPT, GPTConfig
+
+SENTENCES = [s.split() for s in ["I am Sam", "Sam I am", "I do not like green eggs and ham", "I am not Sam"]]
+VOCAB = Vocab([w for s in SENTENCES for w in s])
+
+
+def tiny_gpt(modern: bool = False) -> GPT:
+    torch.manual_seed(0)
+    config = (GPTConfig.modern if modern else GPTConfig)(len(VOCAB), block_size=16, d_model=16, n_heads=4, n_layers=2)
+    return GPT(config, VOCAB).eval()
+
+
+@pytest.mark.parametrize("modern", [False, True])
+def test_lora_gives_peft_outputs_from_the_same_base_weights_and_the_same_a_and_b(modern):
+    peft = pytest.importorskip("peft")
+    ids = encode_batch(VOCAB, SENTENCES)
+    theirs = peft.get_peft_model(tiny_gpt(modern), peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                                                   target_modules=["qkv", "fc"]))
+    ours = tiny_gpt(modern)
+    assert sorted(FT.add_lora(ours, r=4, alpha=8, targets=("attn.qkv", "mlp.fc"))) == sorted(
+        n.removeprefix("base_model.model.") for n, m in theirs.named_modules() if type(m).__name__ == "Linear"
+        and hasattr(m, "lora_A"))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, module in ours.named_modules():
+            if isinstance(module, FT.LoRALinear):
+                other = theirs.base_model.model.get_submodule(name)
+                module.lora_B.normal_()  # B = 0 would hide a wrong scale or a transposed A
+                other.lora_A["default"].weight.copy_(module.lora_A)
+                other.lora_B["default"].weight.copy_(module.lora_B)
+    torch.testing.assert_close(ours(ids), theirs(ids), rtol=0, atol=1e-5)
+    assert FT.trainable_parameters(ours) == FT.trainable_parameters(theirs)
+    assert not torch.allclose(ours(ids), tiny_gpt(modern)(ids))  # the update does change the model
+
+
+def test_lora_starts_as_the_base_model_and_merges_exactly():
+    ids = encode_batch(VOCAB, SENTENCES)
+    base, model = tiny_gpt(), tiny_gpt()
+    FT.add_lora(model, r=2, alpha=4)
+    assert torch.equal(model(ids), base(ids))  # B = 0
+    layer = model.blocks[0].attn.qkv
+    with torch.no_grad():
+        layer.lora_B.normal_()
+    before, weight = model(ids), layer.base.weight.clone()
+    layer.merge()
+    torch.testing.assert_close(model(ids), before, rtol=0, atol=1e-5)
+    layer.unmerge()
+    torch.testing.assert_close(layer.base.weight, weight, rtol=0, atol=1e-6)
+
+
+def test_only_the_lora_matrices_and_the_head_train():
+    body = tiny_gpt()
+    model = FT.GPTClassifier(body, n_classes=3)
+    FT.add_lora(model, r=2, alpha=4)
+    d, layers = 16, 2
+    assert FT.trainable_parameters(model) == layers * 2 * (d + 3 * d) + (d * 3 + 3)  # A and B of each qkv, the head
+    FT.classification_loss(model(encode_batch(VOCAB, SENTENCES)), torch.tensor([0, 1, 2, 0])).backward()
+    for name, p in model.named_parameters():
+        assert (p.grad is not None) == p.requires_grad, name
+
+
+def test_head_only_freezes_the_body():
+    model = FT.GPTClassifier(tiny_gpt(), n_classes=2)
+    assert FT.freeze_all_but(model, ("head.",)) == 16 * 2 + 2
+    assert FT.freeze_all_but(model, ("head.", "body.")) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_a_padded_text_is_classified_as_if_alone(pooling):
+    model = FT.GPTClassifier(tiny_gpt(), n_classes=2, pooling=pooling).eval()
+    batch = encode_batch(VOCAB, SENTENCES)  # padded to the longest
+    for i, sentence in enumerate(SENTENCES):
+        torch.testing.assert_close(model(batch)[i], model(encode_batch(VOCAB, [sentence]))[0], rtol=0, atol=1e-5)
+
+
+def test_bad_input_gets_errors_that_say_what_to_do():
+    with pytest.raises(ValueError, match="between 1 and min\\(d_in, d_out\\) = 16"):
+        FT.LoRALinear(torch.nn.Linear(16, 48), r=0, alpha=1)
+    with pytest.raises(ValueError, match="between 1 and min\\(d_in, d_out\\) = 16"):
+        FT.LoRALinear(torch.nn.Linear(16, 48), r=17, alpha=1)
+    with pytest.raises(ValueError, match="no nn.Linear layer's name ends with .*'qkv'"):
+        FT.add_lora(tiny_gpt(), r=2, alpha=4, targets=("attention.query",))
+    with pytest.raises(ValueError, match="labels must be integer classes in 0..1"):
+        FT.classification_loss(torch.zeros(3, 2), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        FT.GPTClassifier(tiny_gpt(), n_classes=1)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        FT.GPTClassifier(tiny_gpt(), n_classes=2, pooling="first")
