@@ -133,3 +133,82 @@ def add_lora(model: nn.Module, r: int, alpha: float, targets: tuple[str, ...] = 
     for name, p in model.named_parameters():
         p.requires_grad_(".lora_" in name or name.startswith("head."))
     return wrapped
+
+
+# --- data and the training loop ---------------------------------------------------------------------------
+
+
+def stratified_subset(labels: list, n: int, seed: int) -> list[int]:
+    """Indices of ``n`` examples drawn without replacement, each class in its share of ``labels`` (rounded; the
+    remainder from the largest classes), so a learning curve's small sets are balanced like the full one."""
+    if not 1 <= n <= len(labels):
+        raise ValueError(f"asked for {n} labelled examples but the training split has {len(labels)}: "
+                         f"use 1 <= n <= {len(labels)}")
+    generator = torch.Generator().manual_seed(seed)
+    by_class: dict = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    classes = sorted(by_class, key=lambda c: -len(by_class[c]))
+    quota = {c: n * len(by_class[c]) // len(labels) for c in classes}
+    for c in classes[: n - sum(quota.values())]:
+        quota[c] += 1
+    picked = []
+    for c in classes:
+        picked += [by_class[c][j] for j in torch.randperm(len(by_class[c]), generator=generator)[: quota[c]]]
+    return sorted(picked)
+
+
+def check_vocabulary(model_vocab, vocab) -> None:
+    """Raise unless ``vocab`` is the model's own: a text encoded with another vocabulary means other tokens."""
+    if vocab.itos != model_vocab.itos:
+        shorter = min(len(vocab), len(model_vocab))
+        differ = next((i for i in range(shorter) if vocab.itos[i] != model_vocab.itos[i]), shorter)
+        raise ValueError(f"the texts were encoded with another vocabulary than the model's ({len(vocab)} vs "
+                         f"{len(model_vocab)} entries, first difference at id {differ}): encode them with the "
+                         "checkpoint's own vocabulary, model.vocab")
+
+
+def encode_texts(vocab, texts: list[list[str]], max_tokens: int) -> torch.Tensor:
+    """Token lists -> [N, T] ids ``<bos> w_1 ..`` cut to ``max_tokens`` ids and right-padded (no ``<eos>``: the
+    last real token is the last word read)."""
+    rows = [[vocab.bos_id, *vocab.encode(t)][:max_tokens] for t in texts]
+    ids = torch.full((len(rows), max(map(len, rows))), vocab.pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+    return ids
+
+
+def train_classifier(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float,
+                     batch_size: int = 32, seed: int = 0, weight_decay: float = 0.01) -> list[float]:
+    """AdamW on the trainable parameters, shuffled mini-batches, ``epochs`` passes; returns each epoch's mean loss."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no parameter is trainable: unfreeze the head at least (freeze_all_but(model, ('head.',)))")
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        order, total = torch.randperm(len(ids), generator=generator), 0.0
+        for start in range(0, len(ids), batch_size):
+            rows = order[start : start + batch_size]
+            batch = ids[rows][:, : int((ids[rows] != model.pad_id).sum(dim=1).max())]  # drop all-padding columns
+            loss = classification_loss(model(batch), labels[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(rows)
+        losses.append(total / len(ids))
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> float:
+    model.eval()
+    right = 0
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        batch = batch[:, : int((batch != model.pad_id).sum(dim=1).max())]
+        right += int((model(batch).argmax(dim=-1) == labels[start : start + batch_size]).sum())
+    return right / len(ids)

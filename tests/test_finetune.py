@@ -96,3 +96,35 @@ def test_bad_input_gets_errors_that_say_what_to_do():
         FT.GPTClassifier(tiny_gpt(), n_classes=1)
     with pytest.raises(ValueError, match="pooling must be one of"):
         FT.GPTClassifier(tiny_gpt(), n_classes=2, pooling="first")
+
+
+def test_stratified_subsets_keep_the_class_shares_and_refuse_too_many():
+    labels = ["pos"] * 70 + ["neg"] * 30
+    picked = FT.stratified_subset(labels, 10, seed=0)
+    assert len(set(picked)) == 10 and [labels[i] for i in picked].count("pos") == 7
+    assert FT.stratified_subset(labels, 10, seed=0) == picked != FT.stratified_subset(labels, 10, seed=1)
+    assert len(FT.stratified_subset(labels, 3, seed=0)) == 3
+    with pytest.raises(ValueError, match="asked for 101 labelled examples but the training split has 100"):
+        FT.stratified_subset(labels, 101, seed=0)
+
+
+def test_another_vocabulary_is_refused():
+    FT.check_vocabulary(VOCAB, Vocab([w for s in SENTENCES for w in s]))
+    with pytest.raises(ValueError, match="another vocabulary .* first difference at id 4.*model.vocab"):
+        FT.check_vocabulary(VOCAB, Vocab(["zebra"] * 9 + [w for s in SENTENCES for w in s]))
+
+
+def test_a_classifier_learns_a_separable_task_and_head_only_changes_only_the_head():
+    texts = [["I", "am", "Sam"] * k for k in (1, 2)] * 8 + [["green", "eggs", "and", "ham"] * k for k in (1, 2)] * 8
+    labels = torch.tensor([0] * 16 + [1] * 16)
+    ids = FT.encode_texts(VOCAB, texts, max_tokens=16)
+    assert ids.shape == (32, 9) and (ids[:, 0] == VOCAB.bos_id).all()
+    model = FT.GPTClassifier(tiny_gpt(), n_classes=2)
+    body = {k: v.clone() for k, v in model.body.state_dict().items()}
+    FT.freeze_all_but(model, ("head.",))
+    losses = FT.train_classifier(model, ids, labels, epochs=30, lr=0.05, batch_size=8)
+    assert losses[-1] < losses[0] / 4 and FT.accuracy(model, ids, labels) == 1.0
+    assert all(torch.equal(v, model.body.state_dict()[k]) for k, v in body.items())
+    FT.freeze_all_but(model, ())
+    with pytest.raises(ValueError, match="no parameter is trainable"):
+        FT.train_classifier(model, ids, labels, epochs=1, lr=0.1)
