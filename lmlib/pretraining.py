@@ -98,7 +98,7 @@ def special_tokens_mask(ids: torch.Tensor, special_ids: list[int]) -> torch.Tens
 
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy at the chosen positions: logits [B, T, V], labels [B, T] (``IGNORE_INDEX`` elsewhere).
-    No shift: position t predicts its own original token, which it cannot see."""
+    No shift: position t predicts its own original token, which the corruption hid, replaced or (10 %) left."""
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
 
 
@@ -113,12 +113,15 @@ def mean_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()
-def sentence_embeddings(texts: list[str], tokenizer, model, batch_size: int = 32) -> torch.Tensor:
-    """[N, d] unit vectors: each text through an encoder (``AutoModel``), mean-pooled, L2-normalised, as
-    sentence-transformers does for all-MiniLM-L6-v2. Cosine similarity is then a dot product."""
+def sentence_embeddings(texts: list[str], tokenizer, model, batch_size: int = 32,
+                        max_length: int = 256) -> torch.Tensor:
+    """[N, d] unit vectors: each text (cut to ``max_length`` tokens, all-MiniLM-L6-v2's ``max_seq_length``) through
+    an encoder (``AutoModel``), mean-pooled, L2-normalised, as sentence-transformers does for all-MiniLM-L6-v2.
+    Cosine similarity is then a dot product."""
     out = []
     for i in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[i : i + batch_size], padding=True, truncation=True, return_tensors="pt")
+        batch = tokenizer(texts[i : i + batch_size], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt")
         hidden = model(**batch).last_hidden_state  # [B, T, d]
         out.append(F.normalize(mean_pooling(hidden, batch["attention_mask"]), dim=-1))
     return torch.cat(out)
@@ -171,7 +174,7 @@ def hf_tokenizer(bpe: BPETokenizer):
                                                 unk_token=UNK, pad_token=PAD)
 
 
-def save_pretrained(model, bpe: BPETokenizer, folder: str | Path) -> Path:
+def save_hf_folder(model, bpe: BPETokenizer, folder: str | Path) -> Path:
     """Write an lmlib ``GPT`` trained on ``bpe``'s ids as a Hugging Face model folder: ``to_hf()`` weights and
     config, a generation config that never produces ``<pad>`` or ``<bos>`` (lmlib's models give them
     probability 0), and the tokenizer. ``AutoModelForCausalLM`` and ``pipeline`` load it offline."""
@@ -208,7 +211,7 @@ def check_local_folder(folder: str | Path) -> str:
         raise FileNotFoundError(
             f"{str(folder)!r} is not a local folder"
             + (" and offline mode is on (HF_HUB_OFFLINE=1), so it cannot be fetched from the hub" if offline else "")
-            + ": pass a folder written by save_pretrained (lmlib.pretraining.save_pretrained writes one), or, "
+            + ": pass a folder written by save_pretrained (lmlib.pretraining.save_hf_folder writes one), or, "
             f"with internet, unset HF_HUB_OFFLINE and set {USE_HUB}=1 to use hub ids")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} has no config.json: it is not a saved model; write one with "

@@ -196,7 +196,7 @@ def test_hf_tokenizer_gives_the_course_ids_after_bos(tiny_bpe_gpt):
 
 def test_pipeline_from_a_saved_folder_generates_lmlibs_greedy_tokens(tiny_bpe_gpt, tmp_path):
     bpe, model = tiny_bpe_gpt
-    folder = P.save_pretrained(model, bpe, tmp_path / "tiny-gpt")
+    folder = P.save_hf_folder(model, bpe, tmp_path / "tiny-gpt")
     source = P.pretrained_source(folder, hub_id="gpt2")
     generator = transformers.pipeline("text-generation", model=source, tokenizer=source, device="cpu")
     prompt = "the cat sat"
@@ -224,8 +224,8 @@ def test_offline_sources_fail_with_what_to_do(tmp_path, monkeypatch):
         P.pretrained_source(tmp_path, hub_id="gpt2")
 
 
-def test_save_pretrained_refuses_a_model_not_trained_on_the_tokenizers_ids(tiny_bpe_gpt, tmp_path):
+def test_save_hf_folder_refuses_a_model_not_trained_on_the_tokenizers_ids(tiny_bpe_gpt, tmp_path):
     bpe, model = tiny_bpe_gpt
     other = GPT(GPTConfig(len(model.vocab)), Vocab.from_itos(list(reversed(model.vocab.itos))))
     with pytest.raises(ValueError, match="not the tokenizer's"):
-        P.save_pretrained(other, bpe, tmp_path)
+        P.save_hf_folder(other, bpe, tmp_path)
