@@ -713,6 +713,110 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "finetuning": {
+        "q1": [
+            ("pooled at position T - 1 (the padding's state in a padded text), not the last real token",
+             "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    logits = hidden[:, -1] @ W.T + b
+                    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+                    return -log_probs[np.arange(len(labels)), labels].mean()
+            """),
+            ("mean pooling over the real tokens, not the last real token", "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    m = attention_mask[:, :, None]
+                    logits = (hidden * m).sum(axis=1) / m.sum(axis=1) @ W.T + b
+                    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+                    return -log_probs[np.arange(len(labels)), labels].mean()
+            """),
+            ("no bias: W h only", "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    h = hidden[np.arange(len(hidden)), attention_mask.sum(axis=1) - 1]
+                    logits = h @ W.T
+                    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+                    return -log_probs[np.arange(len(labels)), labels].mean()
+            """),
+            ("softmax without the log: minus the mean probability of the label", "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    h = hidden[np.arange(len(hidden)), attention_mask.sum(axis=1) - 1]
+                    logits = h @ W.T + b
+                    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+                    return -probs[np.arange(len(labels)), labels].mean()
+            """),
+            ("log base 2 (bits, not nats)", "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    h = hidden[np.arange(len(hidden)), attention_mask.sum(axis=1) - 1]
+                    logits = h @ W.T + b
+                    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+                    return -np.log2(probs[np.arange(len(labels)), labels]).mean()
+            """),
+            ("W not transposed: h @ W (an error unless C = d, and then the wrong logits)", "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    h = hidden[np.arange(len(hidden)), attention_mask.sum(axis=1) - 1]
+                    logits = h @ W + b
+                    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+                    return -log_probs[np.arange(len(labels)), labels].mean()
+            """),
+        ],
+        "q2": [
+            ("counts each parameter's dimensions (len of the shape), not its numbers", "trainable_numbers", """
+                def trainable_numbers(shapes, trainable):
+                    return sum(len(shape) for name, shape in shapes.items() if name.startswith(trainable))
+            """),
+            ("LoRA with the head left frozen: the head's numbers not counted", "lora_numbers", """
+                def lora_numbers(shapes, r, targets):
+                    return sum(r * (shape[0] + shape[1]) for name, shape in shapes.items()
+                               if name.endswith(".weight") and name.removesuffix(".weight").endswith(targets))
+            """),
+            ("LoRA counted as r * d_in * d_out", "lora_numbers", """
+                def lora_numbers(shapes, r, targets):
+                    lora = sum(r * shape[0] * shape[1] for name, shape in shapes.items()
+                               if name.endswith(".weight") and name.removesuffix(".weight").endswith(targets))
+                    return lora + trainable_numbers(shapes, ("head.",))
+            """),
+            ("LoRA counted as r * d_in * 2 (A and B taken to be the same size)", "lora_numbers", """
+                def lora_numbers(shapes, r, targets):
+                    lora = sum(r * shape[1] * 2 for name, shape in shapes.items()
+                               if name.endswith(".weight") and name.removesuffix(".weight").endswith(targets))
+                    return lora + trainable_numbers(shapes, ("head.",))
+            """),
+            ("the wrapped layers' biases counted as trainable", "lora_numbers", """
+                def lora_numbers(shapes, r, targets):
+                    total = trainable_numbers(shapes, ("head.",))
+                    for name, shape in shapes.items():
+                        layer, _, kind = name.rpartition(".")
+                        if layer.endswith(targets):
+                            total += r * (shape[0] + shape[1]) if kind == "weight" else math.prod(shape)
+                    return total
+            """),
+        ],
+        "q3": [
+            ("forward: the scale alpha / r omitted", "lora_forward", """
+                def lora_forward(x, W, b, A, B, alpha):
+                    return x @ W.T + b + x @ A.T @ B.T
+            """),
+            ("forward: scaled by alpha, not alpha / r", "lora_forward", """
+                def lora_forward(x, W, b, A, B, alpha):
+                    return x @ W.T + b + alpha * x @ A.T @ B.T
+            """),
+            ("forward: x @ (B A), the update not transposed (runs only when d_in = d_out)", "lora_forward", """
+                def lora_forward(x, W, b, A, B, alpha):
+                    return x @ W.T + b + alpha / A.shape[0] * x @ (B @ A)
+            """),
+            ("merge: B A added without the scale alpha / r", "lora_merge", """
+                def lora_merge(W, A, B, alpha):
+                    return W + B @ A
+            """),
+            ("merge: A B instead of B A (runs when d_in = d_out and r = 1, broadcast over W)", "lora_merge", """
+                def lora_merge(W, A, B, alpha):
+                    return W + alpha / A.shape[0] * (A @ B)
+            """),
+            ("merge: (B A) transposed, A^T B^T (runs when d_in = d_out)", "lora_merge", """
+                def lora_merge(W, A, B, alpha):
+                    return W + alpha / A.shape[0] * (A.T @ B.T)
+            """),
+        ],
+    },
 }
 
 
@@ -1651,6 +1755,135 @@ ALTERNATIVE_ANSWERS = {
             ("einsum over the positions, divided by the count", "mean_pooling", """
                 def mean_pooling(hidden, attention_mask):
                     return np.einsum("btd,bt->bd", hidden, attention_mask) / attention_mask.sum(axis=1, keepdims=True)
+            """),
+        ],
+    },
+    "finetuning": {
+        "q1": [
+            ("pure Python: loops, the last 1 of the mask found by scanning, math.log of a sum of math.exp, a float",
+             "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    total = 0.0
+                    for states, mask, label in zip(hidden, attention_mask, labels):
+                        last = max(t for t, m in enumerate(mask) if m == 1)
+                        h = [float(v) for v in states[last]]
+                        z = [sum(w * v for w, v in zip(row, h)) + float(bias) for row, bias in zip(W, b)]
+                        total += math.log(sum(math.exp(v) for v in z)) - z[int(label)]
+                    return total / len(labels)
+            """),
+            ("torch float32: gather at n - 1, F.linear and F.cross_entropy, a 0-d tensor", "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    h = torch.as_tensor(hidden, dtype=torch.float32)
+                    last = torch.as_tensor(attention_mask).sum(dim=1) - 1
+                    pooled = h[torch.arange(h.shape[0]), last]
+                    logits = F.linear(pooled, torch.as_tensor(W, dtype=torch.float32),
+                                      torch.as_tensor(b, dtype=torch.float32))
+                    return F.cross_entropy(logits, torch.as_tensor(labels).long())
+            """),
+            ("the last real position found from the end (argmax of the reversed mask), einsum, scipy's logsumexp",
+             "head_loss", """
+                from scipy.special import logsumexp
+
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    last = attention_mask.shape[1] - 1 - np.argmax(attention_mask[:, ::-1], axis=1)
+                    logits = np.einsum("bd,cd->bc", hidden[np.arange(len(hidden)), last], W) + b
+                    return np.mean(logsumexp(logits, axis=1) - logits[np.arange(len(labels)), labels])
+            """),
+            ("one-hot pooling (mask minus the mask shifted left), a one-hot label matrix, np.float32", "head_loss", """
+                def head_loss(hidden, attention_mask, W, b, labels):
+                    m = attention_mask.astype(np.float32)
+                    is_last = m - np.concatenate([m[:, 1:], np.zeros((len(m), 1), np.float32)], axis=1)
+                    pooled = (hidden.astype(np.float32) * is_last[:, :, None]).sum(axis=1)
+                    logits = pooled @ W.T.astype(np.float32) + b.astype(np.float32)
+                    log_probs = logits - logits.max(axis=1, keepdims=True)
+                    log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+                    one_hot = np.eye(W.shape[0], dtype=np.float32)[labels]
+                    return np.float32(-(one_hot * log_probs).sum() / len(labels))
+            """),
+        ],
+        "q2": [
+            ("pure Python: loops, a running product, the prefixes tested one by one", "trainable_numbers", """
+                def trainable_numbers(shapes, trainable):
+                    total = 0
+                    for name in shapes:
+                        if any(name.startswith(prefix) for prefix in trainable):
+                            n = 1
+                            for size in shapes[name]:
+                                n *= size
+                            total += n
+                    return total
+
+                def lora_numbers(shapes, r, targets):
+                    total = trainable_numbers(shapes, ("head.",))
+                    for name, shape in shapes.items():
+                        if not name.endswith(".weight"):
+                            continue
+                        layer = name[: -len(".weight")]
+                        if any(layer.endswith(suffix) for suffix in targets):
+                            d_out, d_in = shape
+                            total += r * d_in + d_out * r  # A, then B
+                    return total
+            """),
+            ("NumPy: np.prod of each shape (a float for the scalar's empty shape), an np.int64 or np.float64",
+             "trainable_numbers", """
+                def trainable_numbers(shapes, trainable):
+                    return np.sum([np.prod(s) for n, s in shapes.items() if n.startswith(trainable)])
+
+                def lora_numbers(shapes, r, targets):
+                    weights = [s for n, s in shapes.items()
+                               if n.rpartition(".")[2] == "weight" and n.rpartition(".")[0].endswith(targets)]
+                    head = np.sum([np.prod(s) for n, s in shapes.items() if n.startswith("head.")])
+                    return r * np.sum(weights) + head  # each (d_out, d_in) summed: d_out + d_in
+            """),
+            ("torch: torch.Size(shape).numel(), A and B as shapes (r, d_in) and (d_out, r), a tensor",
+             "trainable_numbers", """
+                import re
+
+                def trainable_numbers(shapes, trainable):
+                    return torch.tensor(sum(torch.Size(s).numel() for n, s in shapes.items()
+                                            if n.startswith(trainable)))
+
+                def lora_numbers(shapes, r, targets):
+                    pattern = re.compile("(" + "|".join(map(re.escape, targets)) + r")\\.weight$")
+                    lora = sum(torch.Size((r, s[1])).numel() + torch.Size((s[0], r)).numel()
+                               for n, s in shapes.items() if pattern.search(n))
+                    return torch.tensor(lora) + trainable_numbers(shapes, ("head.",))
+            """),
+        ],
+        "q3": [
+            ("pure Python: loops over lists, the rank-r code x A^T first", "lora_forward", """
+                def lora_forward(x, W, b, A, B, alpha):
+                    scale = alpha / len(A)
+                    out = []
+                    for row in x:
+                        code = [sum(a * v for a, v in zip(a_row, row)) for a_row in A]
+                        out.append([sum(w * v for w, v in zip(w_row, row)) + float(bias)
+                                    + scale * sum(bb * c for bb, c in zip(b_row, code))
+                                    for w_row, bias, b_row in zip(W, b, B)])
+                    return out
+
+                def lora_merge(W, A, B, alpha):
+                    scale = alpha / len(A)
+                    return [[float(W[i][j]) + scale * sum(float(B[i][k]) * float(A[k][j]) for k in range(len(A)))
+                             for j in range(len(W[0]))] for i in range(len(W))]
+            """),
+            ("torch float32: F.linear twice for the update; torch.addmm for the merge", "lora_forward", """
+                def lora_forward(x, W, b, A, B, alpha):
+                    x, W, b, A, B = (torch.as_tensor(t, dtype=torch.float32) for t in (x, W, b, A, B))
+                    return F.linear(x, W, b) + alpha / A.shape[0] * F.linear(F.linear(x, A), B)
+
+                def lora_merge(W, A, B, alpha):
+                    W, A, B = (torch.as_tensor(t, dtype=torch.float32) for t in (W, A, B))
+                    return torch.addmm(W, B, A, alpha=alpha / A.shape[0])
+            """),
+            ("NumPy: merge first, then one linear layer; B A as a sum of r outer products, a tuple of rows",
+             "lora_forward", """
+                def lora_merge(W, A, B, alpha):
+                    r = B.shape[1]
+                    return tuple(W + alpha / r * sum(np.outer(B[:, k], A[k]) for k in range(r)))
+
+                def lora_forward(x, W, b, A, B, alpha):
+                    return np.dot(x, np.array(lora_merge(W, A, B, alpha)).T) + b
             """),
         ],
     },
