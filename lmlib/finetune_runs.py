@@ -89,16 +89,24 @@ def bag_of_characters(train: tuple, test: tuple) -> float:
     return float((model.predict(vectorizer.transform(test[0])) == test[1].numpy()).mean())
 
 
+def labelled_sample(data: dict, n: int, seed: int, config: RunConfig) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """n training reviews drawn by ``stratified_subset``: their characters, ids (the body's vocabulary), labels."""
+    picked = FT.stratified_subset(data["train"][1].tolist(), n, seed)
+    texts = [data["train"][0][i] for i in picked]
+    return texts, FT.encode_texts(load_checkpoint(BODY).vocab, texts, config.max_tokens), data["train"][1][picked]
+
+
+def encoded_test(data: dict, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    return FT.encode_texts(load_checkpoint(BODY).vocab, data["test"][0], config.max_tokens), data["test"][1]
+
+
 def learning_curve_zh(config: RunConfig = RunConfig()) -> dict:
     data = reviews_zh()
-    vocab = load_checkpoint(BODY).vocab
-    test = (FT.encode_texts(vocab, data["test"][0], config.max_tokens), data["test"][1])
+    test = encoded_test(data, config)
     rows = []
     for n in config.sizes:
         for seed in config.seeds:
-            picked = FT.stratified_subset(data["train"][1].tolist(), n, seed)
-            texts, labels = [data["train"][0][i] for i in picked], data["train"][1][picked]
-            ids = FT.encode_texts(vocab, texts, config.max_tokens)
+            texts, ids, labels = labelled_sample(data, n, seed, config)
             row = {"labels": n, "seed": seed, "bag of characters": bag_of_characters((texts, labels), data["test"])}
             for name, pretrained in [("pretrained", True), ("from scratch", False)]:
                 row[name] = fine_tune(classifier(pretrained, seed, config), ids, labels, test, seed, config)
@@ -109,13 +117,10 @@ def learning_curve_zh(config: RunConfig = RunConfig()) -> dict:
 
 def three_ways_zh(config: RunConfig = RunConfig()) -> dict:
     data = reviews_zh()
-    vocab = load_checkpoint(BODY).vocab
-    test = (FT.encode_texts(vocab, data["test"][0], config.max_tokens), data["test"][1])
+    test = encoded_test(data, config)
     rows = []
     for seed in config.seeds:
-        picked = FT.stratified_subset(data["train"][1].tolist(), config.three_ways_size, seed)
-        ids = FT.encode_texts(vocab, [data["train"][0][i] for i in picked], config.max_tokens)
-        labels = data["train"][1][picked]
+        _, ids, labels = labelled_sample(data, config.three_ways_size, seed, config)
         for way in ("full", "head only", "LoRA"):
             model = classifier(True, seed, config)
             if way == "head only":
