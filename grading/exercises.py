@@ -64,7 +64,7 @@ class Question:
 
     @property
     def points(self) -> float:
-        return sum(c.points for c in self.cases)
+        return round(sum(c.points for c in self.cases), 6)  # as a submission's score is rounded: 7 x 3/7 is 3
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Exercise:
 
     @property
     def points(self) -> float:
-        return sum(q.points for q in self.questions)
+        return round(sum(q.points for q in self.questions), 6)
 
 
 def names() -> list[str]:
