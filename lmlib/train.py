@@ -419,7 +419,7 @@ class Recipe:
     description: str
     corpus: str  # an lmlib.data corpus
     tokenization: str  # a key of TOKENIZATIONS
-    min_count: int  # rarer training tokens become <unk> (a tokenization with its own vocabulary, "bpe", keeps it)
+    min_count: int  # rarer training tokens become <unk> (unused where the tokenization has its own vocabulary: "bpe")
     model: str  # a key of MODELS
     model_config: dict = field(default_factory=dict)
     train: TrainConfig = TrainConfig()
