@@ -168,22 +168,17 @@ def check_vocabulary(model_vocab, vocab) -> None:
                          "checkpoint's own vocabulary, model.vocab")
 
 
-def encode_texts(vocab, texts: list[list[str]], max_tokens: int) -> torch.Tensor:
-    """Token lists -> [N, T] ids ``<bos> w_1 ..`` cut to ``max_tokens`` ids and right-padded (no ``<eos>``: the
-    last real token is the last word read)."""
-    rows = [[vocab.bos_id, *vocab.encode(t)][:max_tokens] for t in texts]
-    ids = torch.full((len(rows), max(map(len, rows))), vocab.pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-    return ids
-
-
 def train_classifier(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float,
                      batch_size: int = 32, seed: int = 0, weight_decay: float = 0.01) -> list[float]:
-    """AdamW on the trainable parameters, shuffled mini-batches, ``epochs`` passes; returns each epoch's mean loss."""
+    """AdamW on the trainable parameters, shuffled mini-batches, ``epochs`` passes; returns each epoch's mean loss.
+
+    ``model`` maps [B, T] right-padded ids to [B, C] logits and has a ``pad_id``; it trains where it lives (CPU
+    or GPU), the batches are moved there.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no parameter is trainable: unfreeze the head at least (freeze_all_but(model, ('head.',)))")
+    device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout
@@ -193,22 +188,43 @@ def train_classifier(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, 
         order, total = torch.randperm(len(ids), generator=generator), 0.0
         for start in range(0, len(ids), batch_size):
             rows = order[start : start + batch_size]
-            batch = ids[rows][:, : int((ids[rows] != model.pad_id).sum(dim=1).max())]  # drop all-padding columns
-            loss = classification_loss(model(batch), labels[rows])
+            batch = trim_padding(ids[rows], model.pad_id).to(device)
+            loss = classification_loss(model(batch), labels[rows].to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(rows)
         losses.append(total / len(ids))
+    model.eval()
     return losses
 
 
+def trim_padding(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """[B, T] right-padded ids without the columns that are padding in every row (they change nothing)."""
+    return ids[:, : int((ids != pad_id).sum(dim=1).max())]
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> float:
+def predict(model: nn.Module, ids: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """[N] predicted classes (on the CPU), in batches on the model's device."""
     model.eval()
-    right = 0
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size]
-        batch = batch[:, : int((batch != model.pad_id).sum(dim=1).max())]
-        right += int((model(batch).argmax(dim=-1) == labels[start : start + batch_size]).sum())
-    return right / len(ids)
+    device = next(model.parameters()).device
+    return torch.cat([model(trim_padding(ids[a : a + batch_size], model.pad_id).to(device)).argmax(dim=-1).cpu()
+                      for a in range(0, len(ids), batch_size)])
+
+
+def accuracy(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> float:
+    return (predict(model, ids, batch_size) == labels).float().mean().item()
+
+
+class HFClassifier(nn.Module):
+    """A Hugging Face ``AutoModelForSequenceClassification`` behind the same call as ``GPTClassifier``:
+    [B, T] right-padded ids -> [B, C] logits, the attention mask made from ``pad_id``, so the same
+    ``train_classifier`` and ``accuracy`` serve both."""
+
+    def __init__(self, model: nn.Module, pad_id: int):
+        super().__init__()
+        self.model, self.pad_id = model, pad_id
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids, attention_mask=(ids != self.pad_id).long()).logits

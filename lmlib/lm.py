@@ -80,9 +80,14 @@ class IncrementalDecoding(Protocol):
         ...
 
 
-def encode_batch(vocab: Vocab, sequences: Sequence[Sequence[str]]) -> torch.Tensor:
-    """Token lists -> [B, T] ids ``<bos> .. <eos>``, right-padded with ``<pad>``."""
-    rows = [[vocab.bos_id, *vocab.encode(s), vocab.eos_id] for s in sequences]
+def encode_batch(vocab: Vocab, sequences: Sequence[Sequence[str]], eos: bool = True,
+                 max_tokens: int | None = None) -> torch.Tensor:
+    """Token lists -> [B, T] ids ``<bos> .. <eos>``, right-padded with ``<pad>``.
+
+    ``eos=False`` leaves out ``<eos>`` (a classifier reads a text, it does not predict its end);
+    ``max_tokens`` cuts each row to its first that many ids, ``<bos>`` included.
+    """
+    rows = [[vocab.bos_id, *vocab.encode(s), *([vocab.eos_id] if eos else [])][:max_tokens] for s in sequences]
     width = max(len(r) for r in rows)
     batch = torch.full((len(rows), width), vocab.pad_id, dtype=torch.long)
     for i, r in enumerate(rows):

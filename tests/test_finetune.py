@@ -117,7 +117,7 @@ def test_another_vocabulary_is_refused():
 def test_a_classifier_learns_a_separable_task_and_head_only_changes_only_the_head():
     texts = [["I", "am", "Sam"] * k for k in (1, 2)] * 8 + [["green", "eggs", "and", "ham"] * k for k in (1, 2)] * 8
     labels = torch.tensor([0] * 16 + [1] * 16)
-    ids = FT.encode_texts(VOCAB, texts, max_tokens=16)
+    ids = encode_batch(VOCAB, texts, eos=False, max_tokens=16)
     assert ids.shape == (32, 9) and (ids[:, 0] == VOCAB.bos_id).all()
     model = FT.GPTClassifier(tiny_gpt(), n_classes=2)
     body = {k: v.clone() for k, v in model.body.state_dict().items()}
@@ -128,3 +128,18 @@ def test_a_classifier_learns_a_separable_task_and_head_only_changes_only_the_hea
     FT.freeze_all_but(model, ())
     with pytest.raises(ValueError, match="no parameter is trainable"):
         FT.train_classifier(model, ids, labels, epochs=1, lr=0.1)
+
+
+def test_a_hugging_face_classifier_trains_through_the_same_loop_with_its_attention_mask():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, num_labels=2, pad_token_id=VOCAB.pad_id)
+    bert = transformers.BertForSequenceClassification(config).eval()
+    model = FT.HFClassifier(bert, pad_id=VOCAB.pad_id)
+    ids = encode_batch(VOCAB, SENTENCES, eos=False)
+    alone = torch.cat([bert(input_ids=encode_batch(VOCAB, [s], eos=False)).logits for s in SENTENCES])
+    torch.testing.assert_close(model(ids), alone, atol=1e-5, rtol=0)  # padding masked: as if each row were alone
+    labels = torch.tensor([0, 0, 1, 1])
+    losses = FT.train_classifier(model, ids, labels, epochs=40, lr=0.01, batch_size=4)
+    assert losses[-1] < losses[0] / 4 and FT.accuracy(model, ids, labels) == 1.0

@@ -48,6 +48,12 @@ def test_encode_batch_pads_on_the_right(vocab):
     ]
 
 
+def test_encode_batch_for_a_classifier_has_no_eos_and_cuts_at_max_tokens(vocab):
+    ids = encode_batch(vocab, [["the"], ["a", "dog", "zzz"]], eos=False, max_tokens=3)
+    assert ids.tolist() == [[vocab.bos_id, vocab.stoi["the"], vocab.pad_id],
+                            [vocab.bos_id, vocab.stoi["a"], vocab.stoi["dog"]]]
+
+
 def test_batching_does_not_change_the_result(vocab):
     model = BigramTable(vocab)
     assert perplexity(model, SENTENCES, batch_size=1) == pytest.approx(perplexity(model, SENTENCES, batch_size=3))
