@@ -161,7 +161,7 @@ class AdaptConfig:
     base: str = "gpt_chars_wiki"  # the pretrained model; the news-only models get its vocabulary and shape
     fine_tune_lrs: tuple[float, ...] = (3e-4, 2e-3)  # 2e-3 is the pretraining peak
     fine_tune_steps: tuple[int, ...] = (100, 300, 1000, 3000)
-    scratch_steps: tuple[int, ...] = (300, 1000, 3000)
+    scratch_steps: tuple[int, ...] = (300, 1000, 3000, 6000)  # 6000: the steps of pretraining + fine-tuning
     scratch_lr: float = 2e-3
     replay_steps: tuple[int, ...] = (300, 1000, 3000)  # fine-tuning on news mixed half and half with wiki
     batch_size: int = 16
