@@ -25,6 +25,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,20 @@ from tests import grading_submissions as gs
 PILOT = "text_as_data"
 LIMITS = sandbox.Limits(wall_s=90, cell_s=10)  # shorter than the defaults: hostile runs are slow
 CANARY = "grading-canary-written-by-a-submission"
+# Work that runs one process at a time (otter assign, nbconvert) runs this many at once: no sandbox
+# runs meanwhile, so no cell limit can be hit because of it.
+WORKERS = os.cpu_count() or 1
+
+
+@pytest.fixture(scope="module")
+def without_iri_grammar(tmp_path_factory) -> str:
+    """A PYTHONPATH for the tests' otter and nbconvert processes (and their kernels) in which jsonschema finds no
+    ``rfc3987_syntax``: that optional module compiles an IRI grammar at import (about 2 CPU seconds per process)
+    for a format check that nbformat and otter never use. The sandbox skips it the same way (sandbox.py)."""
+    stub = tmp_path_factory.mktemp("without-iri-grammar")
+    (stub / "rfc3987_syntax").mkdir()
+    (stub / "rfc3987_syntax" / "__init__.py").write_text('raise ImportError("skipped by tests/test_grading.py")\n')
+    return os.pathsep.join(p for p in [str(stub), os.environ.get("PYTHONPATH", "")] if p)
 
 
 def sha(path: Path) -> str:
@@ -217,9 +232,12 @@ def test_make_grade_prints_only_its_summary_and_does_not_grade_links(tmp_path):
         assert "not graded" in row["reason"] and str(target) in row["reason"], row
 
 
-def test_committed_student_notebook_is_up_to_date(tmp_path):
-    for name in exercises.names():
-        exercises.assign(name, tmp_path / name, run_tests=False)
+def test_committed_student_notebook_is_up_to_date(tmp_path, monkeypatch, without_iri_grammar):
+    monkeypatch.setenv("PYTHONPATH", without_iri_grammar)  # for the otter processes
+    names = exercises.names()
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:  # one otter process per exercise, WORKERS at once
+        list(pool.map(lambda name: exercises.assign(name, tmp_path / name, run_tests=False), names))
+    for name in names:
         fresh = exercises.normalized_student_notebook(tmp_path / name / "student" / f"{name}.ipynb")
         committed = exercises.STUDENT_DIR / f"{name}.ipynb"
         assert committed.is_file(), f"run `make exercises` to create {committed}"
@@ -252,10 +270,9 @@ with open("answers-checked.json", "w") as f:
 """
 
 
-@pytest.fixture(scope="module", params=exercises.names())
-def in_notebook(request, tmp_path_factory):
+def run_in_notebook(name: str, folder: Path, pythonpath: str) -> dict:
     """The student notebook run by nbconvert (blank answers), then every answer checked inside it."""
-    ex = exercises.load(request.param)
+    ex = exercises.load(name)
     solution = gs.load_nb(ex.solution_notebook)
     definitions = ["".join(c["source"]) for c in solution["cells"]
                    if c["cell_type"] == "code" and re.search(r"^def \w+\(", "".join(c["source"]), re.M)]
@@ -263,16 +280,32 @@ def in_notebook(request, tmp_path_factory):
     for kind, table in [("right", gs.ALTERNATIVE_ANSWERS), ("wrong", gs.WRONG_ANSWERS)]:
         answers += [[kind, question, what, textwrap.dedent(code)]
                     for question, cases in table.get(ex.name, {}).items() for what, _, code in cases]
-    folder = tmp_path_factory.mktemp(f"in-notebook-{ex.name}")
     nb = gs.load_nb(exercises.STUDENT_DIR / f"{ex.name}.ipynb")
     check = CHECK_ANSWERS.format(zip=str(exercises.autograder_zip(ex.build_dir)), answers=json.dumps(answers),
                                  definitions=json.dumps(definitions))
     path = folder / f"{ex.name}.ipynb"
     path.write_bytes(gs.dump(gs.with_cell(nb, check)))
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                    "--inplace", str(path)], check=True, capture_output=True, cwd=folder)
+                    "--inplace", str(path)], check=True, capture_output=True, cwd=folder,
+                   env={**os.environ, "PYTHONPATH": pythonpath})
     return {"exercise": ex, "cells": json.loads(path.read_text())["cells"],
             "checked": json.loads((folder / "answers-checked.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def in_notebook_runs(tmp_path_factory, without_iri_grammar):
+    """Every exercise's ``run_in_notebook``, all started at the first request, WORKERS at a time (each is one
+    nbconvert and one kernel); a run that fails raises in the tests of its exercise only."""
+    folders = {name: tmp_path_factory.mktemp(f"in-notebook-{name}") for name in exercises.names()}
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        yield {name: pool.submit(run_in_notebook, name, folder, without_iri_grammar)
+               for name, folder in folders.items()}
+        pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="module", params=exercises.names())
+def in_notebook(request, in_notebook_runs):
+    return in_notebook_runs[request.param].result()
 
 
 def test_student_notebook_runs_with_nbconvert_and_checks_help(in_notebook):
