@@ -323,6 +323,24 @@ def _fine_tune_trainer(ids, labels, train_rows, test_rows, pad_id: int, config: 
     return float((torch.as_tensor(predictions) == labels[test_rows]).float().mean())
 
 
+# --- reading the results ---------------------------------------------------------------------------------
+
+
+def mean_and_std(rows: list[dict], by: tuple[str, ...], value: str) -> list[dict]:
+    """Rows grouped by the keys ``by`` (in first-seen order): each group's mean and sample standard deviation
+    of ``value`` over its runs (seeds or folds), and how many runs there were."""
+    groups: dict[tuple, list[float]] = {}
+    for row in rows:
+        if value in row:
+            groups.setdefault(tuple(row[k] for k in by), []).append(row[value])
+    out = []
+    for key, values in groups.items():
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        out.append({**dict(zip(by, key, strict=True)), "mean": mean, "std": std, "runs": len(values)})
+    return out
+
+
 # --- running them -----------------------------------------------------------------------------------------
 
 

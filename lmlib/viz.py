@@ -261,6 +261,40 @@ def plot_training_curve(ax, history: dict, label: str = "") -> None:
     ax.legend()
 
 
+# --- fine-tuning (chapter "Fine-tuning") ----------------------------------------------------------------
+
+
+def plot_learning_curve(ax, summary: list[dict], ways: Iterable[str]) -> None:
+    """Accuracy against the number of labels (log scale), one line per way, error bars of one standard
+    deviation over the seeds; ``summary`` is ``finetune_runs.mean_and_std(rows, ("labels", "way"), ...)``."""
+    for way in ways:
+        rows = sorted((r for r in summary if r["way"] == way), key=lambda r: r["labels"])
+        ax.errorbar([r["labels"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] for r in rows],
+                    marker="o", capsize=3, label=way)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training examples (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def plot_adaptation(axes, rows: list[dict], columns: tuple[str, str] = ("news test bpc", "wiki test bpc")) -> None:
+    """Two panels against training steps (log scale): each kind of run as a line, the model before any
+    adaptation as a dashed level; ``rows`` are ``finetune_runs.domain_adaptation``'s."""
+    before = next(r for r in rows if r["steps"] == 0)
+    kinds = dict.fromkeys((r["kind"], r["lr"]) for r in rows if r["steps"] > 0)
+    for ax, column in zip(axes, columns, strict=True):
+        for kind, lr in kinds:
+            runs = sorted((r for r in rows if (r["kind"], r["lr"]) == (kind, lr)), key=lambda r: r["steps"])
+            ax.plot([r["steps"] for r in runs], [r[column] for r in runs], "o-", label=f"{kind}, lr {lr:g}")
+        ax.axhline(before[column], color="grey", ls="--", label=before["kind"])
+        ax.set_xscale("log")
+        ax.set_xlabel("training steps on news (log scale)")
+        ax.set_ylabel(f"{column.removesuffix(' bpc')} (bits per character)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize="small")
+
+
 # --- word vectors (chapter "Word embeddings") -----------------------------------------------------
 
 

@@ -302,3 +302,27 @@ def test_attention_html_shades_each_cell_by_its_weight_and_escapes_tokens():
     assert [c.split(" ")[0] for c in table.split("title=")[1:]] == ["1.00", "0.25", "0.75"]
     assert table.count("<td") == 4 and table.count("<td></td>") == 1  # the masked (zero) weight: a blank cell
     assert "hsl(215,80%,40%)" in table and "hsl(215,80%,85%)" in table  # weight 1 darkest, 0.25 light
+
+
+def test_learning_curve_plots_each_way_with_its_error_bars():
+    fig, ax = plt.subplots()
+    summary = [{"labels": n, "way": w, "mean": m, "std": 0.01, "runs": 5}
+               for n, w, m in [(300, "a", 0.7), (100, "a", 0.6), (100, "b", 0.5), (300, "b", 0.65)]]
+    viz.plot_learning_curve(ax, summary, ["a", "b"])
+    lines = ax.get_lines()
+    assert [list(line.get_xdata()) for line in lines[:2]] == [[100, 300], [100, 300]]  # sorted by labels
+    assert list(lines[0].get_ydata()) == [0.6, 0.7] and len(ax.containers) == 2  # one errorbar container a way
+    assert ax.get_xscale() == "log"
+    plt.close(fig)
+
+
+def test_adaptation_plot_draws_each_kind_and_the_level_before():
+    rows = [{"kind": "before", "steps": 0, "lr": 0.0, "news test bpc": 2.5, "wiki test bpc": 2.6},
+            {"kind": "tuned", "steps": 300, "lr": 0.002, "news test bpc": 2.1, "wiki test bpc": 2.9},
+            {"kind": "tuned", "steps": 100, "lr": 0.002, "news test bpc": 2.3, "wiki test bpc": 2.7}]
+    fig, axes = plt.subplots(1, 2)
+    viz.plot_adaptation(axes, rows)
+    tuned, level = axes[1].get_lines()
+    assert list(tuned.get_xdata()) == [100, 300] and list(tuned.get_ydata()) == [2.7, 2.9]
+    assert list(level.get_ydata()) == [2.6, 2.6]
+    plt.close(fig)

@@ -1,0 +1,103 @@
+"""lmlib.finetune_runs: the committed results match the code's settings, and each run works end to end on a
+tiny configuration (the full runs take minutes on a GPU, an hour and more on 2 CPU cores)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from lmlib import finetune as FT
+from lmlib import finetune_runs as R
+from lmlib import pretraining
+from lmlib.train import CHECKPOINTS
+
+
+def test_mean_and_std_groups_in_order_with_the_sample_deviation():
+    rows = [{"n": 1, "way": "a", "acc": 0.5}, {"n": 1, "way": "a", "acc": 0.7}, {"n": 2, "way": "a", "acc": 0.9},
+            {"n": 1, "way": "b"}]
+    assert R.mean_and_std(rows, ("n", "way"), "acc") == [
+        {"n": 1, "way": "a", "mean": pytest.approx(0.6), "std": pytest.approx(math.sqrt(0.02)), "runs": 2},
+        {"n": 2, "way": "a", "mean": 0.9, "std": 0.0, "runs": 1}]
+
+
+@pytest.mark.parametrize(("name", "config"), [("reviews_zh", R.RunConfig()), ("domain_adaptation", R.AdaptConfig()),
+                                              ("polarity_en", R.PolarityConfig())])
+def test_the_committed_results_were_made_with_the_code_s_settings(name, config):
+    path = CHECKPOINTS / f"finetune_{name}.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run python -m lmlib.finetune_runs {name}")
+    saved = json.loads(path.read_text())["config"]
+    assert saved == json.loads(json.dumps(dataclasses.asdict(config))), (
+        f"{path.name} was made with other settings than lmlib.finetune_runs has now: re-run "
+        f"python -m lmlib.finetune_runs {name}")
+
+
+def test_reviews_zh_on_a_tiny_configuration(monkeypatch):
+    real = R.reviews_zh_splits
+    def every_100th(vocab, max_tokens):  # both classes: the corpus lists the positive reviews first
+        return {split: tuple(part[::100] for part in data) for split, data in real(vocab, max_tokens).items()}
+
+    monkeypatch.setattr(R, "reviews_zh_splits", every_100th)
+    config = R.RunConfig(sizes=(20,), seeds=(0,), learning_rates=(1e-3,), sweep_size=20, sweep_seeds=(0,),
+                         three_ways_size=20, min_steps=1, max_tokens=8)
+    result = R.reviews_zh(config)
+    assert result["chosen_lr"] == dict.fromkeys(R.WAYS, 1e-3)
+    assert [r["way"] for r in result["learning_curve"]] == ["bag of characters", "full", "from scratch"]
+    ways = {r["way"]: r for r in result["three_ways"]}
+    assert ways["head only"]["trainable"] == 2 * 128 + 2  # the head: d_model x 2 classes + 2 biases
+    # LoRA r = 8 on qkv (128 -> 384) and fc (128 -> 2 x 344, SwiGLU) in 4 layers, plus the head
+    assert ways["LoRA"]["trainable"] == 4 * 8 * ((128 + 384) + (128 + 688)) + 258
+    assert ways["LoRA"]["checkpoint_bytes"] == 4 * ways["LoRA"]["trainable"]  # float32, what trains is kept
+    assert ways["full"]["checkpoint_bytes"] == 4 * ways["full"]["trainable"]  # tied embedding counted once
+    assert all(0 <= r["test accuracy"] <= 1 for r in result["three_ways"])
+
+
+def test_domain_adaptation_on_a_tiny_configuration(monkeypatch):
+    real = R.character_sentences
+    monkeypatch.setattr(R, "character_sentences", lambda corpus, split: real(corpus, split)[:12])
+    config = R.AdaptConfig(fine_tune_lrs=(1e-3,), fine_tune_steps=(2,), scratch_steps=(2,), replay_steps=(2,),
+                           batch_size=2, block=16)
+    rows = R.domain_adaptation(config)["rows"]
+    assert [r["kind"] for r in rows] == ["wiki model, before", "fine-tuned on news", "fine-tuned, wiki replayed",
+                                         "news only"]
+    before, fine_tuned, replayed, scratch = rows
+    assert before["news valid bpc"] != fine_tuned["news valid bpc"] != replayed["news valid bpc"]
+    assert scratch["news valid bpc"] > before["news valid bpc"] + 2  # two steps from scratch: nearly uniform still
+
+
+def test_polarity_en_runs_both_training_loops_on_the_same_folds(monkeypatch):
+    transformers = pytest.importorskip("transformers")
+
+    def tiny_bert(seed):
+        torch.manual_seed(seed)
+        config = transformers.BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=32, num_labels=2)
+        return transformers.BertForSequenceClassification(config)
+
+    monkeypatch.setattr(R, "minilm_classifier", tiny_bert)
+    monkeypatch.setattr(pretraining, "sentence_embeddings",  # MiniLM's own are tested in test_pretraining.py
+                        lambda texts, tokenizer, model: torch.randn(len(texts), 8, generator=torch.Generator()))
+    result = R.polarity_en(R.PolarityConfig(folds=2, epochs=1))
+    assert [r["fold"] for r in result["rows"]] == [0, 1] and result["examples"] == 200
+    for row in result["rows"]:
+        for method in ("bag of words", "frozen MiniLM + logistic regression", "MiniLM fine-tuned, lmlib loop",
+                       "MiniLM fine-tuned, transformers.Trainer"):
+            assert 0 <= row[method] <= 1 and round(row[method] * 100, 6).is_integer()  # 100 test sentences a fold
+
+
+def test_a_classifier_of_each_way_trains_what_its_name_says():
+    from tests.test_finetune import tiny_gpt
+
+    base = tiny_gpt(modern=True)
+    with torch.no_grad():
+        base.token_embedding.weight += 1  # "pretrained": not the weights a fresh model of the same seed gets
+    config = R.RunConfig(lora_targets=("attn.qkv",))
+    counts = {way: FT.trainable_parameters(R.classifier(base, way, 0, config)) for way in R.WAYS}
+    assert counts["full"] == counts["from scratch"] == base.num_parameters() + 16 * 2 + 2
+    assert counts["head only"] == 16 * 2 + 2 and counts["head only"] < counts["LoRA"] < counts["full"]
+    scratch = R.classifier(base, "from scratch", 0, config).body
+    assert not torch.equal(scratch.token_embedding.weight, base.token_embedding.weight)
