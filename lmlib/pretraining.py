@@ -180,7 +180,7 @@ def save_hf_folder(model, bpe: BPETokenizer, folder: str | Path) -> Path:
     probability 0), and the tokenizer. ``AutoModelForCausalLM`` and ``pipeline`` load it offline."""
     folder = Path(folder)
     vocab = model.vocab
-    if vocab.itos != sorted(bpe.tokenizer.get_vocab(), key=bpe.tokenizer.get_vocab().get):
+    if vocab.itos != bpe.tokens_by_id():
         raise ValueError("the model's vocabulary is not the tokenizer's: train it on the tokenizer's own ids "
                          "(the 'bpe' tokenization of lmlib.train does)")
     hf = model.to_hf()

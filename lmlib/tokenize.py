@@ -283,6 +283,11 @@ class BPETokenizer:
         """Every token the tokenizer can produce: bytes, learned merges, special tokens."""
         return set(self.tokenizer.get_vocab())
 
+    def tokens_by_id(self) -> list[str]:
+        """Every token, at the position of its id: entry i is the token with id i."""
+        ids = self.tokenizer.get_vocab()
+        return sorted(ids, key=ids.get)
+
     def encode(self, text: str) -> list[str]:
         """The BPE tokens of ``text`` (bytes shown as GPT-2 shows them: a space is ``Ġ``)."""
         return self.tokenizer.encode(text).tokens if text else []

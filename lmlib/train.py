@@ -467,8 +467,7 @@ def bpe_vocab(corpus: str) -> Vocab:
     """``bpe_tokenizer(corpus)``'s own vocabulary as a course ``Vocab``: id i is the tokenizer's id i (its special
     tokens come first, in the course's order), so the model's ids are the ones a Hugging Face tokenizer made
     from the same ``tokenizers`` file gives."""
-    ids = bpe_tokenizer(corpus).tokenizer.get_vocab()
-    itos = sorted(ids, key=ids.get)
+    itos = bpe_tokenizer(corpus).tokens_by_id()
     if tuple(itos[: len(SPECIALS)]) != SPECIALS:
         raise ValueError(f"the BPE tokenizer's first ids are {itos[:4]}, not the course's special tokens {SPECIALS}")
     return Vocab.from_itos(itos)

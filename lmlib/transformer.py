@@ -338,15 +338,20 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
                 is_causal: bool, past: KV | None = None) -> tuple[torch.Tensor, KV]:
         """x [B, T, d_model] -> ([B, T, d_model], the keys and values of the past and these T tokens)."""
-        q, k, v = self.qkv(x).split(self.widths, dim=-1)
-        q = split_heads(q, self.n_heads)  # [B, h, T, d_k]
-        k, v = split_heads(k, self.n_kv_heads), split_heads(v, self.n_kv_heads)  # [B, h_kv, T, d_k]
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k, v = self.queries_keys_values(x, rope)
         if past is not None:  # the tokens read before: their keys and values were cached
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [B, h_kv, T_past + T, d_k]
         y = multi_head_attention(q, k, v, mask, is_causal, self.fast)  # [B, h, T, d_k]
         return self.drop(self.proj(merge_heads(y))), (k, v)
+
+    def queries_keys_values(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None):
+        """x [B, T, d_model] -> Q [B, h, T, d_k], K and V [B, h_kv, T, d_k], positions applied (RoPE)."""
+        q, k, v = self.qkv(x).split(self.widths, dim=-1)
+        q = split_heads(q, self.n_heads)
+        k, v = split_heads(k, self.n_kv_heads), split_heads(v, self.n_kv_heads)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
 
 
 class Block(nn.Module):
@@ -631,10 +636,7 @@ def attention_weights(model: GPT, ids: torch.Tensor) -> torch.Tensor:
 
     def record(attn: CausalSelfAttention, args: tuple) -> None:
         x, rope, mask, is_causal, _ = args  # x [B, T, d_model], normed
-        q, k, _ = attn.qkv(x).split(attn.widths, dim=-1)
-        q, k = split_heads(q, attn.n_heads), split_heads(k, attn.n_kv_heads)  # [B, h, T, d_k], [B, h_kv, T, d_k]
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k, _ = attn.queries_keys_values(x, rope)  # [B, h, T, d_k], [B, h_kv, T, d_k]
         k = repeat_kv(k, attn.n_heads // attn.n_kv_heads)
         if is_causal:
             mask = causal_mask(q.shape[-2], k.shape[-2], q.device)

@@ -99,6 +99,12 @@ def test_bpe_roundtrips_any_text(bpe, text):
     assert bpe.decode(bpe.encode_ids(text)) == text
 
 
+def test_bpe_tokens_by_id_puts_each_token_at_its_id(bpe):
+    tokens = bpe.tokens_by_id()
+    assert len(tokens) == bpe.vocab_size == len(set(tokens))
+    assert [tokens[i] for i in bpe.encode_ids(" the fire")] == bpe.encode(" the fire")
+
+
 def test_bpe_learns_merges_for_frequent_words(bpe, tmp_path):
     assert bpe.vocab_size == 600
     # " the" is frequent in news: one token, its leading space shown as "Ġ" as in GPT-2
