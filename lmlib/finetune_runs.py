@@ -341,6 +341,19 @@ def mean_and_std(rows: list[dict], by: tuple[str, ...], value: str) -> list[dict
     return out
 
 
+def paired_differences(rows: list[dict], first: str, second: str, value: str = "test accuracy") -> list[dict]:
+    """Per number of labels, ``first``'s minus ``second``'s ``value`` seed by seed (in points: x 100; the two saw
+    the same reviews), with the mean, the sample standard deviation and in how many seeds it is positive."""
+    runs = {(r["way"], r["labels"], r["seed"]): r[value] for r in rows}
+    out = []
+    for n in dict.fromkeys(r["labels"] for r in rows):
+        seeds = [s for (way, labels, s) in runs if way == first and labels == n and (second, n, s) in runs]
+        points = [{"labels": n, "points": 100 * (runs[(first, n, s)] - runs[(second, n, s)])} for s in seeds]
+        summary = mean_and_std(points, ("labels",), "points")[0]
+        out.append({**summary, "positive": sum(p["points"] > 0 for p in points)})
+    return out
+
+
 # --- running them -----------------------------------------------------------------------------------------
 
 

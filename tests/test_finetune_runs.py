@@ -24,6 +24,15 @@ def test_mean_and_std_groups_in_order_with_the_sample_deviation():
         {"n": 2, "way": "a", "mean": 0.9, "std": 0.0, "runs": 1}]
 
 
+def test_paired_differences_pair_the_same_seeds_in_points():
+    rows = [{"way": w, "labels": n, "seed": s, "test accuracy": a}
+            for w, n, s, a in [("a", 10, 0, 0.70), ("b", 10, 0, 0.60), ("a", 10, 1, 0.50), ("b", 10, 1, 0.55),
+                               ("a", 20, 0, 0.80), ("b", 20, 0, 0.75), ("a", 20, 1, 0.90)]]
+    assert R.paired_differences(rows, "a", "b") == [
+        {"labels": 10, "mean": pytest.approx(2.5), "std": pytest.approx(math.sqrt(112.5)), "runs": 2, "positive": 1},
+        {"labels": 20, "mean": pytest.approx(5.0), "std": 0.0, "runs": 1, "positive": 1}]  # seed 1 of "b" missing
+
+
 @pytest.mark.parametrize(("name", "config"), [("reviews_zh", R.RunConfig()), ("domain_adaptation", R.AdaptConfig()),
                                               ("polarity_en", R.PolarityConfig())])
 def test_the_committed_results_were_made_with_the_code_s_settings(name, config):
