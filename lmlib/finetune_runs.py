@@ -5,7 +5,9 @@
     python -m lmlib.finetune_runs polarity_en           # MiniLM on 200 English sentences, 5-fold cross-validation
     python -m lmlib.finetune_runs --list
 
-``--device cuda`` runs the first two on a GPU (minutes there; about an hour and a half on 2 CPU cores).
+``--device cuda`` runs the first two on a GPU (about 4 and 5 minutes on an H200; on 2 CPU cores they take hours,
+an estimate: not measured). ``polarity_en`` runs on the CPU (MiniLM fine-tuned 10 times: about 10 minutes on a quiet
+2-core machine, from its per-fold seconds).
 
 The Chinese task: ``reviews_zh`` (product reviews, positive or negative), read as characters by the
 character-level GPT of People's Daily (recipe ``gpt_chars_peoples_daily``) with a classification head
