@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lmlib import finetune as FT
@@ -109,11 +110,19 @@ def fine_tune(model: FT.GPTClassifier, way: str, train_set: tuple, eval_sets: di
 def bag_of_characters(train_chars: list[list[str]], train_labels: torch.Tensor, test: tuple) -> float:
     """Logistic regression on character counts (scikit-learn): the baseline with no pretraining at all."""
     from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
 
     vectorizer = CountVectorizer(analyzer=lambda chars: chars)
-    model = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(train_chars), train_labels.numpy())
-    return float((model.predict(vectorizer.transform(test[0])) == test[2].numpy()).mean())
+    return logistic_accuracy(vectorizer.fit_transform(train_chars), train_labels,
+                             vectorizer.transform(test[0]), test[2])
+
+
+def logistic_accuracy(train_features, train_labels, test_features, test_labels) -> float:
+    """Test accuracy of scikit-learn's logistic regression fitted on the training features (every baseline's
+    classifier here: on counts, or on frozen embeddings)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=2000).fit(train_features, np.asarray(train_labels))
+    return float((model.predict(test_features) == np.asarray(test_labels)).mean())
 
 
 def labelled_sample(train_split: tuple, n: int, seed: int) -> tuple[list, torch.Tensor, torch.Tensor]:
@@ -248,7 +257,9 @@ def polarity_en(config: PolarityConfig = PolarityConfig(), device: str = "cpu") 
     for fold, (train_rows, test_rows) in enumerate(folds):
         train_rows, test_rows = torch.tensor(train_rows), torch.tensor(test_rows)
         row = {"fold": fold, "bag of words": _bag_of_words(texts, labels, train_rows, test_rows),
-               "frozen MiniLM + logistic regression": _logistic_on(embeddings, labels, train_rows, test_rows)}
+               "frozen MiniLM + logistic regression": logistic_accuracy(
+                   embeddings[train_rows].numpy(), labels[train_rows],
+                   embeddings[test_rows].numpy(), labels[test_rows])}
         for name, fit in (("MiniLM fine-tuned, lmlib loop", _fine_tune_lmlib),
                           ("MiniLM fine-tuned, transformers.Trainer", _fine_tune_trainer)):
             start = time.perf_counter()
@@ -262,20 +273,10 @@ def polarity_en(config: PolarityConfig = PolarityConfig(), device: str = "cpu") 
 
 def _bag_of_words(texts: list[str], labels: torch.Tensor, train_rows, test_rows) -> float:
     from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
 
     vectorizer = CountVectorizer()
-    features = vectorizer.fit_transform([texts[i] for i in train_rows])
-    model = LogisticRegression(max_iter=2000).fit(features, labels[train_rows].numpy())
-    predicted = model.predict(vectorizer.transform([texts[i] for i in test_rows]))
-    return float((predicted == labels[test_rows].numpy()).mean())
-
-
-def _logistic_on(features: torch.Tensor, labels: torch.Tensor, train_rows, test_rows) -> float:
-    from sklearn.linear_model import LogisticRegression
-
-    model = LogisticRegression(max_iter=2000).fit(features[train_rows].numpy(), labels[train_rows].numpy())
-    return float((model.predict(features[test_rows].numpy()) == labels[test_rows].numpy()).mean())
+    return logistic_accuracy(vectorizer.fit_transform([texts[i] for i in train_rows]), labels[train_rows],
+                             vectorizer.transform([texts[i] for i in test_rows]), labels[test_rows])
 
 
 def minilm_classifier(seed: int) -> torch.nn.Module:
