@@ -187,9 +187,10 @@ def domain_adaptation(config: AdaptConfig = AdaptConfig(), device: str = "cpu") 
 
     base = load_checkpoint(config.base)
     vocab = base.vocab
-    news = {split: encode_stream(vocab, character_sentences("news", split)) for split in ("train", "valid", "test")}
+    news_sentences = {split: character_sentences("news", split) for split in ("train", "valid", "test")}
+    news = {split: encode_stream(vocab, sentences) for split, sentences in news_sentences.items()}
     wiki_train = character_sentences("wiki", "train")
-    news_chars = sum(len(s) + 2 for s in character_sentences("news", "train"))
+    news_chars = sum(len(s) + 2 for s in news_sentences["train"])
     every = max(1, round(sum(len(s) + 2 for s in wiki_train) / news_chars))
     replay = torch.cat([news["train"], encode_stream(vocab, wiki_train[::every])])  # about as much wiki as news
     evals = {"news valid": news["valid"], "news test": news["test"],
