@@ -135,9 +135,10 @@ def fmt(x: float) -> str:
 # --- one submission ------------------------------------------------------------------------------
 
 def probes_of(exercise: Exercise) -> list:
-    """What the kernel is asked to evaluate: the tests' code, never their expected values."""
-    return [[{"code": s.code, "check": s.check} for s in case.steps]
-            for q in exercise.questions for case in q.cases]
+    """What the kernel is asked to evaluate, question by question: the tests' code, never their
+    expected values. It reports one list of step results per case, in order."""
+    return [[[{"code": s.code, "check": s.check} for s in case.steps] for case in q.cases]
+            for q in exercise.questions]
 
 
 def read_notebook(path: Path, exercise: Exercise, row: Row) -> str | None:
@@ -223,7 +224,7 @@ def interpret(exercise: Exercise, run: sandbox.RunResult, limits: sandbox.Limits
     r = run.result
     if run.timed_out:
         row.status = "timeout"
-        notes.insert(0, f"still running after the {fmt(limits.wall_s)} s limit")
+        notes.insert(0, f"still running after the whole run's limit ({fmt(run.whole_run_s)} s)")
     elif r is None:
         row.status = "crashed"
         last = run.log_tail.strip().splitlines()[-1:] or [""]
@@ -254,6 +255,9 @@ def interpret(exercise: Exercise, run: sandbox.RunResult, limits: sandbox.Limits
         if stopped:
             notes.append("stopped after the cell time limit: cell "
                          + ", ".join(str(c.get("cell"))[:6] for c in stopped[:5]))
+        if r.get("cells_not_run_from") is not None:
+            notes.append(f"the cells used up the {fmt(limits.wall_s)} s limit: cells from "
+                         f"{str(r['cells_not_run_from'])[:6]} on were not run")
         if errors:
             notes.append(f"{len(errors)} cell(s) raised errors, first: cell "
                          f"{str(errors[0].get('cell'))[:6]}: {str(errors[0].get('error'))[:120]}")

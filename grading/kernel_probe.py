@@ -6,6 +6,12 @@
 # decides pass or fail: the trusted grader does that. Student code can tamper
 # with all of this; the worst it can do is report values of its own choosing,
 # which is no better than computing them.
+#
+# runner.py executes this file in a namespace of its own whose __builtins__ is the real
+# builtins module, not in the notebook's: a student's `list = [...]`, `for round in ...` or
+# `from torch import *` (which rebinds compile, float, int, bool) never reaches this code.
+# Each question gets its own time: a test that runs past timeout_s ends its question (the
+# question's later tests are not run), and the next question is probed as usual.
 
 
 def _grading_probe(request_json, timeout_s):
@@ -54,14 +60,8 @@ def _grading_probe(request_json, timeout_s):
     def on_alarm(signum, frame):
         raise ProbeTimeout()
 
-    request = json.loads(request_json)
-    user_ns = get_ipython().user_ns  # noqa: F821 (IPython's global)
-    # Names a student rebound (list = ..., sum = ...) do not leak into the tests.
-    base = {k: v for k, v in user_ns.items() if not hasattr(builtins, k)}
-    base["__builtins__"] = builtins
-    signal.signal(signal.SIGALRM, on_alarm)
-    results = []
-    for case in request:
+    def run_case(case, base):
+        """The case's step reports, and whether a step ran out of time."""
         ns, steps = dict(base), []
         for step in case:
             sink = io.StringIO()
@@ -78,12 +78,32 @@ def _grading_probe(request_json, timeout_s):
                         steps.append({})
             except ProbeTimeout:
                 steps.append({"error": f"took longer than {timeout_s} s"})
+                return steps, True
             except BaseException as e:  # noqa: B036 (a test may raise anything, even SystemExit)
                 steps.append({"error": describe(e)})
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             if "error" in steps[-1]:
                 break
-        results.append(steps)
+        return steps, False
+
+    from IPython import get_ipython
+
+    request = json.loads(request_json)
+    user_ns = get_ipython().user_ns
+    # Names a student rebound (list = ..., sum = ...) do not leak into the tests.
+    base = {k: v for k, v in user_ns.items() if not hasattr(builtins, k)}
+    base["__builtins__"] = builtins
+    signal.signal(signal.SIGALRM, on_alarm)
+    results = []
+    for question in request:
+        hung = False
+        for case in question:
+            if hung:  # the same function would most likely hang again: the question ends here
+                results.append([{"error": f"not run: an earlier test of this question took longer "
+                                          f"than {timeout_s} s"}])
+                continue
+            steps, hung = run_case(case, base)
+            results.append(steps)
     # Delimited at both ends: C libraries may write to the same stream (it is captured at fd level).
     print("\n@@grading-probe-results@@" + json.dumps(results) + "@@end@@", flush=True)

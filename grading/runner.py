@@ -24,6 +24,17 @@ import time
 
 PROBE_RESULTS = re.compile(r"@@grading-probe-results@@(.*?)@@end@@", re.DOTALL)
 INTERRUPT_GRACE_S = 5  # after an interrupt, how long a cell gets to stop before the next one
+# A cell that only runs otter's own checks: grader.check("q2"), grader.check_all(). The trusted
+# probe runs every test anyway, so grading skips these cells: a function that hangs then costs
+# one cell limit where it is called elsewhere, and its question's tests, not three cell limits.
+CHECK_LINE = re.compile(r"""\s*(grader\.check\(\s*["']\w+["']\s*\)|grader\.check_all\(\s*\))\s*;?\s*(#.*)?""")
+# The probe runs in a namespace of its own, with the real builtins: whatever the notebook bound
+# (list = ..., from torch import *) stays in the notebook's namespace. `import` finds __import__
+# through the frame's builtins, which a student's globals cannot shadow by accident.
+PROBE_CELL = """import builtins as _grading_builtins
+_grading_builtins.exec(_grading_builtins.compile({source!r}, "<grading probe>", "exec"),
+                       {{"__builtins__": _grading_builtins, "__name__": "grading_probe"}})
+"""
 
 
 def set_limits(limits: dict) -> None:
@@ -47,6 +58,11 @@ def drop_privileges(uid: int) -> None:
     os.setuid(uid)
     if os.getuid() != uid or os.geteuid() != uid:
         raise SystemExit("could not drop privileges")
+
+
+def is_check_cell(source: str) -> bool:
+    lines = [line for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return bool(lines) and all(CHECK_LINE.fullmatch(line) for line in lines)
 
 
 def code_cells(path: str) -> list[tuple[int, str]]:
@@ -120,9 +136,13 @@ def run(request: dict, result: dict) -> None:
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
+        cells_deadline = time.monotonic() + request["cells_budget_s"]
         for number, source in cells:
-            if not source.strip():
+            if not source.strip() or is_check_cell(source):
                 continue
+            if time.monotonic() > cells_deadline:  # the tests still run, on what is defined so far
+                result["cells_not_run_from"] = number
+                break
             try:
                 out = execute(km, kc, source, request["cell_timeout_s"])
             except KernelDied:
@@ -134,8 +154,9 @@ def run(request: dict, result: dict) -> None:
             if out["status"] != "ok" or out["interrupted"]:
                 result["cells"].append({"cell": number, **out})
         with open(os.path.join(os.path.dirname(__file__), "kernel_probe.py"), encoding="utf-8") as f:
-            probe = f.read()
-        probe += f"\n_grading_probe({json.dumps(request['probes'])!r}, {request['probe_timeout_s']})\n"
+            source = f.read()
+        source += f"\n_grading_probe({json.dumps(request['probes'])!r}, {request['probe_timeout_s']})\n"
+        probe = PROBE_CELL.format(source=source)
         budget = request["probe_timeout_s"] * max(1, request["probe_steps"]) + 30
         try:
             out = execute(km, kc, probe, budget, collect_stdout=True)

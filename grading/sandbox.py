@@ -44,12 +44,20 @@ UNSANDBOXED_WARNING = (
 
 @dataclass(frozen=True)
 class Limits:
-    wall_s: float = 120  # whole run, killed from outside
+    wall_s: float = 120  # the notebook's cells, all together; later cells are not run
     cell_s: float = 30  # one cell, then the kernel is interrupted and the next cell runs
-    probe_s: float = 10  # one test expression
+    probe_s: float = 10  # one test expression; one that runs past it ends its question's tests
     memory_mb: int = 2048  # address space of each process
     nproc: int = 64  # processes and threads (per sandbox uid)
     file_mb: int = 64  # largest file a submission may write
+
+
+    def whole_run_s(self, probe_steps: int) -> float:
+        """When the sandbox is killed from outside: the cells' time, every test's, and start-up.
+
+        The tests get time of their own, so a notebook whose cells used up ``wall_s`` is still
+        graded; only a run that ignores every interrupt reaches this limit."""
+        return self.wall_s + self.probe_s * probe_steps + 60
 
 
 @dataclass
@@ -58,6 +66,7 @@ class RunResult:
     timed_out: bool
     exit_code: int | None
     log_tail: str
+    whole_run_s: float  # the limit after which the sandbox was (or would have been) killed
 
 
 def bwrap_works() -> tuple[bool, str]:
@@ -180,7 +189,8 @@ def _remove(path: Path) -> None:
 
 
 def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox: bool) -> RunResult:
-    """Execute ``notebook`` (JSON text) as ``name`` in a fresh sandbox; ``probes`` are test steps."""
+    """Execute ``notebook`` (JSON text) as ``name`` in a fresh sandbox, then evaluate ``probes``:
+    per question, its test cases, each a list of steps (``{"code", "check"}``)."""
     workdir = Path(tempfile.mkdtemp(prefix="grading-"))
     (workdir / "work").mkdir()
     (workdir / "tmp").mkdir()
@@ -199,11 +209,13 @@ def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox
     tmp = "/tmp" if sandbox else str(workdir / "tmp")
     nproc = limits.nproc if sandbox else _own_process_count() + limits.nproc
     result_fd = os.open(workdir / "result.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    probe_steps = sum(len(case) for question in probes for case in question)
+    whole_run_s = limits.whole_run_s(probe_steps)
     request = {
         "workdir": inside, "notebook": name, "uid": uid, "probes": probes, "result_fd": result_fd,
-        "probe_steps": sum(len(case) for case in probes),
+        "probe_steps": probe_steps, "cells_budget_s": limits.wall_s,
         "cell_timeout_s": limits.cell_s, "probe_timeout_s": limits.probe_s,
-        "limits": {**asdict(limits), "cpu_s": int(limits.wall_s) + 5,
+        "limits": {**asdict(limits), "cpu_s": int(whole_run_s) + 5,
                    "nproc": None if (os.getuid() == 0 and not sandbox) else nproc},
     }
     runner = [sys.executable, "-I", str(GRADING_DIR / "runner.py")]
@@ -221,7 +233,7 @@ def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox
             except BrokenPipeError:
                 pass
             try:
-                exit_code = proc.wait(timeout=limits.wall_s)
+                exit_code = proc.wait(timeout=whole_run_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
@@ -242,7 +254,8 @@ def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox
         with open(workdir / "log.txt", "rb") as f:
             f.seek(max(0, os.path.getsize(workdir / "log.txt") - 2000))
             log_tail = f.read().decode("utf-8", "replace")
-        return RunResult(result if isinstance(result, dict) else None, timed_out, exit_code, log_tail)
+        return RunResult(result if isinstance(result, dict) else None, timed_out, exit_code, log_tail,
+                         whole_run_s)
     finally:
         _remove(workdir)
         _release_uid(uid)

@@ -94,7 +94,8 @@ def _cached(name: str, sources: list[Path], build: Callable[[], list]) -> list:
 # --- cleaning ------------------------------------------------------------------------------------
 
 def clean_wiki_markup(text: str) -> str:
-    """Wikitext -> plain paragraphs, using gensim's own ``filter_wiki`` then tidying what it leaves.
+    """Wikitext -> plain paragraphs, using gensim's own ``filter_wiki`` then tidying
+    what it leaves.
 
     gensim removes templates, links, references and tables; left over are
     bold/italic quotes, ``== headings ==``, list bullets and blank runs.
@@ -104,7 +105,8 @@ def clean_wiki_markup(text: str) -> str:
     paragraphs = []
     for line in text.split("\n"):
         line = re.sub(r"'{2,}", "", line)
-        if re.fullmatch(r"\s*(=+).*\1\s*", line):  # section heading, e.g. "=== E = mc² ==="
+        # section heading, e.g. "=== E = mc² ==="
+        if re.fullmatch(r"\s*(=+).*\1\s*", line):
             continue
         line = re.sub(r"^[*#:;|!]+\s*", "", line)  # list bullets, table remnants
         line = re.sub(r"\(\s*[,;]?\s*\)", "", line)  # "( )" left where a template was
@@ -147,25 +149,31 @@ def containment(a: str, b: str, n: int = 8) -> float:
 
 
 def near_copies(texts: list[str], n: int = 8, threshold: float = 0.5) -> dict[int, int]:
-    """The texts that are near copies of another: ``{index of the copy: index of the text that holds it}``.
+    """The texts that are near copies of another:
+    ``{index of the copy: index of the text that holds it}``.
 
     Text i is a near copy of text j when ``containment(texts[i], texts[j]) >=
     threshold``: most of its n-word windows occur in j. This catches what exact
     matching misses: a story re-filed with a typo fixed, cut short, or pasted
     into a longer bulletin. Of two texts that overlap, the copy is the one with
     the larger share in the other (on a tie, the later): the longer bulletin is
-    kept, the story pasted into it goes. Words are space-separated, so this suits English, not unsegmented
-    Chinese. All pairs are compared (quadratic): right for hundreds of texts;
-    web-scale pipelines estimate the same overlap with MinHash instead.
+    kept, the story pasted into it goes. Words are space-separated, so this suits
+    English, not unsegmented Chinese. All pairs are compared (quadratic): right for
+    hundreds of texts; web-scale pipelines estimate the same overlap with MinHash
+    instead.
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     shingles = [word_shingles(t, n) for t in texts]
     # share[i][j]: the share of text i's shingles found in text j
-    share = [[len(s_i & s_j) / len(s_i) if s_i else 0.0 for s_j in shingles] for s_i in shingles]
+    share = [
+        [len(s_i & s_j) / len(s_i) if s_i else 0.0 for s_j in shingles]
+        for s_i in shingles
+    ]
     copies = {}
     for i in range(len(texts)):
-        # of two texts that overlap, the copy is the one with the larger share in the other (on a tie, the later)
+        # of two texts that overlap, the copy is the one with the larger share in the
+        # other (on a tie, the later)
         holders = [j for j in range(len(texts)) if j != i and share[i][j] >= threshold
                    and (share[i][j], i) > (share[j][i], j)]
         if holders:

@@ -32,14 +32,16 @@ POOLINGS = ("last", "mean")
 
 
 class GPTClassifier(nn.Module):
-    """A GPT body with a linear head: [B, T] ids (``<bos>`` first, right-padded) -> [B, n_classes] logits."""
+    """A GPT body with a linear head: [B, T] ids (``<bos>`` first, right-padded) ->
+    [B, n_classes] logits."""
 
     def __init__(self, body: nn.Module, n_classes: int, pooling: str = "last"):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if n_classes < 2:
-            raise ValueError(f"a classifier needs at least 2 classes, got n_classes={n_classes}")
+            raise ValueError(
+                f"a classifier needs at least 2 classes, got n_classes={n_classes}")
         self.body, self.pooling, self.n_classes = body, pooling, n_classes
         self.pad_id = body.vocab.pad_id
         self.head = nn.Linear(body.config.d_model, n_classes)
@@ -56,11 +58,14 @@ class GPTClassifier(nn.Module):
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of [B, C] logits against [B] labels in 0..C-1 (other labels: a clear error)."""
+    """Mean cross-entropy of [B, C] logits against [B] labels in 0..C-1 (other labels: a
+    clear error)."""
     n_classes = logits.shape[-1]
-    if labels.dtype not in (torch.int64, torch.int32) or labels.min() < 0 or labels.max() >= n_classes:
-        raise ValueError(f"labels must be integer classes in 0..{n_classes - 1}, got values "
-                         f"{sorted(set(labels.tolist()))[:10]} (dtype {labels.dtype}): map them to class ids first")
+    if (labels.dtype not in (torch.int64, torch.int32)
+            or labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be integer classes in 0..{n_classes - 1}, got "
+                         f"values {sorted(set(labels.tolist()))[:10]} "
+                         f"(dtype {labels.dtype}): map them to class ids first")
     return F.cross_entropy(logits, labels.long())
 
 
@@ -80,25 +85,31 @@ def trainable_parameters(model: nn.Module) -> int:
 
 
 class LoRALinear(nn.Module):
-    """y = W x + b + (alpha / r) B A x around a frozen ``nn.Linear`` (W, b); only A and B train."""
+    """y = W x + b + (alpha / r) B A x around a frozen ``nn.Linear`` (W, b); only A and B
+    train."""
 
     def __init__(self, base: nn.Linear, r: int, alpha: float):
         super().__init__()
-        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= min(base.in_features, base.out_features):
-            raise ValueError(f"LoRA rank r must be an integer between 1 and min(d_in, d_out) = "
-                             f"{min(base.in_features, base.out_features)} for this layer, got {r!r}")
+        if (isinstance(r, bool) or not isinstance(r, int)
+                or not 1 <= r <= min(base.in_features, base.out_features)):
+            raise ValueError(
+                f"LoRA rank r must be an integer between 1 and min(d_in, d_out) = "
+                f"{min(base.in_features, base.out_features)} for this layer, got {r!r}")
         self.base, self.r, self.alpha, self.scale = base, r, alpha, alpha / r
         base.requires_grad_(False)
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features))  # [r, d_in]
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))  # [d_out, r]: 0, so the update starts at 0
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's (and nn.Linear's) initialisation
+        # [d_out, r]: 0, so the update starts at 0
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        # peft's (and nn.Linear's) initialisation
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.merged = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)  # [..., d_out]
         if self.merged:
             return y
-        return y + (x @ self.lora_A.T @ self.lora_B.T) * self.scale  # [..., d_in] -> [..., r] -> [..., d_out]
+        # [..., d_in] -> [..., r] -> [..., d_out]
+        return y + (x @ self.lora_A.T @ self.lora_B.T) * self.scale
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -117,19 +128,23 @@ class LoRALinear(nn.Module):
         return f"r={self.r}, alpha={self.alpha}"
 
 
-def add_lora(model: nn.Module, r: int, alpha: float, targets: tuple[str, ...] = ("attn.qkv",)) -> list[str]:
-    """Wrap every ``nn.Linear`` whose name ends with one of ``targets`` in a ``LoRALinear`` and freeze all other
-    parameters (a head named ``head`` stays trainable, as peft's ``modules_to_save``). Returns the wrapped names."""
+def add_lora(model: nn.Module, r: int, alpha: float,
+             targets: tuple[str, ...] = ("attn.qkv",)) -> list[str]:
+    """Wrap every ``nn.Linear`` whose name ends with one of ``targets`` in a
+    ``LoRALinear`` and freeze all other parameters (a head named ``head`` stays trainable,
+    as peft's ``modules_to_save``). Returns the wrapped names."""
     wrapped = []
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Linear) and name.endswith(targets):
             parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, child, LoRALinear(module, r, alpha))
+            setattr(model.get_submodule(parent_name) if parent_name else model, child,
+                    LoRALinear(module, r, alpha))
             wrapped.append(name)
     if not wrapped:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-        raise ValueError(f"no nn.Linear layer's name ends with any of {targets}: name the layers to adapt, "
-                         f"among {linear}")
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                         if isinstance(m, nn.Linear)})
+        raise ValueError(f"no nn.Linear layer's name ends with any of {targets}: name "
+                         f"the layers to adapt, among {linear}")
     for name, p in model.named_parameters():
         p.requires_grad_(".lora_" in name or name.startswith("head."))
     return wrapped
@@ -168,16 +183,19 @@ def check_vocabulary(model_vocab, vocab) -> None:
                          "checkpoint's own vocabulary, model.vocab")
 
 
-def train_classifier(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, epochs: int, lr: float,
-                     batch_size: int = 32, seed: int = 0, weight_decay: float = 0.01) -> list[float]:
-    """AdamW on the trainable parameters, shuffled mini-batches, ``epochs`` passes; returns each epoch's mean loss.
+def train_classifier(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor,
+                     epochs: int, lr: float, batch_size: int = 32, seed: int = 0,
+                     weight_decay: float = 0.01) -> list[float]:
+    """AdamW on the trainable parameters, shuffled mini-batches, ``epochs`` passes;
+    returns each epoch's mean loss.
 
-    ``model`` maps [B, T] right-padded ids to [B, C] logits and has a ``pad_id``; it trains where it lives (CPU
-    or GPU), the batches are moved there.
+    ``model`` maps [B, T] right-padded ids to [B, C] logits and has a ``pad_id``; it
+    trains where it lives (CPU or GPU), the batches are moved there.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("no parameter is trainable: unfreeze the head at least (freeze_all_but(model, ('head.',)))")
+        raise ValueError("no parameter is trainable: unfreeze the head at least "
+                         "(freeze_all_but(model, ('head.',)))")
     device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)

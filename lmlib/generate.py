@@ -97,10 +97,13 @@ def keep_top_p(p: float) -> Processor:
     def nucleus_of(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         if p == 1:
             return scores
-        sorted_scores, order = scores.sort(dim=-1, descending=True, stable=True)  # [B, V]
+        # [B, V]
+        sorted_scores, order = scores.sort(dim=-1, descending=True, stable=True)
         probs = sorted_scores.softmax(dim=-1)
-        mass_before = probs.cumsum(dim=-1) - probs  # probability of the more likely tokens
-        drop = torch.zeros_like(scores, dtype=torch.bool).scatter(-1, order, mass_before >= p)
+        # probability of the more likely tokens
+        mass_before = probs.cumsum(dim=-1) - probs
+        drop = (torch.zeros_like(scores, dtype=torch.bool)
+                .scatter(-1, order, mass_before >= p))
         return scores.masked_fill(drop, -math.inf)
 
     return nucleus_of
@@ -206,16 +209,19 @@ def sample(
     num_samples: int = 1,
     generator: torch.Generator | None = None,
 ) -> list[Generation]:
-    """Draw ``num_samples`` continuations of ``prompt``, each token from the processed distribution.
+    """Draw ``num_samples`` continuations of ``prompt``, each token from the processed
+    distribution.
 
     Pass a seeded ``torch.Generator`` for reproducible samples. ``temperature=0``
     is greedy decoding (the limit T -> 0). ``suppress`` lists tokens never to choose.
     """
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    chain = processors(temperature or 1.0, top_k, top_p, min_p, repetition_penalty, _suppressed_ids(model, suppress))
+    chain = processors(temperature or 1.0, top_k, top_p, min_p, repetition_penalty,
+                       _suppressed_ids(model, suppress))
     if temperature == 0:  # the limit T -> 0: all the mass on the most probable token left
-        return _decode(model, prompt, max_tokens, num_samples, lambda scores, ids: _argmax(scores, ids, chain))
+        return _decode(model, prompt, max_tokens, num_samples,
+                       lambda scores, ids: _argmax(scores, ids, chain))
 
     def draw(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         return draw_tokens(sampling_distribution(scores, ids, chain), generator)
@@ -223,8 +229,10 @@ def sample(
     return _decode(model, prompt, max_tokens, num_samples, draw)
 
 
-def draw_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token per row of [B, V] probabilities, by inverting the cumulative distribution.
+def draw_tokens(probs: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of [B, V] probabilities, by inverting the cumulative
+    distribution.
 
     Draw u ~ Uniform[0, 1) and take the first token whose cumulative probability
     exceeds u (times the total, which absorbs rounding): token i is chosen with
@@ -232,7 +240,8 @@ def draw_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -
     row, where ``torch.multinomial`` is several times slower over a large vocabulary.
     """
     cdf = probs.cumsum(dim=-1)  # [B, V]
-    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]  # [B, 1]
+    # [B, 1]
+    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
     chosen = torch.searchsorted(cdf, u, right=True)[:, 0]  # [B]
     # u * total can round up to the total itself: then take the last token with p_i > 0.
     last_possible = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1)

@@ -63,7 +63,8 @@ class IncrementalDecoding(Protocol):
     the model reads what is inside.
     """
 
-    def decode_step(self, ids: torch.Tensor, cache: object | None) -> tuple[torch.Tensor, object]:
+    def decode_step(self, ids: torch.Tensor,
+                    cache: object | None) -> tuple[torch.Tensor, object]:
         """Read tokens and predict the next one.
 
         With ``cache=None``, ``ids`` [B, T] is the whole context (rows start with
@@ -75,8 +76,9 @@ class IncrementalDecoding(Protocol):
         ...
 
     def reorder_cache(self, cache: object, rows: torch.Tensor) -> object:
-        """Row i of the result is row ``rows[i]`` of ``cache``: rows may be dropped, repeated or permuted
-        (beam search keeps its best beams, sampling drops finished samples)."""
+        """Row i of the result is row ``rows[i]`` of ``cache``: rows may be dropped,
+        repeated or permuted (beam search keeps its best beams, sampling drops finished
+        samples)."""
         ...
 
 

@@ -113,13 +113,18 @@ def context_windows(ids: torch.Tensor, context: int, bos_id: int) -> torch.Tenso
     never crosses a sentence start (as in an n-gram model).
     """
     B, T = ids.shape
-    padded = torch.cat([ids.new_full((B, context - 1), bos_id), ids], dim=1)  # [B, T + n-2]
+    # [B, T + n-2]
+    padded = torch.cat([ids.new_full((B, context - 1), bos_id), ids], dim=1)
     windows = padded.unfold(1, context, 1)  # [B, T, n-1]: windows[b, t, -1] = ids[b, t]
     # Index of the most recent <bos> at or before each position, in padded coordinates.
     where = torch.arange(T + context - 1, device=ids.device).expand(B, -1)
-    last_bos = torch.where(padded == bos_id, where, torch.zeros_like(where)).cummax(dim=1).values  # [B, T + n-2]
+    # [B, T + n-2]
+    last_bos = (torch.where(padded == bos_id, where, torch.zeros_like(where))
+                .cummax(dim=1).values)
     last_bos = last_bos[:, context - 1 :, None]  # [B, T, 1]
-    position = torch.arange(T, device=ids.device)[:, None] + torch.arange(context, device=ids.device)  # [T, n-1]
+    # [T, n-1]
+    position = (torch.arange(T, device=ids.device)[:, None]
+                + torch.arange(context, device=ids.device))
     return windows.masked_fill(position < last_bos, bos_id)
 
 

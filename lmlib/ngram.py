@@ -89,7 +89,10 @@ def bigram_mle_dict(sentences: Iterable[Sequence[str]]) -> dict[str, dict[str, f
         padded = [SENTENCE_START, *sentence, SENTENCE_END]
         for v, w in zip(padded[:-1], padded[1:], strict=True):
             counts.setdefault(v, Counter())[w] += 1
-    return {v: {w: c / after.total() for w, c in after.items()} for v, after in counts.items()}
+    return {
+        v: {w: c / after.total() for w, c in after.items()}
+        for v, after in counts.items()
+    }
 
 
 @dataclass
@@ -181,19 +184,25 @@ class NGramLM:
     # --- training ------------------------------------------------------------------------------
 
     def fit(self, sentences: Iterable[Sequence[str]]) -> NGramLM:
-        """Count the n-grams of the sentences (token lists, without padding) and smooth them."""
+        """Count the n-grams of the sentences (token lists, without padding) and
+        smooth them.
+        """
         sentences = _check_sentences(sentences)
         counts = Counter(chain.from_iterable(sentences))
         _check_no_padding(counts)
-        self.vocab = Vocab(counts, min_count=self.min_count)  # a Counter is read as its counts
+        # a Counter is read as its counts
+        self.vocab = Vocab(counts, min_count=self.min_count)
         ids, pos = _pad_and_encode(self.vocab, sentences)
         self.tables = count_ngrams(ids, pos, self.order, len(self.vocab))
         if self.smoothing in ("mle", "jelinek_mercer"):
-            mle(self.tables)  # Jelinek-Mercer mixes the MLEs of every order when it scores
+            # Jelinek-Mercer mixes the MLEs of every order when it scores
+            mle(self.tables)
         elif self.smoothing == "add_k":
             add_k(self.tables, self.k, self.n_predictable)
         else:
-            self.discounts = kneser_ney(self.tables, self.n_predictable, self.smoothing == "modified_kneser_ney")
+            self.discounts = kneser_ney(
+                self.tables, self.n_predictable, self.smoothing == "modified_kneser_ney"
+            )
         return self
 
     @property
@@ -321,16 +330,22 @@ class NGramLM:
         return logp
 
     def _score_kneser_ney(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+        self,
+        grams: list[np.ndarray],
+        contexts: dict[int, np.ndarray],
+        longest: np.ndarray,
     ) -> np.ndarray:
-        """Backoff form: ln P of the longest n-gram seen, plus ln gamma(h) for each longer context h seen."""
+        """Backoff form: ln P of the longest n-gram seen,
+        plus ln gamma(h) for each longer context h seen.
+        """
         logp, done = np.zeros(len(longest)), np.zeros(len(longest), dtype=bool)
         for k in range(self.order, 0, -1):
             table, gram, h = self.tables[k], grams[k], contexts[k]
             active = ~done & (longest >= k)
             hit = active & (gram >= 0)
             logp[hit] += table.logp[gram[hit]]
-            backoff = active & ~hit & (h >= 0)  # h seen but never followed by this word: pay gamma(h)
+            # h seen but never followed by this word: pay gamma(h)
+            backoff = active & ~hit & (h >= 0)
             logp[backoff] += table.log_unseen[h[backoff]]
             done |= hit
         return logp
@@ -350,19 +365,33 @@ class NGramLM:
         return logp
 
     def _score_jelinek_mercer(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+        self,
+        grams: list[np.ndarray],
+        contexts: dict[int, np.ndarray],
+        longest: np.ndarray,
     ) -> np.ndarray:
-        """ln of lambda_0 / |V| + sum_i lambda_i P_MLE(w | h_i): one weighted sum per token."""
-        return np.log(self._mle_by_order(grams, contexts, longest) @ np.array(self.lambdas))
+        """ln of lambda_0 / |V| + sum_i lambda_i P_MLE(w | h_i):
+        one weighted sum per token.
+        """
+        return np.log(
+            self._mle_by_order(grams, contexts, longest) @ np.array(self.lambdas)
+        )
 
     def _mle_by_order(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+        self,
+        grams: list[np.ndarray],
+        contexts: dict[int, np.ndarray],
+        longest: np.ndarray,
     ) -> np.ndarray:
-        """[N, n+1]: column 0 the uniform 1/|V|; column i the MLE of order i, P_MLE(w | h_i)."""
+        """[N, n+1]: column 0 the uniform 1/|V|;
+        column i the MLE of order i, P_MLE(w | h_i).
+        """
         columns = [np.full(len(longest), 1 / self.n_predictable)]
         for i in range(1, self.order + 1):
             with np.errstate(divide="ignore"):
-                columns.append(np.exp(self._score_mle(grams, contexts, np.minimum(longest, i))))
+                columns.append(
+                    np.exp(self._score_mle(grams, contexts, np.minimum(longest, i)))
+                )
         return np.stack(columns, axis=1)
 
     def _score_add_k(
@@ -471,7 +500,9 @@ class NGramLM:
 
 # --- counting ------------------------------------------------------------------------------------
 
-def count_ngrams(ids: np.ndarray, pos: np.ndarray, order: int, vocab_size: int) -> dict[int, NGramTable]:
+def count_ngrams(
+    ids: np.ndarray, pos: np.ndarray, order: int, vocab_size: int
+) -> dict[int, NGramTable]:
     """Count every k-gram (k = 1..order) of a stream of padded sentences.
 
     ``ids`` [N]: ``<s> w .. </s> <s> w ..`` as vocabulary ids; ``pos`` [N]: each
@@ -482,21 +513,30 @@ def count_ngrams(ids: np.ndarray, pos: np.ndarray, order: int, vocab_size: int) 
     """
     words = np.arange(vocab_size)
     tables = {1: NGramTable(
-        vocab_size=vocab_size, keys=words, context=np.zeros(vocab_size, dtype=np.int64), word=words,
-        suffix=np.zeros(vocab_size, dtype=np.int64), count=np.bincount(ids[pos > 0], minlength=vocab_size),
+        vocab_size=vocab_size, keys=words,
+        context=np.zeros(vocab_size, dtype=np.int64), word=words,
+        suffix=np.zeros(vocab_size, dtype=np.int64),
+        count=np.bincount(ids[pos > 0], minlength=vocab_size),
         starts_with_bos=words == Vocab.bos_id,
     )}
-    gram = ids.astype(np.int64)  # index of the (k-1)-gram ending at each position; unigram index = word id
+    # index of the (k-1)-gram ending at each position; unigram index = word id
+    gram = ids.astype(np.int64)
     for k in range(2, order + 1):
         if len(tables[k - 1].keys) * vocab_size >= 2**62:
-            raise OverflowError(f"too many {k - 1}-grams to pack {k}-gram keys into int64")
-        at = np.flatnonzero(pos >= k - 1)  # positions where a k-gram ends inside its sentence
+            raise OverflowError(
+                f"too many {k - 1}-grams to pack {k}-gram keys into int64"
+            )
+        # positions where a k-gram ends inside its sentence
+        at = np.flatnonzero(pos >= k - 1)
         keys, first, inverse, count = np.unique(
-            gram[at - 1] * vocab_size + ids[at], return_index=True, return_inverse=True, return_counts=True
+            gram[at - 1] * vocab_size + ids[at],
+            return_index=True, return_inverse=True, return_counts=True,
         )
         tables[k] = NGramTable(
-            vocab_size=vocab_size, keys=keys, context=keys // vocab_size, word=keys % vocab_size,
-            suffix=gram[at[first]], count=count, starts_with_bos=pos[at[first]] == k - 1,
+            vocab_size=vocab_size, keys=keys,
+            context=keys // vocab_size, word=keys % vocab_size,
+            suffix=gram[at[first]], count=count,
+            starts_with_bos=pos[at[first]] == k - 1,
         )
         gram = np.full(len(ids), -1, dtype=np.int64)
         gram[at] = inverse
@@ -504,12 +544,16 @@ def count_ngrams(ids: np.ndarray, pos: np.ndarray, order: int, vocab_size: int) 
 
 
 def continuation_counts(tables: dict[int, NGramTable], k: int) -> np.ndarray:
-    """N1+(. g) for every k-gram g: how many distinct words precede g, i.e. (k+1)-grams ending in g."""
+    """N1+(. g) for every k-gram g: how many distinct words precede g,
+    i.e. (k+1)-grams ending in g.
+    """
     return np.bincount(tables[k + 1].suffix, minlength=len(tables[k].keys))
 
 
 def adjusted_counts(tables: dict[int, NGramTable], k: int) -> np.ndarray:
-    """Kneser-Ney's a(g): raw counts at the highest order and for n-grams starting with <s>, else continuation."""
+    """Kneser-Ney's a(g): raw counts at the highest order and for n-grams starting
+    with <s>, else continuation.
+    """
     table = tables[k]
     if k == max(tables):
         return table.count
@@ -537,7 +581,9 @@ def mle(tables: dict[int, NGramTable]) -> None:
 
 
 def add_k(tables: dict[int, NGramTable], k_add: float, n_predictable: int) -> None:
-    """P(w | h) = (c(h w) + k) / (c(h .) + k |V|); a word unseen after h gets k / (c(h .) + k |V|)."""
+    """P(w | h) = (c(h w) + k) / (c(h .) + k |V|);
+    a word unseen after h gets k / (c(h .) + k |V|).
+    """
     for k, table in tables.items():
         total = _context_totals(table, _n_contexts(tables, k), table.count)
         denominator = total + k_add * n_predictable
@@ -546,8 +592,11 @@ def add_k(tables: dict[int, NGramTable], k_add: float, n_predictable: int) -> No
         table.context_seen = total > 0
 
 
-def em_interpolation_weights(probs: np.ndarray, iterations: int = 1000, tol: float = 1e-8) -> tuple[float, ...]:
-    """The weights lambda that maximise sum_t ln sum_i lambda_i p_ti on held-out tokens, by EM.
+def em_interpolation_weights(
+    probs: np.ndarray, iterations: int = 1000, tol: float = 1e-8
+) -> tuple[float, ...]:
+    """The weights lambda that maximise sum_t ln sum_i lambda_i p_ti on held-out
+    tokens, by EM.
 
     ``probs`` [N, m]: p_ti, the probability that component i (the uniform, then the MLE of
     each order) gives held-out token t. From equal weights, each step gives each component
@@ -559,13 +608,20 @@ def em_interpolation_weights(probs: np.ndarray, iterations: int = 1000, tol: flo
     """
     probs = np.asarray(probs, dtype=float)
     if probs.ndim != 2 or probs.size == 0:
-        raise ValueError(f"probs must be [tokens, components] with at least one of each, got shape {probs.shape}")
+        raise ValueError(
+            "probs must be [tokens, components] with at least one of each, "
+            f"got shape {probs.shape}"
+        )
     if not (probs.max(axis=1) > 0).all():
-        raise ValueError("a held-out token has probability 0 under every component; include the uniform one")
+        raise ValueError(
+            "a held-out token has probability 0 under every component; "
+            "include the uniform one"
+        )
     lambdas = np.full(probs.shape[1], 1 / probs.shape[1])  # [m]
     for _ in range(iterations):
         mixture = probs @ lambdas  # [N] P(w_t) under the current weights
-        updated = lambdas * (probs.T @ (1 / mixture)) / len(probs)  # [m] = (1/N) sum_t r_ti, without r's [N, m]
+        # [m] = (1/N) sum_t r_ti, without r's [N, m]
+        updated = lambdas * (probs.T @ (1 / mixture)) / len(probs)
         converged = np.abs(updated - lambdas).max() < tol
         lambdas = updated
         if converged:
@@ -574,16 +630,22 @@ def em_interpolation_weights(probs: np.ndarray, iterations: int = 1000, tol: flo
 
 
 def kn_discounts(adjusted: np.ndarray, modified: bool) -> tuple[float, float, float]:
-    """(D1, D2, D3+) from the count-of-counts n_r of one order's adjusted counts (Chen & Goodman).
+    """(D1, D2, D3+) from the count-of-counts n_r of one order's adjusted counts
+    (Chen & Goodman).
 
     Plain Kneser-Ney uses one D = n1 / (n1 + 2 n2) for every count. Falls back to
     ``FALLBACK_DISCOUNTS`` when the counts cannot give 0 < D_r <= r (tiny corpora).
     """
-    n = np.bincount(adjusted[adjusted > 0].clip(max=5), minlength=6).astype(float)  # n[r], r = 1..4
+    # n[r], r = 1..4
+    n = np.bincount(adjusted[adjusted > 0].clip(max=5), minlength=6).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = n[1] / (n[1] + 2 * n[2])
         if modified:
-            d = (1 - 2 * y * n[2] / n[1], 2 - 3 * y * n[3] / n[2], 3 - 4 * y * n[4] / n[3])
+            d = (
+                1 - 2 * y * n[2] / n[1],
+                2 - 3 * y * n[3] / n[2],
+                3 - 4 * y * n[4] / n[3],
+            )
         else:
             d = (y, y, y)
     if all(math.isfinite(x) and 0 < x <= r for r, x in enumerate(d, start=1)):
@@ -591,27 +653,38 @@ def kn_discounts(adjusted: np.ndarray, modified: bool) -> tuple[float, float, fl
     return FALLBACK_DISCOUNTS["modified_kneser_ney" if modified else "kneser_ney"]
 
 
-def kneser_ney(tables: dict[int, NGramTable], n_predictable: int, modified: bool) -> dict[int, tuple]:
-    """Interpolated (modified) Kneser-Ney, from the unigrams up; returns the discounts per order.
+def kneser_ney(
+    tables: dict[int, NGramTable], n_predictable: int, modified: bool
+) -> dict[int, tuple]:
+    """Interpolated (modified) Kneser-Ney, from the unigrams up; returns the discounts
+    per order.
 
-    P(w | h) = (a(h w) - D(a)) / a(h .) + gamma(h) P(w | h'), gamma(h) = sum of the discounts / a(h .).
+    P(w | h) = (a(h w) - D(a)) / a(h .) + gamma(h) P(w | h'),
+    gamma(h) = sum of the discounts / a(h .).
     The unigrams interpolate with the uniform 1/|V|, so every predictable token has P > 0.
     """
     discounts = {}
     for k, table in tables.items():
         a = adjusted_counts(tables, k)
         d_r = kn_discounts(a, modified)
-        d = np.where(a > 0, np.array([0.0, *d_r])[a.clip(max=3)], 0.0)  # [G] the discount of each n-gram
+        # [G] the discount of each n-gram
+        d = np.where(a > 0, np.array([0.0, *d_r])[a.clip(max=3)], 0.0)
         total = _context_totals(table, _n_contexts(tables, k), a)
         seen = total > 0
-        gamma = np.divide(_context_totals(table, len(total), d), total, out=np.ones_like(total), where=seen)
+        gamma = np.divide(
+            _context_totals(table, len(total), d), total,
+            out=np.ones_like(total), where=seen,
+        )
         if k == 1:
             lower = np.full(len(a), 1 / n_predictable)
             lower[[Vocab.pad_id, Vocab.bos_id]] = 0.0  # never predicted
         else:
             lower = np.exp(tables[k - 1].logp)[table.suffix]
         with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.where(seen[table.context], (a - d) / total[table.context], 0.0) + gamma[table.context] * lower
+            p = (
+                np.where(seen[table.context], (a - d) / total[table.context], 0.0)
+                + gamma[table.context] * lower
+            )
             table.logp = np.log(p)
         table.log_unseen = np.log(gamma)
         table.context_seen = seen

@@ -48,36 +48,46 @@ USE_HUB = "LMLIB_USE_HUB"  # set to 1 to let pretrained_source return hub ids (n
 
 
 def causal_lm_loss(logits: torch.Tensor, ids: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """Mean next-token cross-entropy: logits [B, T, V] at every position, ids [B, T] -> scalar.
+    """Mean next-token cross-entropy: logits [B, T, V] at every position, ids [B, T] ->
+    scalar.
 
-    Position t is scored on ids[:, t + 1] (the label shift): the last position has no target, the first
-    token is never a target, and ``<pad>`` targets are not scored. Hugging Face's ``labels=input_ids``
-    does the same shift inside the model.
+    Position t is scored on ids[:, t + 1] (the label shift): the last position has no
+    target, the first token is never a target, and ``<pad>`` targets are not scored.
+    Hugging Face's ``labels=input_ids`` does the same shift inside the model.
     """
     targets = ids[:, 1:].masked_fill(ids[:, 1:] == pad_id, IGNORE_INDEX)  # [B, T-1]
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(),
+                           ignore_index=IGNORE_INDEX)
 
 
-def mask_tokens(ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_size: int, probability: float = 0.15,
-                mask_share: float = 0.8, random_share: float = 0.1,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_size: int,
+                probability: float = 0.15, mask_share: float = 0.8,
+                random_share: float = 0.1, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: ids [B, T] -> (inputs [B, T], labels [B, T]).
 
-    Each token not marked in ``special`` ([B, T] bool: special and padding tokens) is chosen with
-    ``probability``; a chosen token becomes ``mask_id`` with probability ``mask_share``, a uniformly random
-    id in [0, vocab_size) with probability ``random_share``, and stays itself otherwise. ``labels`` holds
-    the original token at the chosen positions and ``IGNORE_INDEX`` elsewhere. The draws follow
-    ``transformers.DataCollatorForLanguageModeling`` (tests/test_pretraining.py checks the rates).
+    Each token not marked in ``special`` ([B, T] bool: special and padding tokens) is
+    chosen with ``probability``; a chosen token becomes ``mask_id`` with probability
+    ``mask_share``, a uniformly random id in [0, vocab_size) with probability
+    ``random_share``, and stays itself otherwise. ``labels`` holds the original token at
+    the chosen positions and ``IGNORE_INDEX`` elsewhere. The draws follow
+    ``transformers.DataCollatorForLanguageModeling`` (tests/test_pretraining.py checks the
+    rates).
     """
-    if not 0 <= probability <= 1 or mask_share < 0 or random_share < 0 or mask_share + random_share > 1:
-        raise ValueError(f"need 0 <= probability <= 1 and mask_share + random_share <= 1 (both >= 0), got "
-                         f"probability={probability}, mask_share={mask_share}, random_share={random_share}")
+    if (not 0 <= probability <= 1 or mask_share < 0 or random_share < 0
+            or mask_share + random_share > 1):
+        raise ValueError(f"need 0 <= probability <= 1 and mask_share + random_share <= 1 "
+                         f"(both >= 0), got probability={probability}, "
+                         f"mask_share={mask_share}, random_share={random_share}")
     if special.shape != ids.shape or special.dtype != torch.bool:
-        raise ValueError(f"special must be a bool tensor shaped like ids {tuple(ids.shape)}: True at special and "
-                         f"padding tokens, which are never chosen (see special_tokens_mask)")
+        raise ValueError(f"special must be a bool tensor shaped like ids "
+                         f"{tuple(ids.shape)}: True at special and padding tokens, which "
+                         f"are never chosen (see special_tokens_mask)")
 
-    def draw(p: torch.Tensor | float) -> torch.Tensor:  # one Bernoulli draw per position, in Hugging Face's order
-        return torch.bernoulli(p if torch.is_tensor(p) else torch.full(ids.shape, p), generator=generator).bool()
+    # one Bernoulli draw per position, in Hugging Face's order
+    def draw(p: torch.Tensor | float) -> torch.Tensor:
+        return torch.bernoulli(p if torch.is_tensor(p) else torch.full(ids.shape, p),
+                               generator=generator).bool()
 
     chosen = draw(torch.full(ids.shape, probability).masked_fill(special, 0.0))
     labels = ids.masked_fill(~chosen, IGNORE_INDEX)
@@ -85,7 +95,8 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_si
     inputs = ids.masked_fill(masked, mask_id)
     if mask_share == 1 or random_share == 0:
         return inputs, labels
-    # Of the chosen tokens not masked, the share random_share / (1 - mask_share) become random tokens.
+    # Of the chosen tokens not masked, the share random_share / (1 - mask_share) become
+    # random tokens.
     randomised = draw(random_share / (1 - mask_share)) & chosen & ~masked
     random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
     return inputs.where(~randomised, random_ids), labels
@@ -106,8 +117,9 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def mean_pooling(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """hidden [B, T, d], attention_mask [B, T] (1 = real token, 0 = padding) -> [B, d]: the mean of each row's
-    real token vectors. Padding is left out; averaging it in would make an embedding depend on the batch."""
+    """hidden [B, T, d], attention_mask [B, T] (1 = real token, 0 = padding) -> [B, d]:
+    the mean of each row's real token vectors. Padding is left out; averaging it in would
+    make an embedding depend on the batch."""
     weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # [B, T, 1]
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
@@ -175,16 +187,19 @@ def hf_tokenizer(bpe: BPETokenizer):
 
 
 def save_hf_folder(model, bpe: BPETokenizer, folder: str | Path) -> Path:
-    """Write an lmlib ``GPT`` trained on ``bpe``'s ids as a Hugging Face model folder: ``to_hf()`` weights and
-    config, a generation config that never produces ``<pad>`` or ``<bos>`` (lmlib's models give them
-    probability 0), and the tokenizer. ``AutoModelForCausalLM`` and ``pipeline`` load it offline."""
+    """Write an lmlib ``GPT`` trained on ``bpe``'s ids as a Hugging Face model folder:
+    ``to_hf()`` weights and config, a generation config that never produces ``<pad>`` or
+    ``<bos>`` (lmlib's models give them probability 0), and the tokenizer.
+    ``AutoModelForCausalLM`` and ``pipeline`` load it offline."""
     folder = Path(folder)
     vocab = model.vocab
     if vocab.itos != bpe.tokens_by_id():
-        raise ValueError("the model's vocabulary is not the tokenizer's: train it on the tokenizer's own ids "
-                         "(the 'bpe' tokenization of lmlib.train does)")
+        raise ValueError(
+            "the model's vocabulary is not the tokenizer's: train it on the tokenizer's "
+            "own ids (the 'bpe' tokenization of lmlib.train does)")
     hf = model.to_hf()
-    hf.generation_config.update(bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id, pad_token_id=vocab.pad_id,
+    hf.generation_config.update(bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id,
+                                pad_token_id=vocab.pad_id,
                                 suppress_tokens=[vocab.pad_id, vocab.bos_id])
     hf.save_pretrained(folder)
     hf_tokenizer(bpe).save_pretrained(folder)

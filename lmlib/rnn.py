@@ -59,15 +59,18 @@ class RNNConfig:
 # --- the cells, from the equations --------------------------------------------------------------
 
 
-def rnn_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
-             bias_ih: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
+def rnn_cell(
+    x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor, bias_hh: torch.Tensor,
+) -> torch.Tensor:
     """One step of the tanh RNN: x [B, I], h [B, H] -> h' [B, H]."""
     return torch.tanh(x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)
 
 
-def lstm_cell(x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], weight_ih: torch.Tensor,
-              weight_hh: torch.Tensor, bias_ih: torch.Tensor, bias_hh: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+def lstm_cell(
+    x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor, bias_ih: torch.Tensor, bias_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of the LSTM: x [B, I], state (h, c) each [B, H] -> (h', c')."""
     h, c = state
     gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # [B, 4H]

@@ -177,13 +177,18 @@ class Vocab:
     map to ``<unk>``.
     """
 
-    def __init__(self, tokens: Iterable[str] = (), min_count: int = 1, max_size: int | None = None):
+    def __init__(
+        self, tokens: Iterable[str] = (), min_count: int = 1, max_size: int | None = None
+    ):
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {min_count}")
         counts = Counter(tokens)
         for s in SPECIALS:
             counts.pop(s, None)
-        kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_count),
+            key=lambda t: (-counts[t], t),
+        )
         if max_size is not None:
             kept = kept[: max(0, max_size - len(SPECIALS))]
         self.itos: list[str] = [*SPECIALS, *kept]
@@ -247,11 +252,14 @@ class BPETokenizer:
         self.tokenizer = tokenizer
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> BPETokenizer:
+    def train(
+        cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2
+    ) -> BPETokenizer:
         if vocab_size < cls.min_vocab_size:
             raise ValueError(
-                f"vocab_size={vocab_size} is smaller than the byte alphabet: byte-level BPE needs "
-                f"at least {cls.min_vocab_size} (256 bytes + {len(SPECIALS)} special tokens)"
+                f"vocab_size={vocab_size} is smaller than the byte alphabet: "
+                f"byte-level BPE needs at least {cls.min_vocab_size} "
+                f"(256 bytes + {len(SPECIALS)} special tokens)"
             )
         tk = require("tokenizers")
         tokenizer = tk.Tokenizer(tk.models.BPE())

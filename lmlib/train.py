@@ -128,7 +128,8 @@ def train(
     progress: bool | None = None,
     device: str = "cpu",
 ) -> dict:
-    """Train ``model`` on ``train_stream`` and return its history (a dict of lists, JSON-ready).
+    """Train ``model`` on ``train_stream`` and return its history (a dict of lists,
+    JSON-ready).
 
     ``checkpoint``: a path where the full training state (model, optimizer,
     step, RNG, config) is written every ``eval_every`` steps and at the end.
@@ -143,22 +144,29 @@ def train(
     _check_training_inputs(model, train_stream, valid_stream, config)
     rank, world = _distributed(device)
     model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas)
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr,
+                                  betas=config.betas)
     history, carry, step = _new_history(), None, 0
-    # Dropout draws from the global generator; batches have their own. Each rank draws its own masks,
-    # so with dropout a run on N ranks is equivalent to one process in distribution, not bit for bit.
+    # Dropout draws from the global generator; batches have their own. Each rank draws its
+    # own masks, so with dropout a run on N ranks is equivalent to one process in
+    # distribution, not bit for bit.
     torch.manual_seed(config.seed + rank)
     if resume is not None:
         if world > 1 and config.layout == "sequential":
-            raise ValueError("resuming a sequential-layout run under torchrun is not supported: the checkpoint "
-                             "holds rank 0's recurrent state only; resume it in one process, or restart")
+            raise ValueError(
+                "resuming a sequential-layout run under torchrun is not supported: the "
+                "checkpoint holds rank 0's recurrent state only; resume it in one "
+                "process, or restart")
         step, history, carry = _restore(resume, model, optimizer, config, device)
     net = model if world == 1 else nn.parallel.DistributedDataParallel(model)
     end = config.steps if max_steps is None else min(config.steps, max_steps)
     batches = _batches(train_stream, config, step, rank, world)
-    bar = _progress_bar(step, end, rank == 0 and (_interactive() if progress is None else progress))
-    # Tokens and seconds count over the whole run, across resumes; the progress bar's rate is this process's.
-    seen, wall, cpu = (history[k][-1] if history[k] else 0 for k in ("tokens", "seconds", "cpu_seconds"))
+    bar = _progress_bar(step, end,
+                        rank == 0 and (_interactive() if progress is None else progress))
+    # Tokens and seconds count over the whole run, across resumes; the progress bar's rate
+    # is this process's.
+    seen, wall, cpu = (history[k][-1] if history[k] else 0
+                       for k in ("tokens", "seconds", "cpu_seconds"))
     started, cpu_started, run_tokens = time.perf_counter(), time.process_time(), 0
     model.train()
     while step < end:
@@ -176,20 +184,25 @@ def train(
         step += 1
         seen, run_tokens = seen + n_targets, run_tokens + n_targets
         if rank == 0:
-            if step % config.log_every == 0 or step % config.eval_every == 0 or step == end:
+            if (step % config.log_every == 0 or step % config.eval_every == 0
+                    or step == end):
                 history["step"].append(step)
                 history["train_loss"].append(mean_loss)
                 history["lr"].append(lr_at(step - 1, config))
                 history["tokens"].append(seen)
                 history["seconds"].append(wall + time.perf_counter() - started)
                 history["cpu_seconds"].append(cpu + time.process_time() - cpu_started)
-            if valid_stream is not None and (step % config.eval_every == 0 or step == end):
+            if (valid_stream is not None
+                    and (step % config.eval_every == 0 or step == end)):
                 _evaluate(model, valid_stream, history, step)
             if checkpoint is not None and (step % config.eval_every == 0 or step == end):
-                save_checkpoint(checkpoint, model, optimizer, config, step, history, carry)
+                save_checkpoint(checkpoint, model, optimizer, config, step,
+                                history, carry)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{run_tokens / (time.perf_counter() - started):.0f}")
+                bar.set_postfix(
+                    loss=f"{mean_loss:.3f}",
+                    tok_s=f"{run_tokens / (time.perf_counter() - started):.0f}")
     if bar is not None:
         bar.close()
     model.eval()
@@ -197,28 +210,34 @@ def train(
 
 
 def _loss(net, model, window: torch.Tensor, carry, world: int):
-    """The rank's summed cross-entropy, scaled so that DDP's gradient average is the global-batch mean.
+    """The rank's summed cross-entropy, scaled so that DDP's gradient average is the
+    global-batch mean.
 
-    Returns (that loss, the global-batch mean loss as a float, the global number of targets, the state).
+    Returns (that loss, the global-batch mean loss as a float, the global number of
+    targets, the state).
     """
     x, y = window[:, :-1], window[:, 1:]  # [b, T]
     if getattr(model, "takes_state", False):
         logits, carry = net(x, carry)
     else:
         logits = net(x)  # [b, T, V]
-    ignore = (y == model.vocab.pad_id) | (y == model.vocab.bos_id)  # <bos> is never predicted
+    # <bos> is never predicted
+    ignore = (y == model.vocab.pad_id) | (y == model.vocab.bos_id)
     context = getattr(model, "context_size", None)
     if context and context > 1:
         ignore[:, : context - 1] = True  # their context reaches back before the window
     targets = y.masked_fill(ignore, -100)
-    summed = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
+    summed = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                             ignore_index=-100, reduction="sum")
     stats = torch.stack([summed.detach(), (~ignore).sum().to(summed.dtype)])
     if world > 1:
         dist.all_reduce(stats)
     if stats[1] == 0:
-        raise ValueError("a batch has no predictable targets: make the block longer than the model's context")
+        raise ValueError("a batch has no predictable targets: make the block longer "
+                         "than the model's context")
     if carry is not None:
-        carry = tuple(c.detach() for c in carry) if isinstance(carry, tuple) else carry.detach()
+        carry = (tuple(c.detach() for c in carry) if isinstance(carry, tuple)
+                 else carry.detach())
     return summed * world / stats[1], (stats[0] / stats[1]).item(), int(stats[1]), carry
 
 

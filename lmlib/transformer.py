@@ -133,25 +133,29 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
                                  mask: torch.Tensor | None = None) -> torch.Tensor:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, written out.
 
-    q [..., T_q, d_k], k [..., T_k, d_k], v [..., T_k, d_v] -> [..., T_q, d_v]. ``mask`` (bool,
-    broadcastable to [..., T_q, T_k]) is True where query i may look at key j; the other scores
-    become -inf, so their weights are 0. Dividing by sqrt(d_k) keeps the scores' spread about 1
-    whatever the width (when q's and k's coordinates have variance about 1), so the softmax does
-    not saturate. A query that may look at no key at all
-    has no defined output (NaN).
+    q [..., T_q, d_k], k [..., T_k, d_k], v [..., T_k, d_v] -> [..., T_q, d_v]. ``mask``
+    (bool, broadcastable to [..., T_q, T_k]) is True where query i may look at key j; the
+    other scores become -inf, so their weights are 0. Dividing by sqrt(d_k) keeps the
+    scores' spread about 1 whatever the width (when q's and k's coordinates have variance
+    about 1), so the softmax does not saturate. A query that may look at no key at all has
+    no defined output (NaN).
     """
     d_k = q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # [..., T_q, T_k]: how well query i matches key j
+    # [..., T_q, T_k]: how well query i matches key j
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)  # [..., T_q, T_k], each row sums to 1
     return weights @ v  # [..., T_q, d_v]: the weights multiply V
 
 
-def causal_mask(t_q: int, t_k: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """[T_q, T_k] bool: the T_q queries are the last T_q of the T_k positions, and each may look at its
-    own position and the earlier ones (T_q < T_k when earlier keys come from a KV cache)."""
-    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+def causal_mask(t_q: int, t_k: int,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """[T_q, T_k] bool: the T_q queries are the last T_q of the T_k positions, and each
+    may look at its own position and the earlier ones (T_q < T_k when earlier keys come
+    from a KV cache)."""
+    return (torch.ones(t_q, t_k, dtype=torch.bool, device=device)
+            .tril(diagonal=t_k - t_q))
 
 
 def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -183,7 +187,8 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """[B, h, T, d_k] -> [B, T, h d_k]: the heads' outputs side by side, [head_1; ..; head_h]."""
+    """[B, h, T, d_k] -> [B, T, h d_k]: the heads' outputs side by side,
+    [head_1; ..; head_h]."""
     B, h, T, d_k = x.shape
     return x.transpose(1, 2).reshape(B, T, h * d_k)
 
@@ -242,7 +247,8 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Turn every pair of coordinates by its angle: x [B, h, T, d_k], cos and sin [T, d_k] (or [B, 1, T, d_k])."""
+    """Turn every pair of coordinates by its angle: x [B, h, T, d_k], cos and sin [T, d_k]
+    (or [B, 1, T, d_k])."""
     return x * cos + rotate_half(x) * sin
 
 
@@ -267,8 +273,8 @@ class LayerNorm(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm(x) = x / sqrt(mean(x^2) + eps) * g: LayerNorm without the centring or the bias
-    (Zhang and Sennrich, 2019); computed in at least float32, as Llama does."""
+    """RMSNorm(x) = x / sqrt(mean(x^2) + eps) * g: LayerNorm without the centring or the
+    bias (Zhang and Sennrich, 2019); computed in at least float32, as Llama does."""
 
     def __init__(self, d: int, eps: float):
         super().__init__()
@@ -277,7 +283,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wide = x.to(torch.promote_types(x.dtype, torch.float32))
-        normed = wide * torch.rsqrt(wide.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        normed = wide * torch.rsqrt(
+            wide.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return self.weight * normed.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -294,16 +301,19 @@ class MLP(nn.Module):
     """The position-wise network, applied to each position on its own:
 
         GELU (GPT-2):    MLP(x) = W_2 gelu(W_1 x + b_1) + b_2
-        SwiGLU:          MLP(x) = W_2 (silu(W_gate x) * (W_up x)),   silu(z) = z sigmoid(z)
+        SwiGLU:          MLP(x) = W_2 (silu(W_gate x) * (W_up x)),
+                         silu(z) = z sigmoid(z)
 
-    For SwiGLU, ``fc`` holds W_gate and W_up stacked (gate rows first), so both come from one matmul.
+    For SwiGLU, ``fc`` holds W_gate and W_up stacked (gate rows first), so both come from
+    one matmul.
     """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.gated = config.mlp == "swiglu"
         width = config.ff_width
-        self.fc = nn.Linear(config.d_model, 2 * width if self.gated else width, bias=config.bias)
+        self.fc = nn.Linear(config.d_model, 2 * width if self.gated else width,
+                            bias=config.bias)
         self.proj = nn.Linear(width, config.d_model, bias=config.bias)
         self.drop = nn.Dropout(config.dropout)
 
@@ -324,28 +334,38 @@ KV = tuple[torch.Tensor, torch.Tensor]  # one layer's keys and values, each [B, 
 
 
 class CausalSelfAttention(nn.Module):
-    """MultiHead(X) = [head_1; ..; head_h] W_O with causal heads; W_Q, W_K, W_V stacked in one
-    ``qkv`` layer (Q rows, then K, then V), so the three come from one matmul."""
+    """MultiHead(X) = [head_1; ..; head_h] W_O with causal heads; W_Q, W_K, W_V stacked in
+    one ``qkv`` layer (Q rows, then K, then V), so the three come from one matmul."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.n_heads, self.n_kv_heads, self.fast = config.n_heads, config.kv_heads, config.fast
-        self.widths = [config.n_heads * config.d_head, *[config.kv_heads * config.d_head] * 2]  # Q, K, V
+        self.n_heads, self.n_kv_heads, self.fast = (
+            config.n_heads, config.kv_heads, config.fast)
+        # Q, K, V
+        self.widths = [config.n_heads * config.d_head,
+                       *[config.kv_heads * config.d_head] * 2]
         self.qkv = nn.Linear(config.d_model, sum(self.widths), bias=config.bias)
-        self.proj = nn.Linear(config.n_heads * config.d_head, config.d_model, bias=config.bias)  # W_O
+        # W_O
+        self.proj = nn.Linear(config.n_heads * config.d_head, config.d_model,
+                              bias=config.bias)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
-                is_causal: bool, past: KV | None = None) -> tuple[torch.Tensor, KV]:
-        """x [B, T, d_model] -> ([B, T, d_model], the keys and values of the past and these T tokens)."""
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None, is_causal: bool,
+                past: KV | None = None) -> tuple[torch.Tensor, KV]:
+        """x [B, T, d_model] -> ([B, T, d_model], the keys and values of the past and
+        these T tokens)."""
         q, k, v = self.queries_keys_values(x, rope)
         if past is not None:  # the tokens read before: their keys and values were cached
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [B, h_kv, T_past + T, d_k]
+            # [B, h_kv, T_past + T, d_k]
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         y = multi_head_attention(q, k, v, mask, is_causal, self.fast)  # [B, h, T, d_k]
         return self.drop(self.proj(merge_heads(y))), (k, v)
 
-    def queries_keys_values(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None):
-        """x [B, T, d_model] -> Q [B, h, T, d_k], K and V [B, h_kv, T, d_k], positions applied (RoPE)."""
+    def queries_keys_values(self, x: torch.Tensor,
+                            rope: tuple[torch.Tensor, torch.Tensor] | None):
+        """x [B, T, d_model] -> Q [B, h, T, d_k], K and V [B, h_kv, T, d_k], positions
+        applied (RoPE)."""
         q, k, v = self.qkv(x).split(self.widths, dim=-1)
         q = split_heads(q, self.n_heads)
         k, v = split_heads(k, self.n_kv_heads), split_heads(v, self.n_kv_heads)
@@ -362,8 +382,9 @@ class Block(nn.Module):
         self.attn_norm, self.attn = make_norm(config), CausalSelfAttention(config)
         self.mlp_norm, self.mlp = make_norm(config), MLP(config)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
-                is_causal: bool, past: KV | None = None) -> tuple[torch.Tensor, KV]:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None, is_causal: bool,
+                past: KV | None = None) -> tuple[torch.Tensor, KV]:
         attended, kv = self.attn(self.attn_norm(x), rope, mask, is_causal, past)
         x = x + attended
         return x + self.mlp(self.mlp_norm(x)), kv
@@ -439,27 +460,32 @@ class GPT(nn.Module):
         """[B, T] ids -> [B, T, V] logits for the token after each position."""
         return self.logits(self.hidden_states(ids)[0])
 
-    def hidden_states(self, ids: torch.Tensor, past: KVCache | None = None) -> tuple[torch.Tensor, list[KV]]:
-        """[B, T] ids read after the cached ``past`` (None: from the start) -> [B, T, d_model] the final
-        normed vectors, and every layer's keys and values (past included)."""
+    def hidden_states(self, ids: torch.Tensor,
+                      past: KVCache | None = None) -> tuple[torch.Tensor, list[KV]]:
+        """[B, T] ids read after the cached ``past`` (None: from the start) ->
+        [B, T, d_model] the final normed vectors, and every layer's keys and values (past
+        included)."""
         start = 0 if past is None else past.ids.shape[1]
         if start + ids.shape[1] > self.config.block_size:
             raise ValueError(
-                f"the model reads at most block_size={self.config.block_size} tokens at once, got "
-                f"{start + ids.shape[1]}: score longer sequences with sequence_logprobs (it slides a window), "
-                "or train with TrainConfig.block <= block_size")
+                f"the model reads at most block_size={self.config.block_size} tokens at "
+                f"once, got {start + ids.shape[1]}: score longer sequences with "
+                "sequence_logprobs (it slides a window), or train with "
+                "TrainConfig.block <= block_size")
         positions, mask, is_causal = self._layout(ids, start)
         x = self.token_embedding(ids)  # [B, T, d_model]
         if self.position_embedding is not None:
             x = x + self.position_embedding(positions)
         rope = None
         if self.config.positions == "rope":
-            cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # [T, d_k] or [B, T, d_k]
+            # [T, d_k] or [B, T, d_k]
+            cos, sin = self.rope_cos[positions], self.rope_sin[positions]
             rope = (cos, sin) if positions.ndim == 1 else (cos[:, None], sin[:, None])
         x = self.drop(x)
         layers = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, rope, mask, is_causal, None if past is None else past.layers[i])
+            x, kv = block(x, rope, mask, is_causal,
+                          None if past is None else past.layers[i])
             layers.append(kv)
         return self.final_norm(x), layers
 

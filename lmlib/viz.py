@@ -25,13 +25,17 @@ def rank_frequency(tokens: Iterable[str]) -> np.ndarray:
 
 
 def zipf_exponent(freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000) -> float:
-    """Least-squares slope s of log f(r) = log C - s log r over ranks [min_rank, max_rank].
+    """Least-squares slope s of log f(r) = log C - s log r
+    over ranks [min_rank, max_rank].
 
     The head (a few function words) and the tail (the many words seen once, all
     tied at frequency 1) bend away from the line, so the fit uses the middle.
     """
     if len(freqs) < min_rank + 2:
-        raise ValueError(f"need at least {min_rank + 2} distinct tokens to fit Zipf's law, got {len(freqs)}")
+        raise ValueError(
+            f"need at least {min_rank + 2} distinct tokens to fit Zipf's law, "
+            f"got {len(freqs)}"
+        )
     ranks = np.arange(1, len(freqs) + 1)
     keep = (ranks >= min_rank) & (ranks <= max_rank)
     slope, _ = np.polyfit(np.log(ranks[keep]), np.log(freqs[keep]), 1)
@@ -154,7 +158,9 @@ def vocabulary_growth(tokens: Iterable[str], points: int = 40) -> tuple[np.ndarr
     return wanted, np.array(sizes, dtype=np.int64)
 
 
-def heaps_exponent(n: np.ndarray, sizes: np.ndarray, min_tokens: int = 1_000) -> tuple[float, float]:
+def heaps_exponent(
+    n: np.ndarray, sizes: np.ndarray, min_tokens: int = 1_000
+) -> tuple[float, float]:
     """Heaps' law V(n) = K n^beta, fitted by least squares on log V = log K + beta log n.
 
     Only n >= ``min_tokens`` is fitted: over the first few hundred tokens
@@ -163,8 +169,13 @@ def heaps_exponent(n: np.ndarray, sizes: np.ndarray, min_tokens: int = 1_000) ->
     """
     keep = np.asarray(n) >= min_tokens
     if keep.sum() < 2:
-        raise ValueError(f"need at least 2 points with n >= {min_tokens} to fit Heaps' law, got {keep.sum()}")
-    beta, log_k = np.polyfit(np.log(np.asarray(n)[keep]), np.log(np.asarray(sizes)[keep]), 1)
+        raise ValueError(
+            f"need at least 2 points with n >= {min_tokens} to fit Heaps' law, "
+            f"got {keep.sum()}"
+        )
+    beta, log_k = np.polyfit(
+        np.log(np.asarray(n)[keep]), np.log(np.asarray(sizes)[keep]), 1
+    )
     return float(np.exp(log_k)), float(beta)
 
 
@@ -299,10 +310,12 @@ def plot_adaptation(axes, rows: list[dict], columns: tuple[str, str] = ("news te
 
 
 def pca_2d(vectors) -> tuple[np.ndarray, np.ndarray]:
-    """[n, d] vectors -> ([n, 2] their coordinates on the first two principal components, [2] the share of
-    the variance each keeps). PCA as the SVD of the centred vectors X - mean = U S V^T: the components are
-    the first rows of V^T, the variances S^2 / n; each component's sign is set so that its largest entry is
-    positive (an SVD's signs are arbitrary, so the map would flip from one library version to another)."""
+    """[n, d] vectors -> ([n, 2] their coordinates on the first two principal
+    components, [2] the share of the variance each keeps). PCA as the SVD of the
+    centred vectors X - mean = U S V^T: the components are the first rows of V^T,
+    the variances S^2 / n; each component's sign is set so that its largest entry is
+    positive (an SVD's signs are arbitrary, so the map would flip from one library
+    version to another)."""
     import torch
 
     X = torch.as_tensor(vectors, dtype=torch.float64)

@@ -126,7 +126,8 @@ def subsample_keep_prob(counts: torch.Tensor, sample: float) -> torch.Tensor:
 
 
 def negative_sampling_table(counts: torch.Tensor, exponent: float = 0.75) -> torch.Tensor:
-    """The noise distribution P_n(w) = count(w)^0.75 / Σ_w' count(w')^0.75; [V] counts -> [V] probabilities.
+    """The noise distribution P_n(w) = count(w)^0.75 / Σ_w' count(w')^0.75;
+    [V] counts -> [V] probabilities.
 
     The power 0.75 flattens the unigram distribution: rare words are drawn more
     often than their frequency, frequent ones less.
@@ -167,14 +168,20 @@ def window_positions(
     where = centers[:, None] + offsets  # [B, 2w]
     inside = (where >= 0) & (where < len(sentence_ids))
     where = where.clamp(0, len(sentence_ids) - 1)
-    valid = inside & (offsets.abs() <= spans[:, None]) & (sentence_ids[where] == sentence_ids[centers, None])
+    valid = (
+        inside
+        & (offsets.abs() <= spans[:, None])
+        & (sentence_ids[where] == sentence_ids[centers, None])
+    )
     return where, valid
 
 
 def skipgram_pairs(
-    ids: torch.Tensor, sentence_ids: torch.Tensor, centers: torch.Tensor, spans: torch.Tensor, window: int
+    ids: torch.Tensor, sentence_ids: torch.Tensor, centers: torch.Tensor,
+    spans: torch.Tensor, window: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Skip-gram's training pairs for a batch of centres: (centre word, context word) ids, [P] and [P].
+    """Skip-gram's training pairs for a batch of centres: (centre word, context word)
+    ids, [P] and [P].
 
     Every word within its centre's shrunk window ``spans`` and sentence is a
     context word; the pairs come in text order, centre by centre, left to right.
@@ -195,8 +202,8 @@ def sgns_loss(
     u: the input vector (skip-gram: one word of the pair, the centre word in
     the paper's notation, the context word in word2vec.c's and ``Word2Vec``'s
     order; CBOW: the mean of the context words'), v_c: the output vector of the
-    word to predict, v_{n_k}: the output vectors of the K noise words. ``negative_mask`` [P, K] (bool)
-    leaves out the noise words it marks False.
+    word to predict, v_{n_k}: the output vectors of the K noise words.
+    ``negative_mask`` [P, K] (bool) leaves out the noise words it marks False.
     """
     positive = F.logsigmoid((center_vecs * context_vecs).sum(-1))  # [P]
     negative = F.logsigmoid(-(negative_vecs * center_vecs[:, None, :]).sum(-1))  # [P, K]
@@ -222,10 +229,14 @@ def sgns_gradients(
     (word2vec.c's g = (label - σ) α).
     """
     error_pos = (torch.sigmoid((center_vecs * context_vecs).sum(-1)) - 1) * scale  # [P]
-    error_neg = torch.sigmoid((negative_vecs * center_vecs[:, None, :]).sum(-1)) * scale  # [P, K]
+    # [P, K]
+    error_neg = torch.sigmoid((negative_vecs * center_vecs[:, None, :]).sum(-1)) * scale
     if negative_mask is not None:
         error_neg = error_neg * negative_mask
-    grad_center = error_pos[:, None] * context_vecs + torch.bmm(error_neg[:, None, :], negative_vecs).squeeze(1)
+    grad_center = (
+        error_pos[:, None] * context_vecs
+        + torch.bmm(error_neg[:, None, :], negative_vecs).squeeze(1)
+    )
     grad_context = error_pos[:, None] * center_vecs
     grad_negative = error_neg[:, :, None] * center_vecs[:, None, :]
     return grad_center, grad_context, grad_negative

@@ -1145,6 +1145,13 @@ ALTERNATIVE_ANSWERS = {
                     new_velocity = [momentum * torch.as_tensor(v) + torch.as_tensor(g) for v, g in zip(velocity, grads)]
                     return [torch.as_tensor(p) - lr * v for p, v in zip(params, new_velocity)], new_velocity
             """),
+            ("nested Python lists (np.ndarray.tolist), which the question allows", "sgd_momentum_step", """
+                def sgd_momentum_step(params, grads, velocity, lr, momentum):
+                    new_velocity = [(momentum * np.asarray(v) + np.asarray(g)).tolist()
+                                    for v, g in zip(velocity, grads)]
+                    new_params = [(np.asarray(p) - lr * np.asarray(v)).tolist() for p, v in zip(params, new_velocity)]
+                    return new_params, new_velocity
+            """),
         ],
         "q5": [
             ("a NumPy loop over the contexts, np.concatenate, scipy's log_softmax", "mlp_forward", """
@@ -1888,6 +1895,55 @@ ALTERNATIVE_ANSWERS = {
         ],
     },
 }
+
+
+# Right answers in styles that once cost points in `make grade`: names the notebook binds that
+# shadow builtins (the tests and their helpers must still see the real ones), a default dtype the
+# question allows, a function that never returns (it costs its own question, nothing else).
+# exercise -> [(file name, what it does, cell source, where the cell goes (None: last), points)],
+# points None meaning full marks; the cell goes into the solution notebook.
+STYLES = {
+    "finetuning": [
+        ("style-from-torch-import-star", "`from torch import *` (rebinds compile, float, int, bool)",
+         "from torch import *", None, None),
+    ],
+    "generating_text": [
+        ("style-list-rebound", "`list = [...]` in an ungraded cell", "list = [0.25, 0.5, 0.25]", None, None),
+        ("style-round-as-loop-variable", "`for round in range(3):`", "for round in range(3):\n    print(round)",
+         None, None),
+    ],
+    "word_embeddings": [
+        ("style-from-numpy-import-star", "`from numpy import *` (rebinds round, sum, max, abs, ...)",
+         "from numpy import *", None, None),
+    ],
+    "neural_networks": [
+        ("style-float64-by-default", "`torch.set_default_dtype(torch.float64)`, as 'compute in float64' allows",
+         "torch.set_default_dtype(torch.float64)", 3, None),
+    ],
+}
+HANGS = "finetuning", "q2", "trainable_numbers"  # exercise, question, function that never returns
+
+
+def styles(exercise: Exercise) -> list[Submission]:
+    """STYLES' submissions, and for HANGS[0] one whose HANGS[2] never returns and is called from three
+    cells (its question's check cell, an optional comparison cell of the student's, check_all)."""
+    solution = load_nb(exercise.solution_notebook)
+    full = {q.name: q.points for q in exercise.questions}
+    subs = [Submission(f"{name}.ipynb", dump(with_cell(solution, cell, at)), full if points is None else points)
+            for name, _, cell, at, points in STYLES.get(exercise.name, [])]
+    name, question, function = HANGS
+    if exercise.name == name:
+        nb = replace_definition(solution, function, f"""
+            def {function}(*args, **kwargs):
+                while True:
+                    pass
+        """)
+        at = next(i for i, c in enumerate(nb["cells"]) if f"def {function}(" in "".join(c["source"])) + 1
+        nb = with_cell(nb, f"{function}({{'head.weight': (2, 4)}}, ('head.',))  # comparing by hand", at)
+        sources = ["".join(c["source"]) for c in nb["cells"]]
+        assert f'grader.check("{question}")' in sources and "grader.check_all()" in sources, "no check cells"
+        subs.append(Submission("style-hangs.ipynb", dump(nb), {**full, question: 0.0}, "ok", "cell time limit"))
+    return subs
 
 
 HOSTILE = [  # the files hostile() makes, one test each

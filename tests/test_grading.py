@@ -63,7 +63,7 @@ def graded(request, tmp_path_factory):
     hostile ones); what the grader prints or warns is captured."""
     ex = exercises.load(request.param)
     folder = tmp_path_factory.mktemp(f"submissions-{ex.name}")
-    subs = gs.correctness(ex) + (gs.hostile(ex, folder, CANARY) if ex.name == PILOT else [])
+    subs = gs.correctness(ex) + gs.styles(ex) + (gs.hostile(ex, folder, CANARY) if ex.name == PILOT else [])
     for s in subs:
         (folder / s.name).write_bytes(s.data)
     if ex.name == PILOT:  # named like notebooks, but no file to read
@@ -120,6 +120,25 @@ def test_each_alternative_right_answer_earns_full_points(graded):
         for question, what in gs.alternatives_in(ex, j).items():
             q = next(q for q in ex.questions if q.name == question)
             assert row.points[question] == q.points, f"{question}: the right answer ({what}) lost points"
+
+
+def test_right_answers_in_any_style_earn_their_points(graded):
+    """Builtins the notebook shadows, a float64 default, a function that hangs (its question only)."""
+    for sub in gs.styles(graded["exercise"]):
+        row = graded["rows"][sub.name]
+        assert (row.status, row.points) == (sub.status, sub.points), (sub.name, row.reason, row.feedback)
+        assert sub.reason in row.reason, (sub.name, row.reason)
+
+
+@pytest.mark.parametrize("graded", ["finetuning"], indirect=True)
+def test_lora_tests_tell_a_missing_scale_apart(graded):
+    """No LoRA test has r = 1, so a forward pass without alpha / r fails every forward test; only the merge
+    tests (which call the solution's lora_merge in that notebook) pass: half of q3's points, not more."""
+    q3 = next(q for q in graded["exercise"].questions if q.name == "q3")
+    missing_scale = [i for i, (what, _, _) in enumerate(gs.WRONG_ANSWERS["finetuning"]["q3"]) if "omitted" in what]
+    assert missing_scale, "no wrong answer omits the scale"
+    for i in missing_scale:
+        assert graded["rows"][f"wrong-q3-{i}.ipynb"].points["q3"] == q3.points / 2
 
 
 def test_notebook_without_cell_ids_is_graded_without_warnings(graded):

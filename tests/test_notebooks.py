@@ -1,0 +1,85 @@
+"""Checks of the committed notebooks themselves, beyond nbval's re-execution.
+
+nbval proves that the committed outputs are what the code prints on this machine. These
+tests keep out what would differ on another one: a round-off figure (1e-7 on one CPU,
+3e-7 on another, since each runs its own BLAS kernels), which must be printed as a verdict
+against a tolerance instead (``lmlib.show.agreement``); and what the website cannot show
+whole (lmlib source wider than the page).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted([*ROOT.glob("chapters/*.ipynb"), *ROOT.glob("exercises/*.ipynb")])
+CHAPTERS = sorted(ROOT.glob("chapters/*.ipynb"))
+
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])")
+# A number after one of these is a bound, not a measurement: "≤ 1e-6", "< 1e-12", "below 1e-12",
+# "agree to 1e-6", "tolerance 1e-5".
+BOUND = re.compile(r"(?:<=?|≤|within|to|below|under|tolerance|tol=?)\s*$")
+SMALLEST_SHOWN = 1e-5
+WIDEST_SOURCE = 90
+
+
+def outputs(path: Path):
+    """(cell number from 1, text) of each text output of each code cell, lmlib source left out."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for number, cell in enumerate(nb["cells"], start=1):
+        if cell["cell_type"] != "code":
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "".join(data.get("text/markdown", "")).startswith("```python"):
+                continue  # show_source: code, whose constants (eps = 1e-6) are not results
+            for text in (out.get("text"), data.get("text/plain")):
+                if text:
+                    yield number, "".join(text)
+
+
+def round_off_figures(text: str) -> list[str]:
+    """Numbers printed in ``text`` whose size is below SMALLEST_SHOWN but not zero, and not a bound."""
+    found = []
+    for line in text.splitlines():
+        for m in NUMBER.finditer(line):
+            value = abs(float(m.group()))
+            if 0 < value < SMALLEST_SHOWN and not BOUND.search(line[: m.start()]):
+                found.append(line.strip())
+                break
+    return found
+
+
+def test_the_scan_finds_round_off_and_passes_verdicts():
+    assert round_off_figures("max |difference| = 2.4e-07") == ["max |difference| = 2.4e-07"]
+    assert round_off_figures("h 9.7e-17, c 1.1e-16\nok 0.25") == ["h 9.7e-17, c 1.1e-16"]
+    assert round_off_figures("tiny 0.0000003") == ["tiny 0.0000003"]
+    for fine in ["max |difference| ≤ 1e-6: True", "exact: 0.0e+00", "agree to 1e-12: True", "< 1e-12",
+                 "within 1e-12: True", "loss 4.6337, p = 0.00012", "step 1e-3", "x1e-9y", "id 123456"]:
+        assert round_off_figures(fine) == [], fine
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_committed_output_prints_round_off(path):
+    """A number below 1e-5 in an output is round-off (or a value that depends on it): show a verdict."""
+    problems = [f"cell {n}: {line}" for n, text in outputs(path) for line in round_off_figures(text)]
+    assert not problems, (f"{path.name} prints figures that differ from CPU to CPU; print a verdict such as "
+                          "lmlib.show.agreement(a, b, 1e-6) instead:\n  " + "\n  ".join(problems))
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_shown_source_fits_the_page(path):
+    """What show_source displays is lmlib's code itself: its lines must fit the website's code block."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for number, cell in enumerate(nb["cells"], start=1):
+        assert "{literalinclude}" not in "".join(cell["source"]), \
+            f"{path.name} cell {number}: a literalinclude is raw text in JupyterLab; call lmlib.show.show_source"
+        for out in cell.get("outputs", []):
+            code = "".join(out.get("data", {}).get("text/markdown", ""))
+            if code.startswith("```python"):
+                wide = [line for line in code.splitlines() if len(line) > WIDEST_SOURCE]
+                assert not wide, f"{path.name} cell {number} shows lines over {WIDEST_SOURCE} characters: {wide}"
