@@ -161,6 +161,13 @@ WRONG_ANSWERS = {
                     e = np.exp(logits - np.max(logits))
                     return np.log(e / e.sum())
             """),
+            ("the stable formula in float32, which the question rules out: -1000.1269 comes out as -1000.127",
+             "log_softmax", """
+                def log_softmax(logits):
+                    y = torch.as_tensor(logits, dtype=torch.float32)
+                    m = y.max()
+                    return y - m - torch.log(torch.exp(y - m).sum())
+            """),
         ],
         "q2": [
             ("sums over the batch instead of taking the mean", "cross_entropy", """
@@ -1900,25 +1907,51 @@ ALTERNATIVE_ANSWERS = {
 # Right answers in styles that once cost points in `make grade`: names the notebook binds that
 # shadow builtins (the tests and their helpers must still see the real ones), a default dtype the
 # question allows, a function that never returns (it costs its own question, nothing else).
-# exercise -> [(file name, what it does, cell source, where the cell goes (None: last), points)],
-# points None meaning full marks; the cell goes into the solution notebook.
+# Each style adds `cell` to the solution notebook (at index `at`; None: last) and, where the solution's
+# own code would break under it (torch's `sum` does not take a generator), answers in that style.
+@dataclass(frozen=True)
+class Style:
+    name: str
+    what: str
+    cell: str
+    at: int | None = None
+    definitions: tuple[tuple[str, str], ...] = ()  # (function, definition written for this style)
+
+
 STYLES = {
     "finetuning": [
-        ("style-from-torch-import-star", "`from torch import *` (rebinds compile, float, int, bool)",
-         "from torch import *", None, None),
+        Style("style-from-torch-import-star", "`from torch import *` (rebinds compile, float, int, bool, sum, ...)",
+              "from torch import *", definitions=(
+                  ("trainable_numbers", """
+                      def trainable_numbers(shapes, trainable):
+                          total = 0
+                          for name, shape in shapes.items():
+                              if name.startswith(tuple(trainable)):
+                                  total += math.prod(shape)
+                          return total
+                  """),
+                  ("lora_numbers", """
+                      def lora_numbers(shapes, r, targets):
+                          total = trainable_numbers(shapes, ("head.",))
+                          for name, shape in shapes.items():
+                              if name.endswith(".weight") and name[: -len(".weight")].endswith(tuple(targets)):
+                                  d_out, d_in = shape
+                                  total += r * (d_in + d_out)
+                          return total
+                  """),
+              )),
     ],
     "generating_text": [
-        ("style-list-rebound", "`list = [...]` in an ungraded cell", "list = [0.25, 0.5, 0.25]", None, None),
-        ("style-round-as-loop-variable", "`for round in range(3):`", "for round in range(3):\n    print(round)",
-         None, None),
+        Style("style-list-rebound", "`list = [...]` in an ungraded cell", "list = [0.25, 0.5, 0.25]"),
+        Style("style-round-as-loop-variable", "`for round in range(3):`", "for round in range(3):\n    print(round)"),
     ],
     "word_embeddings": [
-        ("style-from-numpy-import-star", "`from numpy import *` (rebinds round, sum, max, abs, ...)",
-         "from numpy import *", None, None),
+        Style("style-from-numpy-import-star", "`from numpy import *` (rebinds round, sum, max, abs, ...)",
+              "from numpy import *"),
     ],
     "neural_networks": [
-        ("style-float64-by-default", "`torch.set_default_dtype(torch.float64)`, as 'compute in float64' allows",
-         "torch.set_default_dtype(torch.float64)", 3, None),
+        Style("style-float64-by-default", "`torch.set_default_dtype(torch.float64)`, as 'compute in float64' allows",
+              "torch.set_default_dtype(torch.float64)", at=3),
     ],
 }
 HANGS = "finetuning", "q2", "trainable_numbers"  # exercise, question, function that never returns
@@ -1929,8 +1962,12 @@ def styles(exercise: Exercise) -> list[Submission]:
     cells (its question's check cell, an optional comparison cell of the student's, check_all)."""
     solution = load_nb(exercise.solution_notebook)
     full = {q.name: q.points for q in exercise.questions}
-    subs = [Submission(f"{name}.ipynb", dump(with_cell(solution, cell, at)), full if points is None else points)
-            for name, _, cell, at, points in STYLES.get(exercise.name, [])]
+    subs = []
+    for style in STYLES.get(exercise.name, []):
+        nb = solution
+        for function, definition in style.definitions:
+            nb = replace_definition(nb, function, definition)
+        subs.append(Submission(f"{style.name}.ipynb", dump(with_cell(nb, style.cell, style.at)), full))
     name, question, function = HANGS
     if exercise.name == name:
         nb = replace_definition(solution, function, f"""

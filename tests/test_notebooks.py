@@ -26,6 +26,14 @@ BOUND = re.compile(r"(?:<=?|≤|within|to|below|under|tolerance|tol=?)\s*$")
 SMALLEST_SHOWN = 1e-5
 WIDEST_SOURCE = 90
 
+# Numbers one chapter's prose quotes from another chapter's output: (quoting notebook, pattern of the quote in
+# its markdown, source notebook, pattern of the figure in its outputs). A re-run that changes the figure fails
+# here until the prose says the new one.
+QUOTES = [
+    ("chapters/ngram_models.ipynb", r"measured (\d\.\d+) characters per word",
+     "chapters/text_as_data.ipynb", r"Chinese +characters +[\d,]+ +(\d\.\d+)"),
+]
+
 
 def outputs(path: Path):
     """(cell number from 1, text) of each text output of each code cell, lmlib source left out."""
@@ -83,3 +91,16 @@ def test_shown_source_fits_the_page(path):
             if code.startswith("```python"):
                 wide = [line for line in code.splitlines() if len(line) > WIDEST_SOURCE]
                 assert not wide, f"{path.name} cell {number} shows lines over {WIDEST_SOURCE} characters: {wide}"
+
+
+def markdown(path: Path) -> str:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("quoting, quote, source, figure", QUOTES, ids=lambda x: str(x)[:40])
+def test_prose_quotes_the_output_of_another_chapter(quoting, quote, source, figure):
+    quoted = re.findall(quote, markdown(ROOT / quoting))
+    printed = [m for _, text in outputs(ROOT / source) for m in re.findall(figure, text)]
+    assert quoted and len(printed) == 1, (quoted, printed)
+    assert set(quoted) == set(printed), f"{quoting} quotes {quoted}, but {source} prints {printed[0]}"
