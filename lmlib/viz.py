@@ -31,6 +31,11 @@ def zipf_exponent(freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000)
     The head (a few function words) and the tail (the many words seen once, all
     tied at frequency 1) bend away from the line, so the fit uses the middle.
     """
+    return zipf_fit(freqs, min_rank, max_rank)[0]
+
+
+def zipf_fit(freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000) -> tuple[float, float]:
+    """(s, log C) of the least-squares line log f(r) = log C - s log r over ranks [min_rank, max_rank]."""
     if len(freqs) < min_rank + 2:
         raise ValueError(
             f"need at least {min_rank + 2} distinct tokens to fit Zipf's law, "
@@ -38,8 +43,8 @@ def zipf_exponent(freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000)
         )
     ranks = np.arange(1, len(freqs) + 1)
     keep = (ranks >= min_rank) & (ranks <= max_rank)
-    slope, _ = np.polyfit(np.log(ranks[keep]), np.log(freqs[keep]), 1)
-    return float(-slope)
+    slope, log_c = np.polyfit(np.log(ranks[keep]), np.log(freqs[keep]), 1)
+    return float(-slope), float(log_c)
 
 
 def zipf_summary(freqs: np.ndarray, top: int = 100) -> dict[str, float]:
@@ -51,11 +56,13 @@ def zipf_summary(freqs: np.ndarray, top: int = 100) -> dict[str, float]:
     }
 
 
-def plot_zipf(ax, freqs: np.ndarray, label: str) -> None:
-    """Rank-frequency curve on log-log axes, with the fitted Zipf line."""
+def plot_zipf(ax, freqs: np.ndarray, label: str, min_rank: int = 10, max_rank: int = 10_000) -> None:
+    """Rank-frequency curve on log-log axes, with the fitted Zipf line (dashed) over the ranks it fits."""
     ranks = np.arange(1, len(freqs) + 1)
-    s = zipf_exponent(freqs)
-    ax.loglog(ranks, freqs, label=f"{label} (s = {s:.2f})")
+    s, log_c = zipf_fit(freqs, min_rank, max_rank)
+    (curve,) = ax.loglog(ranks, freqs, label=f"{label} (s = {s:.2f})")
+    fitted = ranks[(ranks >= min_rank) & (ranks <= max_rank)]
+    ax.loglog(fitted, np.exp(log_c) * fitted**-s, "--", color=curve.get_color(), linewidth=1)
     ax.set_xlabel("rank r (1 = most frequent)")
     ax.set_ylabel("frequency f(r) (count)")
     ax.grid(True, which="major", alpha=0.3)
@@ -326,18 +333,76 @@ def pca_2d(vectors) -> tuple[np.ndarray, np.ndarray]:
     return (centred @ Vh[:2].T).numpy(), explained[:2].numpy()
 
 
-def plot_word_groups(ax, xy: np.ndarray, groups: dict[str, list[str]], explained: np.ndarray) -> None:
-    """Scatter ``xy`` [n, 2] (rows in the order of the groups' words), one colour per group, each point labelled."""
-    start = 0
+def plot_word_groups(ax, xy: np.ndarray, groups: dict[str, list[str]], explained: np.ndarray,
+                     fontsize: float = 8) -> None:
+    """Scatter ``xy`` [n, 2] (rows in the order of the groups' words), one colour per group, each point labelled.
+
+    Labels that would cover one another, a point or the legend are pushed apart as the renderer
+    measures them: each step moves every overlapping pair of labels half their overlap apart,
+    along the axis where they overlap least, until none overlap (deterministic: no random
+    jitter), inside the axes. A label that had to move gets a thin line back to its point.
+    """
+    from matplotlib.text import Text
+
+    start, labels = 0, []
     for name, words in groups.items():
         points = xy[start : start + len(words)]
-        ax.scatter(*points.T, label=name, s=18)
+        colour = ax.scatter(*points.T, label=name, s=18).get_facecolor()[0]
         for (x, y), w in zip(points, words, strict=True):
-            ax.annotate(w, (x, y), fontsize=8, xytext=(2, 2), textcoords="offset points")
+            labels.append(ax.annotate(
+                w, (x, y), fontsize=fontsize, xytext=(3, 3), textcoords="offset points",
+                arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.6, "shrinkA": 0, "shrinkB": 2}))
         start += len(words)
     ax.set_xlabel(f"first principal component ({explained[0]:.0%} of the variance)")
     ax.set_ylabel(f"second principal component ({explained[1]:.0%})")
-    ax.legend()
+    ax.margins(0.12)  # room for labels pushed outwards
+    ax.set(xlim=ax.get_xlim(), ylim=ax.get_ylim())  # frozen: the pixel positions below must stay valid
+    legend = ax.legend()
+
+    # Every box as [x0, y0, x1, y1] in pixels: the labels move, the points and the legend do not.
+    renderer = ax.figure.canvas.get_renderer()
+    for label in labels:
+        label.get_window_extent(renderer)  # places the label for the renderer
+    boxes = np.array([Text.get_window_extent(label).extents for label in labels])  # [n, 4]
+    dots = ax.transData.transform(xy)  # [n, 2]
+    fixed = np.vstack([np.hstack([dots - 3, dots + 3]), legend.get_window_extent(renderer).extents])  # [n + 1, 4]
+    frame = ax.get_window_extent(renderer).extents
+    n, pad = len(labels), 1.0  # pad: the least gap, in pixels, between two labels
+    shift = np.zeros((n, 2))  # [n, 2] how far each label has moved, in pixels
+
+    def overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[len(a), len(b)] overlaps of the boxes along x and along y (positive: they overlap)."""
+        x = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + pad
+        y = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + pad
+        return x, y
+
+    def away(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+        """+1 where box a's centre lies beyond box b's along ``axis``, else -1 (ties: the later label moves up)."""
+        gap = (a[:, None, axis] + a[:, None, axis + 2]) - (b[None, :, axis] + b[None, :, axis + 2])
+        later = np.arange(len(a))[:, None] > np.arange(len(b))[None, :]
+        return np.where(gap == 0, np.where(later, 1.0, -1.0), np.sign(gap))
+
+    for _ in range(2000):
+        current = boxes + np.tile(shift, 2)
+        push = np.zeros((n, 2))
+        for others, share in [(current, 0.5), (fixed, 1.0)]:  # a pair of labels each moves half the way
+            ox, oy = overlaps(current, others)
+            hit = (ox > 0) & (oy > 0)
+            if others is current:
+                np.fill_diagonal(hit, False)
+            sideways = ox < oy
+            push[:, 0] += np.where(hit & sideways, share * ox * away(current, others, 0), 0).sum(1)
+            push[:, 1] += np.where(hit & ~sideways, share * oy * away(current, others, 1), 0).sum(1)
+        if not push.any():
+            break
+        shift += np.clip(push, -3, 3)  # small steps: a label in a crowd is pushed from several sides
+        current = boxes + np.tile(shift, 2)
+        shift[:, 0] += np.maximum(frame[0] - current[:, 0], 0) - np.maximum(current[:, 2] - frame[2], 0)
+        shift[:, 1] += np.maximum(frame[1] - current[:, 1], 0) - np.maximum(current[:, 3] - frame[3], 0)
+    points_per_pixel = 72 / ax.figure.dpi
+    for label, (dx, dy) in zip(labels, shift, strict=True):
+        label.xyann = (3 + dx * points_per_pixel, 3 + dy * points_per_pixel)
+        label.arrow_patch.set_visible(bool(np.hypot(dx, dy) > 4))  # a line only where the label left its point
 
 
 # --- decoding (chapter "Generating text") ---------------------------------------------------------

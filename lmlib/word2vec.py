@@ -58,6 +58,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import sparse
+from scipy.sparse.linalg import svds
 
 from lmlib._deps import require
 
@@ -265,7 +267,8 @@ def sgd_step(
 
 
 def skipgram_step(syn0, syn1neg, inputs, targets, negatives, alpha: float) -> None:
-    """Skip-gram: for each pair, u = syn0[input word] predicts the target word; u <- u - α ∂L/∂u.
+    """Skip-gram: for each pair, u = syn0[input word] predicts the target word;
+    u <- u - α ∂L/∂u.
 
     ``inputs``, ``targets`` [P] and ``negatives`` [P, K] are word ids. Called,
     as word2vec.c does, with the context word as input and the centre word as
@@ -276,22 +279,27 @@ def skipgram_step(syn0, syn1neg, inputs, targets, negatives, alpha: float) -> No
 
 
 def cbow_step(syn0, syn1neg, contexts, valid, centers, negatives, alpha: float) -> None:
-    """CBOW: u = the mean of the context words' rows of syn0 [B, d] predicts the centre word.
+    """CBOW: u = the mean of the context words' rows of syn0 [B, d] predicts the centre
+    word.
 
     ``contexts`` [B, 2w] are word ids, ``valid`` [B, 2w] which of them are in
     the window. As in word2vec.c (and gensim's ``cbow_mean=1``), every context
     word gets the whole update -α ∂L/∂u, not a share of it.
     """
-    update = sgd_step(syn1neg, cbow_inputs(syn0, contexts, valid), centers, negatives, alpha)  # [B, d]
-    rows = valid.nonzero()[:, 0]  # for each context word in a window, its centre's row in the batch
+    inputs = cbow_inputs(syn0, contexts, valid)  # [B, d]
+    update = sgd_step(syn1neg, inputs, centers, negatives, alpha)  # [B, d]
+    rows = valid.nonzero()[:, 0]  # for each context word in a window, its centre's row
     syn0.index_add_(0, contexts[valid], update.index_select(0, rows))
 
 
-def cbow_inputs(syn0: torch.Tensor, contexts: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """CBOW's input vectors: the mean of the rows of syn0 of the context words marked ``valid``; [B, 2w] -> [B, d]."""
+def cbow_inputs(syn0: torch.Tensor, contexts: torch.Tensor,
+                valid: torch.Tensor) -> torch.Tensor:
+    """CBOW's input vectors: the mean of the rows of syn0 of the context words marked
+    ``valid``; [B, 2w] -> [B, d]."""
     B, W = contexts.shape
     mask = valid.float()[:, :, None]  # [B, 2w, 1]
-    return (syn0.index_select(0, contexts.flatten()).view(B, W, syn0.shape[1]) * mask).sum(1) / mask.sum(1)
+    rows = syn0.index_select(0, contexts.flatten()).view(B, W, syn0.shape[1])  # [B,2w,d]
+    return (rows * mask).sum(1) / mask.sum(1)
 
 
 def linear_alpha(config: Word2VecConfig, words_done: int, words_total: int) -> float:
@@ -571,6 +579,89 @@ def _run_batches(train: Callable[[int, torch.Generator], None], firsts: range, w
     with ThreadPoolExecutor(workers) as pool:
         for job in [pool.submit(work, seed) for seed in seeds]:
             job.result()
+
+
+# --- a count-based baseline: PPMI and truncated SVD (Levy, Goldberg and Dagan, 2015) ----------------
+
+def cooccurrence_counts(stream: np.ndarray, sentence_ids: np.ndarray, vocab_size: int,
+                        window: int) -> sparse.csr_matrix:
+    """#(w, c): how often word c occurs within ``window`` positions of word w, in the same
+    sentence; [N] word ids and [N] sentence numbers -> [V, V] (symmetric, sparse).
+
+    Every pair at distance 1 .. ``window`` counts once each way, whatever the distance (no
+    shrunk windows, no subsampling: the plain counts of the window Word2Vec reads).
+    """
+    rows, cols = [], []
+    for distance in range(1, window + 1):
+        same = sentence_ids[distance:] == sentence_ids[:-distance]  # within one sentence
+        left, right = stream[:-distance][same], stream[distance:][same]
+        rows += [left, right]
+        cols += [right, left]
+    rows, cols = np.concatenate(rows), np.concatenate(cols)  # [pairs]
+    ones = np.ones(len(rows), dtype=np.float64)
+    # a pair seen k times is k entries of rows and cols: converting to CSR adds them up
+    shape = (vocab_size, vocab_size)
+    return sparse.coo_matrix((ones, (rows, cols)), shape=shape).tocsr()
+
+
+def ppmi_matrix(counts: sparse.spmatrix,
+                context_power: float = 0.75) -> sparse.csr_matrix:
+    """Positive pointwise mutual information of a [V, V] co-occurrence matrix; [V, V].
+
+        PPMI(w, c) = max(0, ln P(w, c) / (P(w) P_α(c)))
+        P(w, c) = #(w, c) / D,  P(w) = #(w, ·) / D,  P_α(c) = #(·, c)^α / Σ_c' #(·, c')^α
+
+    with D = Σ #(w, c) and α = ``context_power``. α = 0.75, the power of Word2Vec's
+    noise distribution P_n, keeps rare contexts from getting huge PMI values (Levy et
+    al.'s context-distribution smoothing); α = 1 is plain PMI. A pair never seen has
+    PMI = -inf and PPMI = 0: the matrix stays sparse.
+    """
+    counts = sparse.coo_matrix(counts, dtype=np.float64)
+    counts.sum_duplicates()
+    total = counts.sum()  # D
+    p_word = np.asarray(counts.sum(1)).ravel() / total  # [V] P(w)
+    smoothed = np.asarray(counts.sum(0)).ravel() ** context_power
+    p_context = smoothed / smoothed.sum()  # [V] P_α(c)
+    w, c = counts.row, counts.col  # the pairs seen: only these can have PMI > 0
+    pmi = np.log(counts.data / total / (p_word[w] * p_context[c]))
+    keep = pmi > 0
+    return sparse.csr_matrix((pmi[keep], (w[keep], c[keep])), shape=counts.shape)
+
+
+def ppmi_svd_vectors(
+    sentences: Iterable[Sequence[str]], window: int = 5, dim: int = 50,
+    min_count: int = 5, context_power: float = 0.75, eigenvalue_power: float = 0.5,
+) -> tuple[list[str], np.ndarray]:
+    """Count-based word vectors: the PPMI matrix of the words within ``window`` of each
+    other, cut to ``dim`` dimensions by a truncated SVD. Returns the words (most
+    frequent first) and their vectors [V, dim].
+
+        PPMI ≈ U_d Σ_d V_d^T  (the d largest singular values);   word vectors U_d Σ_d^p
+
+    with p = ``eigenvalue_power``: 0.5, Levy et al.'s recommendation, shares Σ between
+    words and contexts, as Word2Vec's u and v share the dot product. The vocabulary is
+    ``build_vocab``'s (``Word2Vec``'s for the same ``min_count``), and rarer words leave
+    the text before windows are formed. Each singular vector's sign is set so that its
+    largest entry is positive: the same vectors on every run.
+    """
+    for name, value in {"window": window, "dim": dim, "min_count": min_count}.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    sentences = _check_sentences(sentences)
+    words, _ = build_vocab(sentences, min_count)
+    if dim >= len(words):
+        raise ValueError(f"dim={dim} must be below the vocabulary size, {len(words)} "
+                         f"words with min_count={min_count}")
+    ids, sentence_ids = encode_corpus(sentences, {w: i for i, w in enumerate(words)})
+    counts = cooccurrence_counts(ids.numpy(), sentence_ids.numpy(), len(words), window)
+    ppmi = ppmi_matrix(counts, context_power)  # [V, V]
+    start = np.full(len(words), len(words) ** -0.5)  # fixed Lanczos start: no random draw
+    # PROPACK (Lanczos bidiagonalisation): exact to round-off, and faster than ARPACK here
+    U, S, _ = svds(ppmi, k=dim, solver="propack", v0=start)  # [V, d], [d], in any order
+    order = np.argsort(-S)
+    U, S = U[:, order], S[order]
+    U = U * np.sign(U[np.abs(U).argmax(0), np.arange(dim)])  # an SVD's signs are free
+    return words, (U * S**eigenvalue_power).astype(np.float32)
 
 
 # --- probing the vectors: WEAT (Caliskan, Bryson and Narayanan, 2017) --------------------------------

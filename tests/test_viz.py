@@ -34,6 +34,10 @@ def test_plot_zipf_labels_axes_and_reports_the_exponent():
     viz.plot_zipf(ax, np.round(1e6 / np.arange(1, 1000)).astype(int), "toy")
     assert "rank" in ax.get_xlabel() and "frequency" in ax.get_ylabel()
     assert ax.get_legend().get_texts()[0].get_text() == "toy (s = 1.00)"
+    curve, line = ax.get_lines()  # the counts, then the fitted line over ranks 10..999
+    x, y = line.get_data()
+    assert (x[0], x[-1]) == (10, 999) and np.allclose(y, 1e6 / x, rtol=1e-3)
+    assert line.get_linestyle() == "--" and line.get_color() == curve.get_color()
     plt.close(fig)
 
 
@@ -269,6 +273,27 @@ def test_plot_word_groups_labels_every_word_and_group():
     assert [t.get_text() for t in ax.texts] == ["x", "y", "z"]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
     assert "50%" in ax.get_xlabel() and "25%" in ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_plot_word_groups_pushes_crowded_labels_apart():
+    from matplotlib.text import Text
+
+    rng = np.random.default_rng(0)
+    groups = {"crowd": [f"word{i}" for i in range(12)], "apart": ["alone", "other"]}
+    xy = np.vstack([rng.normal(0, 0.01, (12, 2)), [[1.0, 1.0], [-1.0, 0.5]]])  # 12 points in a speck
+    fig, ax = plt.subplots(figsize=(6, 4))
+    viz.plot_word_groups(ax, xy, groups, np.array([0.5, 0.25]))
+    fig.canvas.draw()  # the renderer measures every label where it is drawn
+    boxes = [Text.get_window_extent(t) for t in ax.texts]
+    frame = ax.get_window_extent()
+    for i, a in enumerate(boxes):
+        assert frame.x0 - 0.5 <= a.x0 and a.x1 <= frame.x1 + 0.5 and frame.y0 - 0.5 <= a.y0 and a.y1 <= frame.y1 + 0.5
+        for j, b in enumerate(boxes[:i]):
+            overlap = min(a.x1, b.x1) - max(a.x0, b.x0), min(a.y1, b.y1) - max(a.y0, b.y0)
+            assert min(overlap) <= 0, f"labels {ax.texts[i].get_text()!r} and {ax.texts[j].get_text()!r} overlap"
+    moved = [t.arrow_patch.get_visible() for t in ax.texts]
+    assert sum(moved[:12]) >= 6 and moved[12:] == [False, False]  # crowded labels point back, lone ones need not
     plt.close(fig)
 
 

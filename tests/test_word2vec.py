@@ -13,9 +13,13 @@ from lmlib.word2vec import (
     Word2Vec,
     build_vocab,
     cbow_step,
+    cooccurrence_counts,
     draw_negatives,
+    encode_corpus,
     negative_sampling_table,
     noise_table,
+    ppmi_matrix,
+    ppmi_svd_vectors,
     sgns_gradients,
     sgns_loss,
     skipgram_pairs,
@@ -296,6 +300,79 @@ def test_weat_takes_lmlib_and_gensim_vectors_and_names_missing_words():
         weat(model, ["cat", "dog"], ["dog"], ["the"], ["a"])
     with pytest.raises(ValueError, match="attributes_b is empty"):
         weat(model, ["cat"], ["dog"], ["the"], [])
+
+
+# --- the count-based baseline: PPMI + truncated SVD, against a dense computation by hand ----------
+
+def toy_corpus(seed: int = 0) -> list[list[str]]:
+    """40 sentences of 1 to 12 words from a Zipf-like vocabulary of 40 words (the rarest below min_count)."""
+    rng = np.random.default_rng(seed)
+    p = 1 / np.arange(1, 41) ** 1.2
+    return [[f"w{i}" for i in rng.choice(40, size=rng.integers(1, 13), p=p / p.sum())] for _ in range(40)]
+
+
+def dense_cooccurrences(sentences, words: list[str], window: int) -> np.ndarray:
+    """#(w, c) by a plain loop over every pair of kept words at most ``window`` apart in a sentence."""
+    index = {w: i for i, w in enumerate(words)}
+    counts = np.zeros((len(words), len(words)))
+    for sentence in sentences:
+        kept = [index[w] for w in sentence if w in index]  # rare words leave the text before windows form
+        for i, w in enumerate(kept):
+            for j, c in enumerate(kept):
+                if 0 < abs(i - j) <= window:
+                    counts[w, c] += 1
+    return counts
+
+
+def dense_ppmi(counts: np.ndarray, alpha: float) -> np.ndarray:
+    joint = counts / counts.sum()  # P(w, c)
+    p_word = counts.sum(1) / counts.sum()
+    p_context = counts.sum(0) ** alpha / (counts.sum(0) ** alpha).sum()
+    with np.errstate(divide="ignore"):
+        pmi = np.log(joint / np.outer(p_word, p_context))
+    return np.where(counts > 0, np.maximum(pmi, 0), 0.0)
+
+
+@pytest.mark.parametrize(("alpha", "p"), [(0.75, 0.5), (1.0, 1.0), (0.75, 0.0)])
+def test_ppmi_svd_vectors_equal_a_dense_computation(alpha, p):
+    sentences, window, dim = toy_corpus(), 2, 4
+    words, vectors = ppmi_svd_vectors(sentences, window=window, dim=dim, min_count=3, context_power=alpha,
+                                      eigenvalue_power=p)
+    assert words == build_vocab(sentences, 3)[0]
+    assert len(words) < len({w for s in sentences for w in s})  # the rarest words were dropped
+    counts = dense_cooccurrences(sentences, words, window)
+    assert (counts == counts.T).all()
+    ppmi = dense_ppmi(counts, alpha)
+    U, S, _ = np.linalg.svd(ppmi)
+    assert (S[:dim] - S[1 : dim + 1]).min() > 1e-3  # distinct singular values: each vector is defined up to sign
+    expected = U[:, :dim] * S[:dim] ** p
+    assert vectors.shape == (len(words), dim) and vectors.dtype == np.float32
+    signs = np.sign((vectors * expected).sum(0))  # an SVD's columns are defined up to sign
+    np.testing.assert_allclose(vectors, expected * signs, rtol=0, atol=1e-5)
+    largest = np.abs(vectors).argmax(0)
+    assert (vectors[largest, np.arange(dim)] > 0).all()  # the sign convention that makes runs repeat
+    np.testing.assert_array_equal(vectors, ppmi_svd_vectors(sentences, window=window, dim=dim, min_count=3,
+                                                            context_power=alpha, eigenvalue_power=p)[1])
+
+
+def test_cooccurrences_and_ppmi_pieces_match_the_loops():
+    sentences, window = toy_corpus(1), 3
+    words, _ = build_vocab(sentences, 2)
+    stream, sentence_ids = encode_corpus(sentences, {w: i for i, w in enumerate(words)})
+    counts = cooccurrence_counts(stream.numpy(), sentence_ids.numpy(), len(words), window)
+    expected = dense_cooccurrences(sentences, words, window)
+    np.testing.assert_array_equal(counts.toarray(), expected)
+    for alpha in (0.75, 1.0):
+        np.testing.assert_allclose(ppmi_matrix(counts, alpha).toarray(), dense_ppmi(expected, alpha), rtol=1e-12)
+
+
+def test_ppmi_svd_refuses_bad_settings():
+    with pytest.raises(ValueError, match="dim=50 must be below the vocabulary size"):
+        ppmi_svd_vectors(toy_corpus(), window=2, dim=50, min_count=3)
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        ppmi_svd_vectors(toy_corpus(), window=0, dim=2)
+    with pytest.raises(TypeError, match="got one string"):
+        ppmi_svd_vectors("the cat sat", dim=2)
 
 
 # --- bad input -----------------------------------------------------------------------------------
