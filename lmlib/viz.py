@@ -34,8 +34,11 @@ def zipf_exponent(freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000)
     return zipf_fit(freqs, min_rank, max_rank)[0]
 
 
-def zipf_fit(freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000) -> tuple[float, float]:
-    """(s, log C) of the least-squares line log f(r) = log C - s log r over ranks [min_rank, max_rank]."""
+def zipf_fit(
+    freqs: np.ndarray, min_rank: int = 10, max_rank: int = 10_000
+) -> tuple[float, float]:
+    """(s, log C) of the least-squares line log f(r) = log C - s log r
+    over ranks [min_rank, max_rank]."""
     if len(freqs) < min_rank + 2:
         raise ValueError(
             f"need at least {min_rank + 2} distinct tokens to fit Zipf's law, "
