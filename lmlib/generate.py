@@ -189,10 +189,17 @@ def entropy(logprobs: torch.Tensor) -> torch.Tensor:
 
 
 def greedy(model: LanguageModel, prompt: Sequence[str] = (), max_tokens: int = 30, *,
-           repetition_penalty: float = 1.0, suppress: Sequence[str] = ()) -> Generation:
-    """Always take the most probable next token (ties: the lowest id)."""
+           repetition_penalty: float = 1.0, suppress: Sequence[str] = (),
+           use_cache: bool = True) -> Generation:
+    """Always take the most probable next token (ties: the lowest id).
+
+    ``use_cache=False`` re-reads the whole context at every step even when the model
+    could read one token at a time (as ``use_cache`` in Hugging Face's ``generate``):
+    the same tokens, more work; it is there to check the cache against.
+    """
     chain = processors(repetition_penalty=repetition_penalty, suppress=_suppressed_ids(model, suppress))
-    return _decode(model, prompt, max_tokens, 1, lambda scores, ids: _argmax(scores, ids, chain))[0]
+    return _decode(model, prompt, max_tokens, 1, lambda scores, ids: _argmax(scores, ids, chain),
+                   use_cache)[0]
 
 
 def sample(
@@ -208,12 +215,14 @@ def sample(
     suppress: Sequence[str] = (),
     num_samples: int = 1,
     generator: torch.Generator | None = None,
+    use_cache: bool = True,
 ) -> list[Generation]:
     """Draw ``num_samples`` continuations of ``prompt``, each token from the processed
     distribution.
 
     Pass a seeded ``torch.Generator`` for reproducible samples. ``temperature=0``
     is greedy decoding (the limit T -> 0). ``suppress`` lists tokens never to choose.
+    ``use_cache=False``: re-read the whole context at every step (see ``greedy``).
     """
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
@@ -221,12 +230,12 @@ def sample(
                        _suppressed_ids(model, suppress))
     if temperature == 0:  # the limit T -> 0: all the mass on the most probable token left
         return _decode(model, prompt, max_tokens, num_samples,
-                       lambda scores, ids: _argmax(scores, ids, chain))
+                       lambda scores, ids: _argmax(scores, ids, chain), use_cache)
 
     def draw(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         return draw_tokens(sampling_distribution(scores, ids, chain), generator)
 
-    return _decode(model, prompt, max_tokens, num_samples, draw)
+    return _decode(model, prompt, max_tokens, num_samples, draw, use_cache)
 
 
 def draw_tokens(probs: torch.Tensor,
@@ -257,6 +266,7 @@ def beam_search(
     length_penalty: float = 1.0,
     num_return: int = 1,
     suppress: Sequence[str] = (),
+    use_cache: bool = True,
 ) -> list[Generation]:
     """The ``num_return`` best continuations found keeping ``num_beams`` partial ones at each step.
 
@@ -268,13 +278,14 @@ def beam_search(
     the best score a beam can reach), or at ``max_tokens``, when the live beams
     join the finished ones as unfinished candidates. Ranked by
     ln P / |y|^length_penalty; with a beam wide enough to keep every sequence,
-    the result is the exact best.
+    the result is the exact best. ``use_cache=False``: re-read the whole context at every
+    step (see ``greedy``).
     """
     if not (isinstance(num_beams, int) and num_beams >= 1):
         raise ValueError(f"num_beams (the beam width) must be an integer >= 1, got {num_beams!r}")
     if not 1 <= num_return <= num_beams:
         raise ValueError(f"num_return must be between 1 and num_beams={num_beams}, got {num_return}")
-    state = _Decoding(model, prompt, max_tokens, 1)
+    state = _Decoding(model, prompt, max_tokens, 1, use_cache)
     banned = _suppressed_ids(model, suppress)
     eos = model.vocab.eos_id
     sums = torch.zeros(1, dtype=torch.float64)  # [beams] ln P of each live beam
@@ -346,9 +357,10 @@ def _argmax(scores: torch.Tensor, ids: torch.Tensor, chain: Sequence[Processor])
 
 
 def _decode(model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: int,
-            choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> list[Generation]:
+            choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+            use_cache: bool = True) -> list[Generation]:
     """The loop greedy and sampling share: each live row gets the token ``choose`` picks, until ``<eos>``."""
-    state = _Decoding(model, prompt, max_tokens, rows)
+    state = _Decoding(model, prompt, max_tokens, rows, use_cache)
     steps: list[list[tuple[int, float, float]]] = [[] for _ in range(rows)]
     live = list(range(rows))  # which original row each row of the state is
     done: dict[int, bool] = {}
@@ -370,9 +382,11 @@ def _decode(model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: 
 
 
 class _Decoding:
-    """The growing contexts of a batch of rows, read incrementally when the model can."""
+    """The growing contexts of a batch of rows, read incrementally when the model can (and
+    ``use_cache`` allows)."""
 
-    def __init__(self, model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: int):
+    def __init__(self, model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: int,
+                 use_cache: bool = True):
         if not isinstance(model, LanguageModel):
             raise TypeError(f"{type(model).__name__} is not a LanguageModel (needs vocab and next_token_logprobs)")
         if not (isinstance(max_tokens, int) and max_tokens >= 1):
@@ -383,7 +397,9 @@ class _Decoding:
         self.prompt = _prompt_tokens(self.vocab, prompt)
         start = [self.vocab.bos_id, *self.vocab.encode(self.prompt)]
         self.ids = torch.tensor([start] * rows)  # [B, T]
-        self.incremental = isinstance(model, IncrementalDecoding)
+        if not isinstance(use_cache, bool):
+            raise TypeError(f"use_cache must be True or False, got {use_cache!r}")
+        self.incremental = use_cache and isinstance(model, IncrementalDecoding)
         self.cache: object | None = None
 
     def next_logprobs(self) -> torch.Tensor:

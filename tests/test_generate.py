@@ -281,6 +281,30 @@ def test_incremental_and_plain_decoding_give_the_same_tokens_and_scores():
             assert f.entropies == pytest.approx(p.entropies, abs=1e-12)
 
 
+def test_use_cache_false_reads_the_whole_context_and_gives_the_same_generations():
+    model = TinyGRU(list("abcde"), seed=3)
+    steps = []
+    original = model.decode_step
+    model.decode_step = lambda ids, cache: steps.append(ids.shape[1]) or original(ids, cache)
+    for strategy in (
+        lambda **kw: G.sample(model, ["a"], 12, num_samples=4, top_p=0.9,
+                              generator=torch.Generator().manual_seed(1), **kw),
+        lambda **kw: [G.greedy(model, ["b", "c"], 12, **kw)],
+        lambda **kw: G.beam_search(model, ["a"], 8, num_beams=3, num_return=2, **kw),
+    ):
+        steps.clear()
+        plain = strategy(use_cache=False)
+        assert steps == []  # never read incrementally: next_token_logprobs of the whole context
+        cached = strategy()
+        assert steps[0] > 1 and set(steps[1:]) == {1}  # the context once, then one token per step
+        assert [g.ids for g in cached] == [g.ids for g in plain] == [g.ids for g in strategy(use_cache=True)]
+        for c, p in zip(cached, plain, strict=True):
+            assert c.logprobs == pytest.approx(p.logprobs, abs=1e-12)
+            assert c.score == pytest.approx(p.score, abs=1e-12)
+    with pytest.raises(TypeError, match="use_cache must be True or False"):
+        G.greedy(model, ["a"], 3, use_cache="no")
+
+
 # --- scores and measures ---------------------------------------------------------------------------
 
 
