@@ -73,13 +73,15 @@ class MLPLM(nn.Module):
 
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] token ids -> [B, T, d_hidden]: tanh(d + H x) at each position."""
-        windows = context_windows(ids, self.config.context, self.vocab.bos_id)  # [B, T, n-1]
+        # [B, T, n-1]: the n-1 ids before each position
+        windows = context_windows(ids, self.config.context, self.vocab.bos_id)
         x = self.embed(windows).flatten(2)  # [B, T, (n-1) d]
         return torch.tanh(self.hidden(self.drop(x)))
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """[..., d_hidden] -> [..., V] logits b + U h, with -inf for the tokens never predicted."""
-        return self.out(self.drop(h)).masked_fill(self.never_predicted, float("-inf"))
+        """[..., d_hidden] -> [..., V] logits b + U h; -inf for tokens never predicted."""
+        logits = self.out(self.drop(h))
+        return logits.masked_fill(self.never_predicted, float("-inf"))
 
     # --- the LanguageModel protocol ------------------------------------------------------------
 
@@ -126,6 +128,32 @@ def context_windows(ids: torch.Tensor, context: int, bos_id: int) -> torch.Tenso
     position = (torch.arange(T, device=ids.device)[:, None]
                 + torch.arange(context, device=ids.device))
     return windows.masked_fill(position < last_bos, bos_id)
+
+
+def hidden_layer_as_conv1d(model: MLPLM) -> nn.Conv1d:
+    """The MLP's hidden layer d + H x as a causal 1-D convolution over the embeddings.
+
+    Split H [d_hidden, (n-1) e] into n-1 blocks of e columns, H_1 .. H_{n-1}, one per
+    context slot, oldest first. The pre-activation for predicting w_t is then
+
+        d + H x = d + sum_{j=1}^{n-1} H_j C(w_{t-n+j}),
+
+    the same n-1 blocks at every t: a Conv1d with kernel size n-1 and
+    weight[o, c, j-1] = H[o, (j-1) e + c]. Run over the embedded ids [B, e, T + n-2],
+    left-padded with n-2 ``<bos>``, output t reads ids t-n+2 .. t only (causal) and
+    equals the pre-activation that ``model.hidden_states`` puts through tanh at position
+    t (the one that predicts the id after t), for rows that each hold one sentence
+    ``<bos> .. <eos> <pad>..`` (``context_windows`` also blanks what precedes a later
+    ``<bos>``; a convolution does not).
+    """
+    context, e = model.config.context, model.config.d_embed
+    H, d = model.hidden.weight.detach(), model.hidden.bias.detach()  # [d_hidden, (n-1) e]
+    # On the meta device: a real Conv1d's random init would draw from torch's generator.
+    conv = nn.Conv1d(e, H.shape[0], kernel_size=context, device="meta")
+    # [d_hidden, (n-1) e] -> [d_hidden, n-1, e] -> [d_hidden, e, n-1]: weight[o, c, j]
+    conv.weight = nn.Parameter(H.reshape(H.shape[0], context, e).transpose(1, 2).clone())
+    conv.bias = nn.Parameter(d.clone())
+    return conv
 
 
 def nearest_neighbours(

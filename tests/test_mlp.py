@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lmlib.lm import check_language_model, encode_batch, perplexity
-from lmlib.mlp import MLPLM, MLPConfig, context_windows, nearest_neighbours
+from lmlib.mlp import MLPLM, MLPConfig, context_windows, hidden_layer_as_conv1d, nearest_neighbours
 from lmlib.tokenize import Vocab
 
 SENTENCES = [["the", "cat", "sat"], ["the", "dog", "sat", "on", "the", "mat"], ["a", "cat"]]
@@ -112,3 +113,44 @@ def test_nearest_neighbours_by_cosine_among_the_most_frequent():
     assert [w for w, _ in nearest_neighbours(E, vocab, "a", k=2, among=3)] == ["c", "b"]  # d is too rare
     with pytest.raises(KeyError, match="'zebra' is not in the vocabulary"):
         nearest_neighbours(E, vocab, "zebra")
+
+
+def conv_pre_activations(model: MLPLM, ids: torch.Tensor) -> torch.Tensor:
+    """[B, T] ids -> [B, T, d_hidden]: the Conv1d over the embeddings, left-padded with <bos>."""
+    conv = hidden_layer_as_conv1d(model)
+    padded = F.pad(ids, (model.config.context - 1, 0), value=model.vocab.bos_id)
+    return conv(model.embed(padded).transpose(1, 2)).transpose(1, 2)
+
+
+@pytest.mark.parametrize("context", [1, 2, 4])
+def test_hidden_layer_as_conv1d_is_the_mlp_hidden_layer_at_every_position(context):
+    model = small_model(context)
+    conv = hidden_layer_as_conv1d(model)
+    assert conv.kernel_size == (context,) and conv.weight.shape == (7, 5, context)
+    ids = encode_batch(model.vocab, [*SENTENCES, ["the", "zebra", "sat", "on", "a", "cat", "cat"]])
+    got = conv_pre_activations(model, ids).detach()  # [B, T, d_hidden]
+    # MLPLM's own computation: windows, embedding, concatenation, the linear layer, tanh
+    windows = context_windows(ids, context, model.vocab.bos_id)
+    own = model.hidden(model.embed(windows).flatten(2)).detach()
+    torch.testing.assert_close(got, own, atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tanh(got), model.hidden_states(ids).detach(), atol=1e-6, rtol=0)
+    # and the equation d + H x by hand in float64, at every position of the second row
+    C = model.embed.weight.detach().double().numpy()
+    H, d = model.hidden.weight.detach().double().numpy(), model.hidden.bias.detach().double().numpy()
+    row = [model.vocab.bos_id] * (context - 1) + ids[1].tolist()
+    for t in range(ids.shape[1]):
+        x = np.concatenate([C[i] for i in row[t : t + context]])
+        assert got[1, t].double().numpy() == pytest.approx(d + H @ x, abs=1e-5)
+
+
+def test_the_conv1d_is_causal_and_leaves_the_random_state_alone():
+    model = small_model(context=3)
+    v = model.vocab
+    a = torch.tensor([[v.bos_id, *v.encode(["the", "dog", "sat", "on", "the", "mat"])]])
+    b = a.clone()
+    b[0, 4] = v.stoi["cat"]  # change position 4: outputs 4..6 (which read it) change, 0..3 do not
+    state = torch.get_rng_state()
+    out_a, out_b = conv_pre_activations(model, a), conv_pre_activations(model, b)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(out_a[0, :4], out_b[0, :4])
+    assert all(not torch.allclose(out_a[0, t], out_b[0, t]) for t in (4, 5, 6))

@@ -114,6 +114,92 @@ def test_masked_lm_loss_scores_only_the_chosen_positions():
     torch.testing.assert_close(P.masked_lm_loss(logits, labels), want)
 
 
+# --- the masked LM built from the GPT body --------------------------------------------------------------------
+
+
+def masked_lm(**settings) -> P.MaskedLM:
+    vocab = Vocab.from_itos([*Vocab(WORDS).itos, P.MASK])
+    torch.manual_seed(0)
+    config = GPTConfig(len(vocab), block_size=16, d_model=32, n_layers=2, n_heads=4, **settings)
+    return P.MaskedLM(config, vocab).eval()
+
+
+def test_masked_lm_blocks_are_torchs_pre_norm_transformer_encoder():
+    """The MaskedLM's body against torch.nn.TransformerEncoderLayer (norm_first, the same weights): attention in
+    both directions, padding keys ignored (src_key_padding_mask)."""
+    model = masked_lm()
+    d = model.config.d_model
+    layers = []
+    for block in model.blocks:
+        layer = torch.nn.TransformerEncoderLayer(d, model.config.n_heads, dim_feedforward=4 * d, dropout=0.0,
+                                                 activation=lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+                                                 batch_first=True, norm_first=True)
+        layer.load_state_dict({
+            "self_attn.in_proj_weight": block.attn.qkv.weight, "self_attn.in_proj_bias": block.attn.qkv.bias,
+            "self_attn.out_proj.weight": block.attn.proj.weight, "self_attn.out_proj.bias": block.attn.proj.bias,
+            "linear1.weight": block.mlp.fc.weight, "linear1.bias": block.mlp.fc.bias,
+            "linear2.weight": block.mlp.proj.weight, "linear2.bias": block.mlp.proj.bias,
+            "norm1.weight": block.attn_norm.weight, "norm1.bias": block.attn_norm.bias,
+            "norm2.weight": block.mlp_norm.weight, "norm2.bias": block.mlp_norm.bias})
+        layers.append(layer.eval())
+    ids = torch.randint(4, len(model.vocab) - 1, (3, 10))
+    ids[1, 7:], ids[2, 4:] = model.vocab.pad_id, model.vocab.pad_id  # right padding
+    with torch.no_grad():
+        x = model.token_embedding(ids) + model.position_embedding(torch.arange(10))
+        for layer in layers:
+            x = layer(x, src_key_padding_mask=ids == model.vocab.pad_id)
+        theirs = model.final_norm(x)
+        ours = model.hidden_states(ids)[0]
+    real = ids != model.vocab.pad_id
+    torch.testing.assert_close(ours[real], theirs[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_masked_lm_reads_both_directions_and_ignores_padding(positions):
+    model = masked_lm(positions=positions)
+    ids = torch.tensor([[2, 5, 6, 7, 8, 3]])
+    changed = ids.clone()
+    changed[0, 4] = 9  # a later token
+    with torch.no_grad():
+        first, second = model.masked_logprobs(ids), model.masked_logprobs(changed)
+        padded = model.masked_logprobs(torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1))
+    real = torch.isfinite(first[0, 1])
+    assert (first[0, 1, real] - second[0, 1, real]).abs().max() > 1e-3  # position 1 sees position 4
+    torch.testing.assert_close(padded[:, :6], first)  # <pad> keys are never looked at
+    assert torch.isinf(first[..., [0, 2, model.mask_id]]).all()  # <pad>, <bos>, <mask> are never predicted
+
+
+def test_masked_lm_corrupts_only_real_tokens_and_refuses_causal_use():
+    model = masked_lm()
+    ids = torch.randint(4, len(model.vocab) - 1, (8, 16))
+    ids[:, 0], ids[:, -1] = model.vocab.bos_id, model.vocab.eos_id
+    inputs, labels = model.corrupt(ids, torch.Generator().manual_seed(0))
+    chosen = labels != P.IGNORE_INDEX
+    assert chosen[:, 1:-1].any() and not chosen[:, [0, -1]].any()
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(inputs[~chosen], ids[~chosen])
+    assert (inputs == model.mask_id).sum() > 0
+    for call in (lambda: model.sequence_logprobs(ids), lambda: model.next_token_logprobs(ids),
+                 lambda: model.decode_step(ids, None)):
+        with pytest.raises(TypeError, match="masked_logprobs"):
+            call()
+    with pytest.raises(ValueError, match="<mask>"):
+        P.MaskedLM(model.config, Vocab(WORDS))
+
+
+def test_lmlib_train_trains_a_masked_lm_on_its_objective():
+    """A few steps of lmlib.train on a repeated text lower the masked loss its evaluation reports."""
+    from lmlib.train import TrainConfig, train
+
+    model = masked_lm(dropout=0.0).train()
+    words = [w for i in range(60) for w in ["<bos>", *WORDS[i % 4 : i % 4 + 8], "<eos>"]]
+    stream = torch.tensor(model.vocab.encode(words))
+    config = TrainConfig(steps=150, batch_size=16, block=16, lr=3e-3, warmup=10, eval_every=150, log_every=50)
+    total, count = model.stream_masked_logprob(stream)  # before training: about ln |V|
+    assert abs(-total / count - math.log(len(model.vocab))) < 0.5
+    history = train(model, stream, stream, config, progress=False)
+    assert history["valid_loss"][-1] < -total / count - 1.0
+
+
 # --- causal LM ---------------------------------------------------------------------------------------------
 
 
@@ -131,6 +217,55 @@ def test_causal_lm_loss_equals_gpt2lmheadmodels_labels_loss_on_the_same_weights(
     assert abs(mine.item() - theirs.item()) < 1e-6
     unshifted = torch.nn.functional.cross_entropy(ours(ids).flatten(0, 1), labels.flatten())
     assert abs(unshifted.item() - theirs.item()) > 0.1  # the shift matters
+
+
+# --- the compute of pretraining ---------------------------------------------------------------------------
+
+
+def test_six_n_d_gives_gpt3s_published_training_compute():
+    """GPT-3 175B: 175e9 parameters on 300e9 tokens, 3.14e23 FLOPs in Brown et al. (2020), Table D.1."""
+    assert abs(P.training_compute(175e9, 300e9) / 3.14e23 - 1) < 0.01
+
+
+def test_chinchilla_optimal_at_gophers_compute_is_chinchilla():
+    """Hoffmann et al. (2022) trained Chinchilla, 70B parameters on 1.4T tokens, with Gopher's 5.76e23 FLOPs."""
+    n, d = P.chinchilla_optimal(5.76e23)
+    assert abs(n / 70e9 - 1) < 0.02 and abs(d / 1.4e12 - 1) < 0.02
+    assert P.training_compute(n, d) == pytest.approx(5.76e23) and d / n == pytest.approx(20)
+
+
+@pytest.mark.parametrize("config, block", [
+    (GPTConfig(vocab_size=50, block_size=32, d_model=32, n_layers=2, n_heads=4), 32),
+    (GPTConfig.modern(vocab_size=70, block_size=16, d_model=48, n_layers=3, n_heads=6, n_kv_heads=2,
+                      tie_weights=False), 12),
+])
+def test_counted_flops_per_token_are_6_per_linear_weight_plus_attention(config, block):
+    """torch's FlopCounterMode against the count by hand: each weight of a linear layer costs 2 operations per token
+    forward and 4 backward; attention's two matrix products (scores Q K^T and weights times V) cost 2 block d_model
+    each per token and layer forward, twice that backward."""
+    torch.manual_seed(0)
+    model = GPT(config)
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    by_hand = 6 * linear + 12 * config.n_layers * block * config.d_model
+    assert P.training_flops_per_token(config, block) == by_hand
+    # the rule C = 6 N D is within 20 % here, where the embeddings and attention are a small part of the work
+    assert 0.8 < P.training_flops_per_token(config, block) / (6 * model.num_parameters()) < 1.2
+
+
+def test_training_tokens_are_the_positions_the_loop_trains_on():
+    """D = steps x batch_size x block, against the predicted tokens lmlib.train's loop logs (the same,
+    less the <bos> targets, which are never scored)."""
+    from lmlib.train import TrainConfig, train
+
+    vocab = Vocab(WORDS, min_count=1)
+    stream = torch.tensor(vocab.encode([w for i in range(40) for w in ["<bos>", *WORDS[i % 5 : i % 5 + 6], "<eos>"]]))
+    config = TrainConfig(steps=3, batch_size=4, block=16, warmup=1, eval_every=3, log_every=1)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(len(vocab), block_size=16, d_model=16, n_layers=1, n_heads=2), vocab)
+    history = train(model, stream, None, config, progress=False)
+    assert P.training_tokens(config) == 3 * 4 * 16
+    bos_targets = P.training_tokens(config) - history["tokens"][-1]
+    assert 0 < bos_targets < P.training_tokens(config) / 4  # about one token in eight is a <bos> here
 
 
 # --- mean pooling and the pretrained model ---------------------------------------------------------------
