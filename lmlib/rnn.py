@@ -1,4 +1,4 @@
-"""Recurrent language models: the RNN and the LSTM, from their equations.
+"""Recurrent language models: the RNN, the LSTM and the GRU, from their equations.
 
 A recurrent network reads a sequence one token at a time and carries a state
 h_t (the LSTM also a cell c_t) from each step to the next, so the prediction at
@@ -13,15 +13,21 @@ step t can depend on every earlier token, not on a fixed window of n-1:
                    c_t = f_t * c_{t-1} + i_t * g_t
                    h_t = o_t * tanh(c_t)
 
+    GRU:           r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)     reset gate
+                   z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)     update gate
+                   n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))  candidate state
+                   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
     language model: x_t = E[w_t],  P(w_{t+1} | w_{<=t}) = softmax(U h_t + b)
 
-The cells below hold their weights exactly as ``torch.nn.RNNCell`` and
-``torch.nn.LSTMCell`` do (``weight_ih`` [G*H, I], ``weight_hh`` [G*H, H],
-``bias_ih``, ``bias_hh``; the LSTM's four gates stacked in the order i, f, g, o),
-so a ``state_dict`` moves between them unchanged and the tests compare them
-number for number. ``RNNLanguageModel`` keeps its weights in a ``torch.nn.LSTM``
-(or ``torch.nn.RNN``) and runs either the fast library kernel or the cells
-above on the same weights (``RNNConfig.fast``).
+The cells below hold their weights exactly as ``torch.nn.RNNCell``,
+``torch.nn.LSTMCell`` and ``torch.nn.GRUCell`` do (``weight_ih`` [G*H, I],
+``weight_hh`` [G*H, H], ``bias_ih``, ``bias_hh``; the LSTM's four gates stacked in
+the order i, f, g, o, the GRU's three in the order r, z, n), so a ``state_dict``
+moves between them unchanged and the tests compare them number for number.
+``RNNLanguageModel`` keeps its weights in a ``torch.nn.LSTM`` (or ``torch.nn.GRU``,
+``torch.nn.RNN``) and runs either the fast library kernel or the cells above on
+the same weights (``RNNConfig.fast``).
 
 The training stream runs sentence after sentence (``<eos> <bos> ...``), while
 perplexity is measured per sentence from a fresh state. So the model resets its
@@ -41,19 +47,19 @@ import torch.nn.functional as F
 
 from lmlib.tokenize import Vocab
 
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # RNN: h [L, B, H]; LSTM: (h, c), each [L, B, H]
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # RNN, GRU: h [L, B, H]; LSTM: (h, c), each [L, B, H]
 
 
 @dataclass(frozen=True)
 class RNNConfig:
     vocab_size: int  # len(vocab), specials included
-    cell: str = "lstm"  # "rnn" (tanh) or "lstm"
+    cell: str = "lstm"  # "rnn" (tanh), "lstm" or "gru"
     d_embed: int = 64
     d_hidden: int = 128
     n_layers: int = 1
     dropout: float = 0.0  # on the embeddings, between layers and before the output layer
     tie_weights: bool = False  # output layer U = embedding E (needs d_embed == d_hidden)
-    fast: bool = True  # torch.nn.LSTM / torch.nn.RNN kernels; False runs the cells written here
+    fast: bool = True  # torch.nn.LSTM / GRU / RNN kernels; False runs the cells written here
 
 
 # --- the cells, from the equations --------------------------------------------------------------
@@ -78,6 +84,27 @@ def lstm_cell(
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     h = torch.sigmoid(o) * torch.tanh(c)
     return h, c
+
+
+def gru_cell(
+    x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor, bias_hh: torch.Tensor,
+) -> torch.Tensor:
+    """One step of the GRU: x [B, I], h [B, H] -> h' [B, H].
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)      reset gate
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)      update gate
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))   candidate state
+    h' = (1 - z) * n + z * h
+    """
+    from_x = x @ weight_ih.T + bias_ih  # [B, 3H]
+    from_h = h @ weight_hh.T + bias_hh  # [B, 3H], kept apart: r scales only its n part
+    x_r, x_z, x_n = from_x.chunk(3, dim=-1)  # PyTorch's order: r, z, n
+    h_r, h_z, h_n = from_h.chunk(3, dim=-1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h  # z near 1 keeps the old state, near 0 takes the candidate
 
 
 class RNNCell(nn.Module):
@@ -145,6 +172,8 @@ def _uniform_like_pytorch(module: nn.Module, hidden_size: int) -> None:
 
 # --- the language model -------------------------------------------------------------------------
 
+KERNELS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}  # RNNConfig.cell -> the library kernel
+
 
 class RNNLanguageModel(nn.Module):
     """Embedding -> recurrent layers -> linear output; implements ``lmlib.lm.LanguageModel`` and its
@@ -162,15 +191,15 @@ class RNNLanguageModel(nn.Module):
         super().__init__()
         if len(vocab) != config.vocab_size:
             raise ValueError(f"config.vocab_size is {config.vocab_size} but the vocabulary has {len(vocab)} entries")
-        if config.cell not in ("rnn", "lstm"):
-            raise ValueError(f"cell must be 'rnn' or 'lstm', got {config.cell!r}")
+        if config.cell not in KERNELS:
+            raise ValueError(f"cell must be 'rnn', 'lstm' or 'gru', got {config.cell!r}")
         if config.tie_weights and config.d_embed != config.d_hidden:
             raise ValueError(f"tie_weights needs d_embed == d_hidden, got {config.d_embed} and {config.d_hidden}")
         if config.n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {config.n_layers}")
         self.config, self.vocab = config, vocab
         self.embed = nn.Embedding(config.vocab_size, config.d_embed)
-        kernel = nn.LSTM if config.cell == "lstm" else nn.RNN
+        kernel = KERNELS[config.cell]
         between = config.dropout if config.n_layers > 1 else 0.0
         self.rnn = kernel(config.d_embed, config.d_hidden, config.n_layers, dropout=between, batch_first=True)
         self.drop = nn.Dropout(config.dropout)
@@ -213,7 +242,7 @@ class RNNLanguageModel(nn.Module):
                 if lstm:
                     h[k], c[k] = lstm_cell(inp, (h[k] * keep, c[k] * keep), *w)
                 else:
-                    h[k] = rnn_cell(inp, h[k] * keep, *w)
+                    h[k] = (gru_cell if self.config.cell == "gru" else rnn_cell)(inp, h[k] * keep, *w)
                 inp = h[k] if k == self.config.n_layers - 1 else self.rnn_dropout(h[k])
             outputs.append(inp)
         h = torch.stack(h)
@@ -296,6 +325,58 @@ def gradient_by_distance(model: RNNLanguageModel, ids: torch.Tensor) -> torch.Te
     loss = F.cross_entropy(model.logits(h[:, -1]), ids[:, -1])
     (grad,) = torch.autograd.grad(loss, x)
     return grad.norm(dim=-1).mean(dim=0)  # [T]
+
+
+def bptt_grad_w_hh(
+    x: torch.Tensor, h0: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor, bias_hh: torch.Tensor, dloss_dh: torch.Tensor,
+) -> torch.Tensor:
+    """dL/dW_hh of the tanh RNN, L = sum_t L_t, by the BPTT sum written out term by term:
+
+        dL/dW_hh = sum_{t=1..T} sum_{s=1..t} ((1 - h_s^2) * delta_ts) h_{s-1}^T,
+        delta_ts = dL_t/dh_s = (dh_t/dh_{t-1} ... dh_{s+1}/dh_s)^T dL_t/dh_t,
+        dh_j/dh_{j-1} = diag(1 - h_j^2) W_hh.
+
+    x [B, T, I], h0 [B, H], dloss_dh [B, T, H]: entry t is dL_t/dh_t, the gradient of the
+    loss at step t through its own prediction only. Returns [H, H], summed over the batch.
+    For reading, not for training: O(T^2) steps, where autograd's backward pass is O(T).
+    """
+    hs = [h0]  # h_0 .. h_T
+    for t in range(x.shape[1]):
+        hs.append(rnn_cell(x[:, t], hs[-1], weight_ih, weight_hh, bias_ih, bias_hh))
+    grad = torch.zeros_like(weight_hh)  # [H, H]
+    for t in range(1, x.shape[1] + 1):  # the loss at step t ...
+        delta = dloss_dh[:, t - 1]  # [B, H] dL_t/dh_t
+        for s in range(t, 0, -1):  # ... reaches the use of W_hh at step s = t, t-1, .., 1
+            through_tanh = delta * (1 - hs[s] ** 2)  # [B, H]: past the tanh of step s
+            grad += through_tanh.T @ hs[s - 1]  # the term (t, s): W_hh multiplied h_{s-1}
+            delta = through_tanh @ weight_hh  # one Jacobian further back: dL_t/dh_{s-1}
+    return grad
+
+
+@torch.no_grad()
+def lstm_trace(model: RNNLanguageModel, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The first LSTM layer's gates and states at every step of ``ids`` [B, T], read from a zero
+    state with no ``<bos>`` resets (as ``gradient_by_distance`` reads them).
+
+    Returns 'i', 'f', 'g', 'o' (after their sigmoid or tanh), 'c' and 'h', each [B, T, H];
+    entry t holds step t's values, so c[:, t] = f[:, t] * c[:, t-1] + i[:, t] * g[:, t].
+    """
+    if model.config.cell != "lstm":
+        raise ValueError(f"lstm_trace needs an LSTM, got cell={model.config.cell!r}")
+    w_ih, w_hh, b_ih, b_hh = (getattr(model.rnn, f"{name}_l0")
+                              for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    x = model.embed(ids)  # [B, T, E]
+    h = c = x.new_zeros(ids.shape[0], model.config.d_hidden)  # [B, H]
+    trace: dict[str, list[torch.Tensor]] = {name: [] for name in "ifgoch"}
+    for t in range(ids.shape[1]):
+        gates = x[:, t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh  # [B, 4H], as lstm_cell computes them
+        i, f, g, o = gates.chunk(4, dim=-1)
+        h, c = lstm_cell(x[:, t], (h, c), w_ih, w_hh, b_ih, b_hh)
+        values = (i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid(), c, h)
+        for name, value in zip("ifgoch", values, strict=True):
+            trace[name].append(value)
+    return {name: torch.stack(values, dim=1) for name, values in trace.items()}
 
 
 def _log_softmax(logits: torch.Tensor) -> torch.Tensor:

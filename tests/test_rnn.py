@@ -10,7 +10,7 @@ import torch
 
 from lmlib import generate as G
 from lmlib.lm import check_language_model, encode_batch, perplexity
-from lmlib.rnn import LSTMCell, RNNCell, RNNConfig, RNNLanguageModel
+from lmlib.rnn import LSTMCell, RNNCell, RNNConfig, RNNLanguageModel, bptt_grad_w_hh, gru_cell, lstm_trace
 from lmlib.tokenize import Vocab
 
 SAM = [s.split() for s in ["I am Sam", "Sam I am", "I do not like green eggs and ham", "I am not Sam"]]
@@ -50,6 +50,69 @@ def test_cells_equal_torch_cells_in_outputs_and_gradients(kind, batch, inp, hidd
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch, inp, hidden", [(1, 1, 1), (3, 5, 4), (7, 16, 9), (2, 3, 12)])
+def test_gru_cell_equals_torch_gru_cell_in_outputs_and_gradients(batch, inp, hidden):
+    torch.manual_seed(batch * 10 + hidden)
+    theirs = torch.nn.GRUCell(inp, hidden).double()
+    with torch.no_grad():  # biases away from 0, so that a mixed-up b_hn (inside r * (...)) shows
+        theirs.bias_hh.uniform_(-1, 1)
+    weights = [theirs.weight_ih, theirs.weight_hh, theirs.bias_ih, theirs.bias_hh]
+    x = torch.randn(batch, inp, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(batch, hidden, dtype=torch.float64, requires_grad=True)
+    mix = torch.linspace(-1, 1, batch * hidden, dtype=torch.float64).view(batch, hidden)
+
+    def run(step):
+        out = step()
+        return out, torch.autograd.grad((out * mix).sum(), [x, h, *weights])
+
+    ours, grads_ours = run(lambda: gru_cell(x, h, *weights))
+    reference, grads_ref = run(lambda: theirs(x, h))
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+    for a, b in zip(grads_ours, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_gru_cell_depends_on_the_gate_order():
+    """The gate order (r, z, n) matters: weights with r's and z's rows swapped give another output."""
+    torch.manual_seed(0)
+    cell = torch.nn.GRUCell(4, 3).double()
+    x, h = torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    w = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    swapped = [torch.cat([p[3:6], p[0:3], p[6:]]) for p in w]  # z's rows where r's were
+    assert not torch.allclose(gru_cell(x, h, *swapped), cell(x, h))
+
+
+@pytest.mark.parametrize("batch, steps, inp, hidden, h0_zero", [(1, 1, 2, 3, True), (2, 5, 3, 4, False),
+                                                               (4, 9, 6, 5, False)])
+def test_the_bptt_sum_equals_autograd_through_torch_rnn(batch, steps, inp, hidden, h0_zero):
+    torch.manual_seed(steps)
+    reference = torch.nn.RNN(inp, hidden, batch_first=True).double()
+    x = torch.randn(batch, steps, inp, dtype=torch.float64)
+    h0 = torch.zeros(batch, hidden, dtype=torch.float64) if h0_zero else torch.randn(batch, hidden).double()
+    per_step = torch.randn(batch, steps, hidden, dtype=torch.float64)  # L_t = per_step[:, t] . h_t
+    out, _ = reference(x, h0[None])
+    (out * per_step).sum().backward()
+    weights = [getattr(reference, f"{name}_l0").detach() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    ours = bptt_grad_w_hh(x, h0, *weights, dloss_dh=per_step)
+    torch.testing.assert_close(ours, reference.weight_hh_l0.grad, rtol=0, atol=1e-12)
+    if steps > 1:  # without the terms s < t (no chain of Jacobians), the sum would be wrong
+        last_only = bptt_grad_w_hh(x[:, -1:], out[:, -2].detach(), *weights, dloss_dh=per_step[:, -1:])
+        assert not torch.allclose(last_only, reference.weight_hh_l0.grad)
+
+
+def test_lstm_trace_reproduces_the_model_and_the_cell_update():
+    model = tiny_model(n_layers=1).eval()
+    ids = torch.randint(4, len(model.vocab), (3, 7), generator=torch.Generator().manual_seed(0))
+    trace = lstm_trace(model, ids)
+    expected, _ = model.hidden_states(ids)  # no <bos> in ids: no resets
+    torch.testing.assert_close(trace["h"], expected, rtol=0, atol=1e-12)
+    c_before = torch.cat([torch.zeros_like(trace["c"][:, :1]), trace["c"][:, :-1]], dim=1)
+    torch.testing.assert_close(trace["c"], trace["f"] * c_before + trace["i"] * trace["g"], rtol=0, atol=1e-12)
+    assert ((trace["f"] > 0) & (trace["f"] < 1)).all()
+    with pytest.raises(ValueError, match="needs an LSTM"):
+        lstm_trace(tiny_model("gru"), ids)
+
+
 def test_cells_step_by_step_equal_a_multilayer_torch_lstm():
     torch.manual_seed(0)
     reference = torch.nn.LSTM(6, 5, num_layers=3, batch_first=True).double()
@@ -77,7 +140,7 @@ def tiny_model(cell: str = "lstm", fast: bool = True, **config) -> RNNLanguageMo
     return RNNLanguageModel(RNNConfig(len(vocab), cell, d_embed=8, d_hidden=8, fast=fast, **config), vocab).double()
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_teaching_path_equals_fast_path_with_resets_and_carried_state(cell, layers):
     fast = tiny_model(cell, n_layers=layers).eval()
@@ -110,7 +173,7 @@ def test_the_state_resets_at_bos():
     torch.testing.assert_close(after[:, one.shape[1]:], alone, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("fast", [True, False])
 def test_is_a_language_model_with_incremental_decoding(cell, fast):
     model = tiny_model(cell, fast=fast, n_layers=2).eval()
@@ -151,7 +214,7 @@ def test_perplexity_falls_below_the_unigram_within_a_few_steps():
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"cell": "gru"}, "cell must be 'rnn' or 'lstm'"),
+        ({"cell": "transformer"}, "cell must be 'rnn', 'lstm' or 'gru'"),
         ({"tie_weights": True, "d_embed": 8, "d_hidden": 16}, "tie_weights needs d_embed == d_hidden"),
         ({"n_layers": 0}, "n_layers must be >= 1"),
         ({"vocab_size": 3}, "vocab_size is 3"),
