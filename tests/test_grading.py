@@ -374,7 +374,7 @@ def test_sandbox_isolation():
         "open(os.path.expanduser('~/written.txt'), 'w').write('ok')": "2",
         "os.setuid(0)": "PermissionError",
     }
-    probes = [[{"code": code, "check": True}] for code in facts]
+    probes = [[[{"code": code, "check": True}]] for code in facts]  # each fact a question of one case
     run = sandbox.run_notebook(json.dumps(nb), "facts.ipynb", probes, sandbox.Limits(), True)
     results = json.loads(run.result["probes"])
     for (code, want), (got,) in zip(facts.items(), results, strict=True):
