@@ -360,6 +360,7 @@ def blocked_splits(n: int, starts: list[int], stretches: int = 10) -> list[str]:
 
 
 @cache
+@cache  # a tuple, so callers cannot change it; finding the articles takes about a second
 def peoples_daily_splits() -> tuple[str, ...]:
     """The split of each People's Daily paragraph: article-aligned blocks (see ``blocked_splits``)."""
     paragraphs = ["".join(w for w, _ in doc) for doc in _raw("peoples_daily")]

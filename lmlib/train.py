@@ -599,6 +599,17 @@ RECIPES: dict[str, Recipe] = {
                           "reset_at_bos": True, "window_stride": 64},
             train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
         ),
+        Recipe(  # gpt_chars_wiki with the modern block: the chapter's measured GPT-2 vs modern comparison
+            name="gpt_chars_wiki_modern",
+            description="character-level GPT (modern block) on wiki (case and spaces kept): gpt_chars_wiki's twin",
+            corpus="wiki",
+            tokenization="chars",
+            min_count=2,
+            model="gpt",
+            model_config={**MODERN_BLOCK, "block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4,
+                          "dropout": 0.1, "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
         Recipe(
             name="gpt_bpe_wiki",
             description="GPT (GPT-2 block) on wiki, byte-level BPE tokens (bpe_tokenizer's 4,000 ids)",

@@ -30,6 +30,10 @@ One ``GPTConfig`` chooses between the two blocks the course compares:
     GPT-2 (2019)               learned absolute positions, LayerNorm, GELU MLP, biases
     modern (Llama-style)       rotary positions (RoPE), RMSNorm, SwiGLU MLP, no biases, optional GQA
 
+and the smaller models the chapter builds up to it: ``n_layers=0`` with ``positions="none"`` is a bigram
+model (each token's logits come from its own embedding only), and ``mlp="none"`` keeps only the
+attention half of each block.
+
 Decoding reads one token at a time through a KV cache (the keys and values of
 the tokens already read, per layer), exposed through ``lmlib.lm``'s
 ``IncrementalDecoding`` so ``lmlib.generate`` uses it. The model sees at most
@@ -57,13 +61,13 @@ class GPTConfig:
     vocab_size: int  # len(vocab), specials included (or the Hugging Face model's vocabulary size)
     block_size: int = 128  # the context window: the most tokens the model reads at once
     d_model: int = 64  # the width of each position's vector
-    n_layers: int = 2
+    n_layers: int = 2  # 0: no blocks, logits from each token's own embedding (with positions="none": a bigram)
     n_heads: int = 4  # h; each head has width d_k = d_model / h
     n_kv_heads: int | None = None  # key/value heads, h_kv (h_kv < h: grouped-query attention); None: h
     d_ff: int | None = None  # the MLP's hidden width; None: 4 d_model (GELU) or about 8/3 d_model (SwiGLU)
-    positions: str = "learned"  # "learned" absolute positions (GPT-2) or "rope" (rotary)
+    positions: str = "learned"  # "learned" absolute positions (GPT-2), "rope" (rotary) or "none"
     norm: str = "layernorm"  # "layernorm" or "rmsnorm"
-    mlp: str = "gelu"  # "gelu" (GPT-2's tanh approximation) or "swiglu"
+    mlp: str = "gelu"  # "gelu" (GPT-2's tanh approximation), "swiglu", or "none" (attention-only blocks)
     bias: bool = True  # biases in the linear layers and in LayerNorm
     tie_weights: bool = True  # the output layer is the token embedding
     dropout: float = 0.0  # on the embeddings and on each residual branch
@@ -100,11 +104,14 @@ class GPTConfig:
 
 def check_config(config: GPTConfig) -> None:
     """Raise ``ValueError`` naming the first setting a GPT cannot be built with."""
-    choices = {"positions": ("learned", "rope"), "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "swiglu")}
+    choices = {"positions": ("learned", "rope", "none"), "norm": ("layernorm", "rmsnorm"),
+               "mlp": ("gelu", "swiglu", "none")}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
-    for name in ("vocab_size", "block_size", "d_model", "n_layers", "n_heads", "kv_heads", "ff_width"):
+    if config.n_layers < 0:
+        raise ValueError(f"n_layers must be >= 0, got {config.n_layers}")
+    for name in ("vocab_size", "block_size", "d_model", "n_heads", "kv_heads", "ff_width"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.d_model % config.n_heads:
@@ -256,8 +263,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class LayerNorm(nn.Module):
-    """LayerNorm(x) = (x - mean(x)) / sqrt(var(x) + eps) * g + b, over each vector's d_model coordinates
-    (b optional)."""
+    """LayerNorm(x) = (x - mean(x)) / sqrt(var(x) + eps) * g + b, over each vector's
+    d_model coordinates (b optional)."""
 
     def __init__(self, d: int, eps: float, bias: bool):
         super().__init__()
@@ -375,18 +382,23 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """X <- X + MultiHead(Norm(X)); X <- X + MLP(Norm(X))  (pre-norm residual block)."""
+    """X <- X + MultiHead(Norm(X)); X <- X + MLP(Norm(X))  (pre-norm residual block;
+    with mlp="none", the first update only)."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.attn_norm, self.attn = make_norm(config), CausalSelfAttention(config)
-        self.mlp_norm, self.mlp = make_norm(config), MLP(config)
+        attention_only = config.mlp == "none"  # the chapter's build-up
+        self.mlp_norm = None if attention_only else make_norm(config)
+        self.mlp = None if attention_only else MLP(config)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 mask: torch.Tensor | None, is_causal: bool,
                 past: KV | None = None) -> tuple[torch.Tensor, KV]:
         attended, kv = self.attn(self.attn_norm(x), rope, mask, is_causal, past)
         x = x + attended
+        if self.mlp is None:
+            return x, kv
         return x + self.mlp(self.mlp_norm(x)), kv
 
 
@@ -658,6 +670,8 @@ def attention_weights(model: GPT, ids: torch.Tensor) -> torch.Tensor:
     The fused kernel does not return its weights, so each layer's attention input is caught on its way in
     (a forward pre-hook) and its queries and keys recomputed from it.
     """
+    if not model.blocks:
+        raise ValueError("this GPT has n_layers=0: no attention, so no attention weights")
     maps = []
 
     def record(attn: CausalSelfAttention, args: tuple) -> None:

@@ -362,6 +362,59 @@ def test_perplexity_falls_below_the_unigram_within_a_few_steps(modern):
     assert after < unigram < before, (before, unigram, after)
 
 
+# --- the chapter's build-up: a bigram model and attention-only blocks -----------------------------
+
+
+def test_no_blocks_and_no_positions_is_a_bigram_model():
+    model = tiny_gpt(n_layers=0, positions="none", tie_weights=False)
+    assert model.position_embedding is None and len(model.blocks) == 0
+    ids = encode_batch(VOCAB, SAM)  # [4, T]
+    logits = model(ids)
+    # independent reference: each token's logits from its own embedding alone, W_out LayerNorm(E[w])
+    norm = model.final_norm
+    want = F.layer_norm(model.token_embedding.weight[ids], (16,), norm.weight, norm.bias, 1e-5)
+    want = (want @ model.lm_head.weight.T).masked_fill(model.never_predicted, -math.inf)
+    torch.testing.assert_close(logits, want, rtol=0, atol=1e-12)
+    same = ids == VOCAB.stoi["Sam"]  # "Sam" at several positions, after several tokens: the same logits
+    assert same.sum() >= 3 and (logits[same] == logits[same][0]).all()
+    check_language_model(model, SAM, atol=1e-9)
+
+
+def test_an_attention_only_block_is_the_full_block_without_its_mlp():
+    full, bare = tiny_gpt(), tiny_gpt(mlp="none")
+    assert all(block.mlp is None and block.mlp_norm is None for block in bare.blocks)
+    assert not any(".mlp" in name for name, _ in bare.named_parameters())
+    with torch.no_grad():
+        for block in full.blocks:  # an MLP whose output layer is 0 adds nothing to the residual stream
+            block.mlp.proj.weight.zero_()
+            block.mlp.proj.bias.zero_()
+    bare.load_state_dict({k: v for k, v in full.state_dict().items() if ".mlp" not in k})
+    ids = encode_batch(VOCAB, SAM)
+    torch.testing.assert_close(bare(ids), full(ids), rtol=0, atol=1e-12)
+    assert not torch.allclose(tiny_gpt()(ids).nan_to_num(), full(ids).nan_to_num())  # the MLP did matter
+    check_language_model(bare, SAM, atol=1e-9)
+
+
+def test_the_build_up_models_train_and_refuse_what_they_cannot_do():
+    from lmlib.train import TrainConfig, encode_stream, train
+
+    stream = encode_stream(VOCAB, SAM * 4)
+    for settings in ({"n_layers": 0, "positions": "none"}, {"n_layers": 1, "n_heads": 1, "mlp": "none"}):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(len(VOCAB), block_size=16, d_model=16, **settings), VOCAB)
+        before = perplexity(model.eval(), SAM)
+        train(model, stream, stream, TrainConfig(steps=20, batch_size=8, block=12, lr=1e-2, warmup=5,
+                                                 eval_every=20), progress=False)
+        assert perplexity(model.eval(), SAM) < before
+    bigram = tiny_gpt(n_layers=0, positions="none")
+    with pytest.raises(ValueError, match="n_layers=0: no attention"):
+        attention_weights(bigram, encode_batch(VOCAB, SAM[:1]))
+    with pytest.raises(ValueError, match="positions='none'"):
+        bigram.to_hf()
+    with pytest.raises(ValueError, match="mlp='none'"):
+        tiny_gpt(mlp="none").to_hf()
+
+
 def test_dropout_applies_in_training_only():
     model = tiny_gpt(dropout=0.5).train()
     ids = encode_batch(VOCAB, SAM)
@@ -380,6 +433,8 @@ def test_dropout_applies_in_training_only():
     ({"mlp": "relu"}, "mlp must be one of"),
     ({"positions": "rope", "d_model": 12, "n_heads": 4}, "d_model / n_heads must be even"),
     ({"block_size": 0}, "block_size must be >= 1"),
+    ({"n_layers": -1}, "n_layers must be >= 0"),
+    ({"mlp": "none", "positions": "sinusoidal"}, r"positions must be one of \('learned', 'rope', 'none'\)"),
     ({"block_size": 8, "window_stride": 9}, "window_stride must be between 1 and block_size=8"),
     ({"vocab_size": 3}, "vocab_size is 3 but the vocabulary has"),
 ])
