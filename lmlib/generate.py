@@ -11,7 +11,7 @@ Sampling strategies reshape the scores s = ln P before drawing a token, the
 way Hugging Face's logits processors do; each is a function
 ``(scores [B, V], ids [B, T]) -> scores [B, V]``, and they compose in order:
 
-    temperature T:   q_i ∝ exp(s_i / T)                          (T -> 0: greedy; T = 1: the model)
+    temperature τ:   q_i ∝ exp(s_i / τ)                          (τ -> 0: greedy; τ = 1: the model)
     top-k:           keep the k most probable tokens
     top-p (nucleus): keep the smallest set of most probable tokens with total probability >= p
     min-p:           keep tokens with q_i >= p * max_j q_j
@@ -67,7 +67,7 @@ class Generation:
 def scale_temperature(t: float) -> Processor:
     """Divide the log-probabilities by T: T < 1 sharpens the distribution, T > 1 flattens it."""
     if not t > 0:
-        raise ValueError(f"temperature must be > 0 here (use greedy decoding for T = 0), got {t}")
+        raise ValueError(f"temperature must be > 0 here (use greedy decoding for temperature 0), got {t}")
     return lambda scores, ids: scores / t
 
 

@@ -3,7 +3,7 @@
 Training minimises the cross-entropy of the next token, the mean of
 -ln P(w_t | w_{<t}) over the predicted tokens of a batch, with AdamW:
 
-    g_t = grad L(theta_{t-1})                        (clipped to a global norm <= c)
+    g_t = grad L(theta_{t-1})                        (clipped to a global norm <= g_max)
     m_t = b1 m_{t-1} + (1 - b1) g_t,   v_t = b2 v_{t-1} + (1 - b2) g_t^2
     theta_t = theta_{t-1} - lr_t (m_t / (1 - b1^t)) / (sqrt(v_t / (1 - b2^t)) + eps) - lr_t wd theta_{t-1}
 

@@ -104,3 +104,34 @@ def test_prose_quotes_the_output_of_another_chapter(quoting, quote, source, figu
     printed = [m for _, text in outputs(ROOT / source) for m in re.findall(figure, text)]
     assert quoted and len(printed) == 1, (quoted, printed)
     assert set(quoted) == set(printed), f"{quoting} quotes {quoted}, but {source} prints {printed[0]}"
+
+
+# In prose a round-off figure is written in LaTeX, "$2 \times 10^{-14}$": a measured mantissa times a small power
+# of ten. A bare power ("$\varepsilon = 10^{-8}$", "to within $10^{-12}$") is a constant or a bound.
+PROSE_FIGURE = re.compile(r"\d(?:\.\d+)?\s*\\times\s*10\^\{?-(\d+)\}?")
+# "agrees to $2 \times 10^{-14}$" reads as a measurement, so prose takes only the strict bounds.
+PROSE_BOUND = re.compile(r"(?:<=?|≤|\\le|\\leq|\\lt|within|below|under)\s*$")
+
+
+def prose_round_off(text: str) -> list[str]:
+    """Figures ``m \\times 10^{-k}`` with 10^-k below SMALLEST_SHOWN in ``text``, unless a bound comes before."""
+    found = []
+    for m in PROSE_FIGURE.finditer(text):
+        before = text[max(0, m.start() - 20): m.start()].replace("$", "")
+        if 10.0 ** -int(m.group(1)) < SMALLEST_SHOWN and not PROSE_BOUND.search(before):
+            found.append(text[max(0, m.start() - 40): m.end()].replace("\n", " "))
+    return found
+
+
+def test_the_prose_scan_finds_quoted_round_off():
+    assert prose_round_off(r"agrees to $2 \times 10^{-14}$, float64 rounding") != []
+    assert prose_round_off(r"agree within $5 \times 10^{-7}$ and below $2 \times 10^{-6}$") == []
+    assert prose_round_off(r"the difference is $1.4 \times 10^{-7}$ here") != []
+    assert prose_round_off(r"with $\varepsilon = 10^{-8}$; a rate of $4.7 \times 10^{-4}$") == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_prose_quotes_round_off(path):
+    """Prose that quotes a round-off figure goes stale on the next CPU, as an output would."""
+    problems = prose_round_off(markdown(path))
+    assert not problems, f"{path.name} quotes round-off in its prose; state the bound instead: {problems}"
