@@ -370,11 +370,12 @@ def save_hf_folder(model, bpe: BPETokenizer, folder: str | Path) -> Path:
 
 def pretrained_source(folder: str | Path, hub_id: str) -> str:
     """What to pass to ``from_pretrained``: the local ``folder`` (the default, tested path), or ``hub_id`` when
-    the environment variable ``LMLIB_USE_HUB=1`` is set (needs the internet and ``HF_HUB_OFFLINE`` unset)."""
+    the environment variable ``LMLIB_USE_HUB=1`` is set (needs the internet and ``HF_HUB_OFFLINE=0``)."""
     if os.environ.get(USE_HUB) == "1":
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise RuntimeError(f"{USE_HUB}=1 asks for the hub id {hub_id!r}, but offline mode is on "
-                               f"(HF_HUB_OFFLINE=1): unset one of the two, or use the local folder {str(folder)!r}")
+                               f"(HF_HUB_OFFLINE=1): set HF_HUB_OFFLINE=0 as well, or use the local folder "
+                               f"{str(folder)!r}")
         return hub_id
     return check_local_folder(folder)
 
@@ -389,7 +390,7 @@ def check_local_folder(folder: str | Path) -> str:
             f"{str(folder)!r} is not a local folder"
             + (" and offline mode is on (HF_HUB_OFFLINE=1), so it cannot be fetched from the hub" if offline else "")
             + ": pass a folder written by save_pretrained (lmlib.pretraining.save_hf_folder writes one), or, "
-            f"with internet, unset HF_HUB_OFFLINE and set {USE_HUB}=1 to use hub ids")
+            f"with internet, set HF_HUB_OFFLINE=0 and {USE_HUB}=1 to use hub ids")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} has no config.json: it is not a saved model; write one with "
                                 "model.save_pretrained(folder)")

@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 from scipy.sparse.linalg import svds
+from scipy.stats import spearmanr
 
 from lmlib._deps import require
 
@@ -662,6 +663,44 @@ def ppmi_svd_vectors(
     U, S = U[:, order], S[order]
     U = U * np.sign(U[np.abs(U).argmax(0), np.arange(dim)])  # an SVD's signs are free
     return words, (U * S**eigenvalue_power).astype(np.float32)
+
+
+# --- comparing two sets of vectors on human similarity judgements -----------------------------------
+
+@dataclass(frozen=True)
+class PairedComparison:
+    difference: float  # Spearman(a) - Spearman(b) on the pairs both score
+    low: float  # the 95 % paired-bootstrap interval of the difference
+    high: float
+    pairs: int  # the pairs scored: both words known to both sets of vectors
+
+
+def compare_on_word_pairs(vectors_a, vectors_b, pairs: Sequence[tuple[str, str, float]],
+                          resamples: int = 2000, seed: int = 0) -> PairedComparison:
+    """Spearman's correlation of cos(u_a, u_b) with the human scores, for two sets of vectors, and a paired
+    bootstrap of its difference: the pairs are resampled with replacement, the same resample for both.
+
+    Both correlations come from the same pairs, so their errors are correlated: the interval of the
+    difference is narrower than the standard error of either alone suggests, or wider, and only a paired
+    resample measures it. Words are looked up lower-cased, as gensim's ``evaluate_word_pairs`` does;
+    a pair is kept when both of its words are known to both sets of vectors.
+    """
+    kept = [(a.lower(), b.lower(), score) for a, b, score in pairs
+            if all(w.lower() in v for w in (a, b) for v in (vectors_a, vectors_b))]
+    if len(kept) < 3:
+        raise ValueError(f"only {len(kept)} of the {len(pairs)} pairs have both words in both vocabularies; "
+                         "a correlation needs at least 3")
+    human = np.array([score for _, _, score in kept])
+    cosines = [np.array([float(_unit_vector(v, a) @ _unit_vector(v, b)) for a, b, _ in kept])
+               for v in (vectors_a, vectors_b)]
+
+    def difference(rows: np.ndarray) -> float:
+        return spearmanr(cosines[0][rows], human[rows])[0] - spearmanr(cosines[1][rows], human[rows])[0]
+
+    rng = np.random.default_rng(seed)
+    resampled = [difference(rng.integers(0, len(kept), len(kept))) for _ in range(resamples)]
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return PairedComparison(float(difference(np.arange(len(kept)))), float(low), float(high), len(kept))
 
 
 # --- probing the vectors: WEAT (Caliskan, Bryson and Narayanan, 2017) --------------------------------

@@ -10,9 +10,11 @@ import torch
 from lmlib.data import eval_set_path, load_segmented
 from lmlib.train import lowercase_word_sentences
 from lmlib.word2vec import (
+    PairedComparison,
     Word2Vec,
     build_vocab,
     cbow_step,
+    compare_on_word_pairs,
     cooccurrence_counts,
     draw_negatives,
     encode_corpus,
@@ -444,3 +446,35 @@ def test_skipgram_vectors_are_as_good_as_gensims_on_wordsim353():
     print(f"WordSim-353 Spearman: lmlib {lmlib_rho:.4f}, gensim {gensim_rho:.4f}, random vectors {random_rho:.4f}")
     assert abs(lmlib_rho - gensim_rho) < 0.05
     assert lmlib_rho > random_rho + 0.1
+
+
+def _random_keyed_vectors(words, seed):
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(8)
+    kv.add_vectors(list(words), np.random.default_rng(seed).standard_normal((len(words), 8)).astype(np.float32))
+    return kv
+
+
+def test_compare_on_word_pairs_equals_gensims_spearman_difference(tmp_path):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    pairs = [(words[a], words[b], float(rng.uniform(0, 10))) for a, b in rng.integers(0, 40, (60, 2)) if a != b]
+    pairs.append(("W3", "unknown", 5.0))  # case-insensitive look-up; a pair with an unknown word is left out
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in pairs))
+    a, b = _random_keyed_vectors(words, 1), _random_keyed_vectors(words, 2)
+    gensim_a, gensim_b = (kv.evaluate_word_pairs(str(path))[1][0] for kv in (a, b))
+    result = compare_on_word_pairs(a, b, pairs, resamples=300)
+    assert result.pairs == len(pairs) - 1
+    assert result.difference == pytest.approx(gensim_a - gensim_b, abs=1e-6)
+    assert result.low < result.difference < result.high
+
+
+def test_compare_on_word_pairs_of_a_set_with_itself_is_exactly_zero_and_checks_its_input():
+    words = [f"w{i}" for i in range(10)]
+    pairs = [(words[i], words[i + 1], float(i)) for i in range(9)]
+    kv = _random_keyed_vectors(words, 0)
+    assert compare_on_word_pairs(kv, kv, pairs, resamples=50) == PairedComparison(0.0, 0.0, 0.0, 9)
+    with pytest.raises(ValueError, match="only 2 of the 3 pairs"):
+        compare_on_word_pairs(kv, kv, [*pairs[:2], ("w0", "nope", 1.0)])
