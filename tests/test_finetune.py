@@ -22,7 +22,7 @@ def tiny_gpt(modern: bool = False) -> GPT:
 
 @pytest.mark.parametrize("modern", [False, True])
 def test_lora_gives_peft_outputs_from_the_same_base_weights_and_the_same_a_and_b(modern):
-    peft = pytest.importorskip("peft")
+    import peft
     ids = encode_batch(VOCAB, SENTENCES)
     theirs = peft.get_peft_model(tiny_gpt(modern), peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
                                                                    target_modules=["qkv", "fc"]))
@@ -131,7 +131,7 @@ def test_a_classifier_learns_a_separable_task_and_head_only_changes_only_the_hea
 
 
 def test_a_hugging_face_classifier_trains_through_the_same_loop_with_its_attention_mask():
-    transformers = pytest.importorskip("transformers")
+    import transformers
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                      intermediate_size=32, num_labels=2, pad_token_id=VOCAB.pad_id)
