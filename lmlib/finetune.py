@@ -51,7 +51,7 @@ class GPTClassifier(nn.Module):
         real = ids != self.pad_id  # [B, T]
         if self.pooling == "last":
             last = real.sum(dim=1) - 1  # [B] the last real position (right padding)
-            pooled = h[torch.arange(len(ids)), last]  # [B, d_model]
+            pooled = h[torch.arange(len(ids), device=ids.device), last]  # [B, d_model]
         else:
             pooled = (h * real[..., None]).sum(dim=1) / real.sum(dim=1, keepdim=True)
         return self.head(pooled)  # [B, n_classes]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lmlib.lm import IncrementalDecoding, LanguageModel
+from lmlib.lm import IncrementalDecoding, LanguageModel, model_device
 
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (scores [B, V], ids [B, T]) -> scores [B, V]
 
@@ -144,7 +144,8 @@ def penalise_repeats(penalty: float) -> Processor:
 def suppress_tokens(token_ids: Sequence[int]) -> Processor:
     """Never choose these tokens (e.g. ``<unk>``, which stands for every rare word at once)."""
     banned = list(token_ids)
-    return lambda scores, ids: scores.index_fill(-1, torch.tensor(banned, dtype=torch.long), -math.inf)
+    return lambda scores, ids: scores.index_fill(-1, torch.tensor(banned, dtype=torch.long, device=scores.device),
+                                                  -math.inf)
 
 
 def processors(
@@ -249,8 +250,10 @@ def draw_tokens(probs: torch.Tensor,
     row, where ``torch.multinomial`` is several times slower over a large vocabulary.
     """
     cdf = probs.cumsum(dim=-1)  # [B, V]
-    # [B, 1]
-    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=cdf.dtype) * cdf[:, -1:]
+    # drawn on the generator's device, so a CPU seed gives the same draws on any device
+    where = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=cdf.dtype, device=where)
+    u = u.to(cdf.device) * cdf[:, -1:]  # [B, 1]
     chosen = torch.searchsorted(cdf, u, right=True)[:, 0]  # [B]
     # u * total can round up to the total itself: then take the last token with p_i > 0.
     last_possible = probs.shape[-1] - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1)
@@ -288,7 +291,7 @@ def beam_search(
     state = _Decoding(model, prompt, max_tokens, 1, use_cache)
     banned = _suppressed_ids(model, suppress)
     eos = model.vocab.eos_id
-    sums = torch.zeros(1, dtype=torch.float64)  # [beams] ln P of each live beam
+    sums = torch.zeros(1, dtype=torch.float64, device=state.ids.device)  # [beams] ln P of each live beam
     history: list[list[tuple[int, float, float]]] = [[]]  # per live beam: (id, ln P, entropy) per step
     finished: list[Generation] = []
 
@@ -298,7 +301,8 @@ def beam_search(
     for length in range(1, max_tokens + 1):
         logp = state.next_logprobs()  # [beams, V]
         entropies = entropy(logp)
-        candidates = (sums[:, None] + logp).index_fill(1, torch.tensor(banned, dtype=torch.long), -math.inf)
+        banned_ids = torch.tensor(banned, dtype=torch.long, device=logp.device)
+        candidates = (sums[:, None] + logp).index_fill(1, banned_ids, -math.inf)
         candidates = candidates.flatten()  # [beams * V]
         # Each beam has one <eos> extension, so the best 2 * num_beams hold num_beams that go on.
         ranked = candidates.topk(min(2 * num_beams, len(candidates)), sorted=True).indices
@@ -326,8 +330,8 @@ def beam_search(
         best_reachable = max(_best_reachable(s, length, max_tokens, length_penalty) for s in sums.tolist())
         if len(finished) == num_return and best_reachable <= finished[-1].score:
             return finished  # no live beam can enter the result any more
-        state.keep(torch.tensor(keep_beams))
-        state.append(torch.tensor(keep_ids))
+        state.keep(torch.tensor(keep_beams, device=state.ids.device))
+        state.append(torch.tensor(keep_ids, device=state.ids.device))
     live = [state.generation(h, False, normalised(s, len(h))) for h, s in zip(history, sums.tolist(), strict=True)]
     return sorted(finished + live, key=lambda g: -g.score)[:num_return]
 
@@ -396,7 +400,7 @@ class _Decoding:
         self.model, self.vocab = model, model.vocab
         self.prompt = _prompt_tokens(self.vocab, prompt)
         start = [self.vocab.bos_id, *self.vocab.encode(self.prompt)]
-        self.ids = torch.tensor([start] * rows)  # [B, T]
+        self.ids = torch.tensor([start] * rows, device=model_device(model))  # [B, T]
         if not isinstance(use_cache, bool):
             raise TypeError(f"use_cache must be True or False, got {use_cache!r}")
         self.incremental = use_cache and isinstance(model, IncrementalDecoding)

@@ -82,6 +82,15 @@ class IncrementalDecoding(Protocol):
         ...
 
 
+def model_device(model: object) -> torch.device:
+    """Where a model's weights are: ids for it are made there. A model that is not a
+    ``torch.nn.Module`` (an n-gram table, ``UniformLM``) computes on the CPU."""
+    if isinstance(model, torch.nn.Module):
+        for tensor in (*model.parameters(), *model.buffers()):
+            return tensor.device
+    return torch.device("cpu")
+
+
 def encode_batch(vocab: Vocab, sequences: Sequence[Sequence[str]], eos: bool = True,
                  max_tokens: int | None = None) -> torch.Tensor:
     """Token lists -> [B, T] ids ``<bos> .. <eos>``, right-padded with ``<pad>``.
@@ -141,13 +150,15 @@ def stream_logprob(model: LanguageModel, stream: torch.Tensor, batch_size: int =
 
 
 def _score_batch(model: LanguageModel, ids: torch.Tensor) -> torch.Tensor:
-    """ln P of the non-``<pad>`` targets of one [B, T] batch, row by row, as float64."""
+    """ln P of the non-``<pad>`` targets of one [B, T] batch, row by row, as float64 on the CPU (the ids are
+    moved to the model's device first)."""
+    ids = ids.to(model_device(model))
     logp = model.sequence_logprobs(ids)  # [B, T-1]
     targets = ids[:, 1:]
     if logp.shape != targets.shape:
         raise ValueError(f"sequence_logprobs returned shape {tuple(logp.shape)}, expected {tuple(targets.shape)}")
     mask = targets != model.vocab.pad_id
-    picked = logp[mask].double()
+    picked = logp[mask].double().cpu()
     if torch.isnan(picked).any():
         raise ValueError("the model returned NaN log-probabilities; check its normalisation")
     return picked

@@ -120,7 +120,7 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_si
 
 def special_tokens_mask(ids: torch.Tensor, special_ids: list[int]) -> torch.Tensor:
     """[B, T] bool: True where the token is one of ``special_ids`` (the tokens masking never chooses)."""
-    return torch.isin(ids, torch.tensor(special_ids, dtype=ids.dtype))
+    return torch.isin(ids, torch.tensor(special_ids, dtype=ids.dtype, device=ids.device))
 
 
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -196,9 +196,9 @@ class MaskedLM(GPT):
         generator = torch.Generator().manual_seed(seed)
         total, count = 0.0, 0
         for rows in windows.split(batch_size):
-            inputs, labels = self.corrupt(rows, generator)
+            inputs, labels = (t.to(self.lm_head.weight.device) for t in self.corrupt(rows, generator))
             chosen = labels != IGNORE_INDEX
-            logp = self.masked_logprobs(inputs.to(self.lm_head.weight.device))  # [b, W, V]
+            logp = self.masked_logprobs(inputs)  # [b, W, V]
             total += logp[chosen].gather(-1, labels[chosen][:, None]).sum().item()
             count += int(chosen.sum())
         return total, count

@@ -289,7 +289,7 @@ class RNNLanguageModel(nn.Module):
         targets = ids[:, 1:]
         real = targets != self.vocab.pad_id
         logp = _log_softmax(self.logits(h[real])).gather(-1, targets[real][:, None]).squeeze(-1)  # [N]
-        return torch.zeros(targets.shape, dtype=logp.dtype).masked_scatter(real, logp)
+        return logp.new_zeros(targets.shape).masked_scatter(real, logp)
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:

@@ -417,8 +417,9 @@ def next_token_table(model, prompt: list[str], chain: list, rows: int = 12) -> l
     import torch
 
     from lmlib.generate import sampling_distribution
+    from lmlib.lm import model_device
 
-    ids = torch.tensor([[model.vocab.bos_id, *model.vocab.encode(prompt)]])
+    ids = torch.tensor([[model.vocab.bos_id, *model.vocab.encode(prompt)]], device=model_device(model))
     with torch.no_grad():
         logp = model.next_token_logprobs(ids).double()  # [1, V]
     q = sampling_distribution(logp, ids, chain)[0]

@@ -1,0 +1,135 @@
+"""lmlib makes every tensor that meets a model's data on that data's device.
+
+No GPU is needed to catch most mistakes: a factory call such as ``torch.zeros(shape)`` makes a
+CPU tensor, and on a GPU the next operation with the model's tensors fails. So every factory
+call in lmlib either says where (``device=``), derives from a tensor (``x.new_zeros``,
+``torch.zeros_like``: not factories here), builds a parameter (moved with its module), or is in
+``CPU_BY_DESIGN`` with the reason its tensor never meets a model's data on another device.
+A new factory call without ``device=`` fails this test until it does one of these.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmlib.lm import model_device
+from lmlib.train import RECIPES
+
+LMLIB = Path(__file__).resolve().parent.parent / "lmlib"
+FACTORIES = {"zeros", "ones", "full", "empty", "arange", "tensor", "rand", "randn", "randint", "eye", "linspace"}
+
+# (module, enclosing function): why its tensors may be made on the CPU.
+CPU_BY_DESIGN = {
+    ("word2vec", "*"): "Word2Vec trains on the CPU only (its hand-written SGD, like gensim's)",
+    ("ngram", "*"): "counts and n-gram tables live on the CPU",
+    ("finetune_runs", "*"): "the course's long runs build CPU batches, moved to the device by fine_tune",
+    ("lm", "encode_batch"): "CPU ids; _score_batch moves them to the model's device",
+    ("lm", "token_logprobs"): "an empty result, on the CPU like every result of the scorers",
+    ("lm", "UniformLM.__init__"): "UniformLM has no weights: it computes on the CPU",
+    ("lm", "mixture_logprobs"): "mixes the CPU scores the scorers return",
+    ("lm", "_check_reordered_cache"): "check_language_model's probe ids, for a model on the CPU",
+    ("train", "random_windows"): "windows of the CPU training stream; the loop moves each batch",
+    ("train", "encode_stream"): "the CPU training stream",
+    ("transformer", "rope_angles"): "a table made once; the model registers it as a buffer, which moves with it",
+    ("transformer", "GPT.__init__"): "buffers (the never-predicted mask), moved with the module",
+    ("mlp", "MLPLM.__init__"): "buffers (the never-predicted mask), moved with the module",
+    ("rnn", "RNNLanguageModel.__init__"): "buffers (the never-predicted mask), moved with the module",
+    ("pretraining", "mask_tokens"): "masks CPU batches with a CPU generator (the collator's), before they move",
+    ("pretraining", "training_flops_per_token"): "made on the meta device (a torch.device context)",
+    ("viz", "*"): "the chapters' plots and toy optimisations, on the CPU",
+    ("word2vec", "_unit_vector"): "vectors of gensim or lmlib, compared on the CPU",
+}
+
+
+def _factory_calls(path: Path):
+    """(enclosing function as Class.method, line, call name) of torch factory calls without device=."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+
+    def visit(node, scope: list[str], in_parameter: bool):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            scope = [*scope, node.name]
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr == "Parameter":
+                in_parameter = True
+            elif (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "torch"
+                  and func.attr in FACTORIES and not in_parameter
+                  and not any(k.arg == "device" for k in node.keywords)):
+                found.append((".".join(s for s in scope if s) or "<module>", node.lineno, func.attr))
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope, in_parameter)
+
+    visit(tree, [], False)
+    return found
+
+
+def _allowed_by(key: tuple[str, str], module: str, scope: str) -> bool:
+    m, pattern = key
+    return m == module and (pattern == "*" or scope == pattern or scope.startswith(pattern + ".")
+                            or (pattern.startswith("*") and pattern.strip("*") in scope))
+
+
+def _allowed(module: str, scope: str) -> bool:
+    return any(_allowed_by(key, module, scope) for key in CPU_BY_DESIGN)
+
+
+def test_every_factory_call_says_its_device_or_why_not():
+    offenders = [f"lmlib/{path.name}:{line} torch.{name}(...) in {scope}"
+                 for path in sorted(LMLIB.glob("*.py"))
+                 for scope, line, name in _factory_calls(path) if not _allowed(path.stem, scope)]
+    assert not offenders, ("tensors made on the CPU where they may meet a model on another device; pass "
+                           "device= (or use x.new_zeros / torch.zeros_like), or add the function to "
+                           "CPU_BY_DESIGN with the reason:\n  " + "\n  ".join(offenders))
+
+
+def test_every_reason_given_still_applies():
+    calls = {(path.stem, scope) for path in LMLIB.glob("*.py") for scope, _, _ in _factory_calls(path)}
+    unused = [key for key in CPU_BY_DESIGN if not any(_allowed_by(key, m, s) for m, s in calls)]
+    assert not unused, f"CPU_BY_DESIGN entries that match no factory call any more (remove them): {unused}"
+
+
+def test_the_scan_finds_a_factory_call_without_a_device(tmp_path):
+    source = tmp_path / "probe.py"
+    source.write_text("import torch\nfrom torch import nn\n\nclass M:\n    def f(self, x):\n"
+                      "        a = torch.zeros(3)\n        b = torch.zeros(3, device=x.device)\n"
+                      "        c = nn.Parameter(torch.empty(3))\n        return a, b, c\n")
+    assert _factory_calls(source) == [("M.f", 6, "zeros")]
+
+
+def test_model_device_is_where_the_weights_are():
+    assert model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert model_device(object()) == torch.device("cpu")  # an n-gram table: no weights, the CPU
+    assert model_device(torch.nn.Linear(2, 2, device="meta")) == torch.device("meta")
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_each_recipe_trains_and_evaluates_a_few_steps_on_cuda(name, tmp_path):
+    from lmlib.train import run_recipe
+
+    path = run_recipe(RECIPES[name], out=tmp_path, max_steps=3, device="cuda", progress=False)
+    assert path.exists()
+
+
+@needs_cuda
+def test_scoring_and_decoding_on_cuda():
+    from lmlib.generate import beam_search, greedy, sample
+    from lmlib.lm import token_logprobs
+    from lmlib.train import load_checkpoint
+
+    model = load_checkpoint("gpt_words_wiki").eval()
+    sentences = [["the", "history", "of", "the", "city"], ["it", "is", "a", "small", "town"]]
+    on_cpu = token_logprobs(model, sentences)
+    model.to("cuda")
+    assert torch.allclose(token_logprobs(model, sentences), on_cpu, atol=1e-4)
+    assert greedy(model, ["the"], max_tokens=5).tokens == greedy(model, ["the"], max_tokens=5, use_cache=False).tokens
+    beam_search(model, ["the"], max_tokens=5, num_beams=3)
+    sample(model, ["the"], max_tokens=5, generator=torch.Generator().manual_seed(0))
