@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmlib.neural import NeuralLM, log_softmax
 from lmlib.tokenize import SPECIALS, Vocab
 
 
@@ -42,8 +43,8 @@ class MLPConfig:
     dropout: float = 0.0
 
 
-class MLPLM(nn.Module):
-    """Bengio-style MLP language model; implements ``lmlib.lm.LanguageModel``.
+class MLPLM(NeuralLM):
+    """Bengio-style MLP language model; a ``lmlib.neural.NeuralLM``, so a ``lmlib.lm.LanguageModel``.
 
     ``model(ids)`` maps [B, T] token ids to [B, T, V] logits, where position t
     predicts the token after ids[:, t] from ids[:, t-n+2 .. t]; the training
@@ -53,58 +54,37 @@ class MLPLM(nn.Module):
 
     def __init__(self, config: MLPConfig, vocab: Vocab):
         super().__init__()
-        if len(vocab) != config.vocab_size:
-            raise ValueError(f"config.vocab_size is {config.vocab_size} but the vocabulary has {len(vocab)} entries")
-        self.config, self.vocab = config, vocab
+        self.register_vocab(vocab, config.vocab_size)  # <pad>, <bos>: logit -inf, softmax over |V| tokens
+        self.config = config
         self.context_size = config.context
         self.embed = nn.Embedding(config.vocab_size, config.d_embed)  # C
         self.hidden = nn.Linear(config.context * config.d_embed, config.d_hidden)  # H, d
         self.out = nn.Linear(config.d_hidden, config.vocab_size)  # U, b
         self.drop = nn.Dropout(config.dropout)
-        # <pad> and <bos> are never predicted: their logits are -inf, so softmax is over |V| tokens.
-        never = torch.zeros(config.vocab_size, dtype=torch.bool)
-        never[[vocab.pad_id, vocab.bos_id]] = True
-        self.register_buffer("never_predicted", never, persistent=False)
         self.apply(_init_weights)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] token ids -> [B, T, V] logits for the token after each position."""
-        return self.logits(self.hidden_states(ids))
+        return self.logits(self.hidden_states(ids)[0])
 
-    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] token ids -> [B, T, d_hidden]: tanh(d + H x) at each position."""
+    def hidden_states(self, ids: torch.Tensor, state: None = None) -> tuple[torch.Tensor, None]:
+        """[B, T] token ids -> ([B, T, d_hidden]: tanh(d + H x) at each position, no state)."""
         # [B, T, n-1]: the n-1 ids before each position
         windows = context_windows(ids, self.config.context, self.vocab.bos_id)
         x = self.embed(windows).flatten(2)  # [B, T, (n-1) d]
-        return torch.tanh(self.hidden(self.drop(x)))
+        return torch.tanh(self.hidden(self.drop(x))), None
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """[..., d_hidden] -> [..., V] logits b + U h; -inf for tokens never predicted."""
-        logits = self.out(self.drop(h))
-        return logits.masked_fill(self.never_predicted, float("-inf"))
+    def output(self, h: torch.Tensor) -> torch.Tensor:
+        """[..., d_hidden] -> [..., V] logits b + U h."""
+        return self.out(self.drop(h))
 
-    # --- the LanguageModel protocol ------------------------------------------------------------
-
-    @torch.no_grad()
-    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t]).
-
-        The output layer runs only where the target is a token, not padding; ``<pad>`` targets get 0.
-        """
-        h = self.hidden_states(ids[:, :-1])  # [B, T-1, d_hidden]
-        targets = ids[:, 1:]
-        real = targets != self.vocab.pad_id
-        logp = F.log_softmax(self.logits(h[real]).float(), dim=-1).gather(-1, targets[real][:, None]).squeeze(-1)
-        return logp.new_zeros(targets.shape).masked_scatter(real, logp)
+    # --- the LanguageModel protocol (sequence_logprobs: NeuralLM's) ---------------------------
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
         """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context)."""
         tail = contexts[:, -self.config.context :]  # only the last n-1 tokens matter
-        return F.log_softmax(self(tail)[:, -1].float(), dim=-1)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return log_softmax(self(tail)[:, -1])
 
 
 def context_windows(ids: torch.Tensor, context: int, bos_id: int) -> torch.Tensor:

@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmlib.neural import NeuralLM, log_softmax
 from lmlib.tokenize import Vocab
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # RNN, GRU: h [L, B, H]; LSTM: (h, c), each [L, B, H]
@@ -175,9 +176,10 @@ def _uniform_like_pytorch(module: nn.Module, hidden_size: int) -> None:
 KERNELS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}  # RNNConfig.cell -> the library kernel
 
 
-class RNNLanguageModel(nn.Module):
-    """Embedding -> recurrent layers -> linear output; implements ``lmlib.lm.LanguageModel`` and its
-    ``IncrementalDecoding`` extension (the cache is the recurrent state).
+class RNNLanguageModel(NeuralLM):
+    """Embedding -> recurrent layers -> linear output; a ``lmlib.neural.NeuralLM``, so a
+    ``lmlib.lm.LanguageModel``, with its ``IncrementalDecoding`` extension (the cache is the
+    recurrent state).
 
     ``model(ids, state)`` maps [B, T] ids and the state after the previous block
     (None: zeros) to [B, T, V] logits and the state after the block: what
@@ -189,15 +191,14 @@ class RNNLanguageModel(nn.Module):
 
     def __init__(self, config: RNNConfig, vocab: Vocab):
         super().__init__()
-        if len(vocab) != config.vocab_size:
-            raise ValueError(f"config.vocab_size is {config.vocab_size} but the vocabulary has {len(vocab)} entries")
         if config.cell not in KERNELS:
             raise ValueError(f"cell must be 'rnn', 'lstm' or 'gru', got {config.cell!r}")
         if config.tie_weights and config.d_embed != config.d_hidden:
             raise ValueError(f"tie_weights needs d_embed == d_hidden, got {config.d_embed} and {config.d_hidden}")
         if config.n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {config.n_layers}")
-        self.config, self.vocab = config, vocab
+        self.register_vocab(vocab, config.vocab_size)  # <pad>, <bos>: logit -inf, softmax over |V| tokens
+        self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_embed)
         kernel = KERNELS[config.cell]
         between = config.dropout if config.n_layers > 1 else 0.0
@@ -208,9 +209,6 @@ class RNNLanguageModel(nn.Module):
         nn.init.zeros_(self.out.bias)
         if config.tie_weights:
             self.out.weight = self.embed.weight
-        never = torch.zeros(config.vocab_size, dtype=torch.bool)
-        never[[vocab.pad_id, vocab.bos_id]] = True  # never predicted: softmax over the |V| others
-        self.register_buffer("never_predicted", never, persistent=False)
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """[B, T] ids, state -> [B, T, V] logits for the token after each position, and the new state."""
@@ -224,9 +222,9 @@ class RNNLanguageModel(nn.Module):
         recur = self._recur_fast if self.config.fast else self._recur_cells
         return recur(x, starts, self._zero_state(ids.shape[0], x) if state is None else state)
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """[..., H] states -> [..., V] logits U h + b, with -inf for the tokens never predicted."""
-        return self.out(self.drop(h)).masked_fill(self.never_predicted, float("-inf"))
+    def output(self, h: torch.Tensor) -> torch.Tensor:
+        """[..., H] states -> [..., V] logits U h + b."""
+        return self.out(self.drop(h))
 
     def _recur_cells(self, x: torch.Tensor, starts: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The teaching path: the cells above, one time step and one layer at a time."""
@@ -276,20 +274,7 @@ class RNNLanguageModel(nn.Module):
         zeros = like.new_zeros(self.config.n_layers, batch, self.config.d_hidden)
         return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
 
-    # --- the LanguageModel protocol and its incremental extension ------------------------------
-
-    @torch.no_grad()
-    def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t]).
-
-        The output layer runs on the positions whose target is a token, not on the padding
-        (most of a batch of sentences of unequal length); entries with a ``<pad>`` target are 0.
-        """
-        h, _ = self.hidden_states(ids[:, :-1])  # [B, T-1, H]
-        targets = ids[:, 1:]
-        real = targets != self.vocab.pad_id
-        logp = _log_softmax(self.logits(h[real])).gather(-1, targets[real][:, None]).squeeze(-1)  # [N]
-        return logp.new_zeros(targets.shape).masked_scatter(real, logp)
+    # --- the LanguageModel protocol (sequence_logprobs: NeuralLM's) and its incremental extension ----
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
@@ -301,13 +286,11 @@ class RNNLanguageModel(nn.Module):
         """Read ``ids`` [B, T] from the state ``cache`` (None: a fresh start) -> ([B, V] next-token log-probabilities,
         the state after them)."""
         logits, state = self(ids, cache)
-        return _log_softmax(logits[:, -1]), state
+        return log_softmax(logits[:, -1]), state
 
     def reorder_cache(self, cache: State, rows: torch.Tensor) -> State:
         return tuple(s[:, rows] for s in cache) if isinstance(cache, tuple) else cache[:, rows]
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 def gradient_by_distance(model: RNNLanguageModel, ids: torch.Tensor) -> torch.Tensor:
@@ -378,7 +361,3 @@ def lstm_trace(model: RNNLanguageModel, ids: torch.Tensor) -> dict[str, torch.Te
             trace[name].append(value)
     return {name: torch.stack(values, dim=1) for name, values in trace.items()}
 
-
-def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """log_softmax in at least float32 (a half-precision model's logits are promoted, a float64 one's kept)."""
-    return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)

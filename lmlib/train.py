@@ -50,6 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlib import lm
+from lmlib.neural import NeuralLM
 from lmlib.tokenize import SPECIALS, BPETokenizer, Vocab
 
 
@@ -120,7 +121,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 # --- the loop ------------------------------------------------------------------------------------
 
 def train(
-    model: nn.Module,
+    model: NeuralLM,
     train_stream: torch.Tensor,
     valid_stream: torch.Tensor | None,
     config: TrainConfig,
@@ -220,16 +221,16 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     targets, the state).
     """
     x, y = window[:, :-1], window[:, 1:]  # [b, T]
-    if getattr(model, "objective", "causal") == "masked":
+    if model.objective == "masked":
         # BERT's objective: y holds the chosen tokens of x (no shift), -100 elsewhere
         x, y = model.corrupt(x)
-    if getattr(model, "takes_state", False):
+    if model.takes_state:
         logits, carry = net(x, carry)
     else:
         logits = net(x)  # [b, T, V]
     # <bos> is never predicted
     ignore = (y == model.vocab.pad_id) | (y == model.vocab.bos_id) | (y == -100)
-    context = getattr(model, "context_size", None)
+    context = model.context_size
     if context and context > 1:
         ignore[:, : context - 1] = True  # their context reaches back before the window
     targets = y.masked_fill(ignore, -100)
@@ -264,7 +265,7 @@ def _batches(stream: torch.Tensor, config: TrainConfig, step: int, rank: int, wo
 
 def _evaluate(model: nn.Module, stream: torch.Tensor, history: dict, step: int) -> None:
     model.eval()
-    if getattr(model, "objective", "causal") == "masked":
+    if model.objective == "masked":
         total, count = model.stream_masked_logprob(stream, batch_size=32)  # the same draws every time
     else:
         total, count = lm.stream_logprob(model, stream, batch_size=32)
@@ -303,10 +304,11 @@ def _distributed(device: str) -> tuple[int, int]:
 
 
 def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfig) -> None:
-    if not isinstance(model, nn.Module) or not isinstance(model, lm.LanguageModel):
+    if not isinstance(model, NeuralLM) or not isinstance(model, lm.LanguageModel):
         raise TypeError(
-            f"{type(model).__name__} cannot be trained: a model must be an nn.Module that implements "
-            "lmlib.lm.LanguageModel (vocab, sequence_logprobs, next_token_logprobs) and maps [B, T] ids to logits"
+            f"{type(model).__name__} cannot be trained: a model must be a lmlib.neural.NeuralLM (an nn.Module with "
+            "hidden_states and output, which declares takes_state, context_size and objective) with a vocab, "
+            "and map [B, T] ids to logits"
         )
     for name in ("steps", "batch_size", "block", "eval_every", "log_every"):
         value = getattr(config, name)

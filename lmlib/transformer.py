@@ -53,6 +53,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmlib._deps import require
+from lmlib.neural import NeuralLM, log_softmax
 from lmlib.tokenize import Vocab
 
 
@@ -419,9 +420,10 @@ class KVCache:
 # --- the language model -----------------------------------------------------------------------
 
 
-class GPT(nn.Module):
-    """A decoder-only Transformer language model; with a course ``Vocab`` it implements
-    ``lmlib.lm.LanguageModel`` and its ``IncrementalDecoding`` extension (the cache is a ``KVCache``).
+class GPT(NeuralLM):
+    """A decoder-only Transformer language model, a ``lmlib.neural.NeuralLM``: with a course ``Vocab`` it
+    implements ``lmlib.lm.LanguageModel`` and its ``IncrementalDecoding`` extension (the cache is a
+    ``KVCache``).
 
     ``model(ids)`` maps [B, T] ids (T <= block_size) to [B, T, V] logits, position t predicting the
     token after ids[:, t]: what ``lmlib.train`` trains. With a vocabulary, ``<pad>`` and ``<bos>`` get
@@ -438,13 +440,10 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig, vocab: Vocab | None = None):
         super().__init__()
         check_config(config)
-        if vocab is not None and len(vocab) != config.vocab_size:
-            raise ValueError(f"config.vocab_size is {config.vocab_size} but the vocabulary has {len(vocab)} entries")
         if config.reset_at_bos and vocab is None:
             raise ValueError("reset_at_bos needs a vocabulary: it restarts at the vocabulary's <bos>")
+        self.register_vocab(vocab, config.vocab_size)  # <pad>, <bos>: logit -inf, softmax over |V| tokens
         self.config = config
-        if vocab is not None:
-            self.vocab = vocab
         self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)  # E
         self.position_embedding = nn.Embedding(config.block_size, config.d_model) if config.positions == "learned" \
             else None
@@ -458,11 +457,6 @@ class GPT(nn.Module):
             cos, sin = rope_angles(config.block_size, config.d_head, config.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)  # [block_size, d_k]
             self.register_buffer("rope_sin", sin, persistent=False)
-        never = None
-        if vocab is not None:  # <pad> and <bos> are never predicted: softmax over the |V| others
-            never = torch.zeros(config.vocab_size, dtype=torch.bool)
-            never[[vocab.pad_id, vocab.bos_id]] = True
-        self.register_buffer("never_predicted", never, persistent=False)
         self.apply(_init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2: the residual branches' output layers, 1/sqrt(2 n_layers)
@@ -513,12 +507,9 @@ class GPT(nn.Module):
             return positions, None, False  # one new token may look at everything read
         return positions, causal_mask(T, start + T, ids.device), False
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """[..., d_model] -> [..., V] logits W_out h, with -inf for the tokens never predicted."""
-        logits = self.lm_head(h)
-        if self.never_predicted is None:
-            return logits
-        return logits.masked_fill_(self.never_predicted, float("-inf"))  # in place: no second [B, T, V] tensor
+    def output(self, h: torch.Tensor) -> torch.Tensor:
+        """[..., d_model] -> [..., V] logits W_out h."""
+        return self.lm_head(h)
 
     def window_start(self, n: int, stride: int | None = None) -> int:
         """Where the window that predicts the token after n context tokens starts: 0 while n <= W
@@ -570,12 +561,8 @@ class GPT(nn.Module):
         padding needs no attention mask (right padding: no real token looks right); the output layer
         runs only where the target is a token, and entries with a ``<pad>`` target are 0.
         """
-        vocab = self._require_vocab("sequence_logprobs")
-        h = self.sliding_hidden_states(ids[:, :-1], stride)  # [B, T-1, d_model]
-        targets = ids[:, 1:]
-        real = targets != vocab.pad_id
-        logp = _log_softmax(self.logits(h[real])).gather(-1, targets[real][:, None]).squeeze(-1)  # [N]
-        return logp.new_zeros(targets.shape).masked_scatter(real, logp)
+        self._require_vocab("sequence_logprobs")
+        return self.target_logprobs(self.sliding_hidden_states(ids[:, :-1], stride), ids[:, 1:])
 
     @torch.no_grad()
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
@@ -602,18 +589,14 @@ class GPT(nn.Module):
         if start != cache.start or restarts:  # a new window, or a sentence start inside: masks change, re-read
             return self._read(seen[:, start - cache.start :], start)
         h, layers = self.hidden_states(ids, cache)
-        return _log_softmax(self.logits(h[:, -1])), KVCache(layers, seen, start)
+        return log_softmax(self.logits(h[:, -1])), KVCache(layers, seen, start)
 
     def _read(self, window: torch.Tensor, start: int) -> tuple[torch.Tensor, KVCache]:
         h, layers = self.hidden_states(window)
-        return _log_softmax(self.logits(h[:, -1])), KVCache(layers, window, start)
+        return log_softmax(self.logits(h[:, -1])), KVCache(layers, window, start)
 
     def reorder_cache(self, cache: KVCache, rows: torch.Tensor) -> KVCache:
         return cache.reorder(rows)
-
-    def num_parameters(self) -> int:
-        """Parameters, a tied matrix counted once."""
-        return sum(p.numel() for p in self.parameters())
 
     def _require_vocab(self, method: str) -> Vocab:
         if not hasattr(self, "vocab"):
@@ -702,11 +685,6 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Embedding):
         nn.init.normal_(module.weight, std=0.02)
-
-
-def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """log_softmax in at least float32 (a half-precision model's logits are promoted, a float64 one's kept)."""
-    return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
 
 
 # --- Hugging Face weight layouts --------------------------------------------------------------

@@ -133,7 +133,7 @@ def test_hidden_layer_as_conv1d_is_the_mlp_hidden_layer_at_every_position(contex
     windows = context_windows(ids, context, model.vocab.bos_id)
     own = model.hidden(model.embed(windows).flatten(2)).detach()
     torch.testing.assert_close(got, own, atol=1e-6, rtol=0)
-    torch.testing.assert_close(torch.tanh(got), model.hidden_states(ids).detach(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tanh(got), model.hidden_states(ids)[0].detach(), atol=1e-6, rtol=0)
     # and the equation d + H x by hand in float64, at every position of the second row
     C = model.embed.weight.detach().double().numpy()
     H, d = model.hidden.weight.detach().double().numpy(), model.hidden.bias.detach().double().numpy()

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from lmlib import train as T
 from lmlib.mlp import MLPLM, MLPConfig
+from lmlib.neural import NeuralLM, log_softmax
 from lmlib.tokenize import Vocab
 from tests.train_script import toy_setup
 
@@ -157,26 +158,30 @@ def test_more_ranks_than_the_batch_splits_into_is_refused(monkeypatch):
         T.train(model, train_stream, valid_stream, config, progress=False)
 
 
-class ToyRNN(nn.Module):
+class ToyRNN(NeuralLM):
     """A minimal recurrent LM, to exercise the sequential layout (state carried across batches)."""
 
     takes_state = True
 
     def __init__(self, vocab: Vocab):
         super().__init__()
-        self.vocab, self.config = vocab, MLPConfig(len(vocab))
+        self.register_vocab(vocab, len(vocab))
+        self.config = MLPConfig(len(vocab))
         self.embed, self.rnn = nn.Embedding(len(vocab), 8), nn.GRU(8, 8, batch_first=True)
         self.out = nn.Linear(8, len(vocab))
 
     def forward(self, ids, state=None):
-        h, state = self.rnn(self.embed(ids), state)
-        return self.out(h), state
+        h, state = self.hidden_states(ids, state)
+        return self.logits(h), state
 
-    def sequence_logprobs(self, ids):
-        return torch.log_softmax(self(ids[:, :-1])[0], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    def hidden_states(self, ids, state=None):
+        return self.rnn(self.embed(ids), state)
+
+    def output(self, h):
+        return self.out(h)
 
     def next_token_logprobs(self, contexts):
-        return torch.log_softmax(self(contexts)[0][:, -1], -1)
+        return log_softmax(self(contexts)[0][:, -1])
 
 
 def test_sequential_layout_carries_state_and_resumes_exactly(tmp_path):
@@ -305,7 +310,7 @@ def test_cli_lists_recipes_and_refuses_unknown_ones():
 
 def test_bad_inputs_get_errors_that_name_the_problem():
     model, train_stream, valid_stream, config = toy_setup()
-    with pytest.raises(TypeError, match="must be an nn.Module that implements lmlib.lm.LanguageModel"):
+    with pytest.raises(TypeError, match="must be a lmlib.neural.NeuralLM"):
         T.train(nn.Linear(2, 2), train_stream, valid_stream, config)
     with pytest.raises(ValueError, match="lr must be > 0"):
         T.train(model, train_stream, valid_stream, dataclasses.replace(config, lr=0.0))
