@@ -67,8 +67,10 @@ class MLPLM(NeuralLM):
         """[B, T] token ids -> [B, T, V] logits for the token after each position."""
         return self.logits(self.hidden_states(ids)[0])
 
-    def hidden_states(self, ids: torch.Tensor, state: None = None) -> tuple[torch.Tensor, None]:
-        """[B, T] token ids -> ([B, T, d_hidden]: tanh(d + H x) at each position, no state)."""
+    def hidden_states(self, ids: torch.Tensor,
+                      state: None = None) -> tuple[torch.Tensor, None]:
+        """[B, T] token ids -> [B, T, d_hidden]: tanh(d + H x) at each position
+        (and no state: the MLP reads a fixed window)."""
         # [B, T, n-1]: the n-1 ids before each position
         windows = context_windows(ids, self.config.context, self.vocab.bos_id)
         x = self.embed(windows).flatten(2)  # [B, T, (n-1) d]

@@ -74,11 +74,13 @@ class NeuralLM(nn.Module):
         raise NotImplementedError
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """[..., d] -> [..., V] the output layer's logits, -inf for the tokens never predicted."""
+        """[..., d] -> [..., V] the output layer's logits, -inf for the tokens never
+        predicted (a model without a vocabulary has none)."""
         logits = self.output(h)
         if self.never_predicted is None:
             return logits
-        return logits.masked_fill_(self.never_predicted, float("-inf"))  # in place: no second [..., V] tensor
+        # in place: no second [..., V] tensor
+        return logits.masked_fill_(self.never_predicted, float("-inf"))
 
     def scoring_hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] ids -> [B, T, d]: each position's vector for scoring a whole text (a Transformer
