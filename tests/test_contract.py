@@ -1,0 +1,95 @@
+"""One contract for every model ``lmlib.train`` can build (``lmlib.train.MODELS``).
+
+Each registered model, in each of its kinds, passes the same checks: the ``LanguageModel``
+protocol (``check_language_model``: distributions, teacher forcing = step by step, the cache
+and its reordering), scores that do not depend on the batch, decoding (greedy = the argmax of
+``next_token_logprobs``; with the cache = without), a checkpoint that rebuilds the same model,
+and training that resumes bit for bit. A model added to ``MODELS`` fails
+``test_every_registered_model_is_in_the_contract`` until it has a tiny configuration here, and
+then gets every check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from lmlib.generate import greedy
+from lmlib.lm import IncrementalDecoding, LanguageModel, check_language_model, token_logprobs
+from lmlib.neural import NeuralLM
+from lmlib.tokenize import Vocab
+from lmlib.train import MODELS, MODERN_BLOCK, TrainConfig, encode_stream, read_checkpoint, save_checkpoint, train
+from tests.train_script import toy_corpus
+
+GPT_SIZE = {"block_size": 16, "d_model": 16, "n_layers": 2, "n_heads": 2}
+TINY = {  # MODELS key -> {kind: model_config}
+    "mlp": {"mlp": {"context": 2, "d_embed": 8, "d_hidden": 16}},
+    "rnn": {cell: {"cell": cell, "d_embed": 8, "d_hidden": 12} for cell in ("rnn", "lstm", "gru")},
+    "gpt": {"GPT-2 block": GPT_SIZE, "modern block, GQA": {**GPT_SIZE, **MODERN_BLOCK, "n_kv_heads": 1},
+            "GPT-2 block, sentences apart": {**GPT_SIZE, "reset_at_bos": True, "window_stride": 8}},
+    "masked_lm": {"masked LM": {**MODERN_BLOCK, **GPT_SIZE}},
+}
+CASES = [(name, kind) for name, kinds in TINY.items() for kind in kinds]
+SENTENCES = [["the", "big", "cat", "sat"], ["a", "dog", "ran", "on", "the", "mat"], ["the", "zebra", "sat"],
+             ["a", "small", "red", "dog", "ran", "under", "a", "log", "and", "the", "cat", "sat", "on", "it"] * 2]
+# the last sentence, 28 words, is longer than the GPTs' window of 16: they slide it
+
+
+def build(name: str, kind: str, seed: int = 0) -> NeuralLM:
+    words = [w for s in toy_corpus(200, 1) for w in s]
+    model_class = MODELS[name]()[1]
+    vocab = Vocab([*words, *[t for t in getattr(model_class, "input_tokens", ()) for _ in range(2)]], min_count=2)
+    config_class = MODELS[name]()[0]
+    torch.manual_seed(seed)
+    return model_class(config_class(vocab_size=len(vocab), **TINY[name][kind]), vocab)
+
+
+def causal(name: str, kind: str) -> bool:
+    return build(name, kind).objective == "causal"
+
+
+def test_every_registered_model_is_in_the_contract():
+    assert set(TINY) == set(MODELS), f"give each model of lmlib.train.MODELS a tiny configuration: {set(MODELS)}"
+    for name, kind in CASES:
+        assert isinstance(build(name, kind), NeuralLM), (name, kind)
+
+
+@pytest.mark.parametrize(("name", "kind"), [c for c in CASES if causal(*c)], ids=lambda x: str(x))
+def test_the_language_model_protocol_and_decoding(name, kind):
+    model = build(name, kind).eval()
+    assert isinstance(model, LanguageModel)
+    check_language_model(model, SENTENCES)  # an unseen word (<unk>) and a text longer than the window
+    alone = torch.cat([token_logprobs(model, [s]) for s in SENTENCES])
+    assert torch.allclose(token_logprobs(model, SENTENCES, batch_size=3), alone, atol=1e-5), "depends on the batch"
+    with torch.no_grad():
+        first = int(model.next_token_logprobs(torch.tensor([[model.vocab.bos_id, model.vocab.stoi["the"]]])).argmax())
+    decoded = greedy(model, ["the"], max_tokens=6)
+    assert decoded.ids[0] == first
+    if isinstance(model, IncrementalDecoding):
+        assert greedy(model, ["the"], max_tokens=6, use_cache=False).ids == decoded.ids
+
+
+@pytest.mark.parametrize(("name", "kind"), CASES, ids=lambda x: str(x))
+def test_a_checkpoint_rebuilds_the_model_and_training_resumes_bit_for_bit(name, kind, tmp_path):
+    stream = encode_stream(build(name, kind).vocab, toy_corpus(200, 1))
+    config = TrainConfig(steps=4, batch_size=4, block=12, lr=1e-2, warmup=1, eval_every=2, log_every=1,
+                         layout="sequential" if build(name, kind).takes_state else "random")
+    straight = build(name, kind)
+    train(straight, stream, stream[:200], config, progress=False)
+    first = build(name, kind)
+    train(first, stream, stream[:200], config, max_steps=2, checkpoint=tmp_path / "s.pt", progress=False)
+    resumed = build(name, kind)
+    train(resumed, stream, stream[:200], config, resume=tmp_path / "s.pt", progress=False)
+    for (key, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{key} differs after resuming"
+
+    save_checkpoint(tmp_path / "m.pt", straight, None, config, 4, {})
+    state = read_checkpoint(tmp_path / "m.pt")
+    config_class, model_class = MODELS[name]()
+    rebuilt = model_class(config_class(**state["model_config"]), Vocab.from_itos(state["vocab"]))
+    rebuilt.load_state_dict(state["model"])
+    assert dataclasses.asdict(rebuilt.config) == dataclasses.asdict(straight.config)
+    for (key, a), b in zip(straight.state_dict().items(), rebuilt.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{key} differs after a checkpoint round trip"
