@@ -292,6 +292,7 @@ def beam_search(
     banned = _suppressed_ids(model, suppress)
     eos = model.vocab.eos_id
     sums = torch.zeros(1, dtype=torch.float64, device=state.ids.device)  # [beams] ln P of each live beam
+    banned_ids = torch.tensor(banned, dtype=torch.long, device=state.ids.device)
     history: list[list[tuple[int, float, float]]] = [[]]  # per live beam: (id, ln P, entropy) per step
     finished: list[Generation] = []
 
@@ -301,7 +302,6 @@ def beam_search(
     for length in range(1, max_tokens + 1):
         logp = state.next_logprobs()  # [beams, V]
         entropies = entropy(logp)
-        banned_ids = torch.tensor(banned, dtype=torch.long, device=logp.device)
         candidates = (sums[:, None] + logp).index_fill(1, banned_ids, -math.inf)
         candidates = candidates.flatten()  # [beams * V]
         # Each beam has one <eos> extension, so the best 2 * num_beams hold num_beams that go on.

@@ -22,6 +22,7 @@ are compared per character instead (``bits_per_character``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
@@ -86,8 +87,9 @@ def model_device(model: object) -> torch.device:
     """Where a model's weights are: ids for it are made there. A model that is not a
     ``torch.nn.Module`` (an n-gram table, ``UniformLM``) computes on the CPU."""
     if isinstance(model, torch.nn.Module):
-        for tensor in (*model.parameters(), *model.buffers()):
-            return tensor.device
+        first = next(itertools.chain(model.parameters(), model.buffers()), None)  # not a list of them all
+        if first is not None:
+            return first.device
     return torch.device("cpu")
 
 

@@ -68,8 +68,7 @@ def _factory_calls(path: Path):
 
 def _allowed_by(key: tuple[str, str], module: str, scope: str) -> bool:
     m, pattern = key
-    return m == module and (pattern == "*" or scope == pattern or scope.startswith(pattern + ".")
-                            or (pattern.startswith("*") and pattern.strip("*") in scope))
+    return m == module and (pattern == "*" or scope == pattern or scope.startswith(pattern + "."))
 
 
 def _allowed(module: str, scope: str) -> bool:
