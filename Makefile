@@ -147,11 +147,11 @@ site-test: book-strict
 
 # Side-by-side benchmarks: each benchmarks/*_bench.py writes benchmarks/results/<name>.md,
 # which the Benchmarks appendix page shows. Commit the results.
-# Retrain every recipe of lmlib.train (minutes each on a laptop CPU) and rewrite checkpoints/:
+# Retrain every recipe of lmlib.course.recipes (minutes each on a laptop CPU) and rewrite checkpoints/:
 # NAME.pt (weights), NAME.pt.sha256, NAME.json (training log). Commit them; chapters load them.
 checkpoints: $(STAMP)
-	@for recipe in $$($(BIN)/python -c "from lmlib.train import RECIPES; print(*RECIPES)"); do \
-	  echo "== $$recipe"; $(BIN)/python -m lmlib.train $$recipe || exit 1; done
+	@for recipe in $$($(BIN)/python -c "from lmlib.course.recipes import RECIPES; print(*RECIPES)"); do \
+	  echo "== $$recipe"; $(BIN)/python -m lmlib.course.recipes $$recipe || exit 1; done
 
 bench: $(STAMP)
 	@shopt -s nullglob; scripts=(benchmarks/*_bench.py); \

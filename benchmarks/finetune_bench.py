@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/finetune_bench.py        # writes benchmarks/results/finetune.md
 
-The fine-tuning chapter's task, as ``lmlib.finetune_runs`` sets it: the character GPT of People's Daily
+The fine-tuning chapter's task, as ``lmlib.course.finetune_runs`` sets it: the character GPT of People's Daily
 (recipe ``gpt_chars_peoples_daily``) with a ``GPTClassifier`` head (mean pooling) on ``reviews_zh``, 1000
 labelled reviews (``labelled_sample``, seed 0), ``<bos>`` and the first 127 characters of each, batch 32 (32
 steps an epoch), AdamW (weight decay 0.01) at the learning rate that ``checkpoints/finetune_reviews_zh.json``
@@ -59,8 +59,8 @@ def rss_bytes() -> int:
 
 def data():
     """The pretrained body, the 1000 labelled training reviews (ids, labels) and the test split (ids, labels)."""
-    from lmlib import finetune_runs as R
-    from lmlib.train import load_checkpoint
+    from lmlib.course import finetune_runs as R
+    from lmlib.course.recipes import load_checkpoint
 
     body = load_checkpoint(R.BODY)
     splits = R.reviews_zh_splits(body.vocab, R.RunConfig().max_tokens)
@@ -79,7 +79,7 @@ def make_model(mode: str, body) -> torch.nn.Module:
     import peft
 
     from lmlib import finetune as FT
-    from lmlib import finetune_runs as R
+    from lmlib.course import finetune_runs as R
 
     config = R.RunConfig()
     if mode != "peft":
@@ -130,7 +130,7 @@ def mode_run(mode: str, epochs: int, warmup: int, threads: int, evaluate: bool, 
     import transformers  # noqa: F401
 
     from lmlib import finetune as FT
-    from lmlib import finetune_runs as R
+    from lmlib.course import finetune_runs as R
 
     torch.set_num_threads(threads)
     body, (ids, labels), test = data()
@@ -170,7 +170,7 @@ def mode_run(mode: str, epochs: int, warmup: int, threads: int, evaluate: bool, 
 def alternating_steps(epochs: int, warmup: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Seconds of each timed step and the loss of every step of both LoRA models in one process, on the same
     batches, the order swapped every step; each step's dropout masks drawn from the same seed on both sides."""
-    from lmlib import finetune_runs as R
+    from lmlib.course import finetune_runs as R
 
     body, (ids, labels), _ = data()
     models = {side: make_model(side, body) for side in ("lora", "peft")}
@@ -277,7 +277,8 @@ def table(runs, step_seconds, step_losses, args, loads, peft, transformers, wall
         f"the script took {wall:.0f} s.",
         "Model: the character GPT of People's Daily (`gpt_chars_peoples_daily`: 4 layers, d_model 128, RoPE, "
         "RMSNorm, SwiGLU, dropout 0.1) with a `GPTClassifier` head, mean pooling, on `reviews_zh` as "
-        f"`lmlib.finetune_runs` trains it: {LABELLED} labelled reviews (`labelled_sample`, seed {SEED}), `<bos>` "
+        f"`lmlib.course.finetune_runs` trains it: {LABELLED} labelled reviews (`labelled_sample`, seed {SEED}), "
+        "`<bos>` "
         "and the first 127 characters, batch 32 (32 steps an epoch), AdamW with weight decay 0.01 at the "
         f"learning rate chosen on the valid split (`{FULL_RUNS.parent.name}/{FULL_RUNS.name}`, `chosen_lr`). "
         "LoRA: r 8, alpha 16, on `attn.qkv` and `mlp.fc` of each block, the head trainable; peft's is "

@@ -34,8 +34,8 @@ from transformers.generation.logits_process import (
 )
 
 from lmlib import generate as G
+from lmlib.course.recipes import load_checkpoint, lowercase_word_sentences
 from lmlib.ngram import NGramLM
-from lmlib.train import load_checkpoint, lowercase_word_sentences
 
 RESULTS = Path(__file__).parent / "results" / "generate.md"
 ROWS, MAX_TOKENS, PROMPT = 16, 30, ["the"]

@@ -30,8 +30,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lmlib.course.recipes import RECIPES, build_model, recipe_data
 from lmlib.rnn import RNNLanguageModel
-from lmlib.train import RECIPES, build_model, lr_at, param_groups, recipe_data, sequential_lanes, train
+from lmlib.train import lr_at, param_groups, sequential_lanes, train
 
 RESULTS = Path(__file__).parent / "results" / "rnn.md"
 RECIPE = "lstm_chars_wiki"

@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lmlib.train import RECIPES, build_model, lr_at, param_groups, recipe_data, train
+from lmlib.course.recipes import RECIPES, build_model, recipe_data
+from lmlib.train import lr_at, param_groups, train
 
 RESULTS = Path(__file__).parent / "results" / "train.md"
 

@@ -5,7 +5,7 @@ without the KV cache vs Hugging Face ``generate``.
 
 One configuration for both: the GPT-2 block, 4 layers, 4 heads, d_model 128,
 block 64, dropout 0, on the character vocabulary of the ``wiki`` training split
-(``lmlib.train.character_sentences``: case and spaces kept; min_count 2). lmlib's ``GPT`` is built
+(``lmlib.course.recipes.character_sentences``: case and spaces kept; min_count 2). lmlib's ``GPT`` is built
 with seed 0 and Hugging Face's model is ``GPT.to_hf()`` of it, so both start
 from the same weights.
 
@@ -58,8 +58,9 @@ SIDES = {"lmlib": "lmlib `GPT`", "hf": "HF `GPT2LMHeadModel`"}
 
 def data():
     """The character vocabulary (min_count 2) and the training stream ``<bos> c_1 .. <eos> <bos> ..``."""
+    from lmlib.course.recipes import character_sentences
     from lmlib.tokenize import Vocab
-    from lmlib.train import character_sentences, encode_stream
+    from lmlib.train import encode_stream
 
     sentences = character_sentences(CORPUS, "train")
     vocab = Vocab((c for s in sentences for c in s), min_count=2)

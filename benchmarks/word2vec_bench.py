@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/word2vec_bench.py          # writes benchmarks/results/word2vec.md
 
 Same corpus (the ``news`` + ``wiki`` training splits, lower-cased words, as
-``lmlib.train.lowercase_word_sentences`` makes them), same hyper-parameters
+``lmlib.course.recipes.lowercase_word_sentences`` makes them), same hyper-parameters
 (``SETTINGS``): gensim with ``workers=2`` (its Cython loop, one thread each),
 lmlib with ``workers=2`` (two Hogwild threads, PyTorch on one core each) and,
 for reference, lmlib with ``workers=1`` (its default, reproducible given the
@@ -40,7 +40,7 @@ MODES = {"gensim": "gensim, workers=2", "lmlib2": "lmlib, workers=2", "lmlib1": 
 
 
 def sentences() -> list[list[str]]:
-    from lmlib.train import lowercase_word_sentences
+    from lmlib.course.recipes import lowercase_word_sentences
 
     return lowercase_word_sentences("news", "train") + lowercase_word_sentences("wiki", "train")
 

@@ -29,6 +29,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from lmlib.neural import NeuralLM
 from lmlib.tokenize import Vocab
 
 
@@ -273,10 +274,13 @@ def check_language_model(
     call this on seen and unseen contexts. A model with the ``IncrementalDecoding``
     extension must give the same distributions when it reads each sequence one
     token at a time, and after ``reorder_cache`` has permuted and repeated rows of
-    a batch (checked on the first two sequences).
+    a batch (checked on the first two sequences). A ``lmlib.neural.NeuralLM`` is first checked
+    against that seam (``_check_neural_seam``), on the first sequence.
     """
     if not isinstance(model, LanguageModel):
         raise ProtocolError(f"{type(model).__name__} lacks vocab, sequence_logprobs or next_token_logprobs")
+    if isinstance(model, NeuralLM):
+        _check_neural_seam(model, sequences, atol)
     V = len(model.vocab)
     incremental = isinstance(model, IncrementalDecoding)
     for seq in sequences:
@@ -305,6 +309,47 @@ def check_language_model(
                 )
     if incremental:
         _check_reordered_cache(model, sequences, atol)
+
+
+@torch.no_grad()
+def _check_neural_seam(model: NeuralLM, sequences: Sequence[Sequence[str]], atol: float) -> None:
+    """What ``lmlib.neural`` asks of a network beyond the protocol: its declarations; ``hidden_states``
+    giving (h [B, T, d], state), the state a tuple of tensors that carries a text on from block to block
+    when the model ``takes_state``; and ``cls(config, vocab)`` rebuilding it, as checkpoints do."""
+    declared = {"takes_state": isinstance(model.takes_state, bool),
+                "context_size": model.context_size is None or (isinstance(model.context_size, int)
+                                                               and model.context_size >= 1),
+                "objective": model.objective in ("causal", "masked"),
+                "config": isinstance(model.config, model.config_class)}
+    if not all(declared.values()):
+        wrong = [k for k, ok in declared.items() if not ok]
+        raise ProtocolError(f"{type(model).__name__} declares {', '.join(wrong)} wrongly: see lmlib.neural")
+    ids = encode_batch(model.vocab, sequences[:1]).to(model_device(model))  # [1, T]
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.hidden_states(ids)
+        if not (isinstance(out, tuple) and len(out) == 2 and out[0].shape[:2] == ids.shape):
+            raise ProtocolError(f"{type(model).__name__}.hidden_states must return (h [B, T, d], state)")
+        h, state = out
+        if model.takes_state:
+            if not (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state)):
+                raise ProtocolError(f"{type(model).__name__}'s state is a {type(state).__name__}, "
+                                    "not a tuple of tensors")
+            cut = ids.shape[1] // 2
+            carried = model.hidden_states(ids[:, cut:], model.hidden_states(ids[:, :cut])[1])[0]
+            _check_close(carried, h[:, cut:], atol, "hidden_states read in two blocks, the state carried")
+        rebuilt = type(model)(model.config, model.vocab).to(model_device(model)).eval()
+        rebuilt.load_state_dict(model.state_dict())
+        _check_close(rebuilt.hidden_states(ids)[0], h, atol, "the model rebuilt as cls(config, vocab)")
+    finally:
+        model.train(was_training)
+
+
+def _check_close(got: torch.Tensor, want: torch.Tensor, atol: float, where: str) -> None:
+    gap = (got.double() - want.double()).abs().max().item() if want.numel() else 0.0
+    if gap > atol:
+        raise ProtocolError(f"{where}: hidden states differ from a single reading by up to {gap:.3g}")
 
 
 def _check_reordered_cache(model: IncrementalDecoding, sequences: Sequence[Sequence[str]], atol: float) -> None:

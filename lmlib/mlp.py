@@ -52,6 +52,8 @@ class MLPLM(NeuralLM):
     tokens of left context a position needs before its prediction is exact.
     """
 
+    config_class = MLPConfig
+
     def __init__(self, config: MLPConfig, vocab: Vocab):
         super().__init__()
         self.register_vocab(vocab, config.vocab_size)  # <pad>, <bos>: logit -inf, softmax over |V| tokens

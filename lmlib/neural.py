@@ -11,12 +11,14 @@ the |V| others; ``sequence_logprobs`` runs the output layer only where the targe
 least float32 whatever the model's dtype, on the device of the ids. It declares, as class
 attributes, what the training loop (``lmlib.train``) needs to know of a model:
 
-    takes_state    forward(ids, state) -> (logits, state): the state runs on from block to block (an RNN)
+    takes_state    forward(ids, state) -> (logits, state): the state, a tuple of tensors, runs on from
+                   block to block (an RNN)
     context_size   how many tokens a prediction reads (the MLP's window); None: every token before it
     objective      "causal" (predict the next token) or "masked" (BERT's objective)
+    input_tokens   tokens a vocabulary needs for the model beyond the text's (a masked LM's <mask>)
 
-A ``NeuralLM`` has a ``config`` (a dataclass) and a ``vocab``, and ``cls(config, vocab)`` builds
-it: what ``lmlib.train``'s checkpoints save and load.
+A ``NeuralLM`` has a ``config`` (an instance of its class's ``config_class``, a dataclass) and a
+``vocab``, and ``cls(config, vocab)`` builds it: what ``lmlib.checkpoint`` saves and loads.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ class NeuralLM(nn.Module):
     """
 
     takes_state: ClassVar[bool] = False
+    config_class: ClassVar[type]
     context_size: int | None = None
     objective: ClassVar[str] = "causal"
+    input_tokens: ClassVar[tuple[str, ...]] = ()
     vocab: Vocab
     never_predicted: torch.Tensor | None
 

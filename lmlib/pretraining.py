@@ -149,7 +149,7 @@ class MaskedLM(GPT):
     """
 
     objective = "masked"  # how lmlib.train scores it
-    input_tokens = (MASK,)  # tokens lmlib.train adds to a recipe's vocabulary for it
+    input_tokens = (MASK,)  # tokens a recipe adds to its vocabulary for it (lmlib.neural)
 
     def __init__(self, config: GPTConfig, vocab: Vocab):
         if vocab is None or MASK not in vocab:

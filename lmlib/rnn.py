@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from lmlib.neural import NeuralLM, log_softmax
 from lmlib.tokenize import Vocab
 
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # RNN, GRU: h [L, B, H]; LSTM: (h, c), each [L, B, H]
+State = tuple[torch.Tensor, ...]  # RNN, GRU: (h,); LSTM: (h, c); each [L, B, H]
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,7 @@ class RNNLanguageModel(NeuralLM):
     """
 
     takes_state = True
+    config_class = RNNConfig
 
     def __init__(self, config: RNNConfig, vocab: Vocab):
         super().__init__()
@@ -229,8 +230,7 @@ class RNNLanguageModel(NeuralLM):
     def _recur_cells(self, x: torch.Tensor, starts: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The teaching path: the cells above, one time step and one layer at a time."""
         lstm = self.config.cell == "lstm"
-        h, c = state if lstm else (state, None)
-        h, c = list(h.unbind(0)), list(c.unbind(0)) if lstm else None  # per layer, [B, H]
+        h, c = list(state[0].unbind(0)), list(state[1].unbind(0)) if lstm else None  # per layer, [B, H]
         outputs = []
         for t in range(x.shape[1]):
             keep = (~starts[:, t, None]).to(x.dtype)  # 0 where a sentence starts: fresh state
@@ -243,8 +243,7 @@ class RNNLanguageModel(NeuralLM):
                     h[k] = (gru_cell if self.config.cell == "gru" else rnn_cell)(inp, h[k] * keep, *w)
                 inp = h[k] if k == self.config.n_layers - 1 else self.rnn_dropout(h[k])
             outputs.append(inp)
-        h = torch.stack(h)
-        return torch.stack(outputs, dim=1), ((h, torch.stack(c)) if lstm else h)
+        return torch.stack(outputs, dim=1), (torch.stack(h), torch.stack(c)) if lstm else (torch.stack(h),)
 
     def rnn_dropout(self, h: torch.Tensor) -> torch.Tensor:
         """Dropout between layers, as ``torch.nn.LSTM(dropout=p)`` applies it."""
@@ -259,20 +258,21 @@ class RNNLanguageModel(NeuralLM):
         at about 0.8x the speed of uncut calls (benchmarks/rnn_bench.py: 0.76x vs 0.96x a bare loop), where
         packing the sentences as separate sequences ran at 0.25x.
         """
-        T = x.shape[1]
+        T, lstm = x.shape[1], self.config.cell == "lstm"
         keep = (~starts).to(x.dtype)  # [B, T] 0 where a sentence starts: fresh state
         cuts = sorted({0, T, *starts[:, 1:].nonzero()[:, 1].add(1).tolist()})
         outputs = []
         for a, b in itertools.pairwise(cuts):
             k = keep[None, :, a, None]  # [1, B, 1]
-            state = tuple(s * k for s in state) if isinstance(state, tuple) else state * k
-            out, state = self.rnn(x[:, a:b], state)  # [B, b - a, H]
+            state = tuple(s * k for s in state)
+            out, state = self.rnn(x[:, a:b], state if lstm else state[0])  # [B, b - a, H]
+            state = state if lstm else (state,)  # the kernel's h alone, as the one-tensor tuple
             outputs.append(out)
         return torch.cat(outputs, dim=1), state
 
     def _zero_state(self, batch: int, like: torch.Tensor) -> State:
         zeros = like.new_zeros(self.config.n_layers, batch, self.config.d_hidden)
-        return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
+        return (zeros, zeros.clone()) if self.config.cell == "lstm" else (zeros,)
 
     # --- the LanguageModel protocol (sequence_logprobs: NeuralLM's) and its incremental extension ----
 
@@ -289,7 +289,7 @@ class RNNLanguageModel(NeuralLM):
         return log_softmax(logits[:, -1]), state
 
     def reorder_cache(self, cache: State, rows: torch.Tensor) -> State:
-        return tuple(s[:, rows] for s in cache) if isinstance(cache, tuple) else cache[:, rows]
+        return tuple(s[:, rows] for s in cache)
 
 
 

@@ -1,4 +1,4 @@
-"""What the chapters show: lmlib's own source, and cross-checks as verdicts.
+"""What lmlib shows a reader: its own source, cross-checks as verdicts, and progress bars.
 
 ``show_source(kneser_ney)`` displays the function the tests check, highlighted, as
 the cell's output, so JupyterLab and the website show the same code and there is one
@@ -12,6 +12,7 @@ ran it, so a chapter that printed it would show another number on another machin
 from __future__ import annotations
 
 import inspect
+import sys
 import textwrap
 
 import numpy as np
@@ -48,3 +49,17 @@ def max_abs_difference(a, b) -> float:
 def agreement(a, b, tol: float) -> str:
     """'max |difference| ≤ 1e-6: True': the verdict, which holds on any CPU, not the round-off."""
     return f"max |difference| ≤ {tol:.0e}: {max_abs_difference(a, b) <= tol}".replace("e-0", "e-")
+
+
+def interactive() -> bool:
+    """Whether someone watches: a terminal, or a notebook's kernel."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def progress_bar(total: int, show: bool | None = None, unit: str = "it", initial: int = 0, unit_scale: bool = False):
+    """A tqdm bar (None where ``show`` is false; ``show=None``: ``interactive()``)."""
+    if not (interactive() if show is None else show):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, unit_scale=unit_scale, dynamic_ncols=True)

@@ -437,6 +437,8 @@ class GPT(NeuralLM):
     (``next_token_logprobs``) or decodes with its cache (``decode_step``).
     """
 
+    config_class = GPTConfig
+
     def __init__(self, config: GPTConfig, vocab: Vocab | None = None):
         super().__init__()
         check_config(config)

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import threading
 import time
 from collections import Counter
@@ -63,6 +62,7 @@ from scipy.sparse.linalg import svds
 from scipy.stats import spearmanr
 
 from lmlib._deps import require
+from lmlib.show import progress_bar
 
 
 @dataclass(frozen=True)
@@ -372,7 +372,7 @@ class Word2Vec:
         self.vectors = (torch.rand(V, c.vector_size, generator=generator) * 2 - 1) / c.vector_size  # syn0, as gensim
         self.syn1neg = torch.zeros(V, c.vector_size)
         self.history = {"words": [], "loss": [], "alpha": []}
-        bar, threads = _progress_bar(total, progress), torch.get_num_threads()
+        bar, threads = progress_bar(total, progress, unit="word", unit_scale=True), torch.get_num_threads()
         torch.set_num_threads(1)  # the ops of one batch are too small to share out: each worker thread uses one core
         start = time.perf_counter()
         try:
@@ -823,13 +823,3 @@ def _check_sentences(sentences: Iterable[Sequence[str]]) -> list[Sequence[str]]:
     if not any(len(s) for s in sentences):
         raise ValueError("the corpus is empty: sentences holds no tokens")
     return sentences
-
-
-def _progress_bar(total: int, show: bool | None):
-    if show is None:
-        show = sys.stderr.isatty() or "ipykernel" in sys.modules
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="word", unit_scale=True, dynamic_ncols=True)

@@ -927,12 +927,12 @@ ALTERNATIVE_ANSWERS = {
                     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
                     return -slope
             """),
-            ("the chapter's lmlib.viz.zipf_exponent on the sorted counts", "zipf_exponent", """
-                from lmlib import viz
+            ("the chapter's lmlib.analysis.zipf_exponent on the sorted counts", "zipf_exponent", """
+                from lmlib import analysis
 
                 def zipf_exponent(counts, min_rank, max_rank):
                     freqs = np.array(sorted(counts.values(), reverse=True), dtype=float)
-                    return viz.zipf_exponent(freqs, min_rank=min_rank, max_rank=max_rank)
+                    return analysis.zipf_exponent(freqs, min_rank=min_rank, max_rank=max_rank)
             """),
             ("np.linalg.lstsq on log10 axes, returns a np.float64", "zipf_exponent", """
                 def zipf_exponent(counts, min_rank, max_rank):

@@ -1,4 +1,4 @@
-"""One contract for every model ``lmlib.train`` can build (``lmlib.train.MODELS``).
+"""One contract for every model the course registers (``lmlib.course.recipes.MODELS``).
 
 Each registered model, in each of its kinds, passes the same checks: the ``LanguageModel``
 protocol (``check_language_model``: distributions, teacher forcing = step by step, the cache
@@ -16,11 +16,13 @@ import dataclasses
 import pytest
 import torch
 
+from lmlib.checkpoint import load_model, save_checkpoint
+from lmlib.course.recipes import MODELS, MODERN_BLOCK
 from lmlib.generate import greedy
-from lmlib.lm import IncrementalDecoding, LanguageModel, check_language_model, token_logprobs
+from lmlib.lm import IncrementalDecoding, LanguageModel, ProtocolError, check_language_model, token_logprobs
 from lmlib.neural import NeuralLM
 from lmlib.tokenize import Vocab
-from lmlib.train import MODELS, MODERN_BLOCK, TrainConfig, encode_stream, read_checkpoint, save_checkpoint, train
+from lmlib.train import TrainConfig, encode_stream, train
 from tests.train_script import toy_corpus
 
 GPT_SIZE = {"block_size": 16, "d_model": 16, "n_layers": 2, "n_heads": 2}
@@ -39,11 +41,10 @@ SENTENCES = [["the", "big", "cat", "sat"], ["a", "dog", "ran", "on", "the", "mat
 
 def build(name: str, kind: str, seed: int = 0) -> NeuralLM:
     words = [w for s in toy_corpus(200, 1) for w in s]
-    model_class = MODELS[name]()[1]
-    vocab = Vocab([*words, *[t for t in getattr(model_class, "input_tokens", ()) for _ in range(2)]], min_count=2)
-    config_class = MODELS[name]()[0]
+    model_class = MODELS[name]()
+    vocab = Vocab([*words, *[t for t in model_class.input_tokens for _ in range(2)]], min_count=2)
     torch.manual_seed(seed)
-    return model_class(config_class(vocab_size=len(vocab), **TINY[name][kind]), vocab)
+    return model_class(model_class.config_class(vocab_size=len(vocab), **TINY[name][kind]), vocab)
 
 
 def causal(name: str, kind: str) -> bool:
@@ -51,7 +52,7 @@ def causal(name: str, kind: str) -> bool:
 
 
 def test_every_registered_model_is_in_the_contract():
-    assert set(TINY) == set(MODELS), f"give each model of lmlib.train.MODELS a tiny configuration: {set(MODELS)}"
+    assert set(TINY) == set(MODELS), f"give each model of the course's MODELS a tiny configuration: {set(MODELS)}"
     for name, kind in CASES:
         assert isinstance(build(name, kind), NeuralLM), (name, kind)
 
@@ -86,10 +87,21 @@ def test_a_checkpoint_rebuilds_the_model_and_training_resumes_bit_for_bit(name, 
         assert torch.equal(a, b), f"{key} differs after resuming"
 
     save_checkpoint(tmp_path / "m.pt", straight, None, config, 4, {})
-    state = read_checkpoint(tmp_path / "m.pt")
-    config_class, model_class = MODELS[name]()
-    rebuilt = model_class(config_class(**state["model_config"]), Vocab.from_itos(state["vocab"]))
-    rebuilt.load_state_dict(state["model"])
+    rebuilt = load_model(tmp_path / "m.pt", MODELS[name]())  # through the seam: config_class(**config), vocab
     assert dataclasses.asdict(rebuilt.config) == dataclasses.asdict(straight.config)
     for (key, a), b in zip(straight.state_dict().items(), rebuilt.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"{key} differs after a checkpoint round trip"
+
+
+@pytest.mark.parametrize("fault", ["a bare tensor state", "a state that is not carried", "a config of another class"])
+def test_check_language_model_catches_a_network_that_breaks_the_seam(fault):
+    model = build("rnn", "gru").eval()
+    read = model.hidden_states
+    if fault == "a bare tensor state":
+        model.hidden_states = lambda ids, state=None: (lambda h, s: (h, s[0]))(*read(ids, state))
+    elif fault == "a state that is not carried":
+        model.hidden_states = lambda ids, state=None: read(ids, None)
+    else:
+        model.config = dataclasses.asdict(model.config)
+    with pytest.raises(ProtocolError, match="state|carried|config"):
+        check_language_model(model, SENTENCES)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmlib.course.recipes import RECIPES
 from lmlib.lm import model_device
-from lmlib.train import RECIPES
 
 LMLIB = Path(__file__).resolve().parent.parent / "lmlib"
 FACTORIES = {"zeros", "ones", "full", "empty", "arange", "tensor", "rand", "randn", "randint", "eye", "linspace"}
@@ -26,7 +26,7 @@ FACTORIES = {"zeros", "ones", "full", "empty", "arange", "tensor", "rand", "rand
 CPU_BY_DESIGN = {
     ("word2vec", "*"): "Word2Vec trains on the CPU only (its hand-written SGD, like gensim's)",
     ("ngram", "*"): "counts and n-gram tables live on the CPU",
-    ("finetune_runs", "*"): "the course's long runs build CPU batches, moved to the device by fine_tune",
+    ("course.finetune_runs", "*"): "the course's long runs build CPU batches, moved to the device by fine_tune",
     ("lm", "encode_batch"): "CPU ids; _score_batch moves them to the model's device",
     ("lm", "token_logprobs"): "an empty result, on the CPU like every result of the scorers",
     ("lm", "UniformLM.__init__"): "UniformLM has no weights: it computes on the CPU",
@@ -38,7 +38,9 @@ CPU_BY_DESIGN = {
     ("neural", "never_predicted_mask"): "registered as a buffer, which moves with its module",
     ("pretraining", "mask_tokens"): "masks CPU batches with a CPU generator (the collator's), before they move",
     ("pretraining", "training_flops_per_token"): "made on the meta device (a torch.device context)",
-    ("viz", "*"): "the chapters' plots and toy optimisations, on the CPU",
+    ("analysis", "activation_curves"): "a plot's x values, on the CPU",
+    ("analysis", "optimizer_paths"): "a toy two-parameter optimisation, on the CPU",
+    ("course.viz", "*"): "the chapters' plots, on the CPU",
     ("word2vec", "_unit_vector"): "vectors of gensim or lmlib, compared on the CPU",
 }
 
@@ -66,6 +68,11 @@ def _factory_calls(path: Path):
     return found
 
 
+def _module(path: Path) -> str:
+    """lmlib/course/viz.py -> "course.viz"."""
+    return ".".join(path.relative_to(LMLIB).with_suffix("").parts)
+
+
 def _allowed_by(key: tuple[str, str], module: str, scope: str) -> bool:
     m, pattern = key
     return m == module and (pattern == "*" or scope == pattern or scope.startswith(pattern + "."))
@@ -76,16 +83,16 @@ def _allowed(module: str, scope: str) -> bool:
 
 
 def test_every_factory_call_says_its_device_or_why_not():
-    offenders = [f"lmlib/{path.name}:{line} torch.{name}(...) in {scope}"
-                 for path in sorted(LMLIB.glob("*.py"))
-                 for scope, line, name in _factory_calls(path) if not _allowed(path.stem, scope)]
+    offenders = [f"lmlib/{path.relative_to(LMLIB)}:{line} torch.{name}(...) in {scope}"
+                 for path in sorted(LMLIB.rglob("*.py"))
+                 for scope, line, name in _factory_calls(path) if not _allowed(_module(path), scope)]
     assert not offenders, ("tensors made on the CPU where they may meet a model on another device; pass "
                            "device= (or use x.new_zeros / torch.zeros_like), or add the function to "
                            "CPU_BY_DESIGN with the reason:\n  " + "\n  ".join(offenders))
 
 
 def test_every_reason_given_still_applies():
-    calls = {(path.stem, scope) for path in LMLIB.glob("*.py") for scope, _, _ in _factory_calls(path)}
+    calls = {(_module(path), scope) for path in LMLIB.rglob("*.py") for scope, _, _ in _factory_calls(path)}
     unused = [key for key in CPU_BY_DESIGN if not any(_allowed_by(key, m, s) for m, s in calls)]
     assert not unused, f"CPU_BY_DESIGN entries that match no factory call any more (remove them): {unused}"
 
@@ -110,7 +117,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 @needs_cuda
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_each_recipe_trains_and_evaluates_a_few_steps_on_cuda(name, tmp_path):
-    from lmlib.train import run_recipe
+    from lmlib.course.recipes import run_recipe
 
     path = run_recipe(RECIPES[name], out=tmp_path, max_steps=3, device="cuda", progress=False)
     assert path.exists()
@@ -118,9 +125,9 @@ def test_each_recipe_trains_and_evaluates_a_few_steps_on_cuda(name, tmp_path):
 
 @needs_cuda
 def test_scoring_and_decoding_on_cuda():
+    from lmlib.course.recipes import load_checkpoint
     from lmlib.generate import beam_search, greedy, sample
     from lmlib.lm import token_logprobs
-    from lmlib.train import load_checkpoint
 
     model = load_checkpoint("gpt_words_wiki").eval()
     sentences = [["the", "history", "of", "the", "city"], ["it", "is", "a", "small", "town"]]

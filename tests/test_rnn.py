@@ -151,12 +151,13 @@ def test_teaching_path_equals_fast_path_with_resets_and_carried_state(cell, laye
     stream = torch.tensor([vocab.bos_id, *vocab.encode(SAM[2]), vocab.eos_id] * 3)
     ids = torch.stack([stream[1:13], stream[4:16], stream[:12]])
     state = fast._zero_state(3, torch.zeros(1, dtype=torch.float64))
-    state = tuple(torch.randn_like(s) for s in state) if cell == "lstm" else torch.randn_like(state)
+    state = tuple(torch.randn_like(s) for s in state)  # (h,) or the LSTM's (h, c)
     for model in (fast, slow):
         model.zero_grad()
     (a, sa), (b, sb) = fast(ids, state), slow(ids, state)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
-    for x, y in zip(sa if cell == "lstm" else [sa], sb if cell == "lstm" else [sb], strict=True):
+    assert len(sa) == len(sb) == (2 if cell == "lstm" else 1)
+    for x, y in zip(sa, sb, strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=1e-10)
     a[torch.isfinite(a)].sum().backward()
     b[torch.isfinite(b)].sum().backward()

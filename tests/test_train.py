@@ -1,9 +1,8 @@
-"""lmlib.train: batching, schedule, the loop's determinism, exact resume, DDP, checkpoints, recipes, bad input."""
+"""lmlib.train: batching, schedule, the loop's determinism, exact resume, DDP, bad input."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -16,7 +15,8 @@ import torch
 import torch.nn as nn
 
 from lmlib import train as T
-from lmlib.mlp import MLPLM, MLPConfig
+from lmlib.checkpoint import read_checkpoint
+from lmlib.mlp import MLPConfig
 from lmlib.neural import NeuralLM, log_softmax
 from lmlib.tokenize import Vocab
 from tests.train_script import toy_setup
@@ -175,7 +175,8 @@ class ToyRNN(NeuralLM):
         return self.logits(h), state
 
     def hidden_states(self, ids, state=None):
-        return self.rnn(self.embed(ids), state)
+        h, last = self.rnn(self.embed(ids), None if state is None else state[0])
+        return h, (last,)  # the seam's state: a tuple of tensors
 
     def output(self, h):
         return self.out(h)
@@ -198,112 +199,11 @@ def test_sequential_layout_carries_state_and_resumes_exactly(tmp_path):
     assert history["valid_loss"][-1] < history["valid_loss"][0]
     first = fresh()
     T.train(first, train_stream, valid_stream, config, max_steps=13, checkpoint=tmp_path / "s.pt", progress=False)
-    assert T.read_checkpoint(tmp_path / "s.pt")["carry"] is not None  # the state travels with the checkpoint
+    assert read_checkpoint(tmp_path / "s.pt")["carry"] is not None  # the state travels with the checkpoint
     resumed = fresh()
     T.train(resumed, train_stream, valid_stream, config, resume=tmp_path / "s.pt", progress=False)
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
-
-
-# --- checkpoints ---------------------------------------------------------------------------------
-
-def test_checkpoint_of_another_configuration_names_the_differing_keys(tmp_path):
-    model, train_stream, valid_stream, config = toy_setup(steps=2)
-    T.train(model, train_stream, None, config, checkpoint=tmp_path / "s.pt", progress=False)
-    other = MLPLM(dataclasses.replace(model.config, d_hidden=17, context=3), model.vocab)
-    with pytest.raises(ValueError, match=r"another configuration \(context: checkpoint 2 vs model 3, d_hidden"):
-        T.train(other, train_stream, None, config, resume=tmp_path / "s.pt", progress=False)
-    with pytest.raises(ValueError, match="another TrainConfig.*lr"):
-        T.train(toy_setup()[0], train_stream, None, dataclasses.replace(config, lr=0.5),
-                resume=tmp_path / "s.pt", progress=False)
-
-
-def test_checkpoints_are_written_atomically_and_corrupt_files_are_named(tmp_path):
-    model, train_stream, _, config = toy_setup(steps=2)
-    T.train(model, train_stream, None, config, checkpoint=tmp_path / "s.pt", progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"]  # no .partial left behind
-    broken = tmp_path / "broken.pt"
-    broken.write_bytes((tmp_path / "s.pt").read_bytes()[:1000])
-    with pytest.raises(ValueError, match="broken.pt is not a readable lmlib checkpoint"):
-        T.read_checkpoint(broken)
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
-    with pytest.raises(ValueError, match="is not an lmlib checkpoint"):
-        T.read_checkpoint(tmp_path / "foreign.pt")
-
-
-# --- recipes -------------------------------------------------------------------------------------
-
-def test_bpe_sentences_spell_the_character_sentences_texts():
-    """The "bpe" tokenization covers the same texts as "chars", so bits per character compare across them."""
-    bpe = T.bpe_tokenizer("wiki")
-    assert T.bpe_tokenizer("wiki") is bpe and bpe.vocab_size == T.BPE_VOCAB_SIZE
-    pieces, chars = T.bpe_sentences("wiki", "valid"), T.character_sentences("wiki", "valid")
-    assert len(pieces) == len(chars)
-    assert all(bpe.tokenizer.decoder.decode(p) == "".join(c) for p, c in zip(pieces, chars, strict=True))
-    assert sum(map(len, pieces)) < sum(map(len, chars)) / 3  # merges: over 3 characters a token
-
-
-@pytest.fixture(scope="module")
-def recipe_runs(tmp_path_factory) -> dict[str, Path]:
-    """Every recipe, trained for 3 steps of its schedule (with its end-of-run evaluation), each in its folder.
-
-    Recipes on the same corpus and tokenization get the same sentence lists, tokenized once here (tokenizing is
-    deterministic and nothing modifies the lists): People's Daily's characters alone take 6 s a time.
-    """
-    runs = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(T, "character_sentences", functools.cache(T.character_sentences))  # "bpe" reads it too
-        for key, tokenize in T.TOKENIZATIONS.items():
-            patch.setitem(T.TOKENIZATIONS, key, T.character_sentences if key == "chars" else functools.cache(tokenize))
-        for name, recipe in T.RECIPES.items():
-            runs[name] = tmp_path_factory.mktemp(name)
-            T.run_recipe(recipe, out=runs[name], max_steps=3, progress=False)
-    return runs
-
-
-@pytest.mark.parametrize("name", sorted(T.RECIPES))
-def test_every_recipe_trains_a_few_steps_and_loads_back(name, recipe_runs):
-    log = json.loads((recipe_runs[name] / f"{name}.json").read_text())
-    assert log["step"][-1] == 3 and log["recipe"] == name and log["parameters"] > 0
-    assert math.isfinite(log["valid_ppl"][-1])
-    assert (recipe_runs[name] / f"{name}.pt").stat().st_size <= 5_000_000  # small enough to commit
-    model = T.load_checkpoint(name, recipe_runs[name])
-    assert model.history["step"][-1] == 3
-    assert type(model).__name__ == type(T.build_model(T.RECIPES[name], model.vocab)).__name__
-
-
-def test_load_checkpoint_checks_the_hash_and_says_how_to_regenerate(tmp_path, recipe_runs):
-    name = sorted(T.RECIPES)[0]
-    with pytest.raises(FileNotFoundError, match=f"python -m lmlib.train {name}"):
-        T.load_checkpoint(name, tmp_path)
-    for suffix in (".pt", ".pt.sha256"):
-        (tmp_path / f"{name}{suffix}").write_bytes((recipe_runs[name] / f"{name}{suffix}").read_bytes())
-    data = bytearray((tmp_path / f"{name}.pt").read_bytes())
-    data[-100] ^= 1
-    (tmp_path / f"{name}.pt").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=f"altered or corrupt; regenerate it with: python -m lmlib.train {name}"):
-        T.load_checkpoint(name, tmp_path)
-
-
-def test_a_checkpoint_made_by_another_recipe_is_refused(recipe_runs, monkeypatch):
-    name = sorted(T.RECIPES)[0]
-    changed = dataclasses.replace(T.RECIPES[name], train=dataclasses.replace(T.RECIPES[name].train, steps=7))
-    monkeypatch.setitem(T.RECIPES, name, changed)
-    with pytest.raises(ValueError, match=rf"not made by recipe '{name}' as it stands \(steps: file \d+ vs recipe 7\)"):
-        T.load_checkpoint(name, recipe_runs[name])
-
-
-def test_committed_checkpoints_match_their_recorded_hashes():
-    for name in T.RECIPES:
-        model = T.load_checkpoint(name)  # raises if missing or altered
-        assert model.history["step"][-1] == T.RECIPES[name].train.steps
-
-
-def test_cli_lists_recipes_and_refuses_unknown_ones():
-    out = subprocess.run([sys.executable, "-m", "lmlib.train", "--list"], capture_output=True, text=True, env=ENV)
-    assert out.returncode == 0 and all(name in out.stdout for name in T.RECIPES)
-    bad = subprocess.run([sys.executable, "-m", "lmlib.train", "nope"], capture_output=True, text=True, env=ENV)
-    assert bad.returncode == 2 and "no recipe named 'nope'" in bad.stderr
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -326,19 +226,10 @@ def test_bad_inputs_get_errors_that_name_the_problem():
         T.train(model, train_stream, valid_stream, dataclasses.replace(config, layout="shuffled"))
 
 
-def test_a_half_precision_release_stores_tied_weights_once(tmp_path):
-    from lmlib.rnn import RNNConfig, RNNLanguageModel
-
-    vocab = Vocab([f"w{i}" for i in range(300)])
-    sizes = {}
-    for tied in (False, True):
-        torch.manual_seed(0)
-        model = RNNLanguageModel(RNNConfig(len(vocab), d_embed=32, d_hidden=32, tie_weights=tied), vocab)
-        path = T.save_checkpoint(tmp_path / f"tied-{tied}.pt", model, None, T.TrainConfig(), 0, {}, half=True)
-        sizes[tied] = path.stat().st_size
-        weights = T.read_checkpoint(path)["model"]
-        assert (weights["embed.weight"].data_ptr() == weights["out.weight"].data_ptr()) == tied
-        restored = RNNLanguageModel(model.config, vocab)
-        restored.load_state_dict({k: v.float() for k, v in weights.items()})
-        assert torch.equal(restored.out.weight, model.out.weight.half().float())
-    assert sizes[True] < 0.8 * sizes[False]  # the 300 x 32 table is stored once
+def test_a_state_that_is_not_a_tuple_of_tensors_is_refused():
+    _, train_stream, valid_stream, config = toy_setup()
+    model = ToyRNN(toy_setup()[0].vocab)
+    model.hidden_states = lambda ids, state=None: (model.rnn(model.embed(ids))[0], "a state")
+    with pytest.raises(TypeError, match="returned a state of type str: .* tuple of tensors"):
+        T.train(model, train_stream, valid_stream, dataclasses.replace(config, layout="sequential", batch_size=4),
+                progress=False)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from lmlib.course.recipes import lowercase_word_sentences
 from lmlib.data import eval_set_path, load_segmented
-from lmlib.train import lowercase_word_sentences
 from lmlib.word2vec import (
     PairedComparison,
     Word2Vec,

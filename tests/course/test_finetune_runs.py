@@ -1,4 +1,4 @@
-"""lmlib.finetune_runs: the committed results match the code's settings, and each run works end to end on a
+"""lmlib.course.finetune_runs: the committed results match the code's settings, and each run works end to end on a
 tiny configuration (the full runs take minutes on a GPU, an hour and more on 2 CPU cores)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from lmlib import finetune as FT
-from lmlib import finetune_runs as R
 from lmlib import pretraining
-from lmlib.train import CHECKPOINTS
+from lmlib.course import finetune_runs as R
+from lmlib.course.recipes import CHECKPOINTS
 
 
 def test_mean_and_std_groups_in_order_with_the_sample_deviation():
@@ -38,11 +38,11 @@ def test_paired_differences_pair_the_same_seeds_in_points():
 def test_the_committed_results_were_made_with_the_code_s_settings(name, config):
     path = CHECKPOINTS / f"finetune_{name}.json"
     if not path.exists():
-        pytest.fail(f"{path} is missing: run python -m lmlib.finetune_runs {name}")
+        pytest.fail(f"{path} is missing: run python -m lmlib.course.finetune_runs {name}")
     saved = json.loads(path.read_text())["config"]
     assert saved == json.loads(json.dumps(dataclasses.asdict(config))), (
-        f"{path.name} was made with other settings than lmlib.finetune_runs has now: re-run "
-        f"python -m lmlib.finetune_runs {name}")
+        f"{path.name} was made with other settings than lmlib.course.finetune_runs has now: re-run "
+        f"python -m lmlib.course.finetune_runs {name}")
 
 
 def _accuracy_of(count: int, value: float) -> bool:

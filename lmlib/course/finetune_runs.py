@@ -1,9 +1,9 @@
 """The fine-tuning chapter's long runs: each writes a small JSON table to ``checkpoints/``, which the chapter loads.
 
-    python -m lmlib.finetune_runs reviews_zh            # learning rates, the learning curve, three ways to fine-tune
-    python -m lmlib.finetune_runs domain_adaptation     # a wiki GPT adapted to news: gain and forgetting
-    python -m lmlib.finetune_runs polarity_en           # MiniLM on 200 English sentences, 5-fold cross-validation
-    python -m lmlib.finetune_runs --list
+    python -m lmlib.course.finetune_runs reviews_zh          # learning rates, learning curve, three ways to fine-tune
+    python -m lmlib.course.finetune_runs domain_adaptation   # a wiki GPT adapted to news: gain and forgetting
+    python -m lmlib.course.finetune_runs polarity_en         # MiniLM on 200 English sentences, 5-fold cross-validation
+    python -m lmlib.course.finetune_runs --list
 
 ``--device cuda`` runs the first two on a GPU (about 4 and 5 minutes on an H200; on 2 CPU cores they take hours,
 an estimate: not measured). ``polarity_en`` runs on the CPU (MiniLM fine-tuned 10 times: the committed run
@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from lmlib import finetune as FT
+from lmlib.course.recipes import CHECKPOINTS, build_model, character_sentences, load_checkpoint, recipe_named
 from lmlib.lm import encode_batch, stream_logprob
-from lmlib.train import CHECKPOINTS, TrainConfig, character_sentences, encode_stream, load_checkpoint, train
+from lmlib.train import TrainConfig, encode_stream, train
 
 BODY = "gpt_chars_peoples_daily"
 LABELS = ("neg", "pos")
@@ -183,8 +184,6 @@ class AdaptConfig:
 def domain_adaptation(config: AdaptConfig = AdaptConfig(), device: str = "cpu") -> dict:
     """News test bits per character after fine-tuning the wiki GPT on news, after training on news alone, and
     after fine-tuning with wiki text replayed; and the wiki test bits per character of each (forgetting)."""
-    from lmlib.train import build_model, recipe_named
-
     base = load_checkpoint(config.base)
     vocab = base.vocab
     news_sentences = {split: character_sentences("news", split) for split in ("train", "valid", "test")}
@@ -372,7 +371,7 @@ RUNS: dict[str, Callable[..., dict]] = {"reviews_zh": reviews_zh, "domain_adapta
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lmlib.finetune_runs", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lmlib.course.finetune_runs", description=__doc__.split("\n")[0])
     parser.add_argument("run", nargs="?", choices=sorted(RUNS))
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=CHECKPOINTS)

@@ -1,6 +1,5 @@
-"""lmlib.viz: the Zipf fit recovers a known exponent; the widget carries its content."""
+"""lmlib.course.viz: the plots label what they draw; the widgets carry their content and link their controls."""
 
-import math
 
 import matplotlib
 
@@ -10,23 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from lmlib import viz  # noqa: E402
-
-
-@pytest.mark.parametrize("s", [0.8, 1.0, 1.3])
-def test_zipf_exponent_recovers_the_exponent_of_exact_zipf_counts(s):
-    ranks = np.arange(1, 20_001)
-    freqs = np.round(1e7 / ranks**s).astype(np.int64)
-    assert viz.zipf_exponent(freqs) == pytest.approx(s, abs=0.01)
-
-
-def test_rank_frequency_sorts_counts():
-    assert viz.rank_frequency("a b a c a b".split()).tolist() == [3, 2, 1]
-
-
-def test_zipf_needs_enough_types():
-    with pytest.raises(ValueError, match="need at least 12 distinct tokens"):
-        viz.zipf_exponent(np.array([5, 3, 1]))
+from lmlib import analysis  # noqa: E402
+from lmlib.course import viz  # noqa: E402
 
 
 def test_plot_zipf_labels_axes_and_reports_the_exponent():
@@ -46,13 +30,6 @@ def test_token_tabs_show_every_tokenizer_and_escape_html():
     assert [tabs.get_title(i) for i in range(2)] == ["chars", "split"]
     assert "&lt;b&gt;" in tabs.children[1].value and "<b>" not in tabs.children[1].value
     assert "5 tokens" in tabs.children[0].value
-
-
-def test_zipf_summary_shares():
-    freqs = np.array([50] * 10 + [5] * 20 + [1] * 30)
-    summary = viz.zipf_summary(freqs, top=10)
-    assert summary["seen once (% of vocabulary)"] == 50.0
-    assert summary["top 10 words (% of text)"] == pytest.approx(100 * 500 / 630)
 
 
 def test_plot_unseen_fractions_draws_percent_bars_with_labels():
@@ -99,28 +76,6 @@ def test_plot_perplexity_by_order_accepts_one_axes():
     plt.close(fig)
 
 
-def test_vocabulary_growth_counts_distinct_tokens_so_far():
-    n, sizes = viz.vocabulary_growth("a b a c b d".split(), points=6)
-    assert n.tolist() == [1, 2, 3, 4, 6]  # geomspace(1, 6, 6) rounded: 1, 1, 2, 3, 4, 6
-    assert sizes.tolist() == [1, 2, 2, 3, 4]
-    n, _ = viz.vocabulary_growth(["x"] * 10_000, points=5)
-    assert n.tolist() == [1, 10, 100, 1000, 10_000]  # log-spaced
-    with pytest.raises(ValueError, match="no tokens"):
-        viz.vocabulary_growth([])
-
-
-@pytest.mark.parametrize("beta", [0.5, 0.7])
-def test_heaps_exponent_recovers_k_and_beta_of_exact_growth(beta):
-    n = np.geomspace(1, 1e6, 30).round()
-    k, fitted = viz.heaps_exponent(n, 20 * n**beta)
-    assert fitted == pytest.approx(beta, abs=1e-6) and k == pytest.approx(20, rel=1e-4)
-    # a non-Heaps head (every token new) below min_tokens does not disturb the fit
-    sizes = np.where(n < 1000, n, 20 * n**beta)
-    assert viz.heaps_exponent(n, sizes)[1] == pytest.approx(beta, abs=1e-6)
-    with pytest.raises(ValueError, match="at least 2 points"):
-        viz.heaps_exponent(n[:5], n[:5])
-
-
 def test_plot_heaps_labels_axes_and_reports_the_fit():
     fig, ax = plt.subplots()
     n = np.geomspace(1, 1e5, 20).round()
@@ -129,34 +84,6 @@ def test_plot_heaps_labels_axes_and_reports_the_fit():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["toy", "fit: V = 10 n^0.600"]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     plt.close(fig)
-
-
-def test_activation_derivatives_from_autograd_match_the_formulas():
-    z = np.linspace(-5, 5, 101)
-    curves = viz.activation_curves(z)
-    sig, dsig = curves["sigmoid"]
-    th, dth = curves["tanh"]
-    relu, drelu = curves["ReLU"]
-    assert np.allclose(dsig, sig * (1 - sig)) and np.allclose(dth, 1 - th**2)
-    assert np.array_equal(relu, np.maximum(z, 0)) and np.array_equal(drelu[z != 0], (z[z != 0] > 0).astype(float))
-    gelu, _ = curves["GELU"]
-    assert np.allclose(gelu, z * 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2))))  # z Phi(z)
-
-
-def test_optimizer_paths_follow_each_update_rule():
-    import torch
-
-    def loss(p):
-        return 0.5 * (p[0] ** 2 + 4 * p[1] ** 2)
-
-    paths = viz.optimizer_paths(loss, (1.0, 1.0), {"sgd": (torch.optim.SGD, {"lr": 0.1}),
-                                                   "momentum": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.5})}, 2)
-    assert paths["sgd"].shape == (3, 2)
-    assert np.allclose(paths["sgd"][1], [1 - 0.1 * 1, 1 - 0.1 * 4])  # p - lr * grad
-    v1 = np.array([1.0, 4.0])
-    p1 = np.array([1.0, 1.0]) - 0.1 * v1
-    v2 = 0.5 * v1 + np.array([p1[0], 4 * p1[1]])
-    assert np.allclose(paths["momentum"][2], p1 - 0.1 * v2)  # v = mu v + g; p = p - lr v
 
 
 def test_training_curve_places_validation_points_at_their_tokens():
@@ -176,24 +103,6 @@ def _sam_model():
     return NGramLM(2, "kneser_ney").fit([s.split() for s in ["I am Sam", "Sam I am", "I do not like ham"]])
 
 
-def test_next_token_table_gives_model_and_processed_probabilities():
-    import torch
-
-    from lmlib import generate as G
-
-    model = _sam_model()
-    table = viz.next_token_table(model, ["I"], G.processors(top_k=2), rows=5)
-    logp = model.next_token_logprobs(torch.tensor([[model.vocab.bos_id, model.vocab.stoi["I"]]]))[0]
-    assert [t for t, _, _ in table] == [model.vocab.itos[i] for i in logp.topk(5).indices]
-    assert [p for _, p, _ in table] == pytest.approx(logp.exp().topk(5).values.tolist())
-    kept = [q for _, _, q in table]
-    assert sum(q > 0 for q in kept) == 2 and sum(kept) == pytest.approx(1.0)  # top-2, renormalised
-    fig, ax = plt.subplots()
-    viz.plot_next_token_bars(ax, table, title="after I")
-    assert len(ax.patches) == 10 and ax.get_legend() is not None
-    plt.close(fig)
-
-
 def test_decoding_explorer_shows_the_distribution_and_recomputes_when_a_control_moves():
     explorer = viz.decoding_explorer({"bigram": _sam_model()}, ["I"], rows=4)
     *controls, view = explorer.children
@@ -211,9 +120,6 @@ def test_decoding_explorer_strikes_out_suppressed_tokens():
     model = _sam_model()
     explorer = viz.decoding_explorer({"bigram": model}, ["I"], suppress=("am",), rows=3)
     assert "<s>am</s>" in explorer.children[-1].value and " am " not in explorer.children[-1].value.split("<i>")[1]
-
-
-# --- word vectors ----------------------------------------------------------------------------------
 
 
 def _toy_word_vectors():
@@ -251,19 +157,6 @@ def test_neighbour_explorer_holds_every_picked_words_neighbours_and_links_the_pi
 
 def test_neighbours_html_escapes_words():
     assert "&lt;b&gt;" in viz.neighbours_html([("<b>", 0.5)]) and "0.500" in viz.neighbours_html([("<b>", 0.5)])
-
-
-def test_pca_2d_keeps_the_largest_variances_with_fixed_signs():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(30, 6)) * np.array([5.0, 3.0, 1.0, 0.5, 0.2, 0.1])  # variance mostly in 2 directions
-    xy, explained = viz.pca_2d(X)
-    eigenvalues = np.linalg.eigvalsh(np.cov(X.T, bias=True))[::-1]  # the covariance's spectrum, largest first
-    np.testing.assert_allclose(xy.var(axis=0), eigenvalues[:2], rtol=1e-10)
-    np.testing.assert_allclose(explained, eigenvalues[:2] / eigenvalues.sum(), rtol=1e-10)
-    assert abs(np.corrcoef(xy[:, 0], X[:, 0])[0, 1]) > 0.9
-    flipped, _ = viz.pca_2d(-X)  # the same cloud mirrored: the same components up to sign, fixed the same way
-    np.testing.assert_allclose(np.abs(flipped), np.abs(xy), atol=1e-10)
-    assert np.sign(flipped[:, 0] @ xy[:, 0]) == -1  # the points mirror, the axes do not
 
 
 def test_plot_word_groups_labels_every_word_and_group():
@@ -350,4 +243,16 @@ def test_adaptation_plot_draws_each_kind_and_the_level_before():
     tuned, level = axes[1].get_lines()
     assert list(tuned.get_xdata()) == [100, 300] and list(tuned.get_ydata()) == [2.7, 2.9]
     assert list(level.get_ydata()) == [2.6, 2.6]
+    plt.close(fig)
+
+
+def test_next_token_bars_draw_the_model_and_the_processed_probabilities():
+    from lmlib import generate as G
+
+    model = _sam_model()
+    table = analysis.next_token_table(model, ["I"], G.processors(top_k=2), rows=5)
+    fig, ax = plt.subplots()
+    viz.plot_next_token_bars(ax, table, title="after I")
+    assert len(ax.patches) == 10 and ax.get_legend() is not None
+    assert ax.get_yticklabels()[-1].get_text() == table[0][0]  # the most probable token on top
     plt.close(fig)

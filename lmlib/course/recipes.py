@@ -1,0 +1,350 @@
+"""The course's recipes: the data, tokenization, model and training that make each of its checkpoints.
+
+``python -m lmlib.course.recipes --list`` prints them; ``python -m lmlib.course.recipes RECIPE`` trains
+one with ``lmlib.train`` and writes ``checkpoints/RECIPE.pt`` (float16 weights), its SHA-256 and a JSON
+training log; ``load_checkpoint(RECIPE)`` loads it for a chapter after checking the hash and that the
+file was made by the recipe as it stands. The same command runs under ``torchrun`` (see the README).
+
+This is the course layer: it names corpora, tokenizations and models, so it imports lmlib's models;
+the library below it (``lmlib.train``, the models, the tools) never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lmlib.checkpoint import model_from_state, read_checkpoint, save_checkpoint
+from lmlib.data import load_corpus
+from lmlib.neural import NeuralLM
+from lmlib.tokenize import SPECIALS, BPETokenizer, Vocab, char_tokenize, split_sentences, word_tokenize
+from lmlib.train import TrainConfig, encode_stream, train
+
+CHECKPOINTS = Path(os.environ.get("LMLIB_CHECKPOINTS", Path(__file__).resolve().parents[2] / "checkpoints"))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that makes a checkpoint: data, tokenization, model, optimisation, seed."""
+
+    name: str
+    description: str
+    corpus: str  # an lmlib.data corpus
+    tokenization: str  # a key of TOKENIZATIONS
+    min_count: int  # rarer training tokens become <unk> (unused where the tokenization has its own vocabulary: "bpe")
+    model: str  # a key of MODELS
+    model_config: dict = field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
+
+
+def lowercase_word_sentences(corpus: str, split: str) -> list[list[str]]:
+    """The n-gram chapter's tokenization, shared by every word-level model compared with it:
+    sentences from ``split_sentences``, each lower-cased and split by ``word_tokenize``."""
+    return [word_tokenize(s, lowercase=True) for doc in load_corpus(corpus, split) for s in split_sentences(doc)]
+
+
+def character_sentences(corpus: str, split: str) -> list[list[str]]:
+    """Sentences as characters, case kept: English keeps its spaces (one per whitespace run), Chinese
+    (``peoples_daily``) has none between its characters."""
+    zh = corpus == "peoples_daily"
+    return [char_tokenize(s, keep_spaces=not zh) for doc in load_corpus(corpus, split)
+            for s in split_sentences(doc, lang="zh" if zh else "en")]
+
+
+BPE_VOCAB_SIZE = 4000  # entries of the byte-level BPE behind the "bpe" tokenization (bytes and specials included)
+
+
+@functools.lru_cache(maxsize=4)
+def bpe_tokenizer(corpus: str) -> BPETokenizer:
+    """The course's byte-level BPE (``BPETokenizer``, ``BPE_VOCAB_SIZE`` entries), trained on the
+    corpus's training sentences; training is deterministic, so every call makes the same merges."""
+    return BPETokenizer.train(_plain_sentences(corpus, "train"), vocab_size=BPE_VOCAB_SIZE)
+
+
+def bpe_sentences(corpus: str, split: str) -> list[list[str]]:
+    """Sentences as BPE tokens (``bpe_tokenizer``; a space is part of the token after it: ``Ġthe``).
+
+    The sentences are ``character_sentences``' texts, so bits per character compare across the two."""
+    bpe = bpe_tokenizer(corpus)
+    return [bpe.encode(s) for s in _plain_sentences(corpus, split)]
+
+
+def bpe_vocab(corpus: str) -> Vocab:
+    """``bpe_tokenizer(corpus)``'s own vocabulary as a course ``Vocab``: id i is the tokenizer's id i (its special
+    tokens come first, in the course's order), so the model's ids are the ones a Hugging Face tokenizer made
+    from the same ``tokenizers`` file gives."""
+    itos = bpe_tokenizer(corpus).tokens_by_id()
+    if tuple(itos[: len(SPECIALS)]) != SPECIALS:
+        raise ValueError(f"the BPE tokenizer's first ids are {itos[:4]}, not the course's special tokens {SPECIALS}")
+    return Vocab.from_itos(itos)
+
+
+def _plain_sentences(corpus: str, split: str) -> list[str]:
+    return ["".join(chars) for chars in character_sentences(corpus, split)]
+
+
+TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {
+    "words_lower": lowercase_word_sentences, "chars": character_sentences, "bpe": bpe_sentences}
+# Tokenizations that come with their own vocabulary (a recipe's min_count does not apply to them).
+TOKENIZER_VOCABULARIES: dict[str, Callable[[str], Vocab]] = {"bpe": bpe_vocab}
+
+
+def _mlp() -> type[NeuralLM]:
+    from lmlib.mlp import MLPLM
+
+    return MLPLM
+
+
+def _rnn() -> type[NeuralLM]:
+    from lmlib.rnn import RNNLanguageModel
+
+    return RNNLanguageModel
+
+
+def _gpt() -> type[NeuralLM]:
+    from lmlib.transformer import GPT
+
+    return GPT
+
+
+def _masked_lm() -> type[NeuralLM]:
+    from lmlib.pretraining import MaskedLM
+
+    return MaskedLM
+
+
+# A recipe's model: the class, imported when a recipe needs it (a chapter on n-grams loads no Transformer).
+MODELS: dict[str, Callable[[], type[NeuralLM]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt, "masked_lm": _masked_lm}
+
+# The Llama-style block (GPTConfig.modern) spelled out, since a recipe's settings are plain data.
+MODERN_BLOCK = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "norm_eps": 1e-6}
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in [
+        Recipe(
+            name="mlp_wiki",
+            description="Bengio MLP LM, 4-gram context, on wiki words (the n-gram chapter's vocabulary)",
+            corpus="wiki",
+            tokenization="words_lower",
+            min_count=2,
+            model="mlp",
+            model_config={"context": 3, "d_embed": 32, "d_hidden": 96, "dropout": 0.1},
+            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0),
+        ),
+        Recipe(
+            name="lstm_words_wiki",
+            description="LSTM LM on wiki words (the n-gram chapter's vocabulary), tied embeddings",
+            corpus="wiki",
+            tokenization="words_lower",
+            min_count=2,
+            model="rnn",
+            model_config={"cell": "lstm", "d_embed": 128, "d_hidden": 128, "dropout": 0.2, "tie_weights": True},
+            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0,
+                              layout="sequential"),
+        ),
+        Recipe(
+            name="lstm_chars_wiki",
+            description="character-level LSTM LM on wiki (case and spaces kept)",
+            corpus="wiki",
+            tokenization="chars",
+            min_count=2,
+            model="rnn",
+            model_config={"cell": "lstm", "d_embed": 32, "d_hidden": 256, "dropout": 0.1},
+            train=TrainConfig(steps=2000, batch_size=32, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
+                              layout="sequential"),
+        ),
+        Recipe(
+            name="lstm_chars_peoples_daily",
+            description="character-level LSTM LM on People's Daily (Chinese characters)",
+            corpus="peoples_daily",
+            tokenization="chars",
+            min_count=2,
+            model="rnn",
+            model_config={"cell": "lstm", "d_embed": 64, "d_hidden": 256, "dropout": 0.1},
+            train=TrainConfig(steps=2000, batch_size=16, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
+                              layout="sequential"),
+        ),
+        Recipe(
+            name="gpt_chars_wiki",
+            description="character-level GPT (GPT-2 block) on wiki (case and spaces kept)",
+            corpus="wiki",
+            tokenization="chars",
+            min_count=2,
+            model="gpt",
+            model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
+                          "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(  # gpt_chars_wiki with the modern block: the chapter's measured GPT-2 vs modern comparison
+            name="gpt_chars_wiki_modern",
+            description="character-level GPT (modern block) on wiki (case and spaces kept): gpt_chars_wiki's twin",
+            corpus="wiki",
+            tokenization="chars",
+            min_count=2,
+            model="gpt",
+            model_config={**MODERN_BLOCK, "block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4,
+                          "dropout": 0.1, "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(
+            name="gpt_bpe_wiki",
+            description="GPT (GPT-2 block) on wiki, byte-level BPE tokens (bpe_tokenizer's 4,000 ids)",
+            corpus="wiki",
+            tokenization="bpe",
+            min_count=1,
+            model="gpt",
+            model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
+                          "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(
+            name="gpt_words_wiki",
+            description="GPT (modern block) on wiki words (the n-gram chapter's vocabulary), tied embeddings",
+            corpus="wiki",
+            tokenization="words_lower",
+            min_count=2,
+            model="gpt",
+            model_config={**MODERN_BLOCK, "block_size": 64, "d_model": 96, "n_layers": 4, "n_heads": 4,
+                          "dropout": 0.2, "reset_at_bos": True, "window_stride": 32},
+            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(
+            name="gpt_chars_peoples_daily",
+            description="character-level GPT (modern block) on People's Daily (Chinese characters)",
+            corpus="peoples_daily",
+            tokenization="chars",
+            min_count=2,
+            model="gpt",
+            model_config={**MODERN_BLOCK, "block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4,
+                          "dropout": 0.1, "reset_at_bos": True, "window_stride": 64},
+            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+        Recipe(
+            name="masked_chars_wiki",
+            description="masked LM (BERT's objective: the GPT body without the causal mask, rotary positions) "
+                        "on wiki characters",
+            corpus="wiki",
+            tokenization="chars",
+            min_count=2,
+            model="masked_lm",
+            # gpt_chars_wiki's size, with rotary positions: without the causal mask, learned positions kept the
+            # model at the unigram plateau (a trial with d_model=64, 2 layers, 400 steps: valid loss 2.94 with
+            # learned positions, 2.17 with RoPE)
+            model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
+                          "positions": "rope"},
+            train=TrainConfig(steps=2000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
+    ]
+}
+
+
+def recipe_named(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"no recipe named {name!r}; the recipes are {', '.join(RECIPES)} "
+                       "(python -m lmlib.course.recipes --list)")
+    return RECIPES[name]
+
+
+def recipe_data(recipe: Recipe) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
+    """The recipe's vocabulary (from its training split) and its train and valid streams."""
+    tokenize = TOKENIZATIONS[recipe.tokenization]
+    train_sents, valid_sents = tokenize(recipe.corpus, "train"), tokenize(recipe.corpus, "valid")
+    if recipe.tokenization in TOKENIZER_VOCABULARIES:
+        vocab = TOKENIZER_VOCABULARIES[recipe.tokenization](recipe.corpus)
+    else:
+        vocab = Vocab((t for s in train_sents for t in s), min_count=recipe.min_count)
+    for token in MODELS[recipe.model]().input_tokens:  # e.g. a masked LM's <mask>
+        vocab = Vocab.from_itos([*vocab.itos, token])
+    return vocab, encode_stream(vocab, train_sents), encode_stream(vocab, valid_sents)
+
+
+def build_model(recipe: Recipe, vocab: Vocab) -> NeuralLM:
+    """A freshly initialised model of the recipe (seeded by the recipe)."""
+    model_class = MODELS[recipe.model]()
+    torch.manual_seed(recipe.train.seed)
+    return model_class(model_class.config_class(vocab_size=len(vocab), **recipe.model_config), vocab)
+
+
+def run_recipe(recipe: Recipe, out: Path = CHECKPOINTS, max_steps: int | None = None, device: str = "cpu",
+               resume: Path | None = None, progress: bool | None = None) -> Path:
+    """Train a recipe; write OUT/NAME.pt (weights), OUT/NAME.pt.sha256, OUT/NAME.json (log), OUT/NAME.state.pt."""
+    vocab, train_stream, valid_stream = recipe_data(recipe)
+    model = build_model(recipe, vocab)
+    state = out / f"{recipe.name}.state.pt"
+    history = train(model, train_stream, valid_stream, recipe.train, checkpoint=state, resume=resume,
+                    max_steps=max_steps, progress=progress, device=device)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return out / f"{recipe.name}.pt"
+    model.to("cpu")
+    # The release file keeps float16 weights only, to stay within the course's 5 MB per checkpoint.
+    weights = save_checkpoint(out / f"{recipe.name}.pt", model, None, recipe.train, history["step"][-1], history,
+                              half=True)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (out / f"{recipe.name}.pt.sha256").write_text(f"{digest}  {weights.name}\n")
+    log = {"recipe": recipe.name, "parameters": model.num_parameters(), **history}
+    (out / f"{recipe.name}.json").write_text(json.dumps(log, indent=1) + "\n")
+    return weights
+
+
+def load_checkpoint(name: str, directory: Path | None = None) -> NeuralLM:
+    """The model a recipe made, from ``checkpoints/NAME.pt``, after checking its recorded SHA-256."""
+    recipe = recipe_named(name)
+    directory = CHECKPOINTS if directory is None else Path(directory)
+    path, digest_file = directory / f"{name}.pt", directory / f"{name}.pt.sha256"
+    remake = f"regenerate it with: python -m lmlib.course.recipes {name}  (or: make checkpoints)"
+    if not path.exists() or not digest_file.exists():
+        raise FileNotFoundError(f"{path} or its .sha256 is missing; {remake}")
+    expected = digest_file.read_text().split()[0]
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != expected:
+        raise ValueError(f"{path} has SHA-256 {actual[:12]}..., not the recorded {expected[:12]}...: "
+                         f"the file is altered or corrupt; {remake}")
+    state = read_checkpoint(path)
+    made_by = {**state["train_config"], **state["model_config"]}
+    wanted = {**dataclasses.asdict(recipe.train), **recipe.model_config}
+    differ = sorted(k for k in wanted if made_by.get(k) != wanted[k])
+    if differ:
+        detail = ", ".join(f"{k}: file {made_by.get(k)!r} vs recipe {wanted[k]!r}" for k in differ)
+        raise ValueError(f"{path} was not made by recipe {name!r} as it stands ({detail}); {remake}")
+    return model_from_state(state, MODELS[recipe.model]())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lmlib.course.recipes",
+                                     description="Train one of the course's recipes.")
+    parser.add_argument("recipe", nargs="?", help="the recipe's name (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
+    parser.add_argument("--out", type=Path, default=CHECKPOINTS, help="output folder (default: checkpoints/)")
+    parser.add_argument("--max-steps", type=int, help="stop after N steps (the schedule still spans the recipe's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--resume", type=Path, help="a NAME.state.pt to continue from")
+    args = parser.parse_args(argv)
+    if args.list or not args.recipe:
+        for r in RECIPES.values():
+            print(f"{r.name:<{max(map(len, RECIPES))}}  {r.description} ({r.train.steps} steps)")
+        return
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu")
+    if args.max_steps is not None and args.max_steps <= 0:
+        parser.error("--max-steps must be > 0")
+    try:
+        recipe = recipe_named(args.recipe)
+    except KeyError as e:
+        parser.error(e.args[0])
+    path = run_recipe(recipe, args.out, args.max_steps, args.device, args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
