@@ -127,6 +127,18 @@ MODELS: dict[str, Callable[[], type[NeuralLM]]] = {"mlp": _mlp, "rnn": _rnn, "gp
 
 # The Llama-style block (GPTConfig.modern) spelled out, since a recipe's settings are plain data.
 MODERN_BLOCK = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "norm_eps": 1e-6}
+# The course's small GPT: 4 layers of width 128 over a window of 128 tokens, each sentence read apart (as the
+# n-gram models read them), the window sliding by half over a longer text.
+SMALL_GPT = {"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
+             "reset_at_bos": True, "window_stride": 64}
+GPT_TRAINING = TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0)
+LSTM_TRAINING = TrainConfig(steps=2000, batch_size=16, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
+                            layout="sequential")
+GPT_CHARS_WIKI = Recipe(
+    name="gpt_chars_wiki",
+    description="character-level GPT (GPT-2 block) on wiki (case and spaces kept)",
+    corpus="wiki", tokenization="chars", min_count=2, model="gpt", model_config=SMALL_GPT, train=GPT_TRAINING,
+)
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -134,115 +146,65 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             name="mlp_wiki",
             description="Bengio MLP LM, 4-gram context, on wiki words (the n-gram chapter's vocabulary)",
-            corpus="wiki",
-            tokenization="words_lower",
-            min_count=2,
-            model="mlp",
+            corpus="wiki", tokenization="words_lower", min_count=2, model="mlp",
             model_config={"context": 3, "d_embed": 32, "d_hidden": 96, "dropout": 0.1},
             train=TrainConfig(steps=3000, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0),
         ),
         Recipe(
             name="lstm_words_wiki",
             description="LSTM LM on wiki words (the n-gram chapter's vocabulary), tied embeddings",
-            corpus="wiki",
-            tokenization="words_lower",
-            min_count=2,
-            model="rnn",
+            corpus="wiki", tokenization="words_lower", min_count=2, model="rnn",
             model_config={"cell": "lstm", "d_embed": 128, "d_hidden": 128, "dropout": 0.2, "tie_weights": True},
-            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=3e-3, warmup=100, eval_every=500, seed=0,
-                              layout="sequential"),
+            train=dataclasses.replace(LSTM_TRAINING, steps=3000, block=64),
         ),
         Recipe(
             name="lstm_chars_wiki",
             description="character-level LSTM LM on wiki (case and spaces kept)",
-            corpus="wiki",
-            tokenization="chars",
-            min_count=2,
-            model="rnn",
+            corpus="wiki", tokenization="chars", min_count=2, model="rnn",
             model_config={"cell": "lstm", "d_embed": 32, "d_hidden": 256, "dropout": 0.1},
-            train=TrainConfig(steps=2000, batch_size=32, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
-                              layout="sequential"),
+            train=dataclasses.replace(LSTM_TRAINING, batch_size=32),
         ),
         Recipe(
             name="lstm_chars_peoples_daily",
             description="character-level LSTM LM on People's Daily (Chinese characters)",
-            corpus="peoples_daily",
-            tokenization="chars",
-            min_count=2,
-            model="rnn",
+            corpus="peoples_daily", tokenization="chars", min_count=2, model="rnn",
             model_config={"cell": "lstm", "d_embed": 64, "d_hidden": 256, "dropout": 0.1},
-            train=TrainConfig(steps=2000, batch_size=16, block=128, lr=3e-3, warmup=100, eval_every=500, seed=0,
-                              layout="sequential"),
+            train=LSTM_TRAINING,
         ),
-        Recipe(
-            name="gpt_chars_wiki",
-            description="character-level GPT (GPT-2 block) on wiki (case and spaces kept)",
-            corpus="wiki",
-            tokenization="chars",
-            min_count=2,
-            model="gpt",
-            model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
-                          "reset_at_bos": True, "window_stride": 64},
-            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
-        ),
-        Recipe(  # gpt_chars_wiki with the modern block: the chapter's measured GPT-2 vs modern comparison
-            name="gpt_chars_wiki_modern",
+        GPT_CHARS_WIKI,
+        dataclasses.replace(  # the chapter's measured comparison of the two blocks: all else equal
+            GPT_CHARS_WIKI, name="gpt_chars_wiki_modern",
             description="character-level GPT (modern block) on wiki (case and spaces kept): gpt_chars_wiki's twin",
-            corpus="wiki",
-            tokenization="chars",
-            min_count=2,
-            model="gpt",
-            model_config={**MODERN_BLOCK, "block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4,
-                          "dropout": 0.1, "reset_at_bos": True, "window_stride": 64},
-            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+            model_config={**MODERN_BLOCK, **SMALL_GPT},
         ),
-        Recipe(
-            name="gpt_bpe_wiki",
+        dataclasses.replace(
+            GPT_CHARS_WIKI, name="gpt_bpe_wiki", tokenization="bpe", min_count=1,
             description="GPT (GPT-2 block) on wiki, byte-level BPE tokens (bpe_tokenizer's 4,000 ids)",
-            corpus="wiki",
-            tokenization="bpe",
-            min_count=1,
-            model="gpt",
-            model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
-                          "reset_at_bos": True, "window_stride": 64},
-            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
         ),
         Recipe(
             name="gpt_words_wiki",
             description="GPT (modern block) on wiki words (the n-gram chapter's vocabulary), tied embeddings",
-            corpus="wiki",
-            tokenization="words_lower",
-            min_count=2,
-            model="gpt",
-            model_config={**MODERN_BLOCK, "block_size": 64, "d_model": 96, "n_layers": 4, "n_heads": 4,
-                          "dropout": 0.2, "reset_at_bos": True, "window_stride": 32},
-            train=TrainConfig(steps=3000, batch_size=16, block=64, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+            corpus="wiki", tokenization="words_lower", min_count=2, model="gpt",
+            model_config={**MODERN_BLOCK, **SMALL_GPT, "block_size": 64, "d_model": 96, "dropout": 0.2,
+                          "window_stride": 32},
+            train=dataclasses.replace(GPT_TRAINING, block=64),
         ),
-        Recipe(
-            name="gpt_chars_peoples_daily",
+        dataclasses.replace(
+            GPT_CHARS_WIKI, name="gpt_chars_peoples_daily", corpus="peoples_daily",
             description="character-level GPT (modern block) on People's Daily (Chinese characters)",
-            corpus="peoples_daily",
-            tokenization="chars",
-            min_count=2,
-            model="gpt",
-            model_config={**MODERN_BLOCK, "block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4,
-                          "dropout": 0.1, "reset_at_bos": True, "window_stride": 64},
-            train=TrainConfig(steps=3000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+            model_config={**MODERN_BLOCK, **SMALL_GPT},
         ),
         Recipe(
             name="masked_chars_wiki",
             description="masked LM (BERT's objective: the GPT body without the causal mask, rotary positions) "
                         "on wiki characters",
-            corpus="wiki",
-            tokenization="chars",
-            min_count=2,
-            model="masked_lm",
+            corpus="wiki", tokenization="chars", min_count=2, model="masked_lm",
             # gpt_chars_wiki's size, with rotary positions: without the causal mask, learned positions kept the
             # model at the unigram plateau (a trial with d_model=64, 2 layers, 400 steps: valid loss 2.94 with
-            # learned positions, 2.17 with RoPE)
+            # learned positions, 2.17 with RoPE); every position reads the whole window, no sentences apart
             model_config={"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
                           "positions": "rope"},
-            train=TrainConfig(steps=2000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+            train=dataclasses.replace(GPT_TRAINING, steps=2000),
         ),
     ]
 }
