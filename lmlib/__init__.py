@@ -1,7 +1,15 @@
 """lmlib: the small PyTorch package behind *Language Models, from N-grams to Transformers*.
 
-One model family per module, one shared protocol (``lmlib.lm.LanguageModel``)
-between the models and the tools that evaluate and decode them.
+One model family per module, one shared protocol (``lmlib.lm.LanguageModel``) between the
+models and the tools that evaluate and decode them, and one base for the neural networks
+(``lmlib.neural.NeuralLM``). The modules form layers; each imports only from its own layer
+and the ones before it (``tests/test_layers.py``):
+
+    foundations   _deps, data, tokenize, show, answers
+    the seam      lm, neural
+    models        ngram, mlp, rnn, transformer, hf, pretraining, word2vec
+    tools         train, checkpoint, generate, finetune, analysis
+    the course    course/ (recipes, finetune_runs, viz): what the chapters run on top
 """
 
 __version__ = "0.1.0"
