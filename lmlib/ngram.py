@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmlib import generate, lm
+from lmlib import lm
 from lmlib.tokenize import BOS, EOS, PAD, SPECIALS, UNK, Vocab
 
 SMOOTHINGS = ("mle", "add_k", "jelinek_mercer", "kneser_ney", "modified_kneser_ney")
@@ -255,22 +255,6 @@ class NGramLM:
         probs = self.next_token_logprobs(ids)[0].exp()  # [V]
         top = torch.topk(probs, min(k, self.n_predictable))
         return [(vocab.itos[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
-
-    def generate(
-        self,
-        prefix: Sequence[str] = (),
-        max_tokens: int = 30,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> list[str]:
-        """Sample a sentence continuing ``prefix``, token by token, until ``</s>`` or ``max_tokens``.
-
-        Returns the prefix (unknown words as ``<unk>``) and the sampled words; ``lmlib.generate.sample``
-        does the sampling and offers top-k, top-p and the other strategies.
-        """
-        self._fitted()
-        [sampled] = generate.sample(self, prefix, max_tokens, temperature=temperature, generator=generator)
-        return [*sampled.prompt, *sampled.tokens]
 
     def unseen_fraction(self, sentences: Sequence[Sequence[str]]) -> dict[int, float]:
         """For each order k: the fraction of the k-grams of ``sentences`` never seen in training.
