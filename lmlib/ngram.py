@@ -45,6 +45,10 @@ seen, and the uniform 1/|V| as an order 0 so that nothing gets probability 0.
 The weights lambda are fixed numbers, tuned on held-out text by EM
 (``NGramLM.tune_lambdas``).
 
+Each smoothing is one class with its fit, its score and its next-token distribution
+(``MLE``, ``AddK``, ``JelinekMercer``, ``KneserNey``); ``NGramLM`` counts the n-grams,
+finds those of a text, and holds the one its ``smoothing`` names in ``SMOOTHERS``.
+
 Counting is vectorised with numpy: an n-gram is stored as the pair (index of
 its context among the (n-1)-grams, word id) packed into one int64 key, so one
 ``np.unique`` per order counts a corpus and one ``np.searchsorted`` looks up a
