@@ -45,6 +45,10 @@ seen, and the uniform 1/|V| as an order 0 so that nothing gets probability 0.
 The weights lambda are fixed numbers, tuned on held-out text by EM
 (``NGramLM.tune_lambdas``).
 
+Each smoothing is one class with its fit, its score and its next-token distribution
+(``MLE``, ``AddK``, ``JelinekMercer``, ``KneserNey``); ``NGramLM`` counts the n-grams,
+finds those of a text, and holds the one its ``smoothing`` names in ``SMOOTHERS``.
+
 Counting is vectorised with numpy: an n-gram is stored as the pair (index of
 its context among the (n-1)-grams, word id) packed into one int64 key, so one
 ``np.unique`` per order counts a corpus and one ``np.searchsorted`` looks up a
@@ -55,19 +59,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from lmlib import generate, lm
+from lmlib import lm
 from lmlib.tokenize import BOS, EOS, PAD, SPECIALS, UNK, Vocab
 
-SMOOTHINGS = ("mle", "add_k", "jelinek_mercer", "kneser_ney", "modified_kneser_ney")
-KNESER_NEY = ("kneser_ney", "modified_kneser_ney")
 # Discounts for an order whose count-of-counts cannot give valid ones (tiny corpora): KenLM's
 # --discount_fallback values for modified Kneser-Ney, the textbook D = 0.75 for Kneser-Ney.
 FALLBACK_DISCOUNTS = {"kneser_ney": (0.75, 0.75, 0.75), "modified_kneser_ney": (0.5, 1.0, 1.5)}
@@ -142,6 +145,9 @@ class NGramLM:
     learns how often unknown words occur. ``k``: the add-k constant. ``lambdas``: the
     Jelinek-Mercer weights (lambda_0 .. lambda_n, uniform first), equal by default;
     ``tune_lambdas`` sets them by EM on held-out text.
+
+    The model counts, and finds the n-grams of a text in its tables; ``self.smoother``
+    (``MLE``, ``AddK``, ``JelinekMercer`` or ``KneserNey``) turns the counts into probabilities.
     """
 
     def __init__(
@@ -154,29 +160,21 @@ class NGramLM:
     ):
         if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
             raise ValueError(f"order must be an integer >= 1 (1 = unigram, 2 = bigram, ...), got {order!r}")
-        if smoothing not in SMOOTHINGS:
+        if smoothing not in SMOOTHERS:
             raise ValueError(f"unknown smoothing {smoothing!r}; use one of: {', '.join(SMOOTHINGS)}")
         if k is not None and smoothing != "add_k":
             raise ValueError(f"k is the add-k constant; it does not apply to smoothing={smoothing!r}")
-        if smoothing == "add_k":
-            k = 1.0 if k is None else k
-            if not (isinstance(k, (int, float)) and math.isfinite(k) and k > 0):
-                raise ValueError(f"k must be a number > 0 for add-k smoothing (k=1 is Laplace), got {k!r}")
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
         if lambdas is not None and smoothing != "jelinek_mercer":
             raise ValueError(f"lambdas are the Jelinek-Mercer weights; they do not apply to smoothing={smoothing!r}")
-        self.order, self.smoothing, self.k, self.min_count = int(order), smoothing, k, min_count
-        self.lambdas: tuple[float, ...] | None = None  # Jelinek-Mercer: (lambda_0 uniform, lambda_1 .. lambda_n)
-        if smoothing == "jelinek_mercer":
-            self.lambdas = _check_lambdas(np.full(self.order + 1, 1 / (self.order + 1)) if lambdas is None
-                                          else lambdas, self.order)
+        self.order, self.smoothing, self.min_count = int(order), smoothing, min_count
+        self.smoother: Smoother = SMOOTHERS[smoothing](self.order, k, lambdas)
         self.vocab: Vocab | None = None
         self.tables: dict[int, NGramTable] = {}  # order -> its n-grams
-        self.discounts: dict[int, tuple[float, float, float]] = {}  # Kneser-Ney: order -> (D1, D2, D3+)
 
     def __repr__(self) -> str:
-        k = f", k={self.k}" if self.smoothing == "add_k" else ""
+        k = f", k={self.k}" if self.k is not None else ""
         lambdas = f", lambdas={tuple(round(x, 4) for x in self.lambdas)}" if self.lambdas is not None else ""
         fitted = f", |V|={self.n_predictable}" if self.vocab is not None else ", not fitted"
         return f"NGramLM(order={self.order}, smoothing={self.smoothing!r}{k}{lambdas}{fitted})"
@@ -194,21 +192,30 @@ class NGramLM:
         self.vocab = Vocab(counts, min_count=self.min_count)
         ids, pos = _pad_and_encode(self.vocab, sentences)
         self.tables = count_ngrams(ids, pos, self.order, len(self.vocab))
-        if self.smoothing in ("mle", "jelinek_mercer"):
-            # Jelinek-Mercer mixes the MLEs of every order when it scores
-            mle(self.tables)
-        elif self.smoothing == "add_k":
-            add_k(self.tables, self.k, self.n_predictable)
-        else:
-            self.discounts = kneser_ney(
-                self.tables, self.n_predictable, self.smoothing == "modified_kneser_ney"
-            )
+        self.smoother.fit(self.tables, self.n_predictable)
         return self
 
     @property
     def n_predictable(self) -> int:
         """|V|: the tokens the model can predict (all but ``<pad>`` and ``<s>``)."""
         return len(self._fitted()) - 2
+
+    # What a smoothing learns or is given, read through the model (None or {} where it has none).
+
+    @property
+    def k(self) -> float | None:
+        """The add-k constant."""
+        return getattr(self.smoother, "k", None)
+
+    @property
+    def lambdas(self) -> tuple[float, ...] | None:
+        """Jelinek-Mercer's weights: (lambda_0 for the uniform, lambda_1 .. lambda_n)."""
+        return getattr(self.smoother, "lambdas", None)
+
+    @property
+    def discounts(self) -> dict[int, tuple[float, float, float]]:
+        """Kneser-Ney's discounts: order -> (D1, D2, D3+), set by ``fit``."""
+        return getattr(self.smoother, "discounts", {})
 
     # --- the LanguageModel protocol ------------------------------------------------------------
 
@@ -256,22 +263,6 @@ class NGramLM:
         top = torch.topk(probs, min(k, self.n_predictable))
         return [(vocab.itos[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]
 
-    def generate(
-        self,
-        prefix: Sequence[str] = (),
-        max_tokens: int = 30,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> list[str]:
-        """Sample a sentence continuing ``prefix``, token by token, until ``</s>`` or ``max_tokens``.
-
-        Returns the prefix (unknown words as ``<unk>``) and the sampled words; ``lmlib.generate.sample``
-        does the sampling and offers top-k, top-p and the other strategies.
-        """
-        self._fitted()
-        [sampled] = generate.sample(self, prefix, max_tokens, temperature=temperature, generator=generator)
-        return [*sampled.prompt, *sampled.tokens]
-
     def unseen_fraction(self, sentences: Sequence[Sequence[str]]) -> dict[int, float]:
         """For each order k: the fraction of the k-grams of ``sentences`` never seen in training.
 
@@ -295,14 +286,12 @@ class NGramLM:
         the very text that is supposed to measure the model.
         """
         vocab = self._fitted()
-        if self.smoothing != "jelinek_mercer":
+        if not isinstance(self.smoother, JelinekMercer):
             raise ValueError(f"tune_lambdas tunes Jelinek-Mercer weights; this model uses {self.smoothing!r}")
         ids, pos = _pad_and_encode(vocab, _check_sentences(sentences))
-        grams = self._gram_indices(ids, pos)
-        contexts = {k: _context_of_order(grams, k, pos) for k in range(1, self.order + 1)}
-        probs = self._mle_by_order(grams, contexts, np.minimum(self.order, pos + 1))  # [N, n+1]
-        self.lambdas = em_interpolation_weights(probs[pos > 0], iterations)  # predicted tokens only
-        return self.lambdas
+        probs = self.smoother.mle_by_order(*self._lookup_ngrams(ids, pos))  # [N, n+1]
+        self.smoother.lambdas = em_interpolation_weights(probs[pos > 0], iterations)  # predicted tokens only
+        return self.smoother.lambdas
 
     # --- scoring -------------------------------------------------------------------------------
 
@@ -317,94 +306,22 @@ class NGramLM:
             grams.append(self.tables[k].lookup(_context_of_order(grams, k, pos), ids))
         return grams
 
-    def _score(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """[N] ln P(ids[t] | its context) for a stream of sentences; -inf where the target is <s> or <pad>."""
+    def _lookup_ngrams(
+        self, ids: np.ndarray, pos: np.ndarray
+    ) -> tuple[list[np.ndarray], dict[int, np.ndarray], np.ndarray]:
+        """What a smoothing scores a stream of sentences from: ``grams`` (see ``_gram_indices``),
+        contexts[k] [N] the index of each k-gram's context (-1 if unseen), and ``longest`` [N]
+        the highest order whose n-gram fits in the sentence at t.
+        """
         grams = self._gram_indices(ids, pos)
         contexts = {k: _context_of_order(grams, k, pos) for k in range(1, self.order + 1)}
-        longest = np.minimum(self.order, pos + 1)  # [N] the highest order whose n-gram fits at t
-        score = {"mle": self._score_mle, "add_k": self._score_add_k, "jelinek_mercer": self._score_jelinek_mercer}
-        score = score.get(self.smoothing, self._score_kneser_ney)
+        return grams, contexts, np.minimum(self.order, pos + 1)
+
+    def _score(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """[N] ln P(ids[t] | its context) for a stream of sentences; -inf where the target is <s> or <pad>."""
         with np.errstate(divide="ignore"):
-            logp = score(grams, contexts, longest)
+            logp = self.smoother.score(*self._lookup_ngrams(ids, pos))
         logp[(ids == self.vocab.pad_id) | (ids == self.vocab.bos_id)] = -np.inf  # never predicted
-        return logp
-
-    def _score_kneser_ney(
-        self,
-        grams: list[np.ndarray],
-        contexts: dict[int, np.ndarray],
-        longest: np.ndarray,
-    ) -> np.ndarray:
-        """Backoff form: ln P of the longest n-gram seen,
-        plus ln gamma(h) for each longer context h seen.
-        """
-        logp, done = np.zeros(len(longest)), np.zeros(len(longest), dtype=bool)
-        for k in range(self.order, 0, -1):
-            table, gram, h = self.tables[k], grams[k], contexts[k]
-            active = ~done & (longest >= k)
-            hit = active & (gram >= 0)
-            logp[hit] += table.logp[gram[hit]]
-            # h seen but never followed by this word: pay gamma(h)
-            backoff = active & ~hit & (h >= 0)
-            logp[backoff] += table.log_unseen[h[backoff]]
-            done |= hit
-        return logp
-
-    def _score_mle(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
-    ) -> np.ndarray:
-        """The longest context seen in training decides; a word never seen after it gets ln 0 = -inf."""
-        logp, done = np.full(len(longest), -np.inf), np.zeros(len(longest), dtype=bool)
-        for k in range(self.order, 0, -1):
-            table, gram, h = self.tables[k], grams[k], contexts[k]
-            here = ~done & (longest >= k) & (h >= 0)
-            here[here] = table.context_seen[h[here]]
-            seen = here & (gram >= 0)
-            logp[seen] = table.logp[gram[seen]]
-            done |= here
-        return logp
-
-    def _score_jelinek_mercer(
-        self,
-        grams: list[np.ndarray],
-        contexts: dict[int, np.ndarray],
-        longest: np.ndarray,
-    ) -> np.ndarray:
-        """ln of lambda_0 / |V| + sum_i lambda_i P_MLE(w | h_i):
-        one weighted sum per token.
-        """
-        return np.log(
-            self._mle_by_order(grams, contexts, longest) @ np.array(self.lambdas)
-        )
-
-    def _mle_by_order(
-        self,
-        grams: list[np.ndarray],
-        contexts: dict[int, np.ndarray],
-        longest: np.ndarray,
-    ) -> np.ndarray:
-        """[N, n+1]: column 0 the uniform 1/|V|;
-        column i the MLE of order i, P_MLE(w | h_i).
-        """
-        columns = [np.full(len(longest), 1 / self.n_predictable)]
-        for i in range(1, self.order + 1):
-            with np.errstate(divide="ignore"):
-                columns.append(
-                    np.exp(self._score_mle(grams, contexts, np.minimum(longest, i)))
-                )
-        return np.stack(columns, axis=1)
-
-    def _score_add_k(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
-    ) -> np.ndarray:
-        """The full context h always: (c(h w) + k) / (c(h .) + k|V|), which is 1/|V| if h was never seen."""
-        logp = np.full(len(longest), -math.log(self.n_predictable))
-        for k in range(1, self.order + 1):
-            table, gram, h = self.tables[k], grams[k], contexts[k]
-            seen_context = (longest == k) & (h >= 0)
-            logp[seen_context] = table.log_unseen[h[seen_context]]
-            seen = (longest == k) & (gram >= 0)
-            logp[seen] = table.logp[gram[seen]]
         return logp
 
     def _distribution(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -413,44 +330,8 @@ class NGramLM:
         longest = min(self.order, int(pos[-1]) + 2)  # the highest order usable for the next token
         # contexts[k]: index of the next token's order-k context, the (k-1)-gram ending the context; -1 if unseen
         contexts = {k: 0 if k == 1 else int(grams[k - 1][-1]) for k in range(1, longest + 1)}
-        distribution = {"mle": self._distribution_mle, "add_k": self._distribution_add_k,
-                        "jelinek_mercer": self._distribution_jelinek_mercer}
-        dist = distribution.get(self.smoothing, self._distribution_kneser_ney)(contexts)
+        dist = self.smoother.distribution(contexts)
         dist[[self.vocab.pad_id, self.vocab.bos_id]] = -np.inf
-        return dist
-
-    def _distribution_kneser_ney(self, contexts: dict[int, int]) -> np.ndarray:
-        dist = self.tables[1].logp.copy()
-        for k, h in contexts.items():
-            table = self.tables[k]
-            if k > 1 and h >= 0 and table.context_seen[h]:
-                dist += table.log_unseen[h]  # every word gets gamma(h) P(w | h') ...
-                rows = table.children(h)
-                dist[table.word[rows]] = table.logp[rows]  # ... but the words seen after h their own P
-        return dist
-
-    def _distribution_mle(self, contexts: dict[int, int]) -> np.ndarray:
-        k = max(k for k, h in contexts.items() if h >= 0 and self.tables[k].context_seen[h])
-        table, rows = self.tables[k], self.tables[k].children(contexts[k])
-        dist = np.full(len(self.vocab), -np.inf)
-        dist[table.word[rows]] = table.logp[rows]
-        return dist
-
-    def _distribution_jelinek_mercer(self, contexts: dict[int, int]) -> np.ndarray:
-        dist = np.full(len(self.vocab), self.lambdas[0] / self.n_predictable)
-        for i in range(1, self.order + 1):
-            mle_i = self._distribution_mle({k: h for k, h in contexts.items() if k <= i})
-            dist += self.lambdas[i] * np.exp(mle_i)
-        with np.errstate(divide="ignore"):
-            return np.log(dist)
-
-    def _distribution_add_k(self, contexts: dict[int, int]) -> np.ndarray:
-        k = max(contexts)
-        h, table = contexts[k], self.tables[k]
-        dist = np.full(len(self.vocab), table.log_unseen[h] if h >= 0 else -math.log(self.n_predictable))
-        if h >= 0:
-            rows = table.children(h)
-            dist[table.word[rows]] = table.logp[rows]
         return dist
 
     # --- export --------------------------------------------------------------------------------
@@ -458,7 +339,7 @@ class NGramLM:
     def to_arpa(self, path: str | Path) -> Path:
         """Write the model as an ARPA file (log10 probabilities, log10 backoff weights), e.g. for kenlm."""
         vocab = self._fitted()
-        if self.smoothing not in KNESER_NEY:
+        if not isinstance(self.smoother, KneserNey):
             raise ValueError(
                 "to_arpa writes the backoff form (log10 P of each seen n-gram, log10 gamma(h) of each "
                 f"history) that lmlib keeps for Kneser-Ney only, not for {self.smoothing!r}; "
@@ -690,6 +571,213 @@ def kneser_ney(
         table.context_seen = seen
         discounts[k] = d_r
     return discounts
+
+
+# --- the smoothings: each one's fit, score and next-token distribution -------------------------
+#
+# ``NGramLM`` finds the n-grams; a smoothing turns their counts into probabilities. Its
+# ``score`` gets, for a stream of N tokens, grams[k] [N] (index of the k-gram ending at t),
+# contexts[k] [N] (index of that k-gram's context h) and longest [N] (the highest order that
+# fits at t), indices -1 where unseen; its ``distribution`` gets the index of each order's
+# context of the next token, {k: h}.
+
+class Smoother(Protocol):
+    """What ``NGramLM`` asks of a smoothing (``MLE``, ``AddK``, ``JelinekMercer``, ``KneserNey``)."""
+
+    def fit(self, tables: dict[int, NGramTable], n_predictable: int) -> None:
+        """Set every table's logp, log_unseen and context_seen from its counts."""
+        ...
+
+    def score(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """[N] ln P(w_t | h_t) for each token of a stream of sentences."""
+        ...
+
+    def distribution(self, contexts: dict[int, int]) -> np.ndarray:
+        """[V] ln P(w | h) for every w in the vocabulary, after one context."""
+        ...
+
+
+class MLE:
+    """P(w | h) = c(h w) / c(h .), with h the longest context seen in training."""
+
+    def fit(self, tables: dict[int, NGramTable], n_predictable: int) -> None:
+        self.tables = tables
+        mle(tables)
+
+    def score(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """The longest context seen in training decides; a word never seen after it gets ln 0 = -inf."""
+        logp, done = np.full(len(longest), -np.inf), np.zeros(len(longest), dtype=bool)
+        for k in reversed(self.tables):
+            table, gram, h = self.tables[k], grams[k], contexts[k]
+            here = ~done & (longest >= k) & (h >= 0)
+            here[here] = table.context_seen[h[here]]
+            seen = here & (gram >= 0)
+            logp[seen] = table.logp[gram[seen]]
+            done |= here
+        return logp
+
+    def distribution(self, contexts: dict[int, int]) -> np.ndarray:
+        k = max(k for k, h in contexts.items() if h >= 0 and self.tables[k].context_seen[h])
+        table, rows = self.tables[k], self.tables[k].children(contexts[k])
+        dist = np.full(table.vocab_size, -np.inf)
+        dist[table.word[rows]] = table.logp[rows]
+        return dist
+
+
+class AddK:
+    """P(w | h) = (c(h w) + k) / (c(h .) + k |V|), with h the full context (k = 1: Laplace)."""
+
+    def __init__(self, k: float = 1.0):
+        if not (isinstance(k, (int, float)) and math.isfinite(k) and k > 0):
+            raise ValueError(f"k must be a number > 0 for add-k smoothing (k=1 is Laplace), got {k!r}")
+        self.k = k
+
+    def fit(self, tables: dict[int, NGramTable], n_predictable: int) -> None:
+        self.tables, self.n_predictable = tables, n_predictable
+        add_k(tables, self.k, n_predictable)
+
+    def score(
+        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
+    ) -> np.ndarray:
+        """The full context h always: (c(h w) + k) / (c(h .) + k|V|), which is 1/|V| if h was never seen."""
+        logp = np.full(len(longest), -math.log(self.n_predictable))
+        for k, table in self.tables.items():
+            gram, h = grams[k], contexts[k]
+            seen_context = (longest == k) & (h >= 0)
+            logp[seen_context] = table.log_unseen[h[seen_context]]
+            seen = (longest == k) & (gram >= 0)
+            logp[seen] = table.logp[gram[seen]]
+        return logp
+
+    def distribution(self, contexts: dict[int, int]) -> np.ndarray:
+        k = max(contexts)
+        h, table = contexts[k], self.tables[k]
+        dist = np.full(table.vocab_size, table.log_unseen[h] if h >= 0 else -math.log(self.n_predictable))
+        if h >= 0:
+            rows = table.children(h)
+            dist[table.word[rows]] = table.logp[rows]
+        return dist
+
+
+class JelinekMercer:
+    """P(w | h) = lambda_0 / |V| + sum_{i=1}^{n} lambda_i P_MLE(w | h_i), sum_i lambda_i = 1.
+
+    Needs no table of its own: it mixes the MLEs of every order when it scores.
+    """
+
+    def __init__(self, order: int, lambdas: Sequence[float] | None = None):
+        equal = np.full(order + 1, 1 / (order + 1))
+        self.order = order
+        # (lambda_0 uniform, lambda_1 .. lambda_n); NGramLM.tune_lambdas sets them by EM
+        self.lambdas = _check_lambdas(equal if lambdas is None else lambdas, order)
+        self.mle = MLE()
+
+    def fit(self, tables: dict[int, NGramTable], n_predictable: int) -> None:
+        self.n_predictable = n_predictable
+        self.mle.fit(tables, n_predictable)
+
+    def score(
+        self,
+        grams: list[np.ndarray],
+        contexts: dict[int, np.ndarray],
+        longest: np.ndarray,
+    ) -> np.ndarray:
+        """ln of lambda_0 / |V| + sum_i lambda_i P_MLE(w | h_i):
+        one weighted sum per token.
+        """
+        return np.log(
+            self.mle_by_order(grams, contexts, longest) @ np.array(self.lambdas)
+        )
+
+    def mle_by_order(
+        self,
+        grams: list[np.ndarray],
+        contexts: dict[int, np.ndarray],
+        longest: np.ndarray,
+    ) -> np.ndarray:
+        """[N, n+1]: column 0 the uniform 1/|V|;
+        column i the MLE of order i, P_MLE(w | h_i).
+        """
+        columns = [np.full(len(longest), 1 / self.n_predictable)]
+        for i in range(1, self.order + 1):
+            with np.errstate(divide="ignore"):
+                columns.append(
+                    np.exp(self.mle.score(grams, contexts, np.minimum(longest, i)))
+                )
+        return np.stack(columns, axis=1)
+
+    def distribution(self, contexts: dict[int, int]) -> np.ndarray:
+        dist = np.full(self.mle.tables[1].vocab_size, self.lambdas[0] / self.n_predictable)
+        for i in range(1, self.order + 1):
+            mle_i = self.mle.distribution({k: h for k, h in contexts.items() if k <= i})
+            dist += self.lambdas[i] * np.exp(mle_i)
+        with np.errstate(divide="ignore"):
+            return np.log(dist)
+
+
+class KneserNey:
+    """Interpolated Kneser-Ney, modified (three discounts) if ``modified`` (see ``kneser_ney``):
+
+        P(w | h) = max(a(h w) - D, 0) / a(h .) + gamma(h) P(w | h'),
+
+    kept in its backoff form, ln P of every seen n-gram and ln gamma(h) of every context,
+    which is what ARPA files store.
+    """
+
+    def __init__(self, modified: bool = False):
+        self.modified = modified
+        self.discounts: dict[int, tuple[float, float, float]] = {}  # order -> (D1, D2, D3+)
+
+    def fit(self, tables: dict[int, NGramTable], n_predictable: int) -> None:
+        self.tables = tables
+        self.discounts = kneser_ney(tables, n_predictable, self.modified)
+
+    def score(
+        self,
+        grams: list[np.ndarray],
+        contexts: dict[int, np.ndarray],
+        longest: np.ndarray,
+    ) -> np.ndarray:
+        """Backoff form: ln P of the longest n-gram seen,
+        plus ln gamma(h) for each longer context h seen.
+        """
+        logp, done = np.zeros(len(longest)), np.zeros(len(longest), dtype=bool)
+        for k in reversed(self.tables):
+            table, gram, h = self.tables[k], grams[k], contexts[k]
+            active = ~done & (longest >= k)
+            hit = active & (gram >= 0)
+            logp[hit] += table.logp[gram[hit]]
+            # h seen but never followed by this word: pay gamma(h)
+            backoff = active & ~hit & (h >= 0)
+            logp[backoff] += table.log_unseen[h[backoff]]
+            done |= hit
+        return logp
+
+    def distribution(self, contexts: dict[int, int]) -> np.ndarray:
+        dist = self.tables[1].logp.copy()
+        for k, h in contexts.items():
+            table = self.tables[k]
+            if k > 1 and h >= 0 and table.context_seen[h]:
+                dist += table.log_unseen[h]  # every word gets gamma(h) P(w | h') ...
+                rows = table.children(h)
+                dist[table.word[rows]] = table.logp[rows]  # ... but the words seen after h their own P
+        return dist
+
+
+# The one place a smoothing's name is read: name -> its smoothing, from NGramLM's
+# (order, k, lambdas), which NGramLM.__init__ has checked apply to it.
+SMOOTHERS: dict[str, Callable[[int, float | None, Sequence[float] | None], Smoother]] = {
+    "mle": lambda order, k, lambdas: MLE(),
+    "add_k": lambda order, k, lambdas: AddK(1.0 if k is None else k),
+    "jelinek_mercer": lambda order, k, lambdas: JelinekMercer(order, lambdas),
+    "kneser_ney": lambda order, k, lambdas: KneserNey(modified=False),
+    "modified_kneser_ney": lambda order, k, lambdas: KneserNey(modified=True),
+}
+SMOOTHINGS = tuple(SMOOTHERS)
 
 
 # --- helpers -------------------------------------------------------------------------------------

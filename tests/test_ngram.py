@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmlib.data import format_table, load_corpus
+from lmlib.generate import sample
 from lmlib.lm import LanguageModel, check_language_model, encode_batch, perplexity
 from lmlib.ngram import (
     FALLBACK_DISCOUNTS,
@@ -526,12 +527,18 @@ def test_unseen_fraction_matches_sets_of_ngrams(news):
     assert fractions[1] < fractions[2] < fractions[3]
 
 
-def test_generate_is_seeded_and_follows_the_counts():
+def sampled_sentence(model, prefix=(), max_tokens=30, **options):
+    """The prefix (unknown words as <unk>) and the words ``lmlib.generate.sample`` draws after it."""
+    [generation] = sample(model, prefix, max_tokens, **options)
+    return [*generation.prompt, *generation.tokens]
+
+
+def test_sampling_is_seeded_and_follows_the_counts():
     model = NGramLM(2, "mle").fit([["the", "cat", "sat"]])
-    assert model.generate(generator=torch.Generator().manual_seed(0)) == ["the", "cat", "sat"]
+    assert sampled_sentence(model, generator=torch.Generator().manual_seed(0)) == ["the", "cat", "sat"]
     kn = NGramLM(3, "kneser_ney").fit(SAM)
-    a = kn.generate(["I"], max_tokens=12, generator=torch.Generator().manual_seed(1))
-    b = kn.generate(["I"], max_tokens=12, generator=torch.Generator().manual_seed(1))
+    a = sampled_sentence(kn, ["I"], max_tokens=12, generator=torch.Generator().manual_seed(1))
+    b = sampled_sentence(kn, ["I"], max_tokens=12, generator=torch.Generator().manual_seed(1))
     assert a == b and a[0] == "I" and len(a) <= 13
     assert set(a) <= set(kn.vocab.itos) - {"<pad>", "<bos>", "<eos>"}
     assert kn.predict_next(["I"], k=2)[0][0] == "am"
@@ -565,7 +572,7 @@ def test_generate_is_seeded_and_follows_the_counts():
         (lambda: NGramLM(2, "add_k").fit([["a"]]).tune_lambdas([["a"]]), ValueError, "tunes Jelinek-Mercer"),
         (lambda: NGramLM(2).fit([["a b", "c"]]).to_arpa("x.arpa"), ValueError, "whitespace"),
         (lambda: NGramLM(2).fit([["a"]]).logprob("a", "a b"), TypeError, "sequence of tokens"),
-        (lambda: NGramLM(2).fit([["a"]]).generate(temperature=-1), ValueError, "temperature"),
+        (lambda: sample(NGramLM(2).fit([["a"]]), temperature=-1), ValueError, "temperature"),
         (lambda: NGramLM(2).fit([["a"]]).sequence_logprobs(torch.tensor([[4, 3]])), ValueError, "<bos>"),
     ],
 )
