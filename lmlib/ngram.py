@@ -880,7 +880,7 @@ def perplexity_by_order(
     A Jelinek-Mercer model without ``lambdas`` in its options gets them tuned on ``tune_on``
     (a validation text).
     Returns one row per smoothing and evaluation text, ``{"smoothing", "split", "n=1", "n=2", ...}``,
-    ready for ``lmlib.data.format_table`` and ``lmlib.viz.plot_perplexity_by_order``.
+    ready for ``lmlib.data.format_table`` and ``lmlib.course.viz.plot_perplexity_by_order``.
     """
     if not orders or not evals or not smoothings:
         raise ValueError("perplexity_by_order needs at least one order, one evaluation text and one smoothing")
