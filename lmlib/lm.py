@@ -32,9 +32,16 @@ import torch
 from lmlib.tokenize import Vocab
 
 
+class _WithVocab(type(Protocol)):
+    def __instancecheck__(cls, obj: object) -> bool:
+        # vocab None: a network without a vocabulary (GPT.from_hf(model)) or an unfitted n-gram model
+        return super().__instancecheck__(obj) and getattr(obj, "vocab", None) is not None
+
+
 @runtime_checkable
-class LanguageModel(Protocol):
-    """What every lmlib model provides. Log-probabilities are natural logs."""
+class LanguageModel(Protocol, metaclass=_WithVocab):
+    """What every lmlib model provides. Log-probabilities are natural logs. ``vocab`` is not None:
+    a model whose ``vocab`` is None (a bare network) is not a LanguageModel."""
 
     vocab: Vocab
 

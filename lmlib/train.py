@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from lmlib import lm
 from lmlib.neural import NeuralLM
 from lmlib.tokenize import SPECIALS, BPETokenizer, Vocab
+from lmlib.transformer import MODERN_BLOCK  # GPTConfig.modern's settings, as plain data for the recipes
 
 
 @dataclass(frozen=True)
@@ -540,9 +541,6 @@ def _masked_lm():
 
 MODELS: dict[str, Callable[[], tuple[type, type]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt,
                                                       "masked_lm": _masked_lm}
-
-# The Llama-style block (GPTConfig.modern) spelled out, since a recipe's settings are plain data.
-MODERN_BLOCK = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "norm_eps": 1e-6}
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
