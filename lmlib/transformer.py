@@ -34,13 +34,11 @@ and the smaller models the chapter builds up to it: ``n_layers=0`` with ``positi
 model (each token's logits come from its own embedding only), and ``mlp="none"`` keeps only the
 attention half of each block.
 
-Decoding reads one token at a time through a KV cache (the keys and values of
-the tokens already read, per layer), exposed through ``lmlib.lm``'s
-``IncrementalDecoding`` so ``lmlib.generate`` uses it. The model sees at most
-``block_size`` tokens: a longer context is cut to its last ``block_size``
-tokens, and a longer sequence is scored with a sliding window
-(``GPT.sliding_hidden_states``). ``GPT.from_hf`` and ``GPT.to_hf`` move weights
-to and from Hugging Face's ``GPT2LMHeadModel`` and ``LlamaForCausalLM`` exactly.
+This file is the network. ``GPT.hidden_states(ids, past)`` reads ids after a ``KVCache`` (the keys
+and values of the tokens already read, per layer); ``lmlib.neural.WindowedLM`` turns that into
+scoring with a sliding window over texts longer than ``block_size`` and decoding one token at a
+time (``IncrementalDecoding``, which ``lmlib.generate`` uses). ``lmlib.hf`` moves the weights to and
+from Hugging Face's ``GPT2LMHeadModel`` and ``LlamaForCausalLM`` exactly (``GPT.from_hf``, ``GPT.to_hf``).
 """
 
 from __future__ import annotations
@@ -148,7 +146,8 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 
 def attention_probs(q: torch.Tensor, k: torch.Tensor,
                     mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d_k)): q [..., T_q, d_k], k [..., T_k, d_k] -> [..., T_q, T_k].
+    """The attention weights softmax(Q K^T / sqrt(d_k)): q [..., T_q, d_k],
+    k [..., T_k, d_k] -> [..., T_q, T_k], row i query i's distribution over the keys.
 
     ``mask`` (bool, broadcastable to [..., T_q, T_k]) is True where query i may look at
     key j; the other scores become -inf, so their weights are 0. Dividing by sqrt(d_k)
