@@ -29,13 +29,20 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from lmlib.neural import NeuralLM
+from lmlib.neural import NeuralLM, WindowedLM
 from lmlib.tokenize import Vocab
 
 
+class _WithVocab(type(Protocol)):
+    def __instancecheck__(cls, obj: object) -> bool:
+        # vocab None: a network without a vocabulary (GPT.from_hf(model)) or an unfitted n-gram model
+        return super().__instancecheck__(obj) and getattr(obj, "vocab", None) is not None
+
+
 @runtime_checkable
-class LanguageModel(Protocol):
-    """What every lmlib model provides. Log-probabilities are natural logs."""
+class LanguageModel(Protocol, metaclass=_WithVocab):
+    """What every lmlib model provides. Log-probabilities are natural logs. ``vocab`` is not None:
+    a model whose ``vocab`` is None (a bare network) is not a LanguageModel."""
 
     vocab: Vocab
 
@@ -325,6 +332,8 @@ def _check_neural_seam(model: NeuralLM, sequences: Sequence[Sequence[str]], atol
         wrong = [k for k, ok in declared.items() if not ok]
         raise ProtocolError(f"{type(model).__name__} declares {', '.join(wrong)} wrongly: see lmlib.neural")
     ids = encode_batch(model.vocab, sequences[:1]).to(model_device(model))  # [1, T]
+    if isinstance(model, WindowedLM):
+        ids = ids[:, : model.window]  # what hidden_states reads at once
     was_training = model.training
     model.eval()
     try:
@@ -339,7 +348,8 @@ def _check_neural_seam(model: NeuralLM, sequences: Sequence[Sequence[str]], atol
             cut = ids.shape[1] // 2
             carried = model.hidden_states(ids[:, cut:], model.hidden_states(ids[:, :cut])[1])[0]
             _check_close(carried, h[:, cut:], atol, "hidden_states read in two blocks, the state carried")
-        rebuilt = type(model)(model.config, model.vocab).to(model_device(model)).eval()
+        like = next(model.parameters())  # the rebuilt model takes its dtype and device
+        rebuilt = type(model)(model.config, model.vocab).to(like).eval()
         rebuilt.load_state_dict(model.state_dict())
         _check_close(rebuilt.hidden_states(ids)[0], h, atol, "the model rebuilt as cls(config, vocab)")
     finally:

@@ -18,11 +18,19 @@ attributes, what the training loop (``lmlib.train``) needs to know of a model:
     input_tokens   tokens a vocabulary needs for the model beyond the text's (a masked LM's <mask>)
 
 A ``NeuralLM`` has a ``config`` (an instance of its class's ``config_class``, a dataclass) and a
-``vocab``, and ``cls(config, vocab)`` builds it: what ``lmlib.checkpoint`` saves and loads.
+``vocab``, and ``cls(config, vocab)`` builds it: what ``lmlib.checkpoint`` saves and loads. ``vocab``
+is None for a bare network (a GPT loaded from Hugging Face without one): it gives logits but is no
+``LanguageModel``.
+
+``WindowedLM`` is the adapter for a network that reads at most ``window`` tokens at once and whose
+state is a cache of what it read (a Transformer's keys and values): it scores a longer text with a
+sliding window and decodes one token at a time, moving the window when the context outgrows it.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -58,7 +66,7 @@ class NeuralLM(nn.Module):
     context_size: int | None = None
     objective: ClassVar[str] = "causal"
     input_tokens: ClassVar[tuple[str, ...]] = ()
-    vocab: Vocab
+    vocab: Vocab | None
     never_predicted: torch.Tensor | None
 
     def register_vocab(self, vocab: Vocab | None, vocab_size: int) -> None:
@@ -66,8 +74,7 @@ class NeuralLM(nn.Module):
         but is no LanguageModel) and the buffer of the tokens it never predicts."""
         if vocab is not None and len(vocab) != vocab_size:
             raise ValueError(f"config.vocab_size is {vocab_size} but the vocabulary has {len(vocab)} entries")
-        if vocab is not None:
-            self.vocab = vocab
+        self.vocab = vocab
         never = None if vocab is None else never_predicted_mask(vocab_size, vocab)
         self.register_buffer("never_predicted", never, persistent=False)
 
@@ -109,3 +116,129 @@ class NeuralLM(nn.Module):
     def num_parameters(self) -> int:
         """Parameters, a tied matrix counted once."""
         return sum(p.numel() for p in self.parameters())
+
+    def require_vocab(self, method: str) -> Vocab:
+        """The vocabulary, or an error saying why ``method`` needs one."""
+        if self.vocab is None:
+            raise ValueError(f"{method} needs the model's vocabulary, and this {type(self).__name__} has none "
+                             "(e.g. made by GPT.from_hf(model) without vocab=): it gives logits, model(ids), and "
+                             "decode_step; to score tokens, pass the course Vocab its ids mean: "
+                             "GPT.from_hf(model, vocab)")
+        return self.vocab
+
+
+@dataclass
+class WindowCache:
+    """What ``WindowedLM.decode_step`` carries from one token to the next: the network's state after
+    reading the window's tokens ``ids`` [B, T] (a Transformer: their keys and values), and where the
+    window starts in the context, ``start``."""
+
+    state: object  # has reorder(rows): the network's cache, row i its row rows[i]
+    ids: torch.Tensor
+    start: int = 0
+
+    def reorder(self, rows: torch.Tensor) -> WindowCache:
+        return WindowCache(self.state.reorder(rows), self.ids[rows], self.start)
+
+
+class WindowedLM(NeuralLM):
+    """A ``NeuralLM`` that reads at most W = ``window`` tokens at once, with a cache as its state:
+    ``hidden_states(ids, state)`` reads ``ids`` after the tokens the state holds (at most W in all).
+
+    A context longer than W is read through the window that starts at ``window_start``: the window moves
+    by s = ``window_stride`` tokens at a time, so the model is one conditional distribution whether it
+    scores a whole text (``sequence_logprobs``), predicts one token (``next_token_logprobs``) or decodes
+    with its cache (``decode_step``, ``lmlib.lm.IncrementalDecoding``; the cache is a ``WindowCache``).
+    A network whose cache cannot be extended across some tokens (a Transformer that reads sentences
+    apart, past a ``<bos>``) says so in ``reads_apart``; the window is then read again.
+    """
+
+    window: int
+    window_stride: int = 1
+
+    def reads_apart(self, ids: torch.Tensor) -> bool:
+        """Whether [B, T] ids hold a boundary the cached state cannot be extended across."""
+        return False
+
+    def window_start(self, n: int, stride: int | None = None) -> int:
+        """Where the window that predicts the token after n context tokens starts: 0 while n <= W, then
+        on the grid s, 2s, 3s, .. (s = ``stride``, default ``window_stride``): the first start that
+        leaves at most W tokens, so the token is predicted from n - start tokens, between W - s + 1 and W.
+
+        s = 1 gives every token the full window (each token costs a pass when scoring a long text); s = W
+        cuts the text into blocks (one pass per W tokens, the least context); s = W/2 costs at most two
+        passes per W tokens and keeps at least W/2 tokens of context.
+        """
+        W = self.window
+        s = self.window_stride if stride is None else stride
+        return 0 if n <= W else s * math.ceil((n - W) / s)
+
+    def scoring_hidden_states(self, ids: torch.Tensor, stride: int | None = None) -> torch.Tensor:
+        """[B, T] ids, any T -> [B, T, d], position t read through the window ``window_start(t + 1)``.
+
+        One pass when T <= W; otherwise the window [a, a + W) for a = s, 2s, .. supplies its last s
+        positions, the ones it is the window of. Only the rows with tokens there are read (a batch's long
+        sentences, not its padding). Positions count from each window's start.
+        """
+        W, T = self.window, ids.shape[1]
+        s = self.window_stride if stride is None else stride
+        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= W:
+            raise ValueError(f"cannot slide the window with stride={s!r}: a sequence of {T} tokens "
+                             f"is scored in windows of block_size={W}, moved by a stride between 1 and {W}")
+        first = self.hidden_states(ids[:, :W])[0]  # [B, min(T, W), d]
+        if T <= W:
+            return first
+        out = first.new_zeros(ids.shape[0], T, first.shape[-1])
+        out[:, :W] = first
+        for a in range(s, T - W + s, s):
+            kept = slice(a + W - s, min(a + W, T))  # the positions this window is the window of
+            rows = torch.arange(ids.shape[0], device=ids.device)
+            if self.vocab is not None:
+                rows = rows[(ids[:, kept] != self.vocab.pad_id).any(dim=1)]
+            if len(rows):
+                out[rows, kept] = self.hidden_states(ids[rows, a : a + W])[0][:, W - s :]
+        return out
+
+    @torch.no_grad()
+    def sequence_logprobs(self, ids: torch.Tensor, stride: int | None = None) -> torch.Tensor:
+        """[B, T] rows ``<bos> w_1 .. <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t]).
+
+        Rows longer than the window are read with a sliding window (``scoring_hidden_states``). The
+        padding needs no attention mask (right padding: no real token looks right); the output layer
+        runs only where the target is a token, and entries with a ``<pad>`` target are 0.
+        """
+        self.require_vocab("sequence_logprobs")
+        return self.target_logprobs(self.scoring_hidden_states(ids[:, :-1], stride), ids[:, 1:])
+
+    @torch.no_grad()
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | the window's tokens)."""
+        self.require_vocab("next_token_logprobs")
+        return self.decode_step(contexts, None)[0]
+
+    @torch.no_grad()
+    def decode_step(self, ids: torch.Tensor, cache: WindowCache | None) -> tuple[torch.Tensor, WindowCache]:
+        """Read ``ids`` after the tokens in ``cache`` (None: ``ids`` is the whole context) -> ([B, V] next-token
+        log-probabilities, the cache after them).
+
+        Each new token costs one position's work: its query looks at the cached keys and values. When the
+        context outgrows the window, the window moves (``window_start``) and the tokens left in it are
+        re-read: the kept tokens' cached vectors were computed while they could still see the dropped ones,
+        and positions count from the window's start. With stride s that happens every s tokens.
+        """
+        if cache is None:
+            start = self.window_start(ids.shape[1])
+            return self._read(ids[:, start:], start)
+        seen = torch.cat([cache.ids, ids], dim=1)  # [B, T_window + T]
+        start = self.window_start(cache.start + seen.shape[1])
+        if start != cache.start or self.reads_apart(seen):  # a new window, or a boundary inside: re-read
+            return self._read(seen[:, start - cache.start :], start)
+        h, state = self.hidden_states(ids, cache.state)
+        return log_softmax(self.logits(h[:, -1])), WindowCache(state, seen, start)
+
+    def _read(self, window: torch.Tensor, start: int) -> tuple[torch.Tensor, WindowCache]:
+        h, state = self.hidden_states(window)
+        return log_softmax(self.logits(h[:, -1])), WindowCache(state, window, start)
+
+    def reorder_cache(self, cache: WindowCache, rows: torch.Tensor) -> WindowCache:
+        return cache.reorder(rows)

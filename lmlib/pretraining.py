@@ -358,7 +358,7 @@ def save_hf_folder(model, bpe: BPETokenizer, folder: str | Path) -> Path:
     if vocab.itos != bpe.tokens_by_id():
         raise ValueError(
             "the model's vocabulary is not the tokenizer's: train it on the tokenizer's "
-            "own ids (the 'bpe' tokenization of lmlib.train does)")
+            "own ids (the 'bpe' tokenization of lmlib.course.recipes does)")
     hf = model.to_hf()
     hf.generation_config.update(bos_token_id=vocab.bos_id, eos_token_id=vocab.eos_id,
                                 pad_token_id=vocab.pad_id,

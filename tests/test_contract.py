@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from lmlib.checkpoint import load_model, save_checkpoint
-from lmlib.course.recipes import MODELS, MODERN_BLOCK
+from lmlib.course.recipes import MODELS
 from lmlib.generate import greedy
 from lmlib.lm import IncrementalDecoding, LanguageModel, ProtocolError, check_language_model, token_logprobs
 from lmlib.neural import NeuralLM
 from lmlib.tokenize import Vocab
 from lmlib.train import TrainConfig, encode_stream, train
+from lmlib.transformer import MODERN_BLOCK
 from tests.train_script import toy_corpus
 
 GPT_SIZE = {"block_size": 16, "d_model": 16, "n_layers": 2, "n_heads": 2}

@@ -97,8 +97,12 @@ def test_multi_head_attention_is_each_head_attending_on_its_own_slice(heads, kv_
                 for i in range(heads)]  # query head i reads key/value head i // (h / h_kv)
     expected = torch.stack(per_head, dim=1)
     for fast in (True, False):
-        got = multi_head_attention(q, k, v, None, causal, fast)
+        got, weights = multi_head_attention(q, k, v, None, causal, fast, need_weights=True)
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+        # the weights it gives are the ones it used: rows sum to 1, and they reproduce the output
+        torch.testing.assert_close(weights.sum(-1), torch.ones(2, heads, T, dtype=weights.dtype))
+        torch.testing.assert_close(weights @ repeat_kv(v, heads // kv_heads), got, rtol=0, atol=1e-12)
+        assert multi_head_attention(q, k, v, None, causal, fast)[1] is None
 
 
 # --- RoPE ---------------------------------------------------------------------------------------
@@ -272,9 +276,10 @@ def test_the_cache_holds_the_keys_and_values_of_every_token_read():
     _, cache = model.decode_step(ids[:, :4], None)
     _, cache = model.decode_step(ids[:, 4:5], cache)
     assert torch.equal(cache.ids, ids[:, :5])
-    assert [tuple(k.shape) for k, _ in cache.layers] == [(1, 2, 5, 4)] * 2  # [B, h_kv, T, d_k] per layer
+    assert [tuple(k.shape) for k, _ in cache.state.layers] == [(1, 2, 5, 4)] * 2  # [B, h_kv, T, d_k] per layer
+    assert cache.state.length == 5
     _, full = model.decode_step(ids[:, :5], None)
-    for (k, v), (k_full, v_full) in zip(cache.layers, full.layers, strict=True):
+    for (k, v), (k_full, v_full) in zip(cache.state.layers, full.state.layers, strict=True):
         torch.testing.assert_close(k, k_full, rtol=0, atol=1e-12)
         torch.testing.assert_close(v, v_full, rtol=0, atol=1e-12)
 
@@ -500,5 +505,5 @@ def test_to_hf_refuses_a_block_hugging_face_does_not_have():
     with pytest.raises(ValueError, match="LlamaForCausalLM, which has no norm='layernorm'"):
         mixed.to_hf()
     gqa = GPT(GPTConfig(len(VOCAB), d_model=16, n_heads=4, n_kv_heads=2), VOCAB)
-    with pytest.raises(ValueError, match="GPT2LMHeadModel, which has no kv_heads=2"):
+    with pytest.raises(ValueError, match="GPT2LMHeadModel, which has no n_kv_heads=2"):
         gqa.to_hf()

@@ -28,6 +28,7 @@ from lmlib.data import load_corpus
 from lmlib.neural import NeuralLM
 from lmlib.tokenize import SPECIALS, BPETokenizer, Vocab, char_tokenize, split_sentences, word_tokenize
 from lmlib.train import TrainConfig, encode_stream, train
+from lmlib.transformer import MODERN_BLOCK  # GPTConfig.modern's settings, as plain data
 
 CHECKPOINTS = Path(os.environ.get("LMLIB_CHECKPOINTS", Path(__file__).resolve().parents[2] / "checkpoints"))
 
@@ -125,8 +126,6 @@ def _masked_lm() -> type[NeuralLM]:
 # A recipe's model: the class, imported when a recipe needs it (a chapter on n-grams loads no Transformer).
 MODELS: dict[str, Callable[[], type[NeuralLM]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt, "masked_lm": _masked_lm}
 
-# The Llama-style block (GPTConfig.modern) spelled out, since a recipe's settings are plain data.
-MODERN_BLOCK = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "norm_eps": 1e-6}
 # The course's small GPT: 4 layers of width 128 over a window of 128 tokens, each sentence read apart (as the
 # n-gram models read them), the window sliding by half over a longer text.
 SMALL_GPT = {"block_size": 128, "d_model": 128, "n_layers": 4, "n_heads": 4, "dropout": 0.1,
