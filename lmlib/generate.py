@@ -148,14 +148,9 @@ def suppress_tokens(token_ids: Sequence[int]) -> Processor:
                                                   -math.inf)
 
 
-def processors(
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
-    repetition_penalty: float = 1.0,
-    suppress: Sequence[int] = (),
-) -> list[Processor]:
+def processors(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               min_p: float | None = None, repetition_penalty: float = 1.0,
+               suppress: Sequence[int] = ()) -> list[Processor]:
     """The processors for the usual settings, in Hugging Face's order: repetition penalty, suppressed
     tokens, temperature, top-k, top-p, min-p. The defaults change nothing."""
     chain = []

@@ -306,9 +306,7 @@ class NGramLM:
             grams.append(self.tables[k].lookup(_context_of_order(grams, k, pos), ids))
         return grams
 
-    def _lookup_ngrams(
-        self, ids: np.ndarray, pos: np.ndarray
-    ) -> tuple[list[np.ndarray], dict[int, np.ndarray], np.ndarray]:
+    def _lookup_ngrams(self, ids: np.ndarray, pos: np.ndarray) -> tuple[Grams, Contexts, np.ndarray]:
         """What a smoothing scores a stream of sentences from: ``grams`` (see ``_gram_indices``),
         contexts[k] [N] the index of each k-gram's context (-1 if unseen), and ``longest`` [N]
         the highest order whose n-gram fits in the sentence at t.
@@ -581,6 +579,10 @@ def kneser_ney(
 # fits at t), indices -1 where unseen; its ``distribution`` gets the index of each order's
 # context of the next token, {k: h}.
 
+Grams = list[np.ndarray]  # grams[k] [N]: index of the k-gram ending at each position (-1: unseen)
+Contexts = dict[int, np.ndarray]  # contexts[k] [N]: index of that k-gram's context h (-1: unseen)
+
+
 class Smoother(Protocol):
     """What ``NGramLM`` asks of a smoothing (``MLE``, ``AddK``, ``JelinekMercer``, ``KneserNey``)."""
 
@@ -588,9 +590,7 @@ class Smoother(Protocol):
         """Set every table's logp, log_unseen and context_seen from its counts."""
         ...
 
-    def score(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
-    ) -> np.ndarray:
+    def score(self, grams: Grams, contexts: Contexts, longest: np.ndarray) -> np.ndarray:
         """[N] ln P(w_t | h_t) for each token of a stream of sentences."""
         ...
 
@@ -606,9 +606,7 @@ class MLE:
         self.tables = tables
         mle(tables)
 
-    def score(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
-    ) -> np.ndarray:
+    def score(self, grams: Grams, contexts: Contexts, longest: np.ndarray) -> np.ndarray:
         """The longest context seen in training decides; a word never seen after it gets ln 0 = -inf."""
         logp, done = np.full(len(longest), -np.inf), np.zeros(len(longest), dtype=bool)
         for k in reversed(self.tables):
@@ -640,9 +638,7 @@ class AddK:
         self.tables, self.n_predictable = tables, n_predictable
         add_k(tables, self.k, n_predictable)
 
-    def score(
-        self, grams: list[np.ndarray], contexts: dict[int, np.ndarray], longest: np.ndarray
-    ) -> np.ndarray:
+    def score(self, grams: Grams, contexts: Contexts, longest: np.ndarray) -> np.ndarray:
         """The full context h always: (c(h w) + k) / (c(h .) + k|V|), which is 1/|V| if h was never seen."""
         logp = np.full(len(longest), -math.log(self.n_predictable))
         for k, table in self.tables.items():
@@ -680,12 +676,7 @@ class JelinekMercer:
         self.n_predictable = n_predictable
         self.mle.fit(tables, n_predictable)
 
-    def score(
-        self,
-        grams: list[np.ndarray],
-        contexts: dict[int, np.ndarray],
-        longest: np.ndarray,
-    ) -> np.ndarray:
+    def score(self, grams: Grams, contexts: Contexts, longest: np.ndarray) -> np.ndarray:
         """ln of lambda_0 / |V| + sum_i lambda_i P_MLE(w | h_i):
         one weighted sum per token.
         """
@@ -693,12 +684,7 @@ class JelinekMercer:
             self.mle_by_order(grams, contexts, longest) @ np.array(self.lambdas)
         )
 
-    def mle_by_order(
-        self,
-        grams: list[np.ndarray],
-        contexts: dict[int, np.ndarray],
-        longest: np.ndarray,
-    ) -> np.ndarray:
+    def mle_by_order(self, grams: Grams, contexts: Contexts, longest: np.ndarray) -> np.ndarray:
         """[N, n+1]: column 0 the uniform 1/|V|;
         column i the MLE of order i, P_MLE(w | h_i).
         """
@@ -736,12 +722,7 @@ class KneserNey:
         self.tables = tables
         self.discounts = kneser_ney(tables, n_predictable, self.modified)
 
-    def score(
-        self,
-        grams: list[np.ndarray],
-        contexts: dict[int, np.ndarray],
-        longest: np.ndarray,
-    ) -> np.ndarray:
+    def score(self, grams: Grams, contexts: Contexts, longest: np.ndarray) -> np.ndarray:
         """Backoff form: ln P of the longest n-gram seen,
         plus ln gamma(h) for each longer context h seen.
         """
