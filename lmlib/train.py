@@ -144,7 +144,7 @@ def train(
     a notebook.
     """
     _check_training_inputs(model, train_stream, valid_stream, config)
-    rank, world = _distributed(device)
+    rank, world, device = _distributed(device)
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr,
                                   betas=config.betas)
@@ -286,13 +286,17 @@ def _new_history() -> dict:
     return {k: [] for k in keys}
 
 
-def _distributed(device: str) -> tuple[int, int]:
-    """(rank, world size): join the process group when started by ``torchrun``, else (0, 1)."""
+def _distributed(device: str) -> tuple[int, int, str]:
+    """(rank, world size, this process's device): join the process group when started by ``torchrun``,
+    each process on its own GPU (``cuda`` becomes cuda:LOCAL_RANK); else (0, 1, device)."""
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
-        return 0, 1
+        return 0, 1, device
+    if device == "cuda":  # NCCL needs one GPU per process
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfig) -> None:

@@ -137,3 +137,40 @@ def test_scoring_and_decoding_on_cuda():
     assert greedy(model, ["the"], max_tokens=5).tokens == greedy(model, ["the"], max_tokens=5, use_cache=False).tokens
     beam_search(model, ["the"], max_tokens=5, num_beams=3)
     sample(model, ["the"], max_tokens=5, generator=torch.Generator().manual_seed(0))
+
+
+@needs_cuda
+@pytest.mark.parametrize("way", ["full", "LoRA"])
+def test_fine_tuning_on_cuda(way):
+    from lmlib.course.recipes import load_checkpoint
+    from lmlib.finetune import GPTClassifier, accuracy, add_lora, train_classifier
+    from lmlib.lm import encode_batch
+
+    body = load_checkpoint("gpt_chars_peoples_daily")
+    torch.manual_seed(0)
+    model = GPTClassifier(body, n_classes=2, pooling="mean")
+    if way == "LoRA":
+        add_lora(model, r=4, alpha=8)
+    texts = [list("很好用，质量不错"), list("太差了，不会再买"), list("非常满意"), list("退货了，很失望")] * 4
+    ids, labels = encode_batch(body.vocab, texts), torch.tensor([1, 0, 1, 0] * 4)
+    model.to("cuda")
+    losses = train_classifier(model, ids, labels, epochs=3, lr=1e-3, batch_size=8)
+    assert losses[-1] < losses[0]
+    assert 0.0 <= accuracy(model, ids, labels) <= 1.0  # predicts on the GPU, returns CPU results
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="2 processes on GPUs need 2 CUDA devices (one each)")
+def test_torchrun_two_processes_on_two_gpus_match_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    script, env = root / "tests" / "train_script.py", {**os.environ, "PYTHONPATH": str(root)}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt"), "--device", "cuda"], check=True, env=env)
+    subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path / "two.pt"),
+                    "--device", "cuda"], check=True, env=env, capture_output=True)
+    one, two = (torch.load(tmp_path / f, weights_only=True)["history"] for f in ("one.pt", "two.pt"))
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+

@@ -1,6 +1,7 @@
 """A tiny, seeded training run, started as its own process by tests/test_train.py.
 
     python tests/train_script.py OUT.pt [--steps N] [--resume STATE] [--state STATE] [--dropout P] [--batch B]
+                                        [--device cpu|cuda]
 
 Builds the same toy corpus and MLP LM every time, trains it with ``lmlib.train.train``
 (under ``torchrun`` too), and on rank 0 saves the final weights and the history to OUT.pt.
@@ -44,12 +45,13 @@ def main() -> None:
     parser.add_argument("--state")
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     model, train_stream, valid_stream, config = toy_setup(args.dropout, args.batch)
     history = train(model, train_stream, valid_stream, config, checkpoint=args.state, resume=args.resume,
-                    max_steps=args.steps, progress=False)
+                    max_steps=args.steps, progress=False, device=args.device)
     if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
-        torch.save({"model": model.state_dict(), "history": history}, args.out)
+        torch.save({"model": model.cpu().state_dict(), "history": history}, args.out)
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
