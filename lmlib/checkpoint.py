@@ -4,6 +4,7 @@ A checkpoint is one ``torch.save`` dict, read back with ``weights_only=True``
 (tensors and plain data only, so loading runs no code from the file):
 
     format        "lmlib-checkpoint-1"
+    model_class   the model's class, "module.Class" (files made before it was recorded lack it)
     model_config  dataclasses.asdict(model.config)
     vocab         model.vocab.itos
     model         the weights (model.state_dict())
@@ -42,11 +43,15 @@ def save_checkpoint(
 
     ``half``: store the weights in float16 (a release file for chapters, half the size; no optimizer).
     """
+    if model.vocab is None:
+        raise ValueError(f"this {type(model).__name__} has no vocabulary (e.g. GPT.from_hf(model) without vocab=): "
+                         "a checkpoint stores one, to rebuild the model; pass the course Vocab its ids mean")
     weights = model.state_dict()
     if half:
         weights = _to_half(weights)
     state = {
         "format": FORMAT,
+        "model_class": _class_name(type(model)),
         "model_config": dataclasses.asdict(model.config),
         "train_config": dataclasses.asdict(config),
         "vocab": list(model.vocab.itos),
@@ -109,6 +114,9 @@ def restore_training(path, model: NeuralLM, optimizer, config: TrainConfig, devi
     are the ones it was made with) and the global RNG; return (step, history, the carried state on ``device``)."""
     path = Path(path)
     state = read_checkpoint(path)
+    if state["optimizer"] is None:
+        raise ValueError(f"{path} is a release file (weights only, no optimizer state): resume from the "
+                         "NAME.state.pt that training wrote beside it")
     check_config(state["model_config"], model, path)
     if state["train_config"] != dataclasses.asdict(config):
         differ = sorted(k for k, v in dataclasses.asdict(config).items() if state["train_config"].get(k) != v)
@@ -128,8 +136,16 @@ def load_model(path: str | Path, model_class: type[NeuralLM]) -> NeuralLM:
 def model_from_state(state: dict, model_class: type[NeuralLM]) -> NeuralLM:
     """Rebuild ``model_class(config, vocab)`` from a checkpoint's dict and load its weights (float16 release
     files come back as float32); the training history travels as ``model.history``."""
+    saved = state.get("model_class")
+    if saved is not None and saved != _class_name(model_class):
+        raise ValueError(f"the checkpoint holds a {saved}, not a {_class_name(model_class)}: "
+                         "load it with its own class")
     config = model_class.config_class(**state["model_config"])
     model = model_class(config, Vocab.from_itos(state["vocab"]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     model.history = state["history"]
     return model.eval()
+
+
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -7,7 +7,7 @@ A language model assigns a probability to a token sequence by the chain rule,
 so a model only has to answer two questions: the log-probability of each token
 of a sequence given its prefix (teacher forcing: what perplexity needs), and the
 distribution of the next token given a context (what decoding needs). Every
-model in lmlib (n-gram, MLP, RNN and LSTM so far) answers both, so one
+causal model in lmlib (n-gram, MLP, RNN and LSTM, GPT) answers both, so one
 ``perplexity`` serves them all, and one decoder (``lmlib.generate``).
 
 Perplexity is the exponential of the cross-entropy per predicted token,
@@ -337,23 +337,29 @@ def _check_neural_seam(model: NeuralLM, sequences: Sequence[Sequence[str]], atol
     was_training = model.training
     model.eval()
     try:
-        out = model.hidden_states(ids)
-        if not (isinstance(out, tuple) and len(out) == 2 and out[0].shape[:2] == ids.shape):
-            raise ProtocolError(f"{type(model).__name__}.hidden_states must return (h [B, T, d], state)")
-        h, state = out
-        if model.takes_state:
-            if not (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state)):
-                raise ProtocolError(f"{type(model).__name__}'s state is a {type(state).__name__}, "
-                                    "not a tuple of tensors")
-            cut = ids.shape[1] // 2
-            carried = model.hidden_states(ids[:, cut:], model.hidden_states(ids[:, :cut])[1])[0]
-            _check_close(carried, h[:, cut:], atol, "hidden_states read in two blocks, the state carried")
-        like = next(model.parameters())  # the rebuilt model takes its dtype and device
-        rebuilt = type(model)(model.config, model.vocab).to(like).eval()
-        rebuilt.load_state_dict(model.state_dict())
-        _check_close(rebuilt.hidden_states(ids)[0], h, atol, "the model rebuilt as cls(config, vocab)")
+        # fork_rng: building the copy draws initial weights, which must not move the caller's random stream
+        with torch.random.fork_rng(devices=[]):
+            _check_hidden_states(model, ids, atol)
     finally:
         model.train(was_training)
+
+
+def _check_hidden_states(model: NeuralLM, ids: torch.Tensor, atol: float) -> None:
+    out = model.hidden_states(ids)
+    if not (isinstance(out, tuple) and len(out) == 2 and out[0].shape[:2] == ids.shape):
+        raise ProtocolError(f"{type(model).__name__}.hidden_states must return (h [B, T, d], state)")
+    h, state = out
+    if model.takes_state:
+        if not (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state)):
+            raise ProtocolError(f"{type(model).__name__}'s state is a {type(state).__name__}, "
+                                "not a tuple of tensors")
+        cut = ids.shape[1] // 2
+        carried = model.hidden_states(ids[:, cut:], model.hidden_states(ids[:, :cut])[1])[0]
+        _check_close(carried, h[:, cut:], atol, "hidden_states read in two blocks, the state carried")
+    like = next(model.parameters())  # the rebuilt model takes its dtype and device
+    rebuilt = type(model)(model.config, model.vocab).to(like).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    _check_close(rebuilt.hidden_states(ids)[0], h, atol, "the model rebuilt as cls(config, vocab)")
 
 
 def _check_close(got: torch.Tensor, want: torch.Tensor, atol: float, where: str) -> None:

@@ -8,13 +8,15 @@ A network subclasses ``NeuralLM`` and writes only the network:
 ``NeuralLM`` turns these into ``lmlib.lm.LanguageModel``'s methods once, for every model:
 ``logits`` gives the tokens never predicted (``<pad>``, ``<bos>``) logit -inf, so each softmax runs over
 the |V| others; ``sequence_logprobs`` runs the output layer only where the target is a token, in at
-least float32 whatever the model's dtype, on the device of the ids. It declares, as class
-attributes, what the training loop (``lmlib.train``) needs to know of a model:
+least float32 whatever the model's dtype (the tools move the ids to the model's device). ``forward``
+is what the training loop calls: ids -> logits, or (logits, state) for a model that takes a state.
+A model declares, as class attributes, what the training loop (``lmlib.train``) needs to know of it:
 
     takes_state    forward(ids, state) -> (logits, state): the state, a tuple of tensors, runs on from
                    block to block (an RNN)
     context_size   how many tokens a prediction reads (the MLP's window); None: every token before it
-    objective      "causal" (predict the next token) or "masked" (BERT's objective)
+    objective      "causal" (predict the next token) or "masked" (BERT's objective: the model also
+                   has corrupt(ids) -> (inputs, labels) and stream_masked_logprob(stream, batch_size))
     input_tokens   tokens a vocabulary needs for the model beyond the text's (a masked LM's <mask>)
 
 A ``NeuralLM`` has a ``config`` (an instance of its class's ``config_class``, a dataclass) and a

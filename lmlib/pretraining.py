@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from lmlib._deps import require
+from lmlib.neural import log_softmax
 from lmlib.tokenize import BOS, EOS, PAD, UNK, BPETokenizer, Vocab
 from lmlib.transformer import GPT, GPTConfig, padding_mask
 
@@ -166,6 +167,8 @@ class MaskedLM(GPT):
 
     def _layout(self, ids: torch.Tensor, start: int):
         """All positions see each other (no causal mask); no position sees ``<pad>``."""
+        if start:
+            raise ValueError("a masked LM reads a whole text at once: it has no cache to read after")
         positions = torch.arange(ids.shape[1], device=ids.device)
         return positions, padding_mask(ids, self.vocab.pad_id), False
 
@@ -183,7 +186,7 @@ class MaskedLM(GPT):
     def masked_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] ids (``<mask>`` where a token is hidden) -> [B, T, V]: ln P(token at t | all
         of ids), read in both directions."""
-        return F.log_softmax(self(ids).float(), dim=-1)
+        return log_softmax(self(ids))
 
     @torch.no_grad()
     def stream_masked_logprob(self, stream: torch.Tensor, batch_size: int = 32,

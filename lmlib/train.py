@@ -15,7 +15,7 @@ BERT's objective instead: its inputs are corrupted and the original tokens at
 the chosen positions are scored, with no shift.
 
 A model is a ``lmlib.neural.NeuralLM``: it maps [B, T] ids to [B, T, V]
-next-token logits and declares what the loop needs to know of it
+logits (of the next token; of the hidden token itself for a masked LM) and declares what the loop needs to know of it
 (``takes_state``, ``context_size``, ``objective``); a model that takes a state
 (an RNN, ``layout = "sequential"``) maps ``model(ids, state) -> (logits,
 state)``, the state a tuple of tensors. Data is a *stream*: one 1-D tensor of ids, the training
@@ -128,7 +128,7 @@ def train(
     resume: str | Path | None = None,
     max_steps: int | None = None,
     progress: bool | None = None,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> dict:
     """Train ``model`` on ``train_stream`` and return its history (a dict of lists,
     JSON-ready).
@@ -141,9 +141,10 @@ def train(
     masks do not: only rank 0's CPU random state is saved.
     ``max_steps``: stop after that many steps of the schedule (which still spans
     ``config.steps``). ``progress``: a tqdm bar; by default on in a terminal or
-    a notebook.
+    a notebook. ``device``: where to train (default: where the model is).
     """
     _check_training_inputs(model, train_stream, valid_stream, config)
+    device = str(lm.model_device(model)) if device is None else device
     rank, world, device = _distributed(device)
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr,
@@ -258,7 +259,8 @@ def _batches(stream: torch.Tensor, config: TrainConfig, step: int, rank: int, wo
     if config.layout == "random":
         while True:  # each step's batch depends on (seed, step) only: resumable, the same for every world size
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-            yield random_windows(stream, config.batch_size, config.block, generator)[rows], False
+            # unrelated windows: a model that takes a state starts each one fresh
+            yield random_windows(stream, config.batch_size, config.block, generator)[rows], True
             step += 1
     lanes = list(sequential_lanes(stream, config.batch_size, config.block))  # views, no copies
     while True:  # epoch after epoch; the state resets at the start of each pass

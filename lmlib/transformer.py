@@ -76,7 +76,7 @@ class GPTConfig:
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0  # RoPE's base: head coordinate pair i turns by t * theta^(-2i/d_k) at position t
     reset_at_bos: bool = False  # attention and positions restart at each <bos> of a training stream
-    window_stride: int = 1  # s: past block_size tokens, the window moves s tokens at a time (GPT.window_start)
+    window_stride: int = 1  # s: past block_size tokens, the window moves s tokens at a time (WindowedLM.window_start)
     fast: bool = True  # torch's fused F.scaled_dot_product_attention; False: the function written below
 
     def __post_init__(self):

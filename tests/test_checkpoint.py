@@ -64,3 +64,18 @@ def test_load_model_rebuilds_the_saved_model_through_the_seam(tmp_path):
     assert loaded.config == model.config and loaded.vocab.itos == model.vocab.itos and not loaded.training
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_bad_loads_and_saves_say_what_is_wrong(tmp_path):
+    from lmlib.rnn import RNNLanguageModel
+    from lmlib.transformer import GPT, GPTConfig
+
+    model, train_stream, _, config = toy_setup(steps=2)
+    T.train(model, train_stream, None, config, checkpoint=tmp_path / "s.pt", progress=False)
+    with pytest.raises(ValueError, match=r"holds a lmlib.mlp.MLPLM, not a lmlib.rnn.RNNLanguageModel"):
+        load_model(tmp_path / "s.pt", RNNLanguageModel)
+    save_checkpoint(tmp_path / "release.pt", model, None, config, 2, {}, half=True)
+    with pytest.raises(ValueError, match="release file .* resume from the NAME.state.pt"):
+        T.train(model, train_stream, None, config, resume=tmp_path / "release.pt", progress=False)
+    with pytest.raises(ValueError, match="has no vocabulary"):
+        save_checkpoint(tmp_path / "bare.pt", GPT(GPTConfig(vocab_size=10)), None, config, 0, {})

@@ -106,3 +106,10 @@ def test_check_language_model_catches_a_network_that_breaks_the_seam(fault):
         model.config = dataclasses.asdict(model.config)
     with pytest.raises(ProtocolError, match="state|carried|config"):
         check_language_model(model, SENTENCES)
+
+
+def test_check_language_model_leaves_the_random_stream_where_it_was():
+    model = build("gpt", "GPT-2 block")
+    before = torch.get_rng_state()
+    check_language_model(model, SENTENCES)
+    assert torch.equal(torch.get_rng_state(), before)

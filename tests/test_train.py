@@ -233,3 +233,12 @@ def test_a_state_that_is_not_a_tuple_of_tensors_is_refused():
     with pytest.raises(TypeError, match="returned a state of type str: .* tuple of tensors"):
         T.train(model, train_stream, valid_stream, dataclasses.replace(config, layout="sequential", batch_size=4),
                 progress=False)
+
+
+def test_the_random_layout_starts_every_window_from_a_fresh_state():
+    _, train_stream, valid_stream, config = toy_setup(steps=4)
+    model, received = ToyRNN(toy_setup()[0].vocab), []
+    read = model.hidden_states
+    model.hidden_states = lambda ids, state=None: received.append(state) or read(ids, state)
+    T.train(model, train_stream, None, dataclasses.replace(config, layout="random"), progress=False)
+    assert len(received) == 4 and all(state is None for state in received)  # unrelated windows: no carry
