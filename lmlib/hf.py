@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from lmlib._deps import require
 from lmlib.tokenize import Vocab
-from lmlib.transformer import GPT, MODERN_BLOCK, GPTConfig
+from lmlib.transformer import GPT, GPT2_BLOCK, MODERN_BLOCK, GPTConfig
 
 
 def gpt_from_hf(model: nn.Module, vocab: Vocab | None = None) -> GPT:
@@ -130,7 +130,7 @@ def gpt2_config_from_hf(hf) -> GPTConfig:
 
 
 def gpt2_config_to_hf(config: GPTConfig, vocab: Vocab | None):
-    block = {"norm": "layernorm", "mlp": "gelu", "bias": True, "n_kv_heads": config.n_heads}
+    block = {**{k: GPT2_BLOCK[k] for k in ("norm", "mlp", "bias")}, "n_kv_heads": config.n_heads}
     _require_block(config, block, "GPT2LMHeadModel")
     n_inner = None if config.d_ff == 4 * config.d_model else config.d_ff  # None: HF's default, 4 n_embd
     return require("transformers").GPT2Config(

@@ -56,6 +56,8 @@ from lmlib.tokenize import Vocab
 # The Llama-style block (GPTConfig.modern; the recipes of lmlib.course.recipes use it): rotary positions,
 # RMSNorm, SwiGLU, no biases.
 MODERN_BLOCK = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "norm_eps": 1e-6}
+# GPT-2's block: GPTConfig's defaults.
+GPT2_BLOCK = {"positions": "learned", "norm": "layernorm", "mlp": "gelu", "bias": True, "norm_eps": 1e-5}
 
 
 @dataclass(frozen=True)

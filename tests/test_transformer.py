@@ -507,3 +507,12 @@ def test_to_hf_refuses_a_block_hugging_face_does_not_have():
     gqa = GPT(GPTConfig(len(VOCAB), d_model=16, n_heads=4, n_kv_heads=2), VOCAB)
     with pytest.raises(ValueError, match="GPT2LMHeadModel, which has no n_kv_heads=2"):
         gqa.to_hf()
+
+
+def test_the_two_blocks_are_written_once():
+    from lmlib.transformer import GPT2_BLOCK, MODERN_BLOCK
+
+    default, modern = GPTConfig(10), GPTConfig.modern(10)
+    assert {k: getattr(default, k) for k in GPT2_BLOCK} == GPT2_BLOCK  # GPTConfig's defaults are GPT-2's block
+    assert {k: getattr(modern, k) for k in MODERN_BLOCK} == MODERN_BLOCK
+    assert set(GPT2_BLOCK) == set(MODERN_BLOCK)  # the same settings, chosen two ways
