@@ -100,7 +100,7 @@ def read_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def check_config(saved: dict, model: NeuralLM, path: Path) -> None:
+def check_saved_config(saved: dict, model: NeuralLM, path: Path) -> None:
     """Raise if the checkpoint was made for a model with another configuration, naming the keys that differ."""
     current = dataclasses.asdict(model.config)
     differ = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
@@ -117,7 +117,7 @@ def restore_training(path, model: NeuralLM, optimizer, config: TrainConfig, devi
     if state["optimizer"] is None:
         raise ValueError(f"{path} is a release file (weights only, no optimizer state): resume from the "
                          "NAME.state.pt that training wrote beside it")
-    check_config(state["model_config"], model, path)
+    check_saved_config(state["model_config"], model, path)
     if state["train_config"] != dataclasses.asdict(config):
         differ = sorted(k for k, v in dataclasses.asdict(config).items() if state["train_config"].get(k) != v)
         raise ValueError(f"{path} was trained with another TrainConfig (differs in: {', '.join(differ)})")

@@ -14,7 +14,9 @@ A model declares, as class attributes, what the training loop (``lmlib.train``) 
 
     takes_state    forward(ids, state) -> (logits, state): the state, a tuple of tensors, runs on from
                    block to block (an RNN)
-    context_size   how many tokens a prediction reads (the MLP's window); None: every token before it
+    context_size   how many tokens a prediction reads (the MLP's window), which the loop needs to know
+                   to skip the first targets of a row; None: every token before it (a WindowedLM's
+                   window, a cache it reads through, is ``window``)
     objective      "causal" (predict the next token) or "masked" (BERT's objective: the model also
                    has corrupt(ids) -> (inputs, labels) and stream_masked_logprob(stream, batch_size))
     input_tokens   tokens a vocabulary needs for the model beyond the text's (a masked LM's <mask>)
