@@ -684,7 +684,8 @@ class JelinekMercer:
             self.mle_by_order(grams, contexts, longest) @ np.array(self.lambdas)
         )
 
-    def mle_by_order(self, grams: Grams, contexts: Contexts, longest: np.ndarray) -> np.ndarray:
+    def mle_by_order(self, grams: Grams, contexts: Contexts,
+                     longest: np.ndarray) -> np.ndarray:
         """[N, n+1]: column 0 the uniform 1/|V|;
         column i the MLE of order i, P_MLE(w | h_i).
         """
