@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmlib.neural import NeuralLM, log_softmax
+from lmlib.neural import NeuralLM
 from lmlib.tokenize import SPECIALS, Vocab
 
 
@@ -83,12 +83,6 @@ class MLPLM(NeuralLM):
         return self.out(self.drop(h))
 
     # --- the LanguageModel protocol (sequence_logprobs: NeuralLM's) ---------------------------
-
-    @torch.no_grad()
-    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
-        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context)."""
-        tail = contexts[:, -self.config.context :]  # only the last n-1 tokens matter
-        return log_softmax(self(tail)[:, -1])
 
 
 def context_windows(ids: torch.Tensor, context: int, bos_id: int) -> torch.Tensor:

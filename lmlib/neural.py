@@ -61,8 +61,10 @@ class NeuralLM(nn.Module):
     """A neural language model: the network's ``hidden_states`` and ``output``, made a ``LanguageModel``.
 
     Subclasses call ``register_vocab`` in ``__init__`` (it checks the sizes and registers the mask of
-    the tokens never predicted) and write ``next_token_logprobs`` (and, for ``IncrementalDecoding``,
-    ``decode_step`` and ``reorder_cache``) from ``logits`` and ``log_softmax``.
+    the tokens never predicted). ``sequence_logprobs`` and ``next_token_logprobs`` come from here; a
+    model with a state it can read on from (``IncrementalDecoding``) writes ``decode_step`` and
+    ``reorder_cache``, which depend on its state's layout (``WindowedLM`` writes them for a cache of
+    keys and values).
     """
 
     takes_state: ClassVar[bool] = False
@@ -96,6 +98,15 @@ class NeuralLM(nn.Module):
             return logits
         # in place: no second [..., V] tensor
         return logits.masked_fill_(self.never_predicted, float("-inf"))
+
+    @torch.no_grad()
+    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
+        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context): the last
+        position's distribution after reading the context from the start (a model with a finite
+        ``context_size`` reads only that many tokens, all a prediction depends on)."""
+        if self.context_size is not None:
+            contexts = contexts[:, -self.context_size :]
+        return log_softmax(self.logits(self.hidden_states(contexts)[0])[:, -1])
 
     def scoring_hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] ids -> [B, T, d]: each position's vector for scoring a whole text (a Transformer

@@ -277,11 +277,6 @@ class RNNLanguageModel(NeuralLM):
     # --- the LanguageModel protocol (sequence_logprobs: NeuralLM's) and its incremental extension ----
 
     @torch.no_grad()
-    def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
-        """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context)."""
-        return self.decode_step(contexts, None)[0]
-
-    @torch.no_grad()
     def decode_step(self, ids: torch.Tensor, cache: State | None) -> tuple[torch.Tensor, State]:
         """Read ``ids`` [B, T] from the state ``cache`` (None: a fresh start) -> ([B, V] next-token log-probabilities,
         the state after them)."""
