@@ -103,6 +103,10 @@ def read_checkpoint(path: str | Path) -> dict:
 def check_saved_config(saved: dict, model: NeuralLM, path: Path) -> None:
     """Raise if the checkpoint was made for a model with another configuration, naming the keys that differ."""
     current = dataclasses.asdict(model.config)
+    try:  # the saved settings with their defaults resolved as the config class resolves them (None -> a width)
+        saved = dataclasses.asdict(type(model.config)(**saved))
+    except TypeError:
+        pass  # a key this version does not know: compared as saved, and named below
     differ = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
     if differ:
         detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs model {current.get(k)!r}" for k in differ)

@@ -79,3 +79,16 @@ def test_bad_loads_and_saves_say_what_is_wrong(tmp_path):
         T.train(model, train_stream, None, config, resume=tmp_path / "release.pt", progress=False)
     with pytest.raises(ValueError, match="has no vocabulary"):
         save_checkpoint(tmp_path / "bare.pt", GPT(GPTConfig(vocab_size=10)), None, config, 0, {})
+
+
+def test_a_config_saved_before_its_defaults_were_resolved_is_the_same_config(tmp_path):
+    """GPTConfig once saved n_kv_heads and d_ff as None (their defaults); a training state from then resumes."""
+    from lmlib.checkpoint import check_saved_config
+    from lmlib.transformer import GPT, GPTConfig
+
+    vocab = Vocab(["a", "b", "c"])
+    model = GPT(GPTConfig(vocab_size=len(vocab), d_model=16, n_heads=2, block_size=8), vocab)
+    old = {**dataclasses.asdict(model.config), "n_kv_heads": None, "d_ff": None}
+    check_saved_config(old, model, tmp_path / "s.pt")
+    with pytest.raises(ValueError, match=r"d_ff: checkpoint 128 vs model 64, d_model: checkpoint 32 vs model 16"):
+        check_saved_config({**old, "d_model": 32}, model, tmp_path / "s.pt")
