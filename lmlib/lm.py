@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from lmlib.neural import NeuralLM, WindowedLM
+from lmlib.neural import NeuralLM, WindowedLM, is_state
 from lmlib.tokenize import Vocab
 
 
@@ -350,7 +350,7 @@ def _check_hidden_states(model: NeuralLM, ids: torch.Tensor, atol: float) -> Non
         raise ProtocolError(f"{type(model).__name__}.hidden_states must return (h [B, T, d], state)")
     h, state = out
     if model.takes_state:
-        if not (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state)):
+        if not is_state(state):
             raise ProtocolError(f"{type(model).__name__}'s state is a {type(state).__name__}, "
                                 "not a tuple of tensors")
         cut = ids.shape[1] // 2

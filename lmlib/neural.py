@@ -50,6 +50,11 @@ def log_softmax(logits: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
 
 
+def is_state(state: object) -> bool:
+    """Whether ``state`` has the type the seam asks of a carried state: a tuple of tensors."""
+    return isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state)
+
+
 def never_predicted_mask(vocab_size: int, vocab: Vocab) -> torch.Tensor:
     """[vocab_size] bool: True for ``<pad>`` and ``<bos>``, the tokens a model never predicts."""
     never = torch.zeros(vocab_size, dtype=torch.bool)

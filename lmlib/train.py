@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from lmlib import lm
 from lmlib.checkpoint import restore_training, save_checkpoint
-from lmlib.neural import NeuralLM
+from lmlib.neural import NeuralLM, is_state
 from lmlib.show import interactive, progress_bar
 from lmlib.tokenize import Vocab
 
@@ -248,7 +248,7 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
 
 
 def _check_state(model: NeuralLM, state) -> None:
-    if not (isinstance(state, tuple) and all(isinstance(s, torch.Tensor) for s in state)):
+    if not is_state(state):
         raise TypeError(f"{type(model).__name__} returned a state of type {type(state).__name__}: a model that "
                         "takes_state returns its state as a tuple of tensors (lmlib.neural)")
 
