@@ -138,19 +138,30 @@ def lmlib_lstm(config: ClassifyConfig):
     return LSTMClassifier(LSTMClassifierConfig(config.num_words, config.d_embed, config.units))
 
 
+# LSTMClassifier's parameters in the order of the Keras model's get_weights(): embeddings, kernel,
+# recurrent_kernel, bias, then Dense's kernel and bias; Keras stores its kernels transposed
+KERAS_ORDER = ("embed.weight", "weight_ih", "weight_hh", "bias", "head.weight", "head.bias")
+
+
 def copy_keras_weights(keras_model, model) -> None:
-    """Put a Keras model's weights (``keras_lstm``) into an ``LSTMClassifier``: kernels are
-    stored transposed, the gates in the same order (i, f, g, o)."""
-    embeddings, kernel, recurrent_kernel, bias, dense_kernel, dense_bias = (
-        torch.as_tensor(np.asarray(w)) for w in keras_model.get_weights())
+    """Put a Keras model's weights (``keras_lstm``) into an ``LSTMClassifier``: the kernels
+    transposed, the gates in the same order (i, f, g, o)."""
+    params = dict(model.named_parameters())
     with torch.no_grad():
-        for ours, theirs in [(model.embed.weight, embeddings), (model.weight_ih, kernel.T),
-                             (model.weight_hh, recurrent_kernel.T), (model.bias, bias),
-                             (model.head.weight, dense_kernel.T), (model.head.bias, dense_bias)]:
-            if ours.shape != theirs.shape:
+        for name, weight in zip(KERAS_ORDER, keras_model.get_weights(), strict=True):
+            theirs = torch.as_tensor(np.asarray(weight))
+            theirs = theirs.T if theirs.ndim == 2 and name != "embed.weight" else theirs
+            if params[name].shape != theirs.shape:
                 raise ValueError(f"the Keras model has a weight of shape {tuple(theirs.shape)} where the lmlib "
-                                 f"model has {tuple(ours.shape)}: build both from the same ClassifyConfig")
-            ours.copy_(theirs)
+                                 f"model's {name} is {tuple(params[name].shape)}: build both from one ClassifyConfig")
+            params[name].copy_(theirs)
+
+
+def weights_for_keras(model) -> list[np.ndarray]:
+    """An ``LSTMClassifier``'s parameters as a Keras model's ``set_weights`` takes them."""
+    params = {name: p.detach().cpu().numpy() for name, p in model.named_parameters()}
+    return [params[name].T if params[name].ndim == 2 and name != "embed.weight" else params[name]
+            for name in KERAS_ORDER]
 
 
 def sequences(texts: Sequence[str], index: WordIndex, maxlen: int, padding: str) -> np.ndarray:
