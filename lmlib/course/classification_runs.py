@@ -428,6 +428,34 @@ def run_task(name: str, config: ClassifyConfig = ClassifyConfig(), only: Sequenc
             "labels": "".join(str(y) for y in task.labels[task.test_rows]), "methods": results}
 
 
+# --- reading the results (the chapter) --------------------------------------------------------------------------
+
+
+def load_results(task: str, directory: Path = CHECKPOINTS) -> dict:
+    path = directory / f"classification_{task}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: make it with python -m lmlib.course.classification_runs {task}")
+    return json.loads(path.read_text())
+
+
+def outcomes(result: dict, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A method's gold labels, predictions and P(positive), each [N], in the order the examples were scored."""
+    if key not in result["methods"]:
+        raise KeyError(f"no method {key!r} in the results; they hold {', '.join(result['methods'])}")
+    info = result["methods"][key]
+    return (np.array([int(c) for c in result["labels"]]), np.array([int(c) for c in info["predicted"]]),
+            np.array(info["probability"]))
+
+
+def committed_fine_tuned_minilm(directory: Path = CHECKPOINTS, loop: str = "lmlib loop") -> list[int]:
+    """The fine-tuning chapter's MiniLM fine-tuned on ``polarity_en`` (``finetune_polarity_en.json``, the same five
+    folds): how many of each fold's 40 test sentences it got right. Only the accuracies were kept, not the
+    predictions."""
+    result = json.loads((directory / "finetune_polarity_en.json").read_text())
+    per_fold = result["examples"] // result["config"]["folds"]
+    return [round(row[f"MiniLM fine-tuned, {loop}"] * per_fold) for row in result["rows"]]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lmlib.course.classification_runs",
                                      description=__doc__.split("\n")[0])
