@@ -5,7 +5,8 @@ comparisons and error analysis are computed from those probabilities).
     python -m lmlib.course.classification_runs reviews_zh    # train on 13,888 Chinese reviews, test on 1,735
     python -m lmlib.course.classification_runs polarity_en   # 200 English sentences, 5-fold cross-validation
     python -m lmlib.course.classification_runs --list
-    options: --only METHOD ... (a subset of METHODS), --limit N (N examples per split: a quick check), --out DIR
+    options: --only METHOD ... (a subset of METHODS), --limit N (N examples per split: a quick check), --out DIR,
+             --seeds S ... (re-run with other seeds: classification_{task}_seeds.json, the seed-to-seed spread)
 
 The classifiers (``METHODS``): the majority class; logistic regression on bag-of-words counts, on averaged
 Word2Vec vectors (lmlib's ``Word2Vec``, trained here without labels) and on all-MiniLM-L6-v2's frozen sentence
@@ -38,6 +39,7 @@ import torch
 from lmlib.course.recipes import CHECKPOINTS
 
 LABELS = ("neg", "pos")  # class 1 is positive; every probability stored is P(positive)
+FOLD_SEED = 0  # polarity_en's folds, and the --limit samples: the fine-tuning chapter's, whatever the models' seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +60,8 @@ class ClassifyConfig:
     # the fine-tuned GPT: the fine-tuning chapter's settings (finetune_runs.RunConfig), at its chosen rate
     gpt_body_zh: str = "gpt_chars_peoples_daily"  # the fine-tuning chapter's body
     gpt_body_en: str = "gpt_bpe_wiki"
-    folds: int = 5  # polarity_en: the fine-tuning chapter's stratified folds (seed 0)
-    seed: int = 0
+    folds: int = 5  # polarity_en: the fine-tuning chapter's stratified folds (FOLD_SEED)
+    seed: int = 0  # the models' initialisation and batch order (--seeds re-runs with others)
 
 
 # --- the articles' pipeline: Tokenizer -> pad_sequences -> Embedding -> LSTM(64) -> Dense(sigmoid) -------------
@@ -214,7 +216,7 @@ def load_task(name: str, config: ClassifyConfig, limit: int | None = None) -> Ta
     for split in splits:
         pairs = load_corpus(name, split)
         if limit is not None:
-            pairs = [pairs[i] for i in stratified_subset([y for _, y in pairs], min(limit, len(pairs)), config.seed)]
+            pairs = [pairs[i] for i in stratified_subset([y for _, y in pairs], min(limit, len(pairs)), FOLD_SEED)]
         rows[split] = np.arange(len(texts), len(texts) + len(pairs))
         texts += [t for t, _ in pairs]
         labels += [LABELS.index(y) for _, y in pairs]
@@ -224,7 +226,7 @@ def load_task(name: str, config: ClassifyConfig, limit: int | None = None) -> Ta
     else:
         from sklearn.model_selection import StratifiedKFold
 
-        splitter = StratifiedKFold(config.folds, shuffle=True, random_state=config.seed)
+        splitter = StratifiedKFold(config.folds, shuffle=True, random_state=FOLD_SEED)
         folds, valid = [(train, test) for train, test in splitter.split(texts, labels)], None
     task = Task(name, TASKS[name], texts, labels, folds, valid)
     task.words = _words(texts, task.lang)
@@ -263,7 +265,8 @@ def bag_of_words(task: Task, train, test, config: ClassifyConfig, info: dict) ->
     else:
         vectorizer, docs = CountVectorizer(), task.texts
     features = vectorizer.fit_transform([docs[i] for i in train])
-    info["parameters"] = features.shape[1] + 1
+    info.setdefault("parameters_by_fold", []).append(features.shape[1] + 1)  # each fold's own vocabulary
+    info["parameters"] = max(info["parameters_by_fold"])
     return logistic_regression(features, task.labels[train], vectorizer.transform([docs[i] for i in test]))
 
 
@@ -463,6 +466,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--only", nargs="+", metavar="METHOD", help=f"some of: {' '.join(METHODS)}")
     parser.add_argument("--limit", type=int, help="a stratified sample of N examples per split: a quick check")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="re-run with these seeds instead (the models' initialisation and batch order); writes "
+                             "classification_TASK_seeds.json, predictions without probabilities")
     parser.add_argument("--out", type=Path, default=CHECKPOINTS)
     args = parser.parse_args(argv)
     if args.list or not args.task:
@@ -476,10 +482,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--limit {args.limit}: use at least 10 examples per split (both classes in every fold)")
     torch.set_num_threads(2)  # the course's laptop
     start = time.perf_counter()
-    result = run_task(args.task, only=args.only, limit=args.limit)
+    if args.seeds:
+        runs = [run_task(args.task, dataclasses.replace(ClassifyConfig(), seed=seed), args.only, args.limit)
+                for seed in args.seeds]
+        for run in runs:
+            for info in run["methods"].values():
+                del info["probability"]
+        seeds = [{"seed": seed, "methods": run.pop("methods")} for seed, run in zip(args.seeds, runs, strict=True)]
+        result = {**runs[0], "config": dataclasses.asdict(ClassifyConfig()), "seeds": seeds}
+    else:
+        result = run_task(args.task, only=args.only, limit=args.limit)
     result |= {"wall_seconds": round(time.perf_counter() - start, 1), "device": f"CPU, {torch.get_num_threads()} "
                f"threads", "load_average": [round(x, 1) for x in os.getloadavg()], "torch": torch.__version__}
-    path = args.out / f"classification_{args.task}.json"
+    path = args.out / f"classification_{args.task}{'_seeds' if args.seeds else ''}.json"
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {path}")
 
