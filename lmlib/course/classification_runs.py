@@ -434,10 +434,13 @@ def run_task(name: str, config: ClassifyConfig = ClassifyConfig(), only: Sequenc
 # --- reading the results (the chapter) --------------------------------------------------------------------------
 
 
-def load_results(task: str, directory: Path = CHECKPOINTS) -> dict:
-    path = directory / f"classification_{task}.json"
+def load_results(task: str, directory: Path = CHECKPOINTS, seeds: bool = False) -> dict:
+    """The committed results of ``task`` (``seeds``: of its ``--seeds`` re-runs)."""
+    path = directory / f"classification_{task}{'_seeds' if seeds else ''}.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: make it with python -m lmlib.course.classification_runs {task}")
+        command = f"python -m lmlib.course.classification_runs {task}" + (" --only keras_lstm lmlib_lstm --seeds 1 2"
+                                                                           if seeds else "")
+        raise FileNotFoundError(f"{path} is missing: make it with {command}")
     return json.loads(path.read_text())
 
 

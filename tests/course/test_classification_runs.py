@@ -153,3 +153,24 @@ def test_the_committed_results_were_made_with_the_code_s_settings_on_the_task_s_
         assert len(p) == len(gold) and len(info["predicted"]) == len(gold)
         sure = np.abs(p - 0.5) > 1e-4  # the stored prediction is the unrounded probability's side of 1/2
         assert ((p[sure] > 0.5) == np.array([c == "1" for c in info["predicted"]])[sure]).all()
+
+
+def test_the_cli_reruns_other_seeds_into_their_own_file(tmp_path):
+    C.main(["reviews_zh", "--limit", "12", "--only", "majority", "lmlib_lstm", "--seeds", "1", "2",
+            "--out", str(tmp_path)])
+    assert not (tmp_path / "classification_reviews_zh.json").exists()
+    result = json.loads((tmp_path / "classification_reviews_zh_seeds.json").read_text())
+    assert [run["seed"] for run in result["seeds"]] == [1, 2] and len(result["labels"]) == 12
+    for run in result["seeds"]:
+        assert list(run["methods"]) == ["majority", "lmlib_lstm"]
+        lstm = run["methods"]["lmlib_lstm"]
+        assert "probability" not in lstm and len(lstm["predicted"]) == 12
+
+
+def test_the_committed_seed_reruns_were_made_with_the_code_s_settings():
+    result = C.load_results("reviews_zh", seeds=True)
+    assert result["config"] == json.loads(json.dumps(dataclasses.asdict(C.ClassifyConfig())))
+    assert result["limit"] is None and [run["seed"] for run in result["seeds"]] == [1, 2]
+    assert result["labels"] == C.load_results("reviews_zh")["labels"]
+    for run in result["seeds"]:
+        assert list(run["methods"]) == ["keras_lstm", "lmlib_lstm"]
