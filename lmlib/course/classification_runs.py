@@ -453,6 +453,19 @@ def outcomes(result: dict, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
             np.array(info["probability"]))
 
 
+def scored_texts(task: str, config: ClassifyConfig = ClassifyConfig()) -> list[str]:
+    """The texts of ``task`` in the order its results score them (``polarity_en``: fold by fold)."""
+    from lmlib.data import load_corpus
+
+    if task == "reviews_zh":
+        return [text for text, _ in load_corpus(task, "test")]
+    from sklearn.model_selection import StratifiedKFold
+
+    texts, labels = zip(*load_corpus(task, "all"), strict=True)
+    folds = StratifiedKFold(config.folds, shuffle=True, random_state=FOLD_SEED).split(texts, labels)
+    return [texts[i] for _, test in folds for i in test]
+
+
 def committed_fine_tuned_minilm(directory: Path = CHECKPOINTS, loop: str = "lmlib loop") -> list[int]:
     """The fine-tuning chapter's MiniLM fine-tuned on ``polarity_en`` (``finetune_polarity_en.json``, the same five
     folds): how many of each fold's 40 test sentences it got right. Only the accuracies were kept, not the
