@@ -69,38 +69,41 @@ class ClassifyConfig:
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'  # Tokenizer's default: removed before splitting
 
 
-def text_to_word_sequence(text: str, filters: str = KERAS_FILTERS, lower: bool = True) -> list[str]:
-    """Keras 2's ``text_to_word_sequence``: lower-case, turn each filtered character into a
-    space, split on spaces."""
+def text_to_word_sequence(text: str, filters: str = KERAS_FILTERS,
+                          lower: bool = True) -> list[str]:
+    """Keras 2's ``text_to_word_sequence``: lower-case, turn each filtered character
+    into a space, split on spaces."""
     if lower:
         text = text.lower()
-    return [w for w in text.translate(str.maketrans(dict.fromkeys(filters, " "))).split(" ") if w]
+    spaced = text.translate(str.maketrans(dict.fromkeys(filters, " ")))
+    return [w for w in spaced.split(" ") if w]
 
 
 class WordIndex:
-    """What the articles' ``keras.preprocessing.text.Tokenizer(num_words)`` did (Keras 2; gone in
-    Keras 3): ``fit_on_texts`` numbers the words by frequency from 1 (ties: first seen first,
-    0 stays free for padding), ``texts_to_sequences`` keeps the ids below ``num_words`` and
-    drops every other word."""
+    """What the articles' ``keras.preprocessing.text.Tokenizer(num_words)`` did (Keras 2;
+    gone in Keras 3): ``fit_on_texts`` numbers the words by frequency from 1 (ties: first
+    seen first; 0 stays free for padding), ``texts_to_sequences`` keeps the ids below
+    ``num_words`` and drops every other word."""
 
     def __init__(self, num_words: int | None = None):
         if num_words is not None and num_words < 2:
-            raise ValueError(f"num_words must be at least 2 (id 0 is padding), got {num_words}")
+            raise ValueError(f"num_words must be >= 2 (0 is padding), got {num_words}")
         self.num_words, self.word_index = num_words, {}
 
     def fit_on_texts(self, texts: Sequence[str]) -> None:
         _check_texts(texts)
         counts = Counter(w for text in texts for w in text_to_word_sequence(text))
-        ranked = sorted(counts, key=counts.get, reverse=True)  # a stable sort: ties keep their order
+        ranked = sorted(counts, key=counts.get, reverse=True)  # stable: ties keep order
         self.word_index = {w: i for i, w in enumerate(ranked, start=1)}
 
     def texts_to_sequences(self, texts: Sequence[str]) -> list[list[int]]:
         _check_texts(texts)
         if not self.word_index:
-            raise ValueError("the word index is empty: call fit_on_texts(training_texts) first")
+            raise ValueError("the word index is empty: call fit_on_texts(texts) first")
         limit = self.num_words or len(self.word_index) + 1
-        return [[i for w in text_to_word_sequence(text) if (i := self.word_index.get(w, limit)) < limit]
-                for text in texts]
+        ids = [[self.word_index.get(w, limit) for w in text_to_word_sequence(text)]
+               for text in texts]
+        return [[i for i in row if i < limit] for row in ids]
 
 
 def _check_texts(texts: Sequence[str]) -> None:
@@ -124,7 +127,7 @@ def keras_lstm(config: ClassifyConfig):
     keras = import_keras()
     model = keras.Sequential([
         keras.Input(shape=(config.maxlen,), dtype="int32"),
-        keras.layers.Embedding(config.num_words, config.d_embed),  # no input_length in Keras 3
+        keras.layers.Embedding(config.num_words, config.d_embed),  # no input_length
         keras.layers.LSTM(config.units),
         keras.layers.Dense(1, activation="sigmoid"),
     ])

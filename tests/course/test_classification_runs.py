@@ -93,7 +93,7 @@ def test_pad_sequences_keep_the_last_words_on_either_side():
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: C.WordIndex(num_words=1), ValueError, "num_words must be at least 2"),
+        (lambda: C.WordIndex(num_words=1), ValueError, "num_words must be >= 2"),
         (lambda: C.WordIndex().fit_on_texts("one text"), TypeError, "a list of texts"),
         (lambda: C.WordIndex().texts_to_sequences(["a"]), ValueError, "call fit_on_texts"),
         (lambda: C.run_task("polarity_en", only=["svm"]), ValueError, "unknown methods"),
