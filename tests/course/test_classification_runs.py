@@ -168,3 +168,13 @@ def test_the_committed_seed_reruns_were_made_with_the_code_s_settings():
     assert result["labels"] == C.load_results("reviews_zh")["labels"]
     for run in result["seeds"]:
         assert list(run["methods"]) == ["keras_lstm", "lmlib_lstm"]
+
+
+def test_importing_lmlib_does_not_import_keras():
+    import subprocess
+    import sys
+
+    code = ("import sys, lmlib, lmlib.rnn, lmlib.finetune, lmlib.course.classification_runs; "
+            "print('keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
