@@ -402,8 +402,9 @@ def rouge_n(hypothesis: Sequence[str], reference: Sequence[str], n: int) -> Roug
 
 
 def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
-    """Length of the longest common subsequence (in order, gaps allowed) of a and b, by dynamic
-    programming: L[i][j] = L[i-1][j-1] + 1 if a_i = b_j else max(L[i-1][j], L[i][j-1]).
+    """Length of the longest common subsequence (in order, gaps allowed) of a and b,
+    by dynamic programming:
+    L[i][j] = L[i-1][j-1] + 1 if a_i = b_j else max(L[i-1][j], L[i][j-1]).
     Keeps two rows of the table: O(|a| |b|) time, O(|b|) memory."""
     previous = [0] * (len(b) + 1)
     for x in a:

@@ -50,21 +50,20 @@ MIN_WORDS = 5
 
 
 def sentences_of(text: str) -> list[str]:
-    """The prose sentences of plain text, paragraph by paragraph (a sentence never spans two paragraphs).
+    """The prose sentences of plain text, paragraph by paragraph.
 
-    A sentence is kept if it ends as a sentence does and has ``MIN_WORDS`` words or more: what markup
-    cleaning leaves of image captions, list items and table cells ("Latin 300 AD Uncial") is dropped.
+    A sentence is kept if it ends as a sentence does and has ``MIN_WORDS`` words or
+    more: what cleaning leaves of captions, list items and table cells is dropped.
     """
     sentences = (s for paragraph in text.split("\n") for s in split_sentences(paragraph))
     return [s for s in sentences if PROSE_END.search(s) and len(s.split()) >= MIN_WORDS]
 
 
 def lead_and_body(wikitext: str) -> tuple[str, str]:
-    """An article's wikitext cut at its first section heading: (lead, body), each as plain text."""
+    """An article's wikitext cut at its first section heading: (lead, body), as plain text."""
     heading = FIRST_HEADING.search(wikitext)
-    if heading is None:
-        return clean_wiki_markup(wikitext), ""
-    return clean_wiki_markup(wikitext[: heading.start()]), clean_wiki_markup(wikitext[heading.start() :])
+    cut = heading.start() if heading else len(wikitext)
+    return clean_wiki_markup(wikitext[:cut]), clean_wiki_markup(wikitext[cut:])
 
 
 def summarization_articles(min_lead: int = 2, min_body: int = 10) -> list[Article]:
@@ -93,31 +92,32 @@ def random_k(sentences: list[str], k: int = 3, seed: int = 0) -> list[int]:
 
 
 def tfidf_vectors(sentences: list[str]) -> np.ndarray:
-    """[n, V] L2-normalised TF-IDF rows, the sentences of one document as its "documents" (IDF within it)."""
+    """[n, V] unit TF-IDF rows; the IDF counts the document's own sentences."""
     text = require("sklearn.feature_extraction.text")
     vectorizer = text.TfidfVectorizer(lowercase=True, stop_words="english")
     return vectorizer.fit_transform(sentences).toarray()
 
 
 def centroid_k(vectors: np.ndarray, k: int = 3) -> list[int]:
-    """The k rows (unit vectors, [n, d]) with the highest cosine to the centroid of all rows."""
+    """The k rows of ``vectors`` ([n, d]) with the highest cosine to their centroid."""
     _check(vectors, k)
     scores = _unit(vectors) @ _unit(vectors.mean(axis=0))  # [n]
     return sorted(np.argsort(-scores, kind="stable")[:k].tolist())
 
 
 def mmr(vectors: np.ndarray, k: int = 3, lam: float = 0.7) -> list[int]:
-    """Maximal marginal relevance: greedily add the sentence that is close to the centroid (weight ``lam``)
-    and far from every sentence already chosen (weight ``1 - lam``). ``lam = 1`` is ``centroid_k``."""
+    """Maximal marginal relevance: greedily add the sentence that is close to the
+    centroid (weight ``lam``) and far from every sentence already chosen (weight
+    ``1 - lam``). ``lam = 1`` is ``centroid_k``."""
     _check(vectors, k)
     if not 0 <= lam <= 1:
-        raise ValueError(f"lam={lam} must be in [0, 1]: 1 is relevance only, 0 novelty only")
+        raise ValueError(f"lam={lam} must be in [0, 1]: 1 is relevance only, 0 novelty")
     unit = _unit(vectors)  # [n, d]
     relevance = unit @ _unit(vectors.mean(axis=0))  # [n]
     similarity = unit @ unit.T  # [n, n]
     chosen: list[int] = []
     for _ in range(min(k, len(vectors))):
-        redundancy = similarity[:, chosen].max(axis=1) if chosen else np.zeros(len(vectors))
+        redundancy = similarity[:, chosen].max(axis=1) if chosen else 0.0  # [n]
         score = lam * relevance - (1 - lam) * redundancy
         score[chosen] = -np.inf
         chosen.append(int(np.argmax(score)))
