@@ -410,7 +410,8 @@ def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
     for x in a:
         current = [0]
         for j, y in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+            diagonal, up, left = previous[j - 1], previous[j], current[j - 1]
+            current.append(diagonal + 1 if x == y else max(up, left))
         previous = current
     return previous[-1]
 
