@@ -11,7 +11,9 @@ the k it picks, in document order:
 - ``lead_k``: the first k sentences (the news-summarization baseline);
 - ``random_k``: k sentences drawn at random (a floor);
 - ``centroid_k``: the k sentences nearest the document's centroid, with
-  sentences as TF-IDF vectors (Radev et al. 2004) or as sentence embeddings:
+  sentences as TF-IDF vectors (a simplified form of Radev et al. 2004, whose
+  centroid keeps only high-TF-IDF words, with IDF from a background corpus, and
+  adds position scores) or as sentence embeddings:
   ``score(s) = cos(v_s, c)``, ``c = (1/n) sum_i v_i``;
 - ``mmr``: maximal marginal relevance (Carbonell and Goldstein 1998), which
   trades closeness to the centroid for novelty against what is already chosen:
@@ -99,7 +101,8 @@ def tfidf_vectors(sentences: list[str]) -> np.ndarray:
 
 
 def centroid_k(vectors: np.ndarray, k: int = 3) -> list[int]:
-    """The k rows of ``vectors`` ([n, d]) with the highest cosine to their centroid."""
+    """Indices of the k rows of ``vectors`` ([n, d]) with the highest cosine to their
+    centroid, in document order (ties: the earlier row)."""
     _check(vectors, k)
     scores = _unit(vectors) @ _unit(vectors.mean(axis=0))  # [n]
     return sorted(np.argsort(-scores, kind="stable")[:k].tolist())
@@ -107,8 +110,9 @@ def centroid_k(vectors: np.ndarray, k: int = 3) -> list[int]:
 
 def mmr(vectors: np.ndarray, k: int = 3, lam: float = 0.7) -> list[int]:
     """Maximal marginal relevance: greedily add the sentence that is close to the
-    centroid (weight ``lam``) and far from every sentence already chosen (weight
-    ``1 - lam``). ``lam = 1`` is ``centroid_k``."""
+    centroid (weight ``lam``) and far from the most similar sentence already chosen
+    (weight ``1 - lam``). The centroid stands in for Carbonell and Goldstein's query.
+    ``lam = 1`` is ``centroid_k``."""
     _check(vectors, k)
     if not 0 <= lam <= 1:
         raise ValueError(f"lam={lam} must be in [0, 1]: 1 is relevance only, 0 novelty")

@@ -44,8 +44,10 @@ def minilm_vectors(sentences: list[str], encoder: tuple) -> np.ndarray:
 
 
 def oracle_k(sentences: list[str], reference: str, k: int = K) -> list[int]:
-    """The extractive ceiling: greedily add the sentence that raises ROUGE-1 + ROUGE-2 F1 against the reference
-    most, stopping early if none does (Nallapati et al. 2017). It reads the reference, so it is not a method."""
+    """A greedy extractive oracle: add the sentence that raises ROUGE-1 + ROUGE-2 F1 against the reference most,
+    up to k sentences, stopping early if none does (greedy labelling as in Nallapati et al. 2017; the R1 + R2
+    criterion is Liu and Lapata's 2019). Greedy is not optimal: a reference point below the best extract, not the
+    best itself. It reads the reference, so it is not a method."""
     tokens = [rouge_tokenize(s, use_stemmer=True) for s in sentences]  # tokenized once, not per candidate
     ref = rouge_tokenize(reference, use_stemmer=True)
     chosen: list[int] = []
