@@ -8,8 +8,8 @@ and the ones before it (``tests/test_layers.py``):
     foundations   _deps, data, tokenize, show, answers, metrics
     the seam      lm, neural
     models        ngram, mlp, rnn, transformer, hf, pretraining, word2vec
-    tools         train, checkpoint, generate, finetune, analysis
-    the course    course/ (recipes, finetune_runs, viz): what the chapters run on top
+    tools         train, checkpoint, generate, finetune, analysis, summarize
+    the course    course/ (recipes, finetune_runs, summarization_runs, viz): what the chapters run on top
 """
 
 __version__ = "0.1.0"

@@ -21,8 +21,8 @@ LAYERS = {  # in order: a module may import from its own layer and the ones befo
     "foundations": {"_deps", "data", "tokenize", "show", "answers", "metrics"},
     "the seam": {"lm", "neural"},
     "models": {"ngram", "mlp", "rnn", "transformer", "hf", "pretraining", "word2vec"},
-    "tools": {"train", "checkpoint", "generate", "finetune", "analysis"},
-    "the course": {"course", "course.recipes", "course.finetune_runs", "course.viz"},
+    "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize"},
+    "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs", "course.viz"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 MODEL_FREE = {"train", "checkpoint"}  # they meet models only through lmlib.neural

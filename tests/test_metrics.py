@@ -506,3 +506,13 @@ def test_bad_options_are_named():
 def test_importing_metrics_does_not_import_torch():
     code = "import sys, lmlib.metrics; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "lmlib.metrics is a foundation: no torch"
+
+
+def test_holm_adjustment_by_hand_and_against_bonferroni():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, 1*0.04 = 0.02, 0.03, 0.06, 0.04 -> running max
+    assert np.allclose(metrics.holm_adjusted(p), [0.03, 0.06, 0.06, 0.02])
+    assert all(h <= min(1, 4 * q) + 1e-15 for h, q in zip(metrics.holm_adjusted(p), p, strict=True))
+    assert metrics.holm_adjusted([0.9, 0.8]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        metrics.holm_adjusted([0.2, 1.5])
