@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -308,3 +311,11 @@ def test_tokens_per_character_falls_with_the_vocabulary_and_equals_tokenizers():
     assert english[1]["tokens per character"] < english[0]["tokens per character"] < 1
     assert chinese[1]["tokens per character"] < chinese[0]["tokens per character"]
     assert chinese[0]["tokens per character"] > 1  # a Chinese character is 3 UTF-8 bytes
+
+
+def test_the_module_is_pure_python():
+    """lmlib.bpe is a foundation: importing it loads neither torch nor numpy."""
+    code = "import sys, lmlib.bpe; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "[]"
