@@ -285,3 +285,9 @@ def test_the_span_rule_never_answers_with_the_questions_own_words():
     assert R.extract_answer("Who wrote A Modest Proposal?", "A Modest Proposal was written by Jonathan Swift.") \
         == "Jonathan Swift"
     assert R.extract_answer("Who is Jonathan Swift?", "Jonathan Swift wrote it.") == ""
+
+
+def test_lexical_overlap_is_the_share_of_the_questions_content_words_in_the_sentence():
+    q = R.WikiQuestion("x", "Aardwolf", "Which zoo kept the oldest aardwolf?", "Frankfurt Zoo",
+                       ("Frankfurt Zoo in Germany was home to the oldest recorded aardwolf in captivity.",))
+    assert R.lexical_overlap(q) == 3 / 4  # zoo, kept, oldest, aardwolf: the sentence lacks "kept"
