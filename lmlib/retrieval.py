@@ -526,7 +526,8 @@ def evaluate_retrieval(window: int = 1, depth: int = 100, n_resamples: int = 100
     """Retrieval and answering on the course's questions (``load_wiki_qa``) over every ``wiki`` sentence (or
     window of ``window`` sentences), by BM25, dense vectors and their fusion.
 
-    Returns ``{"passages": N, "questions": Q, "retrieval": rows, "answers": rows, "seconds": s}``:
+    Returns ``{"passages": N, "questions": Q, "paraphrased": P, "retrieval": rows, "answers": rows,
+    "per_question": rows, "seconds": s}``:
 
     - a retrieval row per method: hit@1, hit@5 and MRR (from each question's top ``depth``) and the lenient
       "answer in top 5" (the answer's normalised words in one of the top 5 passages), each an
@@ -535,7 +536,9 @@ def evaluate_retrieval(window: int = 1, depth: int = 100, n_resamples: int = 100
       questions that paraphrase their sentence (``lexical_overlap`` under 0.5) and of the others;
     - an answer row per source of the passage the span rule (``extract_answer``) reads: each method's top
       passage; the answering sentence itself (the rule's ceiling); a random passage, i.e. the same rule without
-      retrieval: exact match and token F1 (SQuAD v1.1) with the same intervals.
+      retrieval: exact match and token F1 (SQuAD v1.1) with the same intervals;
+    - a row per question: its id, question and answer, and for each method the rank of its first answering
+      passage (None beyond ``depth``) and the span the rule read from its top passage.
 
     The passages' and the questions' vectors are read from the cache after the first run.
     """
@@ -584,16 +587,23 @@ def evaluate_retrieval(window: int = 1, depth: int = 100, n_resamples: int = 100
     read = {f"{m} top passage": [passages[r[0]].text for r in rankings[m]] for m in METHODS}
     read["answering sentence"] = [q.sentences[0] for q in questions]
     read["random passage (no retrieval)"] = [passages[i].text for i in rng.integers(len(passages), size=len(questions))]
-    answers = []
+    answers, predictions = [], {}
     for source, texts_read in read.items():
         predicted = [extract_answer(q.question, text) for q, text in zip(questions, texts_read, strict=True)]
+        predictions[source] = predicted
         answers.append({
             "passage read": source,
             "EM": interval([exact_match(p, q.answer) for p, q in zip(predicted, questions, strict=True)]),
             "F1": interval([token_f1(p, q.answer) for p, q in zip(predicted, questions, strict=True)]),
         })
+    per_question = [{"id": q.id, "question": q.question, "answer": q.answer,
+                     **{f"{m} rank": next((n for n, i in enumerate(rankings[m][j], 1) if i in relevant[j]), None)
+                        for m in METHODS},
+                     **{f"{m} answer": predictions[f"{m} top passage"][j] for m in METHODS}}
+                    for j, q in enumerate(questions)]
     return {"passages": len(passages), "questions": len(questions), "paraphrased": sum(paraphrased),
-            "retrieval": retrieval, "answers": answers, "seconds": time.perf_counter() - started}
+            "retrieval": retrieval, "answers": answers, "per_question": per_question,
+            "seconds": time.perf_counter() - started}
 
 
 def format_report(result: dict) -> str:
