@@ -1,6 +1,7 @@
 """lmlib.retrieval: the questions against the corpus, BM25 against its formula and rank_bm25, reciprocal rank
-fusion against its formula, the dense scores against sentence-transformers, and exact match and token F1
-against the official SQuAD v1.1 evaluation script."""
+fusion against its formula, the dense scores against MiniLM's sentence embeddings (themselves equal to
+sentence-transformers', tests/test_pretraining.py), and exact match and token F1 against the official SQuAD v1.1
+evaluation script."""
 
 from __future__ import annotations
 
@@ -160,20 +161,21 @@ def minilm():
     return load_minilm()
 
 
-def test_dense_scores_equal_sentence_transformers_cosines(minilm, tmp_path, monkeypatch):
-    import sentence_transformers
-
-    from lmlib.pretraining import minilm_folder
+def test_dense_scores_are_the_cosines_of_minilm_sentence_embeddings(minilm, tmp_path, monkeypatch):
+    # the embeddings themselves equal sentence-transformers' (tests/test_pretraining.py); here: the passages
+    # encoded shortest first and cached, and the questions, give the cosines of the embeddings taken one by one
+    from lmlib.pretraining import sentence_embeddings
 
     monkeypatch.setenv("LMLIB_CACHE", str(tmp_path))
     texts = ["The aardwolf feeds primarily on termites.", "Luanda is the capital of Angola.",
              "Huxley wrote Brave New World, a dystopian novel set in London.", "Short."]
     dense = R.DenseRetriever([R.Passage("toy", i, (t,)) for i, t in enumerate(texts)], encoder=minilm)
     question = "What do aardwolves eat?"
-    model = sentence_transformers.SentenceTransformer(str(minilm_folder()), device="cpu")
-    theirs = sentence_transformers.util.cos_sim(model.encode([question]), model.encode(texts))[0].numpy()
-    np.testing.assert_allclose(dense.scores(question), theirs, atol=1e-5)
+    one_by_one = torch.cat([sentence_embeddings([t], *minilm) for t in [question, *texts]])
+    expected = torch.nn.functional.cosine_similarity(one_by_one[:1], one_by_one[1:])
+    np.testing.assert_allclose(dense.scores(question), expected.numpy(), atol=1e-5)
     assert R.top_indices(dense.scores(question), 1) == [0]
+    assert dense.scores_many([question, "Where is Luanda?"]).argmax(axis=1).tolist() == [0, 1]
 
 
 def test_embeddings_are_cached_by_content(minilm, tmp_path, monkeypatch):
