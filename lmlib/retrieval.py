@@ -235,11 +235,12 @@ def relevant_passages(questions: Sequence[WikiQuestion], passages: Sequence[Pass
 
 
 def lexical_overlap(question: WikiQuestion) -> float:
-    """The share of the question's content words (``bm25_tokens`` less ``FUNCTION_WORDS``) found among the words
-    of its answering sentences: near 1 the question repeats the sentence's wording, near 0 it paraphrases it."""
+    """The share of the question's content words (``bm25_tokens`` less ``FUNCTION_WORDS``) found in its answering
+    sentence (the best of them): near 1 the question repeats the sentence's wording, near 0 it paraphrases it."""
     asked = set(bm25_tokens(question.question)) - FUNCTION_WORDS
-    said = {w for s in question.sentences for w in bm25_tokens(s)}
-    return len(asked & said) / len(asked) if asked else 0.0
+    if not asked:
+        return 0.0
+    return max(len(asked & set(bm25_tokens(s))) / len(asked) for s in question.sentences)
 
 
 # --- BM25 ---------------------------------------------------------------------------------------------------

@@ -293,3 +293,5 @@ def test_lexical_overlap_is_the_share_of_the_questions_content_words_in_the_sent
     q = R.WikiQuestion("x", "Aardwolf", "Which zoo kept the oldest aardwolf?", "Frankfurt Zoo",
                        ("Frankfurt Zoo in Germany was home to the oldest recorded aardwolf in captivity.",))
     assert R.lexical_overlap(q) == 3 / 4  # zoo, kept, oldest, aardwolf: the sentence lacks "kept"
+    two = R.WikiQuestion("x", "Aardwolf", "Which zoo kept the oldest aardwolf?", "Zoo", ("The zoo kept it.", "Zoo."))
+    assert R.lexical_overlap(two) == 2 / 4  # the best single sentence, not their union
