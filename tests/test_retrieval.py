@@ -73,7 +73,7 @@ def test_passages_cover_each_article_once_in_order():
     passages = R.make_passages(articles, window=3)
     assert [(p.title, p.start, p.sentences) for p in passages] == [
         ("A", 0, ("One two.", "Three four.", "Five six.")), ("A", 3, ("Seven.",)), ("B", 0, ("Only one here.",))]
-    assert [p.text for p in R.make_passages(articles)] == [*split_sentences(articles["A"]), "Only one here."]
+    assert [p.text for p in R.make_passages(articles, window=1)] == [*split_sentences(articles["A"]), "Only one here."]
     with pytest.raises(ValueError, match="at least 1"):
         R.make_passages(articles, window=0)
 
@@ -85,7 +85,7 @@ def test_a_question_is_answered_by_every_passage_that_holds_its_sentence(questio
         assert found == {i for i, p in enumerate(passages) if set(p.sentences) & set(q.sentences)}
     # a refrain repeated word for word is found wherever it stands
     refrain = R.WikiQuestion("x", "America the Beautiful", "?", "sea", ("From sea to shining sea!",))
-    assert len(R.relevant_passages([refrain], R.make_passages(R.wiki_articles()))[0]) == 3
+    assert len(R.relevant_passages([refrain], R.make_passages(R.wiki_articles(), window=1))[0]) == 3
 
 
 # --- BM25 -------------------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def test_bm25_equals_its_formula_and_rank_bm25(query):
 
 def test_bm25_on_the_corpus_equals_rank_bm25s_own_scores(questions):
     titles = {q.title for q in questions}
-    passages = R.make_passages({t: a for t, a in R.wiki_articles().items() if t in titles})
+    passages = R.make_passages({t: a for t, a in R.wiki_articles().items() if t in titles}, window=1)
     retriever = R.BM25Retriever(passages)
     texts = [q.question for q in questions[::10]]
     ours = retriever.scores_many(texts)
