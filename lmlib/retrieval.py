@@ -25,21 +25,25 @@ The answer is then a span of the top passage picked by a rule from the question 
 as SQuAD v1.1 scores it: exact match and token F1 after lower-casing and removing punctuation, the articles a, an,
 the and extra spaces (``normalize_answer``, ``exact_match``, ``token_f1``).
 
-The questions: ``load_wiki_qa`` reads the course's questions on the ``wiki`` test articles (``resources/wiki_qa.json``),
-each with its short answer and the sentence(s) that hold it, checked against the corpus.
+The questions: ``load_wiki_qa`` reads the course's 95 questions on the ``wiki`` test articles
+(``resources/wiki_qa.json``), each with its short answer and the sentence(s) that hold it, checked against the
+corpus. The passages they are asked against come from all 106 ``wiki`` articles, train, valid and test alike
+(26,054 sentences; 8,715 windows of three), so the other articles are distractors, among them near relatives
+("Politics of Angola", "Ayn Rand", "Academy Awards"). ``evaluate_retrieval`` makes the chapter's table
+(``python -m lmlib.retrieval``).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import re
 import string
 from collections.abc import Mapping, Sequence
-from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 
@@ -63,7 +67,7 @@ RRF_K = 60  # Cormack et al. (2009) fixed k = 60 in a pilot experiment and kept 
 # --- the corpus: articles by title, cut into passages ------------------------------------------------------
 
 
-@cache
+@functools.cache
 def wiki_articles() -> Mapping[str, str]:
     """Every ``wiki`` article's text (``load_corpus("wiki", "all")``) by its title, in corpus order (read-only:
     it is computed once and shared).
