@@ -8,7 +8,7 @@ and the ones before it (``tests/test_layers.py``):
     foundations   _deps, data, tokenize, bpe, show, answers, metrics
     the seam      lm, neural
     models        ngram, mlp, rnn, transformer, hf, pretraining, word2vec
-    tools         train, checkpoint, generate, finetune, analysis, summarize
+    tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval
     the course    course/ (recipes, finetune_runs, summarization_runs, viz): what the chapters run on top
 """
 

@@ -21,7 +21,7 @@ LAYERS = {  # in order: a module may import from its own layer and the ones befo
     "foundations": {"_deps", "data", "tokenize", "bpe", "show", "answers", "metrics"},
     "the seam": {"lm", "neural"},
     "models": {"ngram", "mlp", "rnn", "transformer", "hf", "pretraining", "word2vec"},
-    "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize"},
+    "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize", "retrieval"},
     "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs", "course.viz"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

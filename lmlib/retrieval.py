@@ -1,0 +1,660 @@
+"""Question answering with retrieval: find the passage that answers a question, then pick the answer in it.
+
+Passages are the ``wiki`` articles cut into sentences (``lmlib.tokenize.split_sentences``) and grouped into
+windows of ``window`` consecutive sentences of one article (``PASSAGE_WINDOW`` = 3; 1 makes every sentence a
+passage). A question is scored against every passage by
+
+BM25 (Robertson and Zaragoza, 2009), over lower-cased words (``bm25_tokens``), computed by ``rank_bm25.BM25Okapi``:
+
+    BM25(q, d) = sum_{t in q} idf(t) * f(t, d) (k1 + 1) / (f(t, d) + k1 (1 - b + b |d| / avgdl))
+    idf(t) = ln((N - n_t + 0.5) / (n_t + 0.5)),  floored at eps * (the mean idf) where it is negative
+
+with f(t, d) the count of word t in passage d, |d| its length in words, avgdl the mean length, N the passages,
+n_t the passages holding t, k1 = 1.5, b = 0.75, eps = 0.25;
+
+dense vectors: the cosine of all-MiniLM-L6-v2 sentence embeddings (``lmlib.pretraining.sentence_embeddings``,
+unit vectors, so the cosine is a dot product), the passages' vectors cached on disk by content hash;
+
+or both, by reciprocal rank fusion (Cormack, Clarke and Buettcher, 2009, "Reciprocal rank fusion outperforms
+Condorcet and individual rank learning methods", SIGIR): each ranking gives passage d the score 1 / (k + its rank),
+ranks counted from 1, k = 60, and the fused ranking sorts by the sum,
+
+    RRF(d) = sum_{m in rankings} 1 / (k + rank_m(d)).
+
+The answer is then a span of the top passage picked by a rule from the question word (``extract_answer``), scored
+as SQuAD v1.1 scores it: exact match and token F1 after lower-casing and removing punctuation, the articles a, an,
+the and extra spaces (``normalize_answer``, ``exact_match``, ``token_f1``).
+
+The questions: ``load_wiki_qa`` reads the course's 95 questions on the ``wiki`` test articles
+(``resources/wiki_qa.json``), each with its short answer and the sentence(s) that hold it, checked against the
+corpus. The passages they are asked against come from all 106 ``wiki`` articles, train, valid and test alike
+(26,054 sentences; 8,715 windows of three), so the other articles are distractors, among them near relatives
+("Politics of Angola", "Ayn Rand", "Academy Awards"). ``evaluate_retrieval`` makes the chapter's table
+(``python -m lmlib.retrieval``).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import torch
+
+from lmlib._deps import require
+from lmlib.data import cache_dir, clean_wiki_markup, load_corpus, wiki_pages
+from lmlib.tokenize import split_sentences, word_tokenize
+
+QA_FILE = Path(__file__).resolve().parent / "resources" / "wiki_qa.json"
+# A lone sentence often names its subject only as "he" or "it" ("He has been married to fellow tennis player Steffi
+# Graf since 2001."): a window of three brings the article's context back into the passage. Over the course's
+# questions it raises hit@5 from 0.73-0.80 (sentences) to 0.78-0.87 and the span rule's exact match from 0.28-0.33
+# to 0.31-0.37 (`python -m lmlib.retrieval --window 1` and `--window 3`), while a passage stays short enough for
+# the span rule and for MiniLM (73 tokens on average; 5 of the 8,715 windows pass its 256 and are cut).
+PASSAGE_WINDOW = 3
+RRF_K = 60  # Cormack et al. (2009) fixed k = 60 in a pilot experiment and kept it for every collection
+
+
+# --- the corpus: articles by title, cut into passages ------------------------------------------------------
+
+
+@functools.cache
+def wiki_articles() -> Mapping[str, str]:
+    """Every ``wiki`` article's text (``load_corpus("wiki", "all")``) by its title, in corpus order (read-only:
+    it is computed once and shared).
+
+    The titles come from ``wiki_pages`` (the raw dump, about 3 s to parse), so they are cached under
+    ``lmlib.data.cache_dir()``, keyed by a hash of the articles' texts.
+    """
+    articles = load_corpus("wiki", "all")
+    key = hashlib.sha256("\n\0".join(articles).encode()).hexdigest()[:16]
+    path = cache_dir() / f"wiki-titles-{key}.json"
+    if path.exists():
+        titles = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        # load_corpus drops a page whose markup cleans to nothing: drop the same titles
+        titles = [title for title, text in wiki_pages().items() if clean_wiki_markup(text)]
+        _write_atomically(path, json.dumps(titles, ensure_ascii=False).encode())
+    if len(titles) != len(articles):
+        raise RuntimeError(f"{len(titles)} titles for {len(articles)} wiki articles: delete {path} and retry")
+    return MappingProxyType(dict(zip(titles, articles, strict=True)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Passage:
+    """``sentences`` of the article ``title``, from its sentence number ``start`` (counted from 0)."""
+
+    title: str
+    start: int
+    sentences: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def make_passages(articles: Mapping[str, str], window: int = PASSAGE_WINDOW) -> list[Passage]:
+    """Each article's sentences (``split_sentences``) in windows of ``window`` consecutive sentences, not
+    overlapping (an article's last window may be shorter): ``window=1`` makes every sentence a passage."""
+    if window < 1:
+        raise ValueError(f"window is the number of sentences in a passage: at least 1, got {window}")
+    passages = []
+    for title, text in articles.items():
+        sentences = split_sentences(text)
+        passages += [Passage(title, i, tuple(sentences[i : i + window])) for i in range(0, len(sentences), window)]
+    return passages
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # parallel readers never see half a file
+
+
+# --- dense vectors, cached -----------------------------------------------------------------------------------
+
+
+def embed(texts: Sequence[str], encoder=None, cache: bool = True, batch_size: int = 64) -> torch.Tensor:
+    """[N, 384] all-MiniLM-L6-v2 unit vectors of ``texts`` (``lmlib.pretraining.sentence_embeddings``).
+
+    ``encoder`` is ``(tokenizer, model)`` from ``lmlib.pretraining.load_minilm`` (loaded when None). The texts are
+    encoded shortest first, so a batch pads little (its order changes a vector by round-off only), and with
+    ``cache`` the result is stored under ``lmlib.data.cache_dir()`` in a file named by a hash of the model's
+    weights and the texts: encoding the 26,000 ``wiki`` sentences takes minutes on two cores, reading them back
+    a fraction of a second.
+    """
+    from lmlib.pretraining import MINILM_SHA256, load_minilm, sentence_embeddings
+
+    texts = list(texts)
+    if not texts:
+        raise ValueError("embed needs at least one text")
+    digest = hashlib.sha256(MINILM_SHA256.encode())
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    path = cache_dir() / f"minilm-{digest.hexdigest()[:20]}.npy"
+    if cache and path.exists():
+        return torch.from_numpy(np.load(path))
+    tokenizer, model = encoder or load_minilm()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = torch.empty(len(texts), model.config.hidden_size)
+    vectors[order] = sentence_embeddings([texts[i] for i in order], tokenizer, model, batch_size=batch_size)
+    if cache:
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, vectors.numpy())
+        os.replace(tmp, path)
+    return vectors
+
+
+# --- the questions -------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WikiQuestion:
+    """A question on the ``wiki`` article ``title``, its short ``answer`` (a span of each answering sentence) and
+    the ``sentences`` that answer it, as ``split_sentences`` cuts the article."""
+
+    id: str
+    title: str
+    question: str
+    answer: str
+    sentences: tuple[str, ...]
+
+
+QA_FIELDS = ("id", "title", "question", "answer", "sentences")
+
+
+def load_wiki_qa(path: str | Path = QA_FILE) -> list[WikiQuestion]:
+    """The course's questions on the ``wiki`` articles (``lmlib/resources/wiki_qa.json``), each checked against the
+    corpus: its title is an article, each answering sentence is one of that article's sentences
+    (``split_sentences``), and the answer is a span of each. A record that fails raises ``ValueError`` naming it.
+
+    The 95 questions were written by hand from nine of the ten ``test`` articles (all but the bare
+    "List of anthropologists"), in the writer's own words: some close to the sentence's wording, many not.
+    """
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a readable JSON list of questions: {e}") from e
+    if not isinstance(records, list) or not records:
+        raise ValueError(f"{path} must hold a non-empty JSON list of question records with the fields {QA_FIELDS}")
+    articles = wiki_articles()
+    sentences_of: dict[str, set[str]] = {}
+    questions, seen = [], set()
+    for n, record in enumerate(records):
+        name = f"{path.name}, record {n} ({record.get('id', 'no id') if isinstance(record, dict) else record!r:.40})"
+        problem = _record_problem(record, articles, sentences_of, seen)
+        if problem:
+            raise ValueError(f"{name}: {problem}")
+        seen.add(record["id"])
+        questions.append(WikiQuestion(**{**record, "sentences": tuple(record["sentences"])}))
+    return questions
+
+
+def _record_problem(record, articles: Mapping[str, str], sentences_of: dict[str, set[str]], seen: set[str]) -> str:
+    """What is wrong with one question record, or "" when nothing is."""
+    if not isinstance(record, dict) or set(record) != set(QA_FIELDS):
+        keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+        return f"a record has exactly the fields {QA_FIELDS}, this one has {keys}"
+    if record["id"] in seen:
+        return f"the id {record['id']!r} is used twice; give every question its own id"
+    if any(not isinstance(record[f], str) or not record[f].strip() for f in ("id", "title", "question", "answer")):
+        return "id, title, question and answer must be non-empty strings"
+    if not normalize_answer(record["answer"]):
+        return f"the answer {record['answer']!r} is empty once normalised (punctuation and articles removed)"
+    title = record["title"]
+    if title not in articles:
+        return f"no wiki article is titled {title!r} (the titles: lmlib.retrieval.wiki_articles())"
+    if not isinstance(record["sentences"], list) or not record["sentences"]:
+        return "sentences must be a non-empty list of the article's sentences that hold the answer"
+    if title not in sentences_of:
+        sentences_of[title] = set(split_sentences(articles[title]))
+    for sentence in record["sentences"]:
+        if sentence not in sentences_of[title]:
+            return (f"the sentence {sentence!r:.80} is not one of the sentences of {title!r} as split_sentences "
+                    "cuts it; copy it from make_passages(wiki_articles()) verbatim")
+        if record["answer"] not in sentence:
+            return f"the answer {record['answer']!r} does not occur verbatim in the sentence {sentence!r:.80}"
+    return ""
+
+
+def relevant_passages(questions: Sequence[WikiQuestion], passages: Sequence[Passage]) -> list[set[int]]:
+    """For each question, the indices of the passages that hold one of its answering sentences.
+
+    By the sentence's text, in any article: a sentence repeated word for word elsewhere (a refrain of a song, a
+    sentence shared by "Angola" and "Politics of Angola") answers the question there too.
+    """
+    holding: dict[str, set[int]] = collections.defaultdict(set)
+    for i, passage in enumerate(passages):
+        for sentence in passage.sentences:
+            holding[sentence].add(i)
+    relevant = [set().union(*(holding[s] for s in q.sentences)) for q in questions]
+    for q, found in zip(questions, relevant, strict=True):
+        if not found:
+            raise ValueError(f"question {q.id!r}: none of its sentences is in the passages; were they made from "
+                             "wiki_articles()?")
+    return relevant
+
+
+def lexical_overlap(question: WikiQuestion) -> float:
+    """The share of the question's content words (``bm25_tokens`` less ``FUNCTION_WORDS``) found in its answering
+    sentence (the best of them): near 1 the question repeats the sentence's wording, near 0 it paraphrases it."""
+    asked = set(bm25_tokens(question.question)) - FUNCTION_WORDS
+    if not asked:
+        return 0.0
+    return max(len(asked & set(bm25_tokens(s))) / len(asked) for s in question.sentences)
+
+
+# --- BM25 ---------------------------------------------------------------------------------------------------
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """The words BM25 matches on: ``word_tokenize``, lower-cased, punctuation marks dropped (a "?" or "," would
+    match half the corpus and only add noise)."""
+    return [t for t in word_tokenize(text, lowercase=True) if any(c.isalnum() for c in t)]
+
+
+class BM25Retriever:
+    """BM25 over ``passages``: ``rank_bm25.BM25Okapi`` (k1 = 1.5, b = 0.75, eps = 0.25, its defaults) over
+    ``bm25_tokens``; the formula is in the module's docstring.
+
+    ``BM25Okapi.get_scores`` loops in Python over every passage for every query word (20 s for the course's
+    questions over 26,000 sentences on two busy cores). BM25 is a sum over the query's words of a per-(word,
+    passage) weight, so ``scores`` reads the index's counts, lengths and idf into a sparse matrix once,
+
+        W[t, d] = idf(t) f(t, d) (k1 + 1) / (f(t, d) + k1 (1 - b + b |d| / avgdl)),
+
+    and scores every question as (query word counts) @ W: the same numbers (tests/test_retrieval.py checks them
+    against ``get_scores``) in milliseconds.
+    """
+
+    def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
+        rank_bm25, sparse = require("rank_bm25"), require("scipy.sparse")
+        self.passages = list(passages)
+        self.index = rank_bm25.BM25Okapi([bm25_tokens(p.text) for p in self.passages], k1=k1, b=b, epsilon=epsilon)
+        index = self.index
+        self.words = {w: i for i, w in enumerate(index.idf)}
+        rows, cols, counts = [], [], []
+        for d, frequencies in enumerate(index.doc_freqs):
+            for w, f in frequencies.items():
+                rows.append(self.words[w])
+                cols.append(d)
+                counts.append(f)
+        f = np.asarray(counts, dtype=np.float64)
+        length = np.asarray(index.doc_len, dtype=np.float64)[cols]
+        idf = np.asarray([index.idf[w] for w in self.words])[rows]
+        weights = idf * (f * (k1 + 1) / (f + k1 * (1 - b + b * length / index.avgdl)))
+        self.weights = sparse.csr_matrix((weights, (rows, cols)), shape=(len(self.words), len(self.passages)))
+
+    def scores_many(self, questions: Sequence[str]) -> np.ndarray:
+        """[Q, N] the BM25 score of every passage for each question (a word said twice counts twice, as in
+        ``get_scores``; a word no passage has adds nothing)."""
+        sparse = require("scipy.sparse")
+        rows, cols = [], []
+        for q, question in enumerate(questions):
+            for w in bm25_tokens(question):
+                if w in self.words:
+                    rows.append(q)
+                    cols.append(self.words[w])
+        counts = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(questions), len(self.words)))
+        return (counts @ self.weights).toarray()
+
+    def scores(self, question: str) -> np.ndarray:
+        """[N] the BM25 score of every passage for ``question``."""
+        return self.scores_many([question])[0]
+
+    def rank(self, questions: Sequence[str], depth: int = 100) -> list[list[int]]:
+        """Each question's top ``depth`` passage indices, best first (ties: corpus order)."""
+        return [top_indices(row, depth) for row in self.scores_many(questions)]
+
+
+def top_indices(scores: np.ndarray, depth: int | None = None) -> list[int]:
+    """The indices of the ``depth`` highest scores (all when None), highest first; equal scores keep their order."""
+    return np.argsort(-np.asarray(scores), kind="stable")[:depth].tolist()
+
+
+# --- dense vectors ------------------------------------------------------------------------------------------
+
+
+class DenseRetriever:
+    """all-MiniLM-L6-v2 cosine similarity between a question's vector and each passage's (``embed``: the
+    passages' vectors are cached on disk, so only the first use encodes them)."""
+
+    def __init__(self, passages: Sequence[Passage], encoder=None):
+        self.passages = list(passages)
+        self.encoder = encoder
+        self.vectors = embed([p.text for p in self.passages], encoder)  # [N, d]
+
+    def scores_many(self, questions: Sequence[str], cache: bool = True) -> np.ndarray:
+        """[Q, N] cosines; the questions' vectors are cached too (``cache``), so a repeated evaluation needs no
+        model at all."""
+        return (embed(questions, self.encoder, cache=cache) @ self.vectors.T).numpy()
+
+    def scores(self, question: str) -> np.ndarray:
+        """[N] cosine of ``question`` with every passage (not cached)."""
+        return self.scores_many([question], cache=False)[0]
+
+    def rank(self, questions: Sequence[str], depth: int = 100) -> list[list[int]]:
+        return [top_indices(row, depth) for row in self.scores_many(questions)]
+
+
+# --- both: reciprocal rank fusion ------------------------------------------------------------------------------
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], n: int, k: int = RRF_K) -> np.ndarray:
+    """[n] fused scores of ids 0 .. n-1 from rankings of one query (each a list of ids, best first):
+    RRF(d) = sum_m 1 / (k + rank_m(d)), ranks counted from 1; an id missing from a ranking gets nothing from it
+    (Cormack, Clarke and Buettcher, 2009). ``top_indices`` of the result is the fused ranking."""
+    if k < 0:
+        raise ValueError(f"k must be >= 0 (Cormack et al. use 60), got {k}")
+    fused = np.zeros(n)
+    for ranking in rankings:
+        ranking = np.asarray(ranking, dtype=np.int64)
+        if len(ranking) and not (0 <= ranking.min() and ranking.max() < n and np.bincount(ranking).max() == 1):
+            raise ValueError(f"a ranking must list distinct ids in [0, {n}), best first")
+        fused[ranking] += 1.0 / (k + np.arange(1, len(ranking) + 1))
+    return fused
+
+
+class HybridRetriever:
+    """BM25 and dense vectors fused by ``reciprocal_rank_fusion`` of each method's full ranking of the passages."""
+
+    def __init__(self, bm25: BM25Retriever, dense: DenseRetriever, k: int = RRF_K):
+        if bm25.passages != dense.passages:
+            raise ValueError("the BM25 and dense retrievers must rank the same passages")
+        self.bm25, self.dense, self.k = bm25, dense, k
+        self.passages = bm25.passages
+
+    def scores_many(self, questions: Sequence[str]) -> np.ndarray:
+        """[Q, N] fused RRF scores."""
+        return fuse(self.bm25.scores_many(questions), self.dense.scores_many(questions), k=self.k)
+
+    def rank(self, questions: Sequence[str], depth: int = 100) -> list[list[int]]:
+        return [top_indices(row, depth) for row in self.scores_many(questions)]
+
+
+def fuse(*score_matrices: np.ndarray, k: int = RRF_K) -> np.ndarray:
+    """[Q, N] RRF scores of several methods' [Q, N] scores, each ranked in full (as ``top_indices`` ranks)."""
+    n = score_matrices[0].shape[1]
+    return np.stack([reciprocal_rank_fusion([np.argsort(-row, kind="stable") for row in rows], n, k)
+                     for rows in zip(*score_matrices, strict=True)])
+
+
+# --- the answer: a span rule, scored as SQuAD scores it ------------------------------------------------------------
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's normalisation: lower case, punctuation (``string.punctuation``) removed, the articles a, an,
+    the removed, runs of spaces made one."""
+    text = "".join(c for c in text.lower() if c not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    """1.0 if the two are equal after ``normalize_answer``, else 0.0 (SQuAD v1.1)."""
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD v1.1's token F1: the harmonic mean of precision and recall of the normalised words, counted with
+    their multiplicity; 0 when no word is shared (an empty prediction scores 0)."""
+    predicted, wanted = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    shared = sum((collections.Counter(predicted) & collections.Counter(wanted)).values())
+    if shared == 0:
+        return 0.0
+    precision, recall = shared / len(predicted), shared / len(wanted)
+    return 2 * precision * recall / (precision + recall)
+
+
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+NUMBER_WORDS = frozenset(("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                          "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+                          "hundred thousand million billion half dozen").split())
+UNITS = frozenset("years year months month weeks week days day hours hour percent per cent km miles".split())
+# words that start a sentence with a capital without being a name
+FUNCTION_WORDS = frozenset(("a an the in on at of for to from by with and or but as after before during since "
+                            "until when while he she it its his her they their them this that these those there "
+                            "some many most all both each one such however although though also later because "
+                            "therefore thus nevertheless despite unlike according following between among if so then "
+                            "only instead "
+                            "what which who whom whose where why how we you our other another several few no not "
+                            "today first").split())
+CONNECTORS = frozenset(("of", "de", "da", "do", "del", "von", "van", "la", "'s", "’s"))
+
+
+def answer_kind(question: str) -> str:
+    """What the question asks for, from its question words: ``"date"`` (when, what year/date), ``"number"`` (how
+    many/much/old/long, what age) or ``"name"`` (anything else: who, which, what, where)."""
+    q = " ".join(word_tokenize(question, lowercase=True))
+    found = [(m.start(), kind) for kind, pattern in QUESTION_WORDS.items() for m in [re.search(pattern, q)] if m]
+    return min(found)[1] if found else "name"  # the question word that comes first decides
+
+
+QUESTION_WORDS = {
+    "number": r"\bhow (many|much|old|long|large|big)\b|\bwhat age\b",
+    "date": r"\bwhen\b|\b(what|which) (year|date|month)\b",
+    "name": r"\b(who|whom|whose|where|which|what)\b",
+}
+
+
+def candidate_spans(passage: str, kind: str) -> list[tuple[int, int]]:
+    """(start, end) token positions (end exclusive) in ``word_tokenize(passage)`` of the spans that could answer a
+    question of ``kind``: runs of numbers (with a unit word after them) for ``"number"``, runs of day, month and
+    year for ``"date"``, runs of capitalised words (joined by "of", "de", "'s" ...) for ``"name"``."""
+    tokens = word_tokenize(passage)
+    lower = [t.lower() for t in tokens]
+
+    def is_number(i: int) -> bool:
+        return any(c.isdigit() for c in tokens[i]) or lower[i] in NUMBER_WORDS
+
+    def is_date(i: int) -> bool:
+        return lower[i] in MONTHS or (tokens[i].isdigit() and (len(tokens[i]) == 4 or int(tokens[i]) <= 31))
+
+    def is_name(i: int) -> bool:
+        return tokens[i][:1].isupper() and lower[i] not in FUNCTION_WORDS
+
+    inside = {"number": is_number, "date": is_date, "name": is_name}[kind]
+    # what may join two parts of one span: "250,000", "24.3", "89 and 92", "April 29, 1970", "Paulo Dias de Novais"
+    glue = {"number": {",", ".", "and", "to", "-", "–"}, "date": {","}, "name": CONNECTORS}[kind]
+    spans, i = [], 0
+    while i < len(tokens):
+        if not inside(i):
+            i += 1
+            continue
+        end = i + 1
+        while end < len(tokens) and (inside(end) or (lower[end] in glue and end + 1 < len(tokens)
+                                                     and inside(end + 1))):
+            end += 1
+        if kind == "number" and end < len(tokens) and lower[end] in UNITS:
+            end += 1
+        if kind != "date" or any(lower[j] in MONTHS or len(tokens[j]) == 4 for j in range(i, end)):
+            spans.append((i, end))
+        i = end
+    return spans
+
+
+def extract_answer(question: str, passage: str) -> str:
+    """The answer span this rule picks from ``passage``: among the spans of the kind the question asks for
+    (``answer_kind``, ``candidate_spans``) that are not wholly made of the question's own words, the one nearest
+    the question's words in the passage, scored by sum_w 1 / (1 + distance in tokens to the nearest occurrence of
+    w) over the question's words w found there (the first span on a tie). A number or date question with no such
+    span falls back to names; no span at all gives "".
+
+    A simple, honest baseline: it knows nothing of meaning, so it answers "which insects" with a name if the
+    passage has one, and never with "termites".
+    """
+    tokens = word_tokenize(passage)
+    lower = [t.lower() for t in tokens]
+    asked = {w for w in bm25_tokens(question) if w not in FUNCTION_WORDS}
+    kind = answer_kind(question)
+    spans = [s for s in candidate_spans(passage, kind) if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
+    if not spans and kind != "name":
+        spans = [s for s in candidate_spans(passage, "name") if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
+    if not spans:
+        return ""
+    where = collections.defaultdict(list)
+    for i, w in enumerate(lower):
+        if w in asked:
+            where[w].append(i)
+
+    def closeness(span: tuple[int, int]) -> float:
+        start, end = span
+        return sum(1 / (1 + min(max(start - i, i - end + 1, 0) for i in places)) for places in where.values())
+
+    best = max(spans, key=closeness)  # max keeps the first of equal scores
+    return re.sub(r"['’]s$", "", _span_text(passage, tokens, *best))  # "Duchamp's" -> "Duchamp"
+
+
+def _span_text(text: str, tokens: list[str], start: int, end: int) -> str:
+    """The characters of ``text`` from token ``start`` to token ``end - 1``, as they stand in ``text``."""
+    position, offsets = 0, []
+    for token in tokens:
+        position = text.index(token, position)
+        offsets.append((position, position + len(token)))
+        position += len(token)
+    return text[offsets[start][0] : offsets[end - 1][1]]
+
+
+# --- the chapter's table ----------------------------------------------------------------------------------------
+
+METHODS = ("BM25", "dense", "hybrid")
+
+
+def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resamples: int = 1000,
+                       seed: int = 0) -> dict:
+    """Retrieval and answering on the course's questions (``load_wiki_qa``) over every ``wiki`` passage of
+    ``window`` sentences (``PASSAGE_WINDOW``; 1: every sentence), by BM25, dense vectors and their fusion.
+
+    Returns ``{"passages": N, "questions": Q, "paraphrased": P, "retrieval": rows, "answers": rows,
+    "per_question": rows, "seconds": s}``:
+
+    - a retrieval row per method: hit@1, hit@5 and MRR (from each question's top ``depth``) and the lenient
+      "answer in top 5" (the answer's normalised words in one of the top 5 passages), each an
+      ``lmlib.metrics.Interval`` (95 % percentile bootstrap over the questions, ``n_resamples`` resamples,
+      ``seed``); ``misses``: the ids of the questions with no answering passage in the top 5; hit@5 of the
+      questions that paraphrase their sentence (``lexical_overlap`` under 0.5) and of the others;
+    - an answer row per source of the passage the span rule (``extract_answer``) reads: each method's top
+      passage; the answering sentence itself (the rule's ceiling); a random passage, i.e. the same rule without
+      retrieval: exact match and token F1 (SQuAD v1.1) with the same intervals;
+    - a row per question: its id, question and answer, and for each method the rank of its first answering
+      passage (None beyond ``depth``) and the span the rule read from its top passage.
+
+    The passages' and the questions' vectors are read from the cache after the first run.
+    """
+    import time
+
+    from lmlib.metrics import bootstrap_mean_interval, hits_at_k, mean_reciprocal_rank, reciprocal_rank
+
+    started = time.perf_counter()
+    questions = load_wiki_qa()
+    passages = make_passages(wiki_articles(), window)
+    relevant = relevant_passages(questions, passages)
+    texts = [q.question for q in questions]
+    scores = {"BM25": BM25Retriever(passages).scores_many(texts), "dense": DenseRetriever(passages).scores_many(texts)}
+    scores["hybrid"] = fuse(scores["BM25"], scores["dense"])
+    rankings = {method: [top_indices(row, depth) for row in rows] for method, rows in scores.items()}
+
+    def interval(scores: list[float], estimate: float | None = None):
+        found = bootstrap_mean_interval(scores, n_resamples=n_resamples, seed=seed)
+        assert estimate is None or abs(found.estimate - estimate) < 1e-12  # the metric and its interval agree
+        return found
+
+    paraphrased = [lexical_overlap(q) < 0.5 for q in questions]
+    retrieval = []
+    for method in METHODS:
+        ranked = rankings[method]
+        hit = {k: [float(any(i in rel for i in r[:k])) for r, rel in zip(ranked, relevant, strict=True)]
+               for k in (1, 5)}
+        rr = [reciprocal_rank(r, rel) for r, rel in zip(ranked, relevant, strict=True)]
+        # lenient: the answer's words stand in a top-5 passage, whichever passage (a sibling article's copy of a
+        # fact counts, and so does a chance mention of the same number)
+        lenient = [float(any(f" {normalize_answer(q.answer)} " in f" {normalize_answer(passages[i].text)} "
+                             for i in r[:5])) for q, r in zip(questions, ranked, strict=True)]
+        retrieval.append({
+            "method": method,
+            "hit@1": interval(hit[1], hits_at_k(ranked, relevant, 1)),
+            "hit@5": interval(hit[5], hits_at_k(ranked, relevant, 5)),
+            "MRR": interval(rr, mean_reciprocal_rank(ranked, relevant)),
+            "answer in top 5": interval(lenient),
+            "misses": [q.id for q, h in zip(questions, hit[5], strict=True) if not h],
+            # hit@5 of the questions that paraphrase their sentence (under half the words shared) and the rest
+            "hit@5 paraphrased": float(np.mean([h for h, p in zip(hit[5], paraphrased, strict=True) if p])),
+            "hit@5 worded alike": float(np.mean([h for h, p in zip(hit[5], paraphrased, strict=True) if not p])),
+        })
+
+    rng = np.random.default_rng(seed)
+    read = {f"{m} top passage": [passages[r[0]].text for r in rankings[m]] for m in METHODS}
+    read["answering sentence"] = [q.sentences[0] for q in questions]
+    read["random passage (no retrieval)"] = [passages[i].text for i in rng.integers(len(passages), size=len(questions))]
+    answers, predictions = [], {}
+    for source, texts_read in read.items():
+        predicted = [extract_answer(q.question, text) for q, text in zip(questions, texts_read, strict=True)]
+        predictions[source] = predicted
+        answers.append({
+            "passage read": source,
+            "EM": interval([exact_match(p, q.answer) for p, q in zip(predicted, questions, strict=True)]),
+            "F1": interval([token_f1(p, q.answer) for p, q in zip(predicted, questions, strict=True)]),
+        })
+    per_question = [{"id": q.id, "question": q.question, "answer": q.answer,
+                     **{f"{m} rank": next((n for n, i in enumerate(rankings[m][j], 1) if i in relevant[j]), None)
+                        for m in METHODS},
+                     **{f"{m} answer": predictions[f"{m} top passage"][j] for m in METHODS}}
+                    for j, q in enumerate(questions)]
+    return {"passages": len(passages), "questions": len(questions), "paraphrased": sum(paraphrased),
+            "retrieval": retrieval, "answers": answers, "per_question": per_question,
+            "seconds": time.perf_counter() - started}
+
+
+def format_report(result: dict) -> str:
+    """``evaluate_retrieval``'s result as two text tables and the misses (figures to 3 decimals)."""
+
+    def cell(interval) -> str:
+        return f"{interval.estimate:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
+
+    lines = [f"{result['questions']} questions, {result['passages']:,} passages; 95 % bootstrap intervals", ""]
+    lines.append(f"{'method':<8}  {'hit@1':<22}  {'hit@5':<22}  {'MRR':<22}  {'answer in top 5':<22}  misses")
+    for row in result["retrieval"]:
+        lines.append(f"{row['method']:<8}  {cell(row['hit@1']):<22}  {cell(row['hit@5']):<22}  "
+                     f"{cell(row['MRR']):<22}  {cell(row['answer in top 5']):<22}  {len(row['misses'])}")
+    lines += ["", f"{'passage the span rule reads':<30}  {'exact match':<22}  {'token F1':<22}"]
+    for row in result["answers"]:
+        lines.append(f"{row['passage read']:<30}  {cell(row['EM']):<22}  {cell(row['F1']):<22}")
+    n, para = result["questions"], result["paraphrased"]
+    lines += ["", f"hit@5 of the {para} questions sharing under half their words with the answering sentence, "
+              f"and of the other {n - para}:"]
+    for row in result["retrieval"]:
+        lines.append(f"{row['method']:<8}  {row['hit@5 paraphrased']:.3f}  {row['hit@5 worded alike']:.3f}")
+    lines.append("")
+    for row in result["retrieval"]:
+        lines.append(f"{row['method']} misses: {', '.join(row['misses']) or 'none'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Retrieval and answering on the course's wiki questions.")
+    parser.add_argument("--window", type=int, default=PASSAGE_WINDOW,
+                        help=f"sentences per passage (default {PASSAGE_WINDOW}; 1: every sentence)")
+    args = parser.parse_args(argv)
+    result = evaluate_retrieval(window=args.window)
+    print(format_report(result))
+    print(f"\n{result['seconds']:.1f} s, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
