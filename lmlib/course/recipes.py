@@ -123,8 +123,15 @@ def _masked_lm() -> type[NeuralLM]:
     return MaskedLM
 
 
+def _seq2seq() -> type[NeuralLM]:
+    from lmlib.seq2seq import Seq2Seq
+
+    return Seq2Seq
+
+
 # A recipe's model: the class, imported when a recipe needs it (a chapter on n-grams loads no Transformer).
-MODELS: dict[str, Callable[[], type[NeuralLM]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt, "masked_lm": _masked_lm}
+MODELS: dict[str, Callable[[], type[NeuralLM]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt, "masked_lm": _masked_lm,
+                                                   "seq2seq": _seq2seq}
 
 # The course's small GPT: 4 layers of width 128 over a window of 128 tokens, each sentence read apart (as the
 # n-gram models read them), the window sliding by half over a longer text.
