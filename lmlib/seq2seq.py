@@ -313,9 +313,12 @@ class Seq2Seq(NeuralLM):
             raise ValueError(f"{ids.shape[0]} target rows for {memory.source_mask.shape[0]} sources")
         x = self.embed(ids, self.decoder_positions, self.decoder_embedding_norm, start)  # [B, T, d_model]
         T = ids.shape[1]
-        # the fused kernel's own causal mask from the start; one new token may look at every token read
-        mask, is_causal = (None, start == 0) if start == 0 or T == 1 else (causal_mask(T, start + T, ids.device),
-                                                                            False)
+        if start == 0:
+            mask, is_causal = None, True  # the fused kernel's own causal mask
+        elif T == 1:
+            mask, is_causal = None, False  # one new token may look at every token read
+        else:
+            mask, is_causal = causal_mask(T, start + T, ids.device), False  # the new tokens are the last T
         layers = []
         for i, block in enumerate(self.decoder_blocks):
             past = None if state.cache is None else state.cache.layers[i]

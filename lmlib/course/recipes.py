@@ -236,6 +236,16 @@ RECIPES: dict[str, Recipe] = {
                           "positions": "rope"},
             train=dataclasses.replace(GPT_TRAINING, steps=2000),
         ),
+        Recipe(
+            name="seq2seq_numerals_en_zh",
+            description="encoder-decoder (post-norm, BART's layout) translating English numbers and dates into "
+                        "Chinese (lmlib.numerals, characters)",
+            corpus="numerals", tokenization="chars_en_zh", min_count=1, model="seq2seq",
+            # 96 positions: the longest source of the "longer" test set (72 characters) fits
+            model_config={"max_positions": 96, "d_model": 64, "n_heads": 4, "n_encoder_layers": 2,
+                          "n_decoder_layers": 2, "dropout": 0.1},
+            train=TrainConfig(steps=3000, batch_size=64, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
     ]
 }
 
