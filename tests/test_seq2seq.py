@@ -295,8 +295,8 @@ def test_learns_to_reverse_words_through_the_training_loop():
     rows = reversal_rows()
     torch.manual_seed(0)
     model = Seq2Seq(Seq2SeqConfig(len(VOCAB), max_positions=8, d_model=32, n_heads=4, norm_first=True), VOCAB)
-    history = train(model, rows[:350], rows[350:], TrainConfig(steps=150, batch_size=32, lr=1e-2, warmup=10,
-                                                                  eval_every=150), progress=False)
+    history = train(model, rows[:350], rows[350:], TrainConfig(steps=100, batch_size=32, lr=1e-2, warmup=10,
+                                                                  eval_every=100), progress=False)
     assert history["valid_loss"][-1] < 0.2 * history["train_loss"][0]  # from ln 11 (uniform) towards 0
     assert G.greedy(model.condition(list("hgfe")), max_tokens=6).tokens == list("efgh")
     with pytest.raises(TypeError, match="2-D LongTensor of \\(source, target\\) rows"):
