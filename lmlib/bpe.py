@@ -81,14 +81,16 @@ def _pattern():
 # --- 1-2. pre-tokenize and count words ------------------------------------------------------------
 
 def pretokenize(text: str) -> list[str]:
-    """The pieces GPT-2's pattern cuts ``text`` into (no merge crosses their boundaries)."""
+    """The pieces GPT-2's pattern cuts ``text`` into (no merge crosses their edges)."""
     return _pattern().findall(text)
 
 
 def to_symbols(text: str) -> str:
-    """``text`` as its UTF-8 bytes, one byte symbol per byte: ``" the" -> "Ġthe"``, ``"中" -> "ä¸Ń"``."""
+    """``text`` as its UTF-8 bytes, one byte symbol per byte:
+    ``" the" -> "Ġthe"``, ``"中" -> "ä¸Ń"``."""
     check_encodable(text)
-    return text.encode("utf-8").decode("latin-1").translate(SYMBOL_OF_BYTE)  # byte b -> chr(b) -> b's symbol
+    raw = text.encode("utf-8").decode("latin-1")  # byte b -> chr(b)
+    return raw.translate(SYMBOL_OF_BYTE)  # chr(b) -> b's symbol
 
 
 def byte_words(text: str) -> list[str]:
@@ -111,18 +113,20 @@ def check_encodable(text: str) -> None:
 def count_words(texts: Iterable[str]) -> Counter[str]:
     """How often each word (a piece in byte symbols) occurs in ``texts``."""
     if isinstance(texts, str):
-        raise TypeError("texts must be an iterable of strings, not one string: pass [text]")
+        raise TypeError("texts must be an iterable of strings, not one string: "
+                        "pass [text]")
     pieces: Counter[str] = Counter()
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"text {i} is a {type(text).__name__}, not a str (for a labelled corpus, "
-                            "pass [text for text, label in documents])")
+            raise TypeError(f"text {i} is a {type(text).__name__}, not a str (for a "
+                            "labelled corpus, pass [text for text, label in documents])")
         try:
             check_encodable(text)
         except ValueError as e:
             raise ValueError(f"text {i}: {e}") from None
         pieces.update(pretokenize(text))
-    return Counter({to_symbols(piece): count for piece, count in pieces.items()})  # distinct pieces: distinct words
+    # distinct pieces are distinct words
+    return Counter({to_symbols(piece): count for piece, count in pieces.items()})
 
 
 # --- 3. the starting vocabulary -------------------------------------------------------------------
@@ -166,7 +170,8 @@ def _add_token(vocab: dict[str, int], tokens: list[str], pair: Pair) -> int:
 # --- 4. the merge loop -----------------------------------------------------------------------------
 
 def merge_word(word: list[int], pair: Pair, new: int) -> list[tuple[Pair, int]]:
-    """Replace each ``a b`` in ``word`` (in place, left to right) by ``new``; return the changes of the other pairs.
+    """Replace each ``a b`` in ``word`` (in place, left to right) by ``new``;
+    return the changes of the other pairs.
 
     Each change is ``(pair, +1 or -1)``: for ``x a b y`` -> ``x new y``, the pairs
     ``(x, a)`` and ``(b, y)`` lose one occurrence, ``(x, new)`` and ``(new, y)``
@@ -197,8 +202,10 @@ def _find_pair(word: list[int], a: int, b: int, start: int) -> int:
         start = i + 1
 
 
-def _count_pairs(words: list[list[int]], counts: list[int]) -> tuple[Counter[Pair], dict[Pair, set[int]]]:
-    """Every adjacent pair's count (weighted by word counts), and which words (by index) hold it."""
+def _count_pairs(words: list[list[int]],
+                 counts: list[int]) -> tuple[Counter[Pair], dict[Pair, set[int]]]:
+    """Every adjacent pair's count (weighted by word counts), and which words (by index)
+    hold it."""
     pair_counts: Counter[Pair] = Counter()
     where: dict[Pair, set[int]] = defaultdict(set)
     for w, (word, count) in enumerate(zip(words, counts, strict=True)):
@@ -208,12 +215,14 @@ def _count_pairs(words: list[list[int]], counts: list[int]) -> tuple[Counter[Pai
     return pair_counts, where
 
 
-def _learn_merges(words: list[list[int]], counts: list[int], vocab: dict[str, int], vocab_size: int,
-                  min_frequency: int) -> list[Pair]:
-    """The merge loop, with pair counts updated incrementally. Changes ``words`` and ``vocab``; returns the merges."""
+def _learn_merges(words: list[list[int]], counts: list[int], vocab: dict[str, int],
+                  vocab_size: int, min_frequency: int) -> list[Pair]:
+    """The merge loop, with pair counts updated incrementally. Changes ``words`` and
+    ``vocab``; returns the merges."""
     tokens = list(vocab)  # id -> token
     pair_counts, where = _count_pairs(words, counts)
-    heap = [(-count, pair) for pair, count in pair_counts.items()]  # most frequent first, then smallest ids
+    # most frequent first, then the smallest ids
+    heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
     merges: list[Pair] = []
     while len(vocab) < vocab_size and heap:
@@ -235,14 +244,15 @@ def _learn_merges(words: list[list[int]], counts: list[int], vocab: dict[str, in
                     where[changed].add(w)
                     grown.add(changed)
         del pair_counts[pair]
-        for changed in grown:  # pairs with the new token: counts that went up, so they need a fresh entry
+        for changed in grown:  # pairs with the new token: their counts rose, new entries
             heapq.heappush(heap, (-pair_counts[changed], changed))
     return merges
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
               special_tokens: Sequence[str] = SPECIALS) -> BPE:
-    """Learn byte-level BPE merges from ``texts`` until the vocabulary has ``vocab_size`` tokens (module docstring).
+    """Learn byte-level BPE merges from ``texts`` until the vocabulary has ``vocab_size``
+    tokens (the module docstring has the steps).
 
     ``min_frequency``: a pair is merged only if it occurs at least this often
     (training stops at the first pair below it, so the vocabulary may stay
@@ -346,7 +356,8 @@ class BPE:
         return BPE.from_merges(self.merges[:n], self.special_tokens)
 
     def _merge_word(self, word: str) -> list[str]:
-        """A word (in byte symbols) as tokens: merge the earliest-learned pair, everywhere, until none is left."""
+        """A word (in byte symbols) as tokens: merge the earliest-learned pair, everywhere,
+        until none is left."""
         if word in self._cache:
             return self._cache[word]
         symbols = list(word)
@@ -367,7 +378,8 @@ class BPE:
         return symbols
 
     def tokenize(self, text: str) -> list[str]:
-        """The tokens of ``text`` (as GPT-2 shows them: a space is ``Ġ``). Special tokens in the text are kept whole."""
+        """The tokens of ``text`` (as GPT-2 shows them: a space is ``Ġ``). Special tokens in
+        the text are kept whole."""
         tokens = []
         for part in self._split_specials(text):
             if part in self.special_tokens:
@@ -381,14 +393,19 @@ class BPE:
         return [self.vocab[t] for t in self.tokenize(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """The text of token ids; bytes that are not whole UTF-8 characters (a cut-off id sequence) become U+FFFD."""
+        """The text of token ids; bytes that are not whole UTF-8 characters (a cut-off id
+        sequence) become U+FFFD."""
         raw = bytearray()
         for i in ids:
             i = int(i)
             if not 0 <= i < len(self._tokens):
-                raise IndexError(f"token id {i} is outside the vocabulary (ids 0 to {len(self._tokens) - 1})")
+                raise IndexError(f"token id {i} is outside the vocabulary "
+                                 f"(ids 0 to {len(self._tokens) - 1})")
             token = self._tokens[i]
-            raw += token.encode("utf-8") if token in self.special_tokens else bytes(BYTE_OF_SYMBOL[c] for c in token)
+            if token in self.special_tokens:
+                raw += token.encode("utf-8")
+            else:
+                raw += bytes(BYTE_OF_SYMBOL[c] for c in token)
         return raw.decode("utf-8", errors="replace")
 
     def show_merges(self, n: int | None = None) -> list[tuple[str, str]]:
@@ -411,8 +428,9 @@ def _specials_pattern(special_tokens: tuple[str, ...]):
 # --- tokens per character -------------------------------------------------------------------------
 
 def tokens_per_character(corpora: dict[str, tuple[Sequence[str], Sequence[str]]],
-                         vocab_sizes: Sequence[int] = (300, 1000, 4000), min_frequency: int = 2) -> list[dict]:
-    """How many BPE tokens a character costs, per corpus and vocabulary size: one row each.
+                         vocab_sizes: Sequence[int] = (300, 1000, 4000),
+                         min_frequency: int = 2) -> list[dict]:
+    """How many BPE tokens a character costs, per corpus and vocabulary size: a row each.
 
     ``corpora`` maps a name to its ``(train, valid)`` texts. Each corpus is trained
     once, at the largest size; the smaller vocabularies are its first merges
@@ -427,7 +445,10 @@ def tokens_per_character(corpora: dict[str, tuple[Sequence[str], Sequence[str]]]
         n_chars = sum(len(text) for text in valid)
         for size in sorted(vocab_sizes):
             bpe = largest.truncated(min(size, len(largest)))
-            stats = tokenizer_stats(bpe.tokenize, train, valid, n_chars, vocabulary=bpe.vocab)
-            rows.append({"corpus": name, "vocab_size": len(bpe), "tokens per character": stats["tokens per word"],
-                         "characters per token": 1 / stats["tokens per word"]})
+            stats = tokenizer_stats(bpe.tokenize, train, valid, n_chars,
+                                    vocabulary=bpe.vocab)
+            per_char = stats["tokens per word"]  # the "words" counted here are characters
+            rows.append({"corpus": name, "vocab_size": len(bpe),
+                         "tokens per character": per_char,
+                         "characters per token": 1 / per_char})
     return rows
