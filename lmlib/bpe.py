@@ -60,7 +60,7 @@ from functools import cache
 from itertools import pairwise
 
 from lmlib._deps import require
-from lmlib.tokenize import SPECIALS, _gpt2_byte_symbols, _readable
+from lmlib.tokenize import SPECIALS, _gpt2_byte_symbols, readable_token
 
 # GPT-2's pre-tokenizer, as tokenizers' ByteLevel pre-tokenizer uses it.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -202,7 +202,7 @@ def _find_pair(word: list[int], a: int, b: int, start: int) -> int:
         start = i + 1
 
 
-def _count_pairs(words: list[list[int]],
+def count_pairs(words: list[list[int]],
                  counts: list[int]) -> tuple[Counter[Pair], dict[Pair, set[int]]]:
     """Every adjacent pair's count (weighted by word counts), and which words (by index)
     hold it."""
@@ -220,7 +220,7 @@ def _learn_merges(words: list[list[int]], counts: list[int], vocab: dict[str, in
     """The merge loop, with pair counts updated incrementally. Changes ``words`` and
     ``vocab``; returns the merges."""
     tokens = list(vocab)  # id -> token
-    pair_counts, where = _count_pairs(words, counts)
+    pair_counts, where = count_pairs(words, counts)
     # most frequent first, then the smallest ids
     heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
@@ -275,7 +275,7 @@ def train_bpe_naive(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     tokens = list(vocab)
     merges: list[tuple[str, str]] = []
     while len(vocab) < vocab_size:
-        pair_counts, _ = _count_pairs(words, counts)
+        pair_counts, _ = count_pairs(words, counts)
         pair = min(pair_counts, key=lambda p: (-pair_counts[p], p), default=None)
         if pair is None or pair_counts[pair] < max(min_frequency, 1):
             break
@@ -410,7 +410,7 @@ class BPE:
 
     def show_merges(self, n: int | None = None) -> list[tuple[str, str]]:
         """The first ``n`` merges as text (a leading space is " "), pieces of characters as hex bytes ``<e4 b8>``."""
-        return [(_readable(a), _readable(b)) for a, b in self.merges[:n]]
+        return [(readable_token(a), readable_token(b)) for a, b in self.merges[:n]]
 
     def _split_specials(self, text: str) -> list[str]:
         """``text`` cut around its special tokens (longest first), as tokenizers does before pre-tokenizing."""
