@@ -13,7 +13,9 @@ with f(t, d) the count of word t in passage d, |d| its length in words, avgdl th
 n_t the passages holding t, k1 = 1.5, b = 0.75, eps = 0.25;
 
 dense vectors: the cosine of all-MiniLM-L6-v2 sentence embeddings (``lmlib.pretraining.sentence_embeddings``,
-unit vectors, so the cosine is a dot product), the passages' vectors cached on disk by content hash;
+unit vectors, so the cosine is a dot product); the passages' vectors are shipped for the windows of three, 8 bits a
+component (``VECTORS_FILE``, written by ``python -m lmlib.retrieval --write-vectors``), and encoded and cached on
+disk for any other passages;
 
 or both, by reciprocal rank fusion (Cormack, Clarke and Buettcher, 2009, "Reciprocal rank fusion outperforms
 Condorcet and individual rank learning methods", SIGIR): each ranking gives passage d the score 1 / (k + its rank),
@@ -43,6 +45,7 @@ import json
 import os
 import re
 import string
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -132,15 +135,12 @@ def embed(texts: Sequence[str], encoder=None, cache: bool = True, batch_size: in
     weights and the texts: encoding the 26,000 ``wiki`` sentences takes minutes on two cores, reading them back
     a fraction of a second.
     """
-    from lmlib.pretraining import MINILM_SHA256, load_minilm, sentence_embeddings
+    from lmlib.pretraining import load_minilm, sentence_embeddings
 
     texts = list(texts)
     if not texts:
         raise ValueError("embed needs at least one text")
-    digest = hashlib.sha256(MINILM_SHA256.encode())
-    for text in texts:
-        digest.update(text.encode() + b"\0")
-    path = cache_dir() / f"minilm-{digest.hexdigest()[:20]}.npy"
+    path = embed_cache_path(texts)
     if cache and path.exists():
         return torch.from_numpy(np.load(path))
     tokenizer, model = encoder or load_minilm()
@@ -152,6 +152,166 @@ def embed(texts: Sequence[str], encoder=None, cache: bool = True, batch_size: in
         np.save(tmp, vectors.numpy())
         os.replace(tmp, path)
     return vectors
+
+
+def embed_cache_path(texts: Sequence[str]) -> Path:
+    """Where ``embed`` caches the vectors of ``texts``: named by a hash of MiniLM's weights and the texts."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    digest = hashlib.sha256(MINILM_SHA256.encode())
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    return cache_dir() / f"minilm-{digest.hexdigest()[:20]}.npy"
+
+
+# --- the passages' vectors, committed: int8 with one scale per row -------------------------------------------
+
+# Encoding the 8,715 windows takes 5 to 13 minutes on two cores; the chapter and its checks must run in about a
+# minute from an empty cache, so the vectors are shipped, 8 bits a component (3.4 MB rather than 13.4 MB).
+VECTORS_FILE = Path(__file__).resolve().parent / "resources" / f"wiki_passages_minilm_w{PASSAGE_WINDOW}.npz"
+WRITE_VECTORS = "python -m lmlib.retrieval --write-vectors"
+VECTORS_FORMAT = "lmlib-int8-rows-1"
+_FLOAT16_NORMAL = float(np.finfo(np.float16).tiny)  # the smallest scale float16 keeps to full precision
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """The SHA-256 of the texts, each as UTF-8 followed by a NUL byte: which texts a vectors file holds."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def quantize_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, d] vectors -> (codes [N, d] int8, scales [N] float16), one scale per row:
+
+        s_i = max_j |v_ij| / 127  (rounded to float16),   c_ij = round(v_ij / s_i),
+
+    so that v_ij ~ s_i c_ij (``dequantize_rows``), off by at most about s_i / 2.
+    A MiniLM vector (384 components, length 1) takes 386 bytes, not 1,536."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2 or not np.all(np.isfinite(v)):
+        raise ValueError(f"quantize_rows takes a [N, d] array of finite numbers, got shape {v.shape}")
+    largest = np.abs(v).max(axis=1)  # [N]
+    if np.any((largest > 0) & (largest / 127 < _FLOAT16_NORMAL)) or largest.max(initial=0) / 127 > 65504:
+        raise ValueError("a row's scale, max |v| / 127, must fit float16 (between 6.1e-5 and 65504): "
+                         "scale the vectors to about unit length first")
+    scales = (largest / 127).astype(np.float16)  # [N]
+    divisor = np.where(scales > 0, scales, 1).astype(np.float32)[:, None]  # a zero row stays zero
+    codes = np.clip(np.rint(v / divisor), -127, 127).astype(np.int8)  # [N, d]
+    return codes, scales
+
+
+def dequantize_rows(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """[N, d] float32 vectors s_i c_ij from ``quantize_rows``' codes [N, d] and scales [N]."""
+    return codes.astype(np.float32) * scales.astype(np.float32)[:, None]
+
+
+def save_passage_vectors(path: str | Path, texts: Sequence[str], vectors: np.ndarray, window: int,
+                         notes: Mapping | None = None) -> Path:
+    """Write ``vectors`` ([N, d], of ``texts``) quantised (``quantize_rows``) to ``path`` (an .npz), with the key
+    ``load_passage_vectors`` checks: the SHA-256 of the MiniLM weights that encoded them and of the texts.
+    ``notes`` (JSON-able) records how the file was made."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    if len(texts) != len(vectors):
+        raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors: give one vector per text")
+    codes, scales = quantize_rows(vectors)
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, format=np.str_(VECTORS_FORMAT), minilm_sha256=np.str_(MINILM_SHA256),
+                        passages_sha256=np.str_(texts_sha256(texts)), window=np.int64(window),
+                        notes=np.str_(json.dumps(notes or {}, sort_keys=True)), codes=codes, scales=scales)
+    os.replace(tmp, path)  # parallel readers never see half a file
+    return path
+
+
+def read_passage_vectors(path: str | Path = VECTORS_FILE) -> dict:
+    """A vectors file's fields: ``format``, ``minilm_sha256``, ``passages_sha256`` (str), ``window`` (int),
+    ``notes`` (dict), ``codes`` [N, d] int8 and ``scales`` [N] float16."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            fields = {name: f[name] for name in f.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable vectors file ({e}); regenerate it with {WRITE_VECTORS}") from e
+    if str(fields.get("format")) != VECTORS_FORMAT:
+        raise ValueError(f"{path} is not a {VECTORS_FORMAT} file; regenerate it with {WRITE_VECTORS}")
+    return {"format": str(fields["format"]), "minilm_sha256": str(fields["minilm_sha256"]),
+            "passages_sha256": str(fields["passages_sha256"]), "window": int(fields["window"]),
+            "notes": json.loads(str(fields["notes"])), "codes": fields["codes"], "scales": fields["scales"]}
+
+
+def load_passage_vectors(texts: Sequence[str], path: str | Path = VECTORS_FILE) -> torch.Tensor | None:
+    """[N, d] unit vectors of ``texts`` from the vectors file at ``path``, dequantised and scaled back to length 1
+    (so a dot product is a cosine), if its key matches: it holds exactly these texts, encoded by the MiniLM whose
+    SHA-256 is ``lmlib.pretraining.MINILM_SHA256``. None when it does not (or there is no file); a file for as many
+    texts with another key is stale, and a warning names the command that rewrites it."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    stored = read_passage_vectors(path)
+    if stored["passages_sha256"] == texts_sha256(texts) and stored["minilm_sha256"] == MINILM_SHA256:
+        vectors = torch.from_numpy(dequantize_rows(stored["codes"], stored["scales"]))
+        return torch.nn.functional.normalize(vectors, dim=1)
+    if len(stored["codes"]) == len(texts):
+        warnings.warn(f"{path} holds vectors of {len(texts):,} texts, but of other texts or from other MiniLM weights "
+                      f"than these: encoding them instead (minutes); regenerate the file with {WRITE_VECTORS}",
+                      stacklevel=2)
+    return None
+
+
+def vectors_file_problem(path: str | Path = VECTORS_FILE) -> str:
+    """What is wrong with the committed vectors file, or "" when nothing is: it must hold the vectors of
+    ``make_passages(wiki_articles(), window)`` for its window, encoded by the MiniLM of ``MINILM_SHA256``."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    path = Path(path)
+    if not path.exists():
+        return f"{path} is missing; write it with {WRITE_VECTORS}"
+    stored = read_passage_vectors(path)
+    texts = [p.text for p in make_passages(wiki_articles(), stored["window"])]
+    if stored["minilm_sha256"] != MINILM_SHA256:
+        return (f"{path} was encoded by the MiniLM weights {stored['minilm_sha256'][:12]}..., not the course's "
+                f"{MINILM_SHA256[:12]}...; regenerate it with {WRITE_VECTORS}")
+    if stored["passages_sha256"] != texts_sha256(texts) or stored["codes"].shape[0] != len(texts):
+        return (f"{path} holds vectors of other texts than today's {len(texts):,} wiki passages of "
+                f"{stored['window']} sentences (the corpus or its sentence splitting changed); "
+                f"regenerate it with {WRITE_VECTORS}")
+    return ""
+
+
+def write_passage_vectors(path: str | Path = VECTORS_FILE, window: int = PASSAGE_WINDOW, encoder=None) -> dict:
+    """Encode the ``wiki`` passages of ``window`` sentences (``embed``, so from the cache if they were encoded
+    before) and save them (``save_passage_vectors``) with notes on what 8 bits cost: the smallest cosine between
+    a stored vector and its float32 original, and the course's dense retrieval (hit@1, hit@5, MRR over
+    ``load_wiki_qa``) with each. Returns the notes. ``python -m lmlib.retrieval --write-vectors``."""
+    from lmlib.metrics import hits_at_k, mean_reciprocal_rank
+    from lmlib.pretraining import load_minilm, minilm_folder
+
+    minilm_folder()  # checks that the installed weights are the ones MINILM_SHA256 names: the key records them
+    encoder = encoder or load_minilm()
+    passages = make_passages(wiki_articles(), window)
+    texts = [p.text for p in passages]
+    exact = embed(texts, encoder)  # [N, d] float32
+    codes, scales = quantize_rows(exact.numpy())
+    stored = torch.nn.functional.normalize(torch.from_numpy(dequantize_rows(codes, scales)), dim=1)
+    questions = load_wiki_qa()
+    relevant = relevant_passages(questions, passages)
+    asked = embed([q.question for q in questions], encoder)
+    notes: dict = {"passages": len(texts), "window": window,
+                   "smallest cosine with float32": round(float((stored * exact).sum(dim=1).min()), 6)}
+    for name, vectors in (("float32", exact), ("int8", stored)):
+        ranked = [top_indices(row, 100) for row in (asked @ vectors.T).numpy()]
+        notes[f"dense with {name} vectors"] = {
+            "hit@1": hits_at_k(ranked, relevant, 1), "hit@5": hits_at_k(ranked, relevant, 5),
+            "MRR": round(mean_reciprocal_rank(ranked, relevant), 6),
+            "first answering rank": [next((n for n, i in enumerate(r, 1) if i in rel), None)
+                                     for r, rel in zip(ranked, relevant, strict=True)]}
+    save_passage_vectors(path, texts, exact.numpy(), window, notes)
+    return notes
 
 
 # --- the questions -------------------------------------------------------------------------------------------
@@ -264,40 +424,43 @@ def bm25_tokens(text: str) -> list[str]:
 
 
 class BM25Retriever:
-    """BM25 over ``passages``: ``rank_bm25.BM25Okapi`` (k1 = 1.5, b = 0.75, eps = 0.25, its defaults) over
-    ``bm25_tokens``; the formula is in the module's docstring.
+    """BM25 over ``passages``: ``rank_bm25.BM25Okapi`` over ``bm25_tokens``, with its
+    defaults k1 = 1.5, b = 0.75, eps = 0.25 (the formula: the module's docstring).
 
-    ``BM25Okapi.get_scores`` loops in Python over every passage for every query word (20 s for the course's
-    questions over 26,000 sentences on two busy cores). BM25 is a sum over the query's words of a per-(word,
-    passage) weight, so ``scores`` reads the index's counts, lengths and idf into a sparse matrix once,
+    ``BM25Okapi.get_scores`` loops in Python over every passage for every query word
+    (20 s for the course's questions over 26,000 sentences on two busy cores). BM25 is
+    a sum over the question's words of a weight per (word, passage), so the index's
+    counts, lengths and idf are read into a sparse matrix once,
 
         W[t, d] = idf(t) f(t, d) (k1 + 1) / (f(t, d) + k1 (1 - b + b |d| / avgdl)),
 
-    and scores every question as (query word counts) @ W: the same numbers (tests/test_retrieval.py checks them
-    against ``get_scores``) in milliseconds.
+    and the questions are scored as (their word counts) @ W: the numbers of
+    ``get_scores`` (tests/test_retrieval.py checks them), in milliseconds.
     """
 
-    def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
+    def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75,
+                 epsilon: float = 0.25):
         rank_bm25, sparse = require("rank_bm25"), require("scipy.sparse")
         self.passages = list(passages)
-        self.index = rank_bm25.BM25Okapi([bm25_tokens(p.text) for p in self.passages], k1=k1, b=b, epsilon=epsilon)
-        index = self.index
-        self.words = {w: i for i, w in enumerate(index.idf)}
+        self.index = index = rank_bm25.BM25Okapi(
+            [bm25_tokens(p.text) for p in self.passages], k1=k1, b=b, epsilon=epsilon)
+        self.words = {w: i for i, w in enumerate(index.idf)}  # word -> its row of W
         rows, cols, counts = [], [], []
-        for d, frequencies in enumerate(index.doc_freqs):
+        for d, frequencies in enumerate(index.doc_freqs):  # f(t, d) for each t in d
             for w, f in frequencies.items():
                 rows.append(self.words[w])
                 cols.append(d)
                 counts.append(f)
         f = np.asarray(counts, dtype=np.float64)
-        length = np.asarray(index.doc_len, dtype=np.float64)[cols]
-        idf = np.asarray([index.idf[w] for w in self.words])[rows]
+        length = np.asarray(index.doc_len, dtype=np.float64)[cols]  # |d|
+        idf = np.asarray([index.idf[w] for w in self.words])[rows]  # floored as above
         weights = idf * (f * (k1 + 1) / (f + k1 * (1 - b + b * length / index.avgdl)))
-        self.weights = sparse.csr_matrix((weights, (rows, cols)), shape=(len(self.words), len(self.passages)))
+        self.weights = sparse.csr_matrix(  # W: [words, N]
+            (weights, (rows, cols)), shape=(len(self.words), len(self.passages)))
 
     def scores_many(self, questions: Sequence[str]) -> np.ndarray:
-        """[Q, N] the BM25 score of every passage for each question (a word said twice counts twice, as in
-        ``get_scores``; a word no passage has adds nothing)."""
+        """[Q, N] the BM25 score of every passage for each question (a word said twice
+        counts twice, as in ``get_scores``; a word no passage has adds nothing)."""
         sparse = require("scipy.sparse")
         rows, cols = [], []
         for q, question in enumerate(questions):
@@ -305,7 +468,8 @@ class BM25Retriever:
                 if w in self.words:
                     rows.append(q)
                     cols.append(self.words[w])
-        counts = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(questions), len(self.words)))
+        counts = sparse.csr_matrix(  # [Q, words]: how often each question says each word
+            (np.ones(len(rows)), (rows, cols)), shape=(len(questions), len(self.words)))
         return (counts @ self.weights).toarray()
 
     def scores(self, question: str) -> np.ndarray:
@@ -326,21 +490,38 @@ def top_indices(scores: np.ndarray, depth: int | None = None) -> list[int]:
 
 
 class DenseRetriever:
-    """all-MiniLM-L6-v2 cosine similarity between a question's vector and each passage's (``embed``: the
-    passages' vectors are cached on disk, so only the first use encodes them)."""
+    """Cosine similarity of all-MiniLM-L6-v2 vectors: a question's with each passage's.
 
-    def __init__(self, passages: Sequence[Passage], encoder=None):
+    The passages' vectors come from ``VECTORS_FILE`` where it holds these passages
+    (the course's windows of three; ``load_passage_vectors``), else from ``embed``
+    (encoded once, minutes for thousands of passages, then cached on disk).
+    ``vectors_file`` names the file it read, or is None. Questions are encoded when
+    asked, in milliseconds each.
+    """
+
+    def __init__(self, passages: Sequence[Passage], encoder=None,
+                 vectors_file: str | Path | None = VECTORS_FILE):
         self.passages = list(passages)
-        self.encoder = encoder
-        self.vectors = embed([p.text for p in self.passages], encoder)  # [N, d]
+        self.encoder = encoder  # (tokenizer, model), loaded when first needed
+        texts = [p.text for p in self.passages]
+        committed = load_passage_vectors(texts, vectors_file) if vectors_file else None
+        self.vectors_file = None if committed is None else Path(vectors_file)
+        self.vectors = embed(texts, encoder) if committed is None else committed  # [N, d]
+
+    def question_vectors(self, questions: Sequence[str], cache: bool = True) -> torch.Tensor:
+        """[Q, d] unit vectors of the questions (``embed``; from its cache if ``cache``)."""
+        if self.encoder is None and not (cache and embed_cache_path(questions).exists()):
+            from lmlib.pretraining import load_minilm
+
+            self.encoder = load_minilm()  # kept for the next questions
+        return embed(questions, self.encoder, cache=cache)
 
     def scores_many(self, questions: Sequence[str], cache: bool = True) -> np.ndarray:
-        """[Q, N] cosines; the questions' vectors are cached too (``cache``), so a repeated evaluation needs no
-        model at all."""
-        return (embed(questions, self.encoder, cache=cache) @ self.vectors.T).numpy()
+        """[Q, N] cosines: dot products, as every vector has length 1."""
+        return (self.question_vectors(questions, cache) @ self.vectors.T).numpy()
 
     def scores(self, question: str) -> np.ndarray:
-        """[N] cosine of ``question`` with every passage (not cached)."""
+        """[N] cosine of ``question`` with every passage (its vector not cached)."""
         return self.scores_many([question], cache=False)[0]
 
     def rank(self, questions: Sequence[str], depth: int = 100) -> list[list[int]]:
@@ -553,7 +734,8 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resampl
     - a row per question: its id, question and answer, and for each method the rank of its first answering
       passage (None beyond ``depth``) and the span the rule read from its top passage.
 
-    The passages' and the questions' vectors are read from the cache after the first run.
+    ``vectors`` names the file the passages' vectors came from (``VECTORS_FILE`` for windows of three), or is
+    "encoded" (other windows: encoded on the first run, then read from the cache, as the questions' vectors are).
     """
     import time
 
@@ -564,7 +746,8 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resampl
     passages = make_passages(wiki_articles(), window)
     relevant = relevant_passages(questions, passages)
     texts = [q.question for q in questions]
-    scores = {"BM25": BM25Retriever(passages).scores_many(texts), "dense": DenseRetriever(passages).scores_many(texts)}
+    dense = DenseRetriever(passages)  # the committed vectors for the course's windows of three, else encoded
+    scores = {"BM25": BM25Retriever(passages).scores_many(texts), "dense": dense.scores_many(texts)}
     scores["hybrid"] = fuse(scores["BM25"], scores["dense"])
     rankings = {method: [top_indices(row, depth) for row in rows] for method, rows in scores.items()}
 
@@ -615,6 +798,7 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resampl
                      **{f"{m} answer": predictions[f"{m} top passage"][j] for m in METHODS}}
                     for j, q in enumerate(questions)]
     return {"passages": len(passages), "questions": len(questions), "paraphrased": sum(paraphrased),
+            "vectors": dense.vectors_file.name if dense.vectors_file else "encoded",
             "retrieval": retrieval, "answers": answers, "per_question": per_question,
             "seconds": time.perf_counter() - started}
 
@@ -650,7 +834,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Retrieval and answering on the course's wiki questions.")
     parser.add_argument("--window", type=int, default=PASSAGE_WINDOW,
                         help=f"sentences per passage (default {PASSAGE_WINDOW}; 1: every sentence)")
+    parser.add_argument("--write-vectors", action="store_true",
+                        help=f"encode the passages and write {VECTORS_FILE.name} (only for --window "
+                             f"{PASSAGE_WINDOW}: the file the chapter and DenseRetriever read)")
     args = parser.parse_args(argv)
+    if args.write_vectors:
+        if args.window != PASSAGE_WINDOW:
+            parser.error(f"the committed vectors are for windows of {PASSAGE_WINDOW} sentences (PASSAGE_WINDOW)")
+        notes = write_passage_vectors(VECTORS_FILE, args.window)
+        print(f"wrote {VECTORS_FILE} ({VECTORS_FILE.stat().st_size:,} bytes)")
+        print(json.dumps({k: {m: v for m, v in row.items() if m != "first answering rank"}
+                          if isinstance(row, dict) else row for k, row in notes.items()}, indent=1))
+        ranks = [notes[f"dense with {name} vectors"]["first answering rank"] for name in ("float32", "int8")]
+        print(f"questions whose first answering passage moves: {sum(a != b for a, b in zip(*ranks, strict=True))}")
+        return
     result = evaluate_retrieval(window=args.window)
     print(format_report(result))
     print(f"\n{result['seconds']:.1f} s, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
