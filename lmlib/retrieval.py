@@ -109,15 +109,19 @@ class Passage:
         return " ".join(self.sentences)
 
 
-def make_passages(articles: Mapping[str, str], window: int = PASSAGE_WINDOW) -> list[Passage]:
-    """Each article's sentences (``split_sentences``) in windows of ``window`` consecutive sentences, not
-    overlapping (an article's last window may be shorter): ``window=1`` makes every sentence a passage."""
+def make_passages(articles: Mapping[str, str],
+                  window: int = PASSAGE_WINDOW) -> list[Passage]:
+    """Each article's sentences (``split_sentences``) in windows of ``window``
+    consecutive sentences, not overlapping (an article's last window may be shorter):
+    ``window=1`` makes every sentence a passage."""
     if window < 1:
-        raise ValueError(f"window is the number of sentences in a passage: at least 1, got {window}")
+        raise ValueError(f"window is the number of sentences in a passage: at least 1, "
+                         f"got {window}")
     passages = []
     for title, text in articles.items():
         sentences = split_sentences(text)
-        passages += [Passage(title, i, tuple(sentences[i : i + window])) for i in range(0, len(sentences), window)]
+        passages += [Passage(title, i, tuple(sentences[i : i + window]))
+                     for i in range(0, len(sentences), window)]
     return passages
 
 
@@ -191,23 +195,25 @@ def quantize_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
         s_i = max_j |v_ij| / 127  (rounded to float16),   c_ij = round(v_ij / s_i),
 
-    so that v_ij ~ s_i c_ij (``dequantize_rows``), off by at most about s_i / 2.
+    so that v_ij ~ s_i c_ij (``dequantize_rows``), off by at most s_i / 2.
     A MiniLM vector (384 components, length 1) takes 386 bytes, not 1,536."""
     v = np.asarray(vectors, dtype=np.float32)
     if v.ndim != 2 or not np.all(np.isfinite(v)):
-        raise ValueError(f"quantize_rows takes a [N, d] array of finite numbers, got shape {v.shape}")
+        raise ValueError(f"quantize_rows takes a [N, d] array of finite numbers, "
+                         f"got shape {v.shape}")
     largest = np.abs(v).max(axis=1)  # [N]
-    if np.any((largest > 0) & (largest / 127 < _FLOAT16_NORMAL)) or largest.max(initial=0) / 127 > 65504:
-        raise ValueError("a row's scale, max |v| / 127, must fit float16 (between 6.1e-5 and 65504): "
-                         "scale the vectors to about unit length first")
+    if (np.any((largest > 0) & (largest / 127 < _FLOAT16_NORMAL))
+            or largest.max(initial=0) / 127 > 65504):
+        raise ValueError("a row's scale, max |v| / 127, must fit float16 (between 6.1e-5 "
+                         "and 65504): scale the vectors to about unit length first")
     scales = (largest / 127).astype(np.float16)  # [N]
-    divisor = np.where(scales > 0, scales, 1).astype(np.float32)[:, None]  # a zero row stays zero
+    divisor = np.where(scales > 0, scales, 1).astype(np.float32)[:, None]  # 0 stays 0
     codes = np.clip(np.rint(v / divisor), -127, 127).astype(np.int8)  # [N, d]
     return codes, scales
 
 
 def dequantize_rows(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """[N, d] float32 vectors s_i c_ij from ``quantize_rows``' codes [N, d] and scales [N]."""
+    """[N, d] float32 vectors s_i c_ij from ``quantize_rows``' codes and scales."""
     return codes.astype(np.float32) * scales.astype(np.float32)[:, None]
 
 
@@ -246,23 +252,28 @@ def read_passage_vectors(path: str | Path = VECTORS_FILE) -> dict:
             "notes": json.loads(str(fields["notes"])), "codes": fields["codes"], "scales": fields["scales"]}
 
 
-def load_passage_vectors(texts: Sequence[str], path: str | Path = VECTORS_FILE) -> torch.Tensor | None:
-    """[N, d] unit vectors of ``texts`` from the vectors file at ``path``, dequantised and scaled back to length 1
-    (so a dot product is a cosine), if its key matches: it holds exactly these texts, encoded by the MiniLM whose
-    SHA-256 is ``lmlib.pretraining.MINILM_SHA256``. None when it does not (or there is no file); a file for as many
-    texts with another key is stale, and a warning names the command that rewrites it."""
+def load_passage_vectors(texts: Sequence[str],
+                         path: str | Path = VECTORS_FILE) -> torch.Tensor | None:
+    """[N, d] unit vectors of ``texts`` from the vectors file at ``path``, dequantised
+    and set back to length 1 (so a dot product is a cosine), if its key matches: it
+    holds exactly these texts, encoded by the MiniLM whose SHA-256 is
+    ``lmlib.pretraining.MINILM_SHA256``. None when it does not (or there is no file);
+    a file of as many other texts is stale, and a warning names the command that
+    rewrites it."""
     from lmlib.pretraining import MINILM_SHA256
 
     path = Path(path)
     if not path.exists():
         return None
     stored = read_passage_vectors(path)
-    if stored["passages_sha256"] == texts_sha256(texts) and stored["minilm_sha256"] == MINILM_SHA256:
-        vectors = torch.from_numpy(dequantize_rows(stored["codes"], stored["scales"]))
-        return torch.nn.functional.normalize(vectors, dim=1)
+    if (stored["passages_sha256"] == texts_sha256(texts)
+            and stored["minilm_sha256"] == MINILM_SHA256):
+        vectors = dequantize_rows(stored["codes"], stored["scales"])  # [N, d]
+        return torch.nn.functional.normalize(torch.from_numpy(vectors), dim=1)
     if len(stored["codes"]) == len(texts):
-        warnings.warn(f"{path} holds vectors of {len(texts):,} texts, but of other texts or from other MiniLM weights "
-                      f"than these: encoding them instead (minutes); regenerate the file with {WRITE_VECTORS}",
+        warnings.warn(f"{path} holds vectors of {len(texts):,} texts, but of other texts "
+                      "or from other MiniLM weights than these: encoding them instead "
+                      f"(minutes); regenerate the file with {WRITE_VECTORS}",
                       stacklevel=2)
     return None
 
@@ -391,12 +402,12 @@ def _record_problem(record, articles: Mapping[str, str], sentences_of: dict[str,
     return ""
 
 
-def relevant_passages(questions: Sequence[WikiQuestion], passages: Sequence[Passage]) -> list[set[int]]:
-    """For each question, the indices of the passages that hold one of its answering sentences.
-
-    By the sentence's text, in any article: a sentence repeated word for word elsewhere (a refrain of a song, a
-    sentence shared by "Angola" and "Politics of Angola") answers the question there too.
-    """
+def relevant_passages(questions: Sequence[WikiQuestion],
+                      passages: Sequence[Passage]) -> list[set[int]]:
+    """For each question, the indices of the passages that hold one of its answering
+    sentences: by the sentence's text, in any article, so a sentence repeated word for
+    word elsewhere (a refrain of a song, a sentence shared by "Angola" and "Politics of
+    Angola") answers the question there too."""
     holding: dict[str, set[int]] = collections.defaultdict(set)
     for i, passage in enumerate(passages):
         for sentence in passage.sentences:
@@ -404,14 +415,15 @@ def relevant_passages(questions: Sequence[WikiQuestion], passages: Sequence[Pass
     relevant = [set().union(*(holding[s] for s in q.sentences)) for q in questions]
     for q, found in zip(questions, relevant, strict=True):
         if not found:
-            raise ValueError(f"question {q.id!r}: none of its sentences is in the passages; were they made from "
-                             "wiki_articles()?")
+            raise ValueError(f"question {q.id!r}: none of its sentences is in the "
+                             "passages; were they made from wiki_articles()?")
     return relevant
 
 
 def lexical_overlap(question: WikiQuestion) -> float:
-    """The share of the question's content words (``bm25_tokens`` less ``FUNCTION_WORDS``) found in its answering
-    sentence (the best of them): near 1 the question repeats the sentence's wording, near 0 it paraphrases it."""
+    """The share of the question's content words (``bm25_tokens`` less
+    ``FUNCTION_WORDS``) found in its answering sentence (the best of them): near 1 the
+    question repeats the sentence's wording, near 0 it paraphrases it."""
     asked = set(bm25_tokens(question.question)) - FUNCTION_WORDS
     if not asked:
         return 0.0
@@ -422,8 +434,8 @@ def lexical_overlap(question: WikiQuestion) -> float:
 
 
 def bm25_tokens(text: str) -> list[str]:
-    """The words BM25 matches on: ``word_tokenize``, lower-cased, punctuation marks dropped (a "?" or "," would
-    match half the corpus and only add noise)."""
+    """The words BM25 matches on: ``word_tokenize``, lower-cased, punctuation marks
+    dropped (a "?" or "," would match half the corpus and only add noise)."""
     return [t for t in word_tokenize(text, lowercase=True) if any(c.isalnum() for c in t)]
 
 
@@ -481,12 +493,14 @@ class BM25Retriever:
         return self.scores_many([question])[0]
 
     def rank(self, questions: Sequence[str], depth: int = DEPTH) -> list[list[int]]:
-        """Each question's top ``depth`` passage indices, best first (ties: corpus order)."""
+        """Each question's top ``depth`` passage indices, best first (ties: corpus
+        order)."""
         return [top_indices(row, depth) for row in self.scores_many(questions)]
 
 
 def top_indices(scores: np.ndarray, depth: int | None = None) -> list[int]:
-    """The indices of the ``depth`` highest scores (all when None), highest first; equal scores keep their order."""
+    """The indices of the ``depth`` highest scores (all when None), highest first;
+    equal scores keep their order (the earlier passage first)."""
     return np.argsort(-np.asarray(scores), kind="stable")[:depth].tolist()
 
 
@@ -510,10 +524,13 @@ class DenseRetriever:
         texts = [p.text for p in self.passages]
         committed = load_passage_vectors(texts, vectors_file) if vectors_file else None
         self.vectors_file = None if committed is None else Path(vectors_file)
-        self.vectors = embed(texts, encoder) if committed is None else committed  # [N, d]
+        if committed is None:
+            committed = embed(texts, encoder)
+        self.vectors = committed  # [N, d], unit rows
 
-    def question_vectors(self, questions: Sequence[str], cache: bool = True) -> torch.Tensor:
-        """[Q, d] unit vectors of the questions (``embed``; from its cache if ``cache``)."""
+    def question_vectors(self, questions: Sequence[str],
+                         cache: bool = True) -> torch.Tensor:
+        """[Q, d] unit vectors of the questions (``embed``; its cache if ``cache``)."""
         if self.encoder is None and not (cache and embed_cache_path(questions).exists()):
             from lmlib.pretraining import load_minilm
 
@@ -535,16 +552,22 @@ class DenseRetriever:
 # --- both: reciprocal rank fusion ------------------------------------------------------------------------------
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], n: int, k: int = RRF_K) -> np.ndarray:
-    """[n] fused scores of ids 0 .. n-1 from rankings of one query (each a list of ids, best first):
-    RRF(d) = sum_m 1 / (k + rank_m(d)), ranks counted from 1; an id missing from a ranking gets nothing from it
-    (Cormack, Clarke and Buettcher, 2009). ``top_indices`` of the result is the fused ranking."""
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], n: int,
+                           k: int = RRF_K) -> np.ndarray:
+    """[n] fused scores of the ids 0 .. n-1 from several rankings of one query (each a
+    list of ids, best first; Cormack, Clarke and Buettcher, 2009):
+
+        RRF(d) = sum_m 1 / (k + rank_m(d)),   ranks counted from 1,
+
+    an id missing from a ranking getting nothing from it. ``top_indices`` of the
+    result is the fused ranking."""
     if k < 0:
         raise ValueError(f"k must be >= 0 (Cormack et al. use 60), got {k}")
     fused = np.zeros(n)
     for ranking in rankings:
         ranking = np.asarray(ranking, dtype=np.int64)
-        if len(ranking) and not (0 <= ranking.min() and ranking.max() < n and np.bincount(ranking).max() == 1):
+        if len(ranking) and not (0 <= ranking.min() and ranking.max() < n
+                                 and np.bincount(ranking).max() == 1):
             raise ValueError(f"a ranking must list distinct ids in [0, {n}), best first")
         fused[ranking] += 1.0 / (k + np.arange(1, len(ranking) + 1))
     return fused
@@ -568,18 +591,20 @@ class HybridRetriever:
 
 
 def fuse(*score_matrices: np.ndarray, k: int = RRF_K) -> np.ndarray:
-    """[Q, N] RRF scores of several methods' [Q, N] scores, each ranked in full (as ``top_indices`` ranks)."""
+    """[Q, N] RRF scores from several methods' [Q, N] scores, each method's scores
+    ranked in full (as ``top_indices`` ranks them: ties in passage order)."""
     n = score_matrices[0].shape[1]
-    return np.stack([reciprocal_rank_fusion([np.argsort(-row, kind="stable") for row in rows], n, k)
-                     for rows in zip(*score_matrices, strict=True)])
+    return np.stack([
+        reciprocal_rank_fusion([np.argsort(-row, kind="stable") for row in rows], n, k)
+        for rows in zip(*score_matrices, strict=True)])
 
 
 # --- the answer: a span rule, scored as SQuAD scores it ------------------------------------------------------------
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD v1.1's normalisation: lower case, punctuation (``string.punctuation``) removed, the articles a, an,
-    the removed, runs of spaces made one."""
+    """SQuAD v1.1's normalisation: lower case, punctuation (``string.punctuation``)
+    removed, the articles a, an, the removed, runs of spaces made one."""
     text = "".join(c for c in text.lower() if c not in _PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
@@ -594,9 +619,11 @@ def exact_match(prediction: str, gold: str) -> float:
 
 
 def token_f1(prediction: str, gold: str) -> float:
-    """SQuAD v1.1's token F1: the harmonic mean of precision and recall of the normalised words, counted with
-    their multiplicity; 0 when no word is shared (an empty prediction scores 0)."""
-    predicted, wanted = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    """SQuAD v1.1's token F1: the harmonic mean of the precision and recall of the
+    normalised words, counted with their multiplicity; 0 when no word is shared (so
+    an empty prediction scores 0)."""
+    predicted = normalize_answer(prediction).split()
+    wanted = normalize_answer(gold).split()
     shared = sum((collections.Counter(predicted) & collections.Counter(wanted)).values())
     if shared == 0:
         return 0.0
@@ -673,35 +700,41 @@ def candidate_spans(passage: str, kind: str) -> list[tuple[int, int]]:
 
 
 def extract_answer(question: str, passage: str) -> str:
-    """The answer span this rule picks from ``passage``: among the spans of the kind the question asks for
-    (``answer_kind``, ``candidate_spans``) that are not wholly made of the question's own words, the one nearest
-    the question's words in the passage, scored by sum_w 1 / (1 + distance in tokens to the nearest occurrence of
-    w) over the question's words w found there (the first span on a tie). A number or date question with no such
-    span falls back to names; no span at all gives "".
+    """The answer span this rule picks from ``passage``: among the spans of the kind
+    the question asks for (``answer_kind``, ``candidate_spans``) that are not wholly
+    made of the question's own words, the one nearest the question's words in the
+    passage, scored by sum_w 1 / (1 + distance in tokens to the nearest occurrence of
+    w) over the question's words w found there (the first span on a tie). A number or
+    date question with no such span falls back to names; no span at all gives "".
 
-    A simple, honest baseline: it knows nothing of meaning, so it answers "which insects" with a name if the
-    passage has one, and never with "termites".
+    A simple, honest baseline: it knows nothing of meaning, so it answers "which
+    insects" with a name if the passage has one, and never with "termites".
     """
     tokens = word_tokenize(passage)
     lower = [t.lower() for t in tokens]
     asked = {w for w in bm25_tokens(question) if w not in FUNCTION_WORDS}
+
+    def spans_of(kind: str) -> list[tuple[int, int]]:  # not only the question's words
+        return [s for s in candidate_spans(passage, kind)
+                if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
+
     kind = answer_kind(question)
-    spans = [s for s in candidate_spans(passage, kind) if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
-    if not spans and kind != "name":
-        spans = [s for s in candidate_spans(passage, "name") if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
+    spans = spans_of(kind) or (spans_of("name") if kind != "name" else [])
     if not spans:
         return ""
-    where = collections.defaultdict(list)
+    where = collections.defaultdict(list)  # each question word's places in the passage
     for i, w in enumerate(lower):
         if w in asked:
             where[w].append(i)
 
     def closeness(span: tuple[int, int]) -> float:
         start, end = span
-        return sum(1 / (1 + min(max(start - i, i - end + 1, 0) for i in places)) for places in where.values())
+        return sum(1 / (1 + min(max(start - i, i - end + 1, 0) for i in places))
+                   for places in where.values())
 
     best = max(spans, key=closeness)  # max keeps the first of equal scores
-    return re.sub(r"['’]s$", "", _span_text(passage, tokens, *best))  # "Duchamp's" -> "Duchamp"
+    # "Duchamp's" -> "Duchamp"
+    return re.sub(r"['’]s$", "", _span_text(passage, tokens, *best))
 
 
 def _span_text(text: str, tokens: list[str], start: int, end: int) -> str:
