@@ -124,9 +124,11 @@ def test_bm25_on_the_corpus_equals_rank_bm25s_own_scores(questions):
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_bm25_tokens_are_lower_cased_words_without_punctuation():
+def test_bm25_tokens_are_lower_cased_words_without_punctuation_or_possessive():
     assert R.bm25_tokens("Who wrote 'A Modest Proposal' in 1729?") == ["who", "wrote", "a", "modest", "proposal",
                                                                         "in", "1729"]
+    assert R.bm25_tokens("Agassi's wife, Angola’s capital, the boss's") == ["agassi", "wife", "angola", "capital",
+                                                                            "the", "boss"]
 
 
 # --- reciprocal rank fusion -------------------------------------------------------------------------------------
@@ -444,3 +446,7 @@ def test_lexical_overlap_is_the_share_of_the_questions_content_words_in_the_sent
     assert R.lexical_overlap(q) == 3 / 4  # zoo, kept, oldest, aardwolf: the sentence lacks "kept"
     two = R.WikiQuestion("x", "Aardwolf", "Which zoo kept the oldest aardwolf?", "Zoo", ("The zoo kept it.", "Zoo."))
     assert R.lexical_overlap(two) == 2 / 4  # the best single sentence, not their union
+    # "is" builds the question and "aardwolf's" is "aardwolf": conservation, status, aardwolf
+    status = R.WikiQuestion("x", "Aardwolf", "What is the aardwolf's conservation status?", "least concern",
+                            ("Because of these factors, the IUCN has rated the aardwolf as least concern.",))
+    assert R.lexical_overlap(status) == 1 / 3
