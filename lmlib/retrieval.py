@@ -59,11 +59,13 @@ from lmlib.tokenize import split_sentences, word_tokenize
 
 QA_FILE = Path(__file__).resolve().parent / "resources" / "wiki_qa.json"
 # A lone sentence often names its subject only as "he" or "it" ("He has been married to fellow tennis player Steffi
-# Graf since 2001."): a window of three brings the article's context back into the passage. Over the course's
-# questions it raises hit@5 from 0.74-0.79 (sentences; BM25, dense, hybrid) to 0.80-0.87 and the span rule's exact
-# match from 0.30-0.33 to 0.31-0.38 (`python -m lmlib.retrieval --window 1` and `--window 3`), while a passage stays
-# short enough for the span rule and for MiniLM (73 tokens on average; 5 of the 8,715 windows pass its 256 and are
-# cut). A window holds three sentences' text: for BM25, hit@15 over sentences (0.81) matches hit@5 over windows (0.80).
+# Graf since 2001."): a window of three brings the article's context into the passage. Over the course's questions,
+# read at equal text (hit@15 over sentences, hit@5 over windows) the two retrieve alike (BM25 0.81 and 0.80, dense
+# 0.84 and 0.84, hybrid 0.89 and 0.87); the window wins where one passage is read: hit@1 0.53-0.54 over sentences,
+# 0.59-0.64 over windows, and the span rule's exact match on the dense and the hybrid top passage 0.30 and 0.33
+# against 0.34 and 0.38 (on BM25's, 0.33 against 0.31), by `python -m lmlib.retrieval --window 1 --depth 15` and
+# `--window 3 --depth 15`. A window also makes a third as many vectors to store, and stays short enough for the
+# span rule and for MiniLM (73 tokens on average; 5 of the 8,715 windows pass its 256 and are cut).
 PASSAGE_WINDOW = 3
 RRF_K = 60  # Cormack et al. (2009) fixed k = 60 in a pilot experiment and kept it for every collection
 # Ranks are read to depth 10 (MRR@10, as MS MARCO reports it): within the top 10 the dense scores of the course's
@@ -421,12 +423,13 @@ def relevant_passages(questions: Sequence[WikiQuestion],
     return relevant
 
 
-def lexical_overlap(question: WikiQuestion) -> float:
-    """The share of the question's content words (``bm25_tokens`` less
-    ``FUNCTION_WORDS`` and ``AUXILIARY_VERBS``) found in its answering sentence (the
-    best of them): near 1 the question repeats the sentence's wording, near 0 it
-    paraphrases it."""
-    asked = set(bm25_tokens(question.question)) - FUNCTION_WORDS - AUXILIARY_VERBS
+def lexical_overlap(question: WikiQuestion, ignore: frozenset[str] | None = None) -> float:
+    """The share of the question's content words (``bm25_tokens`` less ``ignore``:
+    ``FUNCTION_WORDS`` and ``AUXILIARY_VERBS`` when None) found in its answering
+    sentence (the best of them): near 1 the question repeats the sentence's wording,
+    near 0 it paraphrases it."""
+    ignore = FUNCTION_WORDS | AUXILIARY_VERBS if ignore is None else ignore
+    asked = set(bm25_tokens(question.question)) - ignore
     if not asked:
         return 0.0
     return max(len(asked & set(bm25_tokens(s))) / len(asked) for s in question.sentences)
@@ -760,6 +763,8 @@ def _span_text(text: str, tokens: list[str], start: int, end: int) -> str:
 # --- the chapter's table ----------------------------------------------------------------------------------------
 
 METHODS = ("BM25", "dense", "hybrid")
+# hit@15 over sentences reads as much text as hit@5 over windows of three: reported where ``depth`` reaches it
+HIT_KS = (1, 5, 15)
 
 
 def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = DEPTH, n_resamples: int = 1000,
@@ -771,12 +776,12 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = DEPTH, n_resam
     Returns ``{"passages": N, "questions": Q, "paraphrased": P, "depth": depth, "vectors": file name,
     "retrieval": rows, "answers": rows, "per_question": rows, "seconds": s}``:
 
-    - a retrieval row per method: hit@1, hit@5, MRR@``depth`` (a question with no answering passage in its top
-      ``depth`` counts 0) and the lenient "answer in top 5" (the answer's normalised words in one of the top 5
-      passages), each an
-      ``lmlib.metrics.Interval`` (95 % percentile bootstrap over the questions, ``n_resamples`` resamples,
-      ``seed``); ``misses``: the ids of the questions with no answering passage in the top 5; hit@5 of the
-      questions that paraphrase their sentence (``lexical_overlap`` under 0.5) and of the others;
+    - a retrieval row per method: hit@1, hit@5 (and hit@15 where ``depth`` reaches it), MRR@``depth`` (a
+      question with no answering passage in its top ``depth`` counts 0) and the lenient "answer in top 5" (the
+      answer's normalised words in one of the top 5 passages), each an ``lmlib.metrics.Interval`` (95 %
+      percentile bootstrap over the questions, ``n_resamples`` resamples, ``seed``); ``misses``: the ids of
+      the questions with no answering passage in the top 5; hit@5 of the questions that paraphrase their
+      sentence (``lexical_overlap`` under 0.5) and of the others;
     - an answer row per source of the passage the span rule (``extract_answer``) reads: each method's top
       passage; the answering sentence itself (the rule's ceiling); a random passage, i.e. the same rule without
       retrieval: exact match and token F1 (SQuAD v1.1) with the same intervals;
@@ -786,6 +791,8 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = DEPTH, n_resam
     ``vectors`` names the file the passages' vectors came from (``VECTORS_FILE`` for windows of three), or is
     "encoded" (other windows: encoded on the first run, then read from the cache, as the questions' vectors are).
     """
+    if depth < 5:
+        raise ValueError(f"depth is how many ranks are read per question: at least 5 for hit@5, got {depth}")
     import time
 
     from lmlib.metrics import bootstrap_mean_interval, hits_at_k, mean_reciprocal_rank, reciprocal_rank
@@ -810,7 +817,7 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = DEPTH, n_resam
     for method in METHODS:
         ranked = rankings[method]
         hit = {k: [float(any(i in rel for i in r[:k])) for r, rel in zip(ranked, relevant, strict=True)]
-               for k in (1, 5)}
+               for k in HIT_KS if k <= depth}
         rr = [reciprocal_rank(r, rel) for r, rel in zip(ranked, relevant, strict=True)]
         # lenient: the answer's words stand in a top-5 passage, whichever passage (a sibling article's copy of a
         # fact counts, and so does a chance mention of the same number)
@@ -820,6 +827,7 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = DEPTH, n_resam
             "method": method,
             "hit@1": interval(hit[1], hits_at_k(ranked, relevant, 1)),
             "hit@5": interval(hit[5], hits_at_k(ranked, relevant, 5)),
+            **{f"hit@{k}": interval(hit[k], hits_at_k(ranked, relevant, k)) for k in hit if k > 5},
             "MRR": interval(rr, mean_reciprocal_rank(ranked, relevant)),
             "answer in top 5": interval(lenient),
             "misses": [q.id for q, h in zip(questions, hit[5], strict=True) if not h],
@@ -860,10 +868,12 @@ def format_report(result: dict) -> str:
 
     lines = [f"{result['questions']} questions, {result['passages']:,} passages; 95 % bootstrap intervals", ""]
     mrr = f"MRR@{result['depth']}"
-    lines.append(f"{'method':<8}  {'hit@1':<22}  {'hit@5':<22}  {mrr:<22}  {'answer in top 5':<22}  misses")
+    hits = [key for key in result["retrieval"][0] if key.startswith("hit@") and " " not in key]
+    lines.append(f"{'method':<8}  " + "".join(f"{h:<22}  " for h in hits)
+                 + f"{mrr:<22}  {'answer in top 5':<22}  misses")
     for row in result["retrieval"]:
-        lines.append(f"{row['method']:<8}  {cell(row['hit@1']):<22}  {cell(row['hit@5']):<22}  "
-                     f"{cell(row['MRR']):<22}  {cell(row['answer in top 5']):<22}  {len(row['misses'])}")
+        lines.append(f"{row['method']:<8}  " + "".join(f"{cell(row[h]):<22}  " for h in hits)
+                     + f"{cell(row['MRR']):<22}  {cell(row['answer in top 5']):<22}  {len(row['misses'])}")
     lines += ["", f"{'passage the span rule reads':<30}  {'exact match':<22}  {'token F1':<22}"]
     for row in result["answers"]:
         lines.append(f"{row['passage read']:<30}  {cell(row['EM']):<22}  {cell(row['F1']):<22}")
@@ -884,6 +894,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Retrieval and answering on the course's wiki questions.")
     parser.add_argument("--window", type=int, default=PASSAGE_WINDOW,
                         help=f"sentences per passage (default {PASSAGE_WINDOW}; 1: every sentence)")
+    parser.add_argument("--depth", type=int, default=DEPTH,
+                        help=f"ranks read per question (default {DEPTH}: MRR@{DEPTH}; 15 or more adds hit@15)")
     parser.add_argument("--write-vectors", action="store_true",
                         help=f"encode the passages and write {VECTORS_FILE.name} (only for --window "
                              f"{PASSAGE_WINDOW}: the file the chapter and DenseRetriever read)")
@@ -898,7 +910,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ranks = [notes[f"dense with {name} vectors"]["first answering rank"] for name in ("float32", "int8")]
         print(f"questions whose first answering passage moves: {sum(a != b for a, b in zip(*ranks, strict=True))}")
         return
-    result = evaluate_retrieval(window=args.window)
+    result = evaluate_retrieval(window=args.window, depth=args.depth)
     print(format_report(result))
     print(f"\n{result['seconds']:.1f} s, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 

@@ -318,6 +318,17 @@ def test_evaluate_retrieval_reads_the_committed_vectors_and_encodes_only_the_que
     assert dense["MRR"].estimate == pytest.approx(np.mean([1 / r if r else 0 for r in ranks]), abs=1e-12)
 
 
+def test_hit_at_15_is_reported_where_the_depth_reaches_it(evaluation):
+    result, _ = evaluation
+    assert "hit@15" not in result["retrieval"][0] and "MRR@10" in R.format_report(result)
+    deeper = R.evaluate_retrieval(depth=15, n_resamples=10)
+    for shallow, deep in zip(result["retrieval"], deeper["retrieval"], strict=True):
+        assert deep["hit@5"].estimate == shallow["hit@5"].estimate <= deep["hit@15"].estimate
+    assert "hit@15" in R.format_report(deeper) and "MRR@15" in R.format_report(deeper)
+    with pytest.raises(ValueError, match="at least 5 for hit@5"):
+        R.evaluate_retrieval(depth=3)
+
+
 def test_no_reported_rank_moves_with_the_round_off_of_another_cpu(evaluation, minilm):
     # Two CPUs' float kernels give dense scores up to about 1e-6 apart (6.6e-7 between MKL's native and
     # MKL_CBWR=COMPATIBLE kernels here). Noise ten times that moves no rank, top passage or top 5 reported.
@@ -450,3 +461,4 @@ def test_lexical_overlap_is_the_share_of_the_questions_content_words_in_the_sent
     status = R.WikiQuestion("x", "Aardwolf", "What is the aardwolf's conservation status?", "least concern",
                             ("Because of these factors, the IUCN has rated the aardwolf as least concern.",))
     assert R.lexical_overlap(status) == 1 / 3
+    assert R.lexical_overlap(status, ignore=R.FUNCTION_WORDS) == 1 / 4  # "is" counted, and not in the sentence
