@@ -331,7 +331,7 @@ def test_hit_at_15_is_reported_where_the_depth_reaches_it(evaluation):
 
 def test_no_reported_rank_moves_with_the_round_off_of_another_cpu(evaluation, minilm):
     # Two CPUs' float kernels give dense scores up to about 1e-6 apart (6.6e-7 between MKL's native and
-    # MKL_CBWR=COMPATIBLE kernels here). Noise ten times that moves no rank, top passage or top 5 reported.
+    # MKL_CBWR=COMPATIBLE kernels here). Noise ten times that moves no rank reported, nor the order of the top 5.
     result, _ = evaluation
     questions = R.load_wiki_qa()
     passages = R.make_passages(R.wiki_articles())
@@ -345,7 +345,7 @@ def test_no_reported_rank_moves_with_the_round_off_of_another_cpu(evaluation, mi
         for scores in (dense_scores, R.fuse(bm25, dense_scores)):
             for row, rel in zip(scores, relevant, strict=True):
                 top = R.top_indices(row, R.DEPTH)
-                out.append((next((n for n, i in enumerate(top, 1) if i in rel), None), top[0], set(top[:5])))
+                out.append((next((n for n, i in enumerate(top, 1) if i in rel), None), top[:5]))
         return out
 
     unmoved = reported(dense)
