@@ -178,7 +178,7 @@ def embed_cache_path(texts: Sequence[str]) -> Path:
 # --- the passages' vectors, committed: int8 with one scale per row -------------------------------------------
 
 # Encoding the 8,715 windows takes 5 to 13 minutes on two cores; the chapter and its checks must run in about a
-# minute from an empty cache, so the vectors are shipped, 8 bits a component (3.4 MB rather than 13.4 MB).
+# minute from an empty cache, so the vectors are shipped, 8 bits a component (3.1 MB, compressed, not 13.4 MB).
 VECTORS_FILE = Path(__file__).resolve().parent / "resources" / f"wiki_passages_minilm_w{PASSAGE_WINDOW}.npz"
 WRITE_VECTORS = "python -m lmlib.retrieval --write-vectors"
 VECTORS_FORMAT = "lmlib-int8-rows-1"
