@@ -13,7 +13,9 @@ with f(t, d) the count of word t in passage d, |d| its length in words, avgdl th
 n_t the passages holding t, k1 = 1.5, b = 0.75, eps = 0.25;
 
 dense vectors: the cosine of all-MiniLM-L6-v2 sentence embeddings (``lmlib.pretraining.sentence_embeddings``,
-unit vectors, so the cosine is a dot product), the passages' vectors cached on disk by content hash;
+unit vectors, so the cosine is a dot product); the passages' vectors are shipped for the windows of three, 8 bits a
+component (``VECTORS_FILE``, written by ``python -m lmlib.retrieval --write-vectors``), and encoded and cached on
+disk for any other passages;
 
 or both, by reciprocal rank fusion (Cormack, Clarke and Buettcher, 2009, "Reciprocal rank fusion outperforms
 Condorcet and individual rank learning methods", SIGIR): each ranking gives passage d the score 1 / (k + its rank),
@@ -43,6 +45,7 @@ import json
 import os
 import re
 import string
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -56,12 +59,19 @@ from lmlib.tokenize import split_sentences, word_tokenize
 
 QA_FILE = Path(__file__).resolve().parent / "resources" / "wiki_qa.json"
 # A lone sentence often names its subject only as "he" or "it" ("He has been married to fellow tennis player Steffi
-# Graf since 2001."): a window of three brings the article's context back into the passage. Over the course's
-# questions it raises hit@5 from 0.73-0.80 (sentences) to 0.78-0.87 and the span rule's exact match from 0.28-0.33
-# to 0.31-0.37 (`python -m lmlib.retrieval --window 1` and `--window 3`), while a passage stays short enough for
-# the span rule and for MiniLM (73 tokens on average; 5 of the 8,715 windows pass its 256 and are cut).
+# Graf since 2001."): a window of three brings the article's context into the passage. Over the course's questions,
+# read at equal text (hit@15 over sentences, hit@5 over windows) the two retrieve alike (BM25 0.81 and 0.80, dense
+# 0.84 and 0.84, hybrid 0.89 and 0.87); the window wins where one passage is read: hit@1 0.53-0.54 over sentences,
+# 0.59-0.64 over windows, and the span rule's exact match on the dense and the hybrid top passage 0.30 and 0.33
+# against 0.34 and 0.38 (on BM25's, 0.33 against 0.31), by `python -m lmlib.retrieval --window 1 --depth 15` and
+# `--window 3 --depth 15`. A window also makes a third as many vectors to store, and stays short enough for the
+# span rule and for MiniLM (73 tokens on average; 5 of the 8,715 windows pass its 256 and are cut).
 PASSAGE_WINDOW = 3
 RRF_K = 60  # Cormack et al. (2009) fixed k = 60 in a pilot experiment and kept it for every collection
+# Ranks are read to depth 10 (MRR@10, as MS MARCO reports it): within the top 10 the dense scores of the course's
+# questions are ranked by margins above 1e-5, while deeper they come closer than the 1e-6 by which two CPUs' float
+# kernels can differ (tests/test_retrieval.py checks the printed ranks against noise of 1e-5).
+DEPTH = 10
 
 
 # --- the corpus: articles by title, cut into passages ------------------------------------------------------
@@ -102,15 +112,19 @@ class Passage:
         return " ".join(self.sentences)
 
 
-def make_passages(articles: Mapping[str, str], window: int = PASSAGE_WINDOW) -> list[Passage]:
-    """Each article's sentences (``split_sentences``) in windows of ``window`` consecutive sentences, not
-    overlapping (an article's last window may be shorter): ``window=1`` makes every sentence a passage."""
+def make_passages(articles: Mapping[str, str],
+                  window: int = PASSAGE_WINDOW) -> list[Passage]:
+    """Each article's sentences (``split_sentences``) in windows of ``window``
+    consecutive sentences, not overlapping (an article's last window may be shorter):
+    ``window=1`` makes every sentence a passage."""
     if window < 1:
-        raise ValueError(f"window is the number of sentences in a passage: at least 1, got {window}")
+        raise ValueError(f"window is the number of sentences in a passage: at least 1, "
+                         f"got {window}")
     passages = []
     for title, text in articles.items():
         sentences = split_sentences(text)
-        passages += [Passage(title, i, tuple(sentences[i : i + window])) for i in range(0, len(sentences), window)]
+        passages += [Passage(title, i, tuple(sentences[i : i + window]))
+                     for i in range(0, len(sentences), window)]
     return passages
 
 
@@ -132,15 +146,12 @@ def embed(texts: Sequence[str], encoder=None, cache: bool = True, batch_size: in
     weights and the texts: encoding the 26,000 ``wiki`` sentences takes minutes on two cores, reading them back
     a fraction of a second.
     """
-    from lmlib.pretraining import MINILM_SHA256, load_minilm, sentence_embeddings
+    from lmlib.pretraining import load_minilm, sentence_embeddings
 
     texts = list(texts)
     if not texts:
         raise ValueError("embed needs at least one text")
-    digest = hashlib.sha256(MINILM_SHA256.encode())
-    for text in texts:
-        digest.update(text.encode() + b"\0")
-    path = cache_dir() / f"minilm-{digest.hexdigest()[:20]}.npy"
+    path = embed_cache_path(texts)
     if cache and path.exists():
         return torch.from_numpy(np.load(path))
     tokenizer, model = encoder or load_minilm()
@@ -152,6 +163,173 @@ def embed(texts: Sequence[str], encoder=None, cache: bool = True, batch_size: in
         np.save(tmp, vectors.numpy())
         os.replace(tmp, path)
     return vectors
+
+
+def embed_cache_path(texts: Sequence[str]) -> Path:
+    """Where ``embed`` caches the vectors of ``texts``: named by a hash of MiniLM's weights and the texts."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    digest = hashlib.sha256(MINILM_SHA256.encode())
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    return cache_dir() / f"minilm-{digest.hexdigest()[:20]}.npy"
+
+
+# --- the passages' vectors, committed: int8 with one scale per row -------------------------------------------
+
+# Encoding the 8,715 windows takes 5 to 13 minutes on two cores; the chapter and its checks must run in about a
+# minute from an empty cache, so the vectors are shipped, 8 bits a component (3.1 MB, compressed, not 13.4 MB).
+VECTORS_FILE = Path(__file__).resolve().parent / "resources" / f"wiki_passages_minilm_w{PASSAGE_WINDOW}.npz"
+WRITE_VECTORS = "python -m lmlib.retrieval --write-vectors"
+VECTORS_FORMAT = "lmlib-int8-rows-1"
+_FLOAT16_NORMAL = float(np.finfo(np.float16).tiny)  # the smallest scale float16 keeps to full precision
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """The SHA-256 of the texts, each as UTF-8 followed by a NUL byte: which texts a vectors file holds."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def quantize_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, d] vectors -> (codes [N, d] int8, scales [N] float16), one scale per row:
+
+        s_i = max_j |v_ij| / 127  (rounded to float16),   c_ij = round(v_ij / s_i),
+
+    so that v_ij ~ s_i c_ij (``dequantize_rows``), off by at most s_i / 2.
+    A MiniLM vector (384 components, length 1) takes 386 bytes, not 1,536."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2 or not np.all(np.isfinite(v)):
+        raise ValueError(f"quantize_rows takes a [N, d] array of finite numbers, "
+                         f"got shape {v.shape}")
+    largest = np.abs(v).max(axis=1)  # [N]
+    if (np.any((largest > 0) & (largest / 127 < _FLOAT16_NORMAL))
+            or largest.max(initial=0) / 127 > 65504):
+        raise ValueError("a row's scale, max |v| / 127, must fit float16 (between 6.1e-5 "
+                         "and 65504): scale the vectors to about unit length first")
+    scales = (largest / 127).astype(np.float16)  # [N]
+    divisor = np.where(scales > 0, scales, 1).astype(np.float32)[:, None]  # 0 stays 0
+    codes = np.clip(np.rint(v / divisor), -127, 127).astype(np.int8)  # [N, d]
+    return codes, scales
+
+
+def dequantize_rows(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """[N, d] float32 vectors s_i c_ij from ``quantize_rows``' codes and scales."""
+    return codes.astype(np.float32) * scales.astype(np.float32)[:, None]
+
+
+def save_passage_vectors(path: str | Path, texts: Sequence[str], vectors: np.ndarray, window: int,
+                         notes: Mapping | None = None) -> Path:
+    """Write ``vectors`` ([N, d], of ``texts``) quantised (``quantize_rows``) to ``path`` (an .npz), with the key
+    ``load_passage_vectors`` checks: the SHA-256 of the MiniLM weights that encoded them and of the texts.
+    ``notes`` (JSON-able) records how the file was made."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    if len(texts) != len(vectors):
+        raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors: give one vector per text")
+    codes, scales = quantize_rows(vectors)
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, format=np.str_(VECTORS_FORMAT), minilm_sha256=np.str_(MINILM_SHA256),
+                        passages_sha256=np.str_(texts_sha256(texts)), window=np.int64(window),
+                        notes=np.str_(json.dumps(notes or {}, sort_keys=True)), codes=codes, scales=scales)
+    os.replace(tmp, path)  # parallel readers never see half a file
+    return path
+
+
+def read_passage_vectors(path: str | Path = VECTORS_FILE) -> dict:
+    """A vectors file's fields: ``format``, ``minilm_sha256``, ``passages_sha256`` (str), ``window`` (int),
+    ``notes`` (dict), ``codes`` [N, d] int8 and ``scales`` [N] float16."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            fields = {name: f[name] for name in f.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable vectors file ({e}); regenerate it with {WRITE_VECTORS}") from e
+    if str(fields.get("format")) != VECTORS_FORMAT:
+        raise ValueError(f"{path} is not a {VECTORS_FORMAT} file; regenerate it with {WRITE_VECTORS}")
+    return {"format": str(fields["format"]), "minilm_sha256": str(fields["minilm_sha256"]),
+            "passages_sha256": str(fields["passages_sha256"]), "window": int(fields["window"]),
+            "notes": json.loads(str(fields["notes"])), "codes": fields["codes"], "scales": fields["scales"]}
+
+
+def load_passage_vectors(texts: Sequence[str],
+                         path: str | Path = VECTORS_FILE) -> torch.Tensor | None:
+    """[N, d] unit vectors of ``texts`` from the vectors file at ``path``, dequantised
+    and set back to length 1 (so a dot product is a cosine), if its key matches: it
+    holds exactly these texts, encoded by the MiniLM whose SHA-256 is
+    ``lmlib.pretraining.MINILM_SHA256``. None when it does not (or there is no file);
+    a file of as many other texts is stale, and a warning names the command that
+    rewrites it."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    stored = read_passage_vectors(path)
+    if (stored["passages_sha256"] == texts_sha256(texts)
+            and stored["minilm_sha256"] == MINILM_SHA256):
+        vectors = dequantize_rows(stored["codes"], stored["scales"])  # [N, d]
+        return torch.nn.functional.normalize(torch.from_numpy(vectors), dim=1)
+    if len(stored["codes"]) == len(texts):
+        warnings.warn(f"{path} holds vectors of {len(texts):,} texts, but of other texts "
+                      "or from other MiniLM weights than these: encoding them instead "
+                      f"(minutes); regenerate the file with {WRITE_VECTORS}",
+                      stacklevel=2)
+    return None
+
+
+def vectors_file_problem(path: str | Path = VECTORS_FILE) -> str:
+    """What is wrong with the committed vectors file, or "" when nothing is: it must hold the vectors of
+    ``make_passages(wiki_articles(), window)`` for its window, encoded by the MiniLM of ``MINILM_SHA256``."""
+    from lmlib.pretraining import MINILM_SHA256
+
+    path = Path(path)
+    if not path.exists():
+        return f"{path} is missing; write it with {WRITE_VECTORS}"
+    stored = read_passage_vectors(path)
+    texts = [p.text for p in make_passages(wiki_articles(), stored["window"])]
+    if stored["minilm_sha256"] != MINILM_SHA256:
+        return (f"{path} was encoded by the MiniLM weights {stored['minilm_sha256'][:12]}..., not the course's "
+                f"{MINILM_SHA256[:12]}...; regenerate it with {WRITE_VECTORS}")
+    if stored["passages_sha256"] != texts_sha256(texts) or stored["codes"].shape[0] != len(texts):
+        return (f"{path} holds vectors of other texts than today's {len(texts):,} wiki passages of "
+                f"{stored['window']} sentences (the corpus or its sentence splitting changed); "
+                f"regenerate it with {WRITE_VECTORS}")
+    return ""
+
+
+def write_passage_vectors(path: str | Path = VECTORS_FILE, window: int = PASSAGE_WINDOW, encoder=None) -> dict:
+    """Encode the ``wiki`` passages of ``window`` sentences (``embed``, so from the cache if they were encoded
+    before) and save them (``save_passage_vectors``) with notes on what 8 bits cost: the smallest cosine between
+    a stored vector and its float32 original, and the course's dense retrieval (hit@1, hit@5, MRR over
+    ``load_wiki_qa``) with each. Returns the notes. ``python -m lmlib.retrieval --write-vectors``."""
+    from lmlib.metrics import hits_at_k, mean_reciprocal_rank
+    from lmlib.pretraining import load_minilm, minilm_folder
+
+    minilm_folder()  # checks that the installed weights are the ones MINILM_SHA256 names: the key records them
+    encoder = encoder or load_minilm()
+    passages = make_passages(wiki_articles(), window)
+    texts = [p.text for p in passages]
+    exact = embed(texts, encoder)  # [N, d] float32
+    codes, scales = quantize_rows(exact.numpy())
+    stored = torch.nn.functional.normalize(torch.from_numpy(dequantize_rows(codes, scales)), dim=1)
+    questions = load_wiki_qa()
+    relevant = relevant_passages(questions, passages)
+    asked = embed([q.question for q in questions], encoder)
+    notes: dict = {"passages": len(texts), "window": window,
+                   "smallest cosine with float32": round(float((stored * exact).sum(dim=1).min()), 6)}
+    for name, vectors in (("float32", exact), ("int8", stored)):
+        ranked = [top_indices(row, DEPTH) for row in (asked @ vectors.T).numpy()]
+        notes[f"dense with {name} vectors"] = {
+            "hit@1": hits_at_k(ranked, relevant, 1), "hit@5": hits_at_k(ranked, relevant, 5),
+            "MRR": round(mean_reciprocal_rank(ranked, relevant), 6),
+            "first answering rank": [next((n for n, i in enumerate(r, 1) if i in rel), None)
+                                     for r, rel in zip(ranked, relevant, strict=True)]}
+    save_passage_vectors(path, texts, exact.numpy(), window, notes)
+    return notes
 
 
 # --- the questions -------------------------------------------------------------------------------------------
@@ -227,12 +405,12 @@ def _record_problem(record, articles: Mapping[str, str], sentences_of: dict[str,
     return ""
 
 
-def relevant_passages(questions: Sequence[WikiQuestion], passages: Sequence[Passage]) -> list[set[int]]:
-    """For each question, the indices of the passages that hold one of its answering sentences.
-
-    By the sentence's text, in any article: a sentence repeated word for word elsewhere (a refrain of a song, a
-    sentence shared by "Angola" and "Politics of Angola") answers the question there too.
-    """
+def relevant_passages(questions: Sequence[WikiQuestion],
+                      passages: Sequence[Passage]) -> list[set[int]]:
+    """For each question, the indices of the passages that hold one of its answering
+    sentences: by the sentence's text, in any article, so a sentence repeated word for
+    word elsewhere (a refrain of a song, a sentence shared by "Angola" and "Politics of
+    Angola") answers the question there too."""
     holding: dict[str, set[int]] = collections.defaultdict(set)
     for i, passage in enumerate(passages):
         for sentence in passage.sentences:
@@ -240,15 +418,18 @@ def relevant_passages(questions: Sequence[WikiQuestion], passages: Sequence[Pass
     relevant = [set().union(*(holding[s] for s in q.sentences)) for q in questions]
     for q, found in zip(questions, relevant, strict=True):
         if not found:
-            raise ValueError(f"question {q.id!r}: none of its sentences is in the passages; were they made from "
-                             "wiki_articles()?")
+            raise ValueError(f"question {q.id!r}: none of its sentences is in the "
+                             "passages; were they made from wiki_articles()?")
     return relevant
 
 
-def lexical_overlap(question: WikiQuestion) -> float:
-    """The share of the question's content words (``bm25_tokens`` less ``FUNCTION_WORDS``) found in its answering
-    sentence (the best of them): near 1 the question repeats the sentence's wording, near 0 it paraphrases it."""
-    asked = set(bm25_tokens(question.question)) - FUNCTION_WORDS
+def lexical_overlap(question: WikiQuestion, ignore: frozenset[str] | None = None) -> float:
+    """The share of the question's content words (``bm25_tokens`` less ``ignore``:
+    ``FUNCTION_WORDS`` and ``AUXILIARY_VERBS`` when None) found in its answering
+    sentence (the best of them): near 1 the question repeats the sentence's wording,
+    near 0 it paraphrases it."""
+    ignore = FUNCTION_WORDS | AUXILIARY_VERBS if ignore is None else ignore
+    asked = set(bm25_tokens(question.question)) - ignore
     if not asked:
         return 0.0
     return max(len(asked & set(bm25_tokens(s))) / len(asked) for s in question.sentences)
@@ -258,46 +439,55 @@ def lexical_overlap(question: WikiQuestion) -> float:
 
 
 def bm25_tokens(text: str) -> list[str]:
-    """The words BM25 matches on: ``word_tokenize``, lower-cased, punctuation marks dropped (a "?" or "," would
-    match half the corpus and only add noise)."""
-    return [t for t in word_tokenize(text, lowercase=True) if any(c.isalnum() for c in t)]
+    """The words BM25 matches on: ``word_tokenize``, lower-cased, punctuation marks
+    dropped (a "?" or "," would match half the corpus and only add noise), and a
+    possessive "'s" cut off, as Lucene's English analyzer cuts it, so that "Agassi's"
+    in a question matches "Agassi" in a passage."""
+    words = word_tokenize(text, lowercase=True)
+    return [_POSSESSIVE.sub("", w) or w for w in words if any(c.isalnum() for c in w)]
+
+
+_POSSESSIVE = re.compile(r"['’]s$")
 
 
 class BM25Retriever:
-    """BM25 over ``passages``: ``rank_bm25.BM25Okapi`` (k1 = 1.5, b = 0.75, eps = 0.25, its defaults) over
-    ``bm25_tokens``; the formula is in the module's docstring.
+    """BM25 over ``passages``: ``rank_bm25.BM25Okapi`` over ``bm25_tokens``, with its
+    defaults k1 = 1.5, b = 0.75, eps = 0.25 (the formula: the module's docstring).
 
-    ``BM25Okapi.get_scores`` loops in Python over every passage for every query word (20 s for the course's
-    questions over 26,000 sentences on two busy cores). BM25 is a sum over the query's words of a per-(word,
-    passage) weight, so ``scores`` reads the index's counts, lengths and idf into a sparse matrix once,
+    ``BM25Okapi.get_scores`` loops in Python over every passage for every query word
+    (20 s for the course's questions over 26,000 sentences on two busy cores). BM25 is
+    a sum over the question's words of a weight per (word, passage), so the index's
+    counts, lengths and idf are read into a sparse matrix once,
 
         W[t, d] = idf(t) f(t, d) (k1 + 1) / (f(t, d) + k1 (1 - b + b |d| / avgdl)),
 
-    and scores every question as (query word counts) @ W: the same numbers (tests/test_retrieval.py checks them
-    against ``get_scores``) in milliseconds.
+    and the questions are scored as (their word counts) @ W: the numbers of
+    ``get_scores`` (tests/test_retrieval.py checks them), in milliseconds.
     """
 
-    def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25):
+    def __init__(self, passages: Sequence[Passage], k1: float = 1.5, b: float = 0.75,
+                 epsilon: float = 0.25):
         rank_bm25, sparse = require("rank_bm25"), require("scipy.sparse")
         self.passages = list(passages)
-        self.index = rank_bm25.BM25Okapi([bm25_tokens(p.text) for p in self.passages], k1=k1, b=b, epsilon=epsilon)
-        index = self.index
-        self.words = {w: i for i, w in enumerate(index.idf)}
+        self.index = index = rank_bm25.BM25Okapi(
+            [bm25_tokens(p.text) for p in self.passages], k1=k1, b=b, epsilon=epsilon)
+        self.words = {w: i for i, w in enumerate(index.idf)}  # word -> its row of W
         rows, cols, counts = [], [], []
-        for d, frequencies in enumerate(index.doc_freqs):
+        for d, frequencies in enumerate(index.doc_freqs):  # f(t, d) for each t in d
             for w, f in frequencies.items():
                 rows.append(self.words[w])
                 cols.append(d)
                 counts.append(f)
         f = np.asarray(counts, dtype=np.float64)
-        length = np.asarray(index.doc_len, dtype=np.float64)[cols]
-        idf = np.asarray([index.idf[w] for w in self.words])[rows]
+        length = np.asarray(index.doc_len, dtype=np.float64)[cols]  # |d|
+        idf = np.asarray([index.idf[w] for w in self.words])[rows]  # floored as above
         weights = idf * (f * (k1 + 1) / (f + k1 * (1 - b + b * length / index.avgdl)))
-        self.weights = sparse.csr_matrix((weights, (rows, cols)), shape=(len(self.words), len(self.passages)))
+        self.weights = sparse.csr_matrix(  # W: [words, N]
+            (weights, (rows, cols)), shape=(len(self.words), len(self.passages)))
 
     def scores_many(self, questions: Sequence[str]) -> np.ndarray:
-        """[Q, N] the BM25 score of every passage for each question (a word said twice counts twice, as in
-        ``get_scores``; a word no passage has adds nothing)."""
+        """[Q, N] the BM25 score of every passage for each question (a word said twice
+        counts twice, as in ``get_scores``; a word no passage has adds nothing)."""
         sparse = require("scipy.sparse")
         rows, cols = [], []
         for q, question in enumerate(questions):
@@ -305,20 +495,23 @@ class BM25Retriever:
                 if w in self.words:
                     rows.append(q)
                     cols.append(self.words[w])
-        counts = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(questions), len(self.words)))
+        counts = sparse.csr_matrix(  # [Q, words]: how often each question says each word
+            (np.ones(len(rows)), (rows, cols)), shape=(len(questions), len(self.words)))
         return (counts @ self.weights).toarray()
 
     def scores(self, question: str) -> np.ndarray:
         """[N] the BM25 score of every passage for ``question``."""
         return self.scores_many([question])[0]
 
-    def rank(self, questions: Sequence[str], depth: int = 100) -> list[list[int]]:
-        """Each question's top ``depth`` passage indices, best first (ties: corpus order)."""
+    def rank(self, questions: Sequence[str], depth: int = DEPTH) -> list[list[int]]:
+        """Each question's top ``depth`` passage indices, best first (ties: corpus
+        order)."""
         return [top_indices(row, depth) for row in self.scores_many(questions)]
 
 
 def top_indices(scores: np.ndarray, depth: int | None = None) -> list[int]:
-    """The indices of the ``depth`` highest scores (all when None), highest first; equal scores keep their order."""
+    """The indices of the ``depth`` highest scores (all when None), highest first;
+    equal scores keep their order (the earlier passage first)."""
     return np.argsort(-np.asarray(scores), kind="stable")[:depth].tolist()
 
 
@@ -326,40 +519,66 @@ def top_indices(scores: np.ndarray, depth: int | None = None) -> list[int]:
 
 
 class DenseRetriever:
-    """all-MiniLM-L6-v2 cosine similarity between a question's vector and each passage's (``embed``: the
-    passages' vectors are cached on disk, so only the first use encodes them)."""
+    """Cosine similarity of all-MiniLM-L6-v2 vectors: a question's with each passage's.
 
-    def __init__(self, passages: Sequence[Passage], encoder=None):
+    The passages' vectors come from ``VECTORS_FILE`` where it holds these passages
+    (the course's windows of three; ``load_passage_vectors``), else from ``embed``
+    (encoded once, minutes for thousands of passages, then cached on disk).
+    ``vectors_file`` names the file it read, or is None. Questions are encoded when
+    asked, in milliseconds each.
+    """
+
+    def __init__(self, passages: Sequence[Passage], encoder=None,
+                 vectors_file: str | Path | None = VECTORS_FILE):
         self.passages = list(passages)
-        self.encoder = encoder
-        self.vectors = embed([p.text for p in self.passages], encoder)  # [N, d]
+        self.encoder = encoder  # (tokenizer, model), loaded when first needed
+        texts = [p.text for p in self.passages]
+        committed = load_passage_vectors(texts, vectors_file) if vectors_file else None
+        self.vectors_file = None if committed is None else Path(vectors_file)
+        if committed is None:
+            committed = embed(texts, encoder)
+        self.vectors = committed  # [N, d], unit rows
+
+    def question_vectors(self, questions: Sequence[str],
+                         cache: bool = True) -> torch.Tensor:
+        """[Q, d] unit vectors of the questions (``embed``; its cache if ``cache``)."""
+        if self.encoder is None and not (cache and embed_cache_path(questions).exists()):
+            from lmlib.pretraining import load_minilm
+
+            self.encoder = load_minilm()  # kept for the next questions
+        return embed(questions, self.encoder, cache=cache)
 
     def scores_many(self, questions: Sequence[str], cache: bool = True) -> np.ndarray:
-        """[Q, N] cosines; the questions' vectors are cached too (``cache``), so a repeated evaluation needs no
-        model at all."""
-        return (embed(questions, self.encoder, cache=cache) @ self.vectors.T).numpy()
+        """[Q, N] cosines: dot products, as every vector has length 1."""
+        return (self.question_vectors(questions, cache) @ self.vectors.T).numpy()
 
     def scores(self, question: str) -> np.ndarray:
-        """[N] cosine of ``question`` with every passage (not cached)."""
+        """[N] cosine of ``question`` with every passage (its vector not cached)."""
         return self.scores_many([question], cache=False)[0]
 
-    def rank(self, questions: Sequence[str], depth: int = 100) -> list[list[int]]:
+    def rank(self, questions: Sequence[str], depth: int = DEPTH) -> list[list[int]]:
         return [top_indices(row, depth) for row in self.scores_many(questions)]
 
 
 # --- both: reciprocal rank fusion ------------------------------------------------------------------------------
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], n: int, k: int = RRF_K) -> np.ndarray:
-    """[n] fused scores of ids 0 .. n-1 from rankings of one query (each a list of ids, best first):
-    RRF(d) = sum_m 1 / (k + rank_m(d)), ranks counted from 1; an id missing from a ranking gets nothing from it
-    (Cormack, Clarke and Buettcher, 2009). ``top_indices`` of the result is the fused ranking."""
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], n: int,
+                           k: int = RRF_K) -> np.ndarray:
+    """[n] fused scores of the ids 0 .. n-1 from several rankings of one query (each a
+    list of ids, best first; Cormack, Clarke and Buettcher, 2009):
+
+        RRF(d) = sum_m 1 / (k + rank_m(d)),   ranks counted from 1,
+
+    an id missing from a ranking getting nothing from it. ``top_indices`` of the
+    result is the fused ranking."""
     if k < 0:
         raise ValueError(f"k must be >= 0 (Cormack et al. use 60), got {k}")
     fused = np.zeros(n)
     for ranking in rankings:
         ranking = np.asarray(ranking, dtype=np.int64)
-        if len(ranking) and not (0 <= ranking.min() and ranking.max() < n and np.bincount(ranking).max() == 1):
+        if len(ranking) and not (0 <= ranking.min() and ranking.max() < n
+                                 and np.bincount(ranking).max() == 1):
             raise ValueError(f"a ranking must list distinct ids in [0, {n}), best first")
         fused[ranking] += 1.0 / (k + np.arange(1, len(ranking) + 1))
     return fused
@@ -378,23 +597,25 @@ class HybridRetriever:
         """[Q, N] fused RRF scores."""
         return fuse(self.bm25.scores_many(questions), self.dense.scores_many(questions), k=self.k)
 
-    def rank(self, questions: Sequence[str], depth: int = 100) -> list[list[int]]:
+    def rank(self, questions: Sequence[str], depth: int = DEPTH) -> list[list[int]]:
         return [top_indices(row, depth) for row in self.scores_many(questions)]
 
 
 def fuse(*score_matrices: np.ndarray, k: int = RRF_K) -> np.ndarray:
-    """[Q, N] RRF scores of several methods' [Q, N] scores, each ranked in full (as ``top_indices`` ranks)."""
+    """[Q, N] RRF scores from several methods' [Q, N] scores, each method's scores
+    ranked in full (as ``top_indices`` ranks them: ties in passage order)."""
     n = score_matrices[0].shape[1]
-    return np.stack([reciprocal_rank_fusion([np.argsort(-row, kind="stable") for row in rows], n, k)
-                     for rows in zip(*score_matrices, strict=True)])
+    return np.stack([
+        reciprocal_rank_fusion([np.argsort(-row, kind="stable") for row in rows], n, k)
+        for rows in zip(*score_matrices, strict=True)])
 
 
 # --- the answer: a span rule, scored as SQuAD scores it ------------------------------------------------------------
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD v1.1's normalisation: lower case, punctuation (``string.punctuation``) removed, the articles a, an,
-    the removed, runs of spaces made one."""
+    """SQuAD v1.1's normalisation: lower case, punctuation (``string.punctuation``)
+    removed, the articles a, an, the removed, runs of spaces made one."""
     text = "".join(c for c in text.lower() if c not in _PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
@@ -409,9 +630,11 @@ def exact_match(prediction: str, gold: str) -> float:
 
 
 def token_f1(prediction: str, gold: str) -> float:
-    """SQuAD v1.1's token F1: the harmonic mean of precision and recall of the normalised words, counted with
-    their multiplicity; 0 when no word is shared (an empty prediction scores 0)."""
-    predicted, wanted = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    """SQuAD v1.1's token F1: the harmonic mean of the precision and recall of the
+    normalised words, counted with their multiplicity; 0 when no word is shared (so
+    an empty prediction scores 0)."""
+    predicted = normalize_answer(prediction).split()
+    wanted = normalize_answer(gold).split()
     shared = sum((collections.Counter(predicted) & collections.Counter(wanted)).values())
     if shared == 0:
         return 0.0
@@ -433,6 +656,8 @@ FUNCTION_WORDS = frozenset(("a an the in on at of for to from by with and or but
                             "only instead "
                             "what which who whom whose where why how we you our other another several few no not "
                             "today first").split())
+# the verbs a question is built with ("When did ...", "What is ..."): not content it shares with a sentence
+AUXILIARY_VERBS = frozenset("is are was were be been being do does did has have had can could will would".split())
 CONNECTORS = frozenset(("of", "de", "da", "do", "del", "von", "van", "la", "'s", "’s"))
 
 
@@ -488,35 +713,41 @@ def candidate_spans(passage: str, kind: str) -> list[tuple[int, int]]:
 
 
 def extract_answer(question: str, passage: str) -> str:
-    """The answer span this rule picks from ``passage``: among the spans of the kind the question asks for
-    (``answer_kind``, ``candidate_spans``) that are not wholly made of the question's own words, the one nearest
-    the question's words in the passage, scored by sum_w 1 / (1 + distance in tokens to the nearest occurrence of
-    w) over the question's words w found there (the first span on a tie). A number or date question with no such
-    span falls back to names; no span at all gives "".
+    """The answer span this rule picks from ``passage``: among the spans of the kind
+    the question asks for (``answer_kind``, ``candidate_spans``) that are not wholly
+    made of the question's own words, the one nearest the question's words in the
+    passage, scored by sum_w 1 / (1 + distance in tokens to the nearest occurrence of
+    w) over the question's words w found there (the first span on a tie). A number or
+    date question with no such span falls back to names; no span at all gives "".
 
-    A simple, honest baseline: it knows nothing of meaning, so it answers "which insects" with a name if the
-    passage has one, and never with "termites".
+    A simple, honest baseline: it knows nothing of meaning, so it answers "which
+    insects" with a name if the passage has one, and never with "termites".
     """
     tokens = word_tokenize(passage)
     lower = [t.lower() for t in tokens]
     asked = {w for w in bm25_tokens(question) if w not in FUNCTION_WORDS}
+
+    def spans_of(kind: str) -> list[tuple[int, int]]:  # not only the question's words
+        return [s for s in candidate_spans(passage, kind)
+                if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
+
     kind = answer_kind(question)
-    spans = [s for s in candidate_spans(passage, kind) if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
-    if not spans and kind != "name":
-        spans = [s for s in candidate_spans(passage, "name") if not set(lower[s[0]:s[1]]) <= asked | CONNECTORS]
+    spans = spans_of(kind) or (spans_of("name") if kind != "name" else [])
     if not spans:
         return ""
-    where = collections.defaultdict(list)
+    where = collections.defaultdict(list)  # each question word's places in the passage
     for i, w in enumerate(lower):
         if w in asked:
             where[w].append(i)
 
     def closeness(span: tuple[int, int]) -> float:
         start, end = span
-        return sum(1 / (1 + min(max(start - i, i - end + 1, 0) for i in places)) for places in where.values())
+        return sum(1 / (1 + min(max(start - i, i - end + 1, 0) for i in places))
+                   for places in where.values())
 
     best = max(spans, key=closeness)  # max keeps the first of equal scores
-    return re.sub(r"['’]s$", "", _span_text(passage, tokens, *best))  # "Duchamp's" -> "Duchamp"
+    # "Duchamp's" -> "Duchamp"
+    return re.sub(r"['’]s$", "", _span_text(passage, tokens, *best))
 
 
 def _span_text(text: str, tokens: list[str], start: int, end: int) -> str:
@@ -532,29 +763,36 @@ def _span_text(text: str, tokens: list[str], start: int, end: int) -> str:
 # --- the chapter's table ----------------------------------------------------------------------------------------
 
 METHODS = ("BM25", "dense", "hybrid")
+# hit@15 over sentences reads as much text as hit@5 over windows of three: reported where ``depth`` reaches it
+HIT_KS = (1, 5, 15)
 
 
-def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resamples: int = 1000,
-                       seed: int = 0) -> dict:
+def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = DEPTH, n_resamples: int = 1000,
+                       seed: int = 0, encoder=None) -> dict:
     """Retrieval and answering on the course's questions (``load_wiki_qa``) over every ``wiki`` passage of
-    ``window`` sentences (``PASSAGE_WINDOW``; 1: every sentence), by BM25, dense vectors and their fusion.
+    ``window`` sentences (``PASSAGE_WINDOW``; 1: every sentence), by BM25, dense vectors and their fusion
+    (``encoder``: MiniLM's ``(tokenizer, model)`` if loaded already).
 
-    Returns ``{"passages": N, "questions": Q, "paraphrased": P, "retrieval": rows, "answers": rows,
-    "per_question": rows, "seconds": s}``:
+    Returns ``{"passages": N, "questions": Q, "paraphrased": P, "depth": depth, "vectors": file name,
+    "retrieval": rows, "answers": rows, "per_question": rows, "seconds": s}``:
 
-    - a retrieval row per method: hit@1, hit@5 and MRR (from each question's top ``depth``) and the lenient
-      "answer in top 5" (the answer's normalised words in one of the top 5 passages), each an
-      ``lmlib.metrics.Interval`` (95 % percentile bootstrap over the questions, ``n_resamples`` resamples,
-      ``seed``); ``misses``: the ids of the questions with no answering passage in the top 5; hit@5 of the
-      questions that paraphrase their sentence (``lexical_overlap`` under 0.5) and of the others;
+    - a retrieval row per method: hit@1, hit@5 (and hit@15 where ``depth`` reaches it), MRR@``depth`` (a
+      question with no answering passage in its top ``depth`` counts 0) and the lenient "answer in top 5" (the
+      answer's normalised words in one of the top 5 passages), each an ``lmlib.metrics.Interval`` (95 %
+      percentile bootstrap over the questions, ``n_resamples`` resamples, ``seed``); ``misses``: the ids of
+      the questions with no answering passage in the top 5; hit@5 of the questions that paraphrase their
+      sentence (``lexical_overlap`` under 0.5) and of the others;
     - an answer row per source of the passage the span rule (``extract_answer``) reads: each method's top
       passage; the answering sentence itself (the rule's ceiling); a random passage, i.e. the same rule without
       retrieval: exact match and token F1 (SQuAD v1.1) with the same intervals;
     - a row per question: its id, question and answer, and for each method the rank of its first answering
       passage (None beyond ``depth``) and the span the rule read from its top passage.
 
-    The passages' and the questions' vectors are read from the cache after the first run.
+    ``vectors`` names the file the passages' vectors came from (``VECTORS_FILE`` for windows of three), or is
+    "encoded" (other windows: encoded on the first run, then read from the cache, as the questions' vectors are).
     """
+    if depth < 5:
+        raise ValueError(f"depth is how many ranks are read per question: at least 5 for hit@5, got {depth}")
     import time
 
     from lmlib.metrics import bootstrap_mean_interval, hits_at_k, mean_reciprocal_rank, reciprocal_rank
@@ -564,7 +802,8 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resampl
     passages = make_passages(wiki_articles(), window)
     relevant = relevant_passages(questions, passages)
     texts = [q.question for q in questions]
-    scores = {"BM25": BM25Retriever(passages).scores_many(texts), "dense": DenseRetriever(passages).scores_many(texts)}
+    dense = DenseRetriever(passages, encoder)  # the committed vectors for the course's windows of three, else encoded
+    scores = {"BM25": BM25Retriever(passages).scores_many(texts), "dense": dense.scores_many(texts)}
     scores["hybrid"] = fuse(scores["BM25"], scores["dense"])
     rankings = {method: [top_indices(row, depth) for row in rows] for method, rows in scores.items()}
 
@@ -578,7 +817,7 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resampl
     for method in METHODS:
         ranked = rankings[method]
         hit = {k: [float(any(i in rel for i in r[:k])) for r, rel in zip(ranked, relevant, strict=True)]
-               for k in (1, 5)}
+               for k in HIT_KS if k <= depth}
         rr = [reciprocal_rank(r, rel) for r, rel in zip(ranked, relevant, strict=True)]
         # lenient: the answer's words stand in a top-5 passage, whichever passage (a sibling article's copy of a
         # fact counts, and so does a chance mention of the same number)
@@ -588,6 +827,7 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resampl
             "method": method,
             "hit@1": interval(hit[1], hits_at_k(ranked, relevant, 1)),
             "hit@5": interval(hit[5], hits_at_k(ranked, relevant, 5)),
+            **{f"hit@{k}": interval(hit[k], hits_at_k(ranked, relevant, k)) for k in hit if k > 5},
             "MRR": interval(rr, mean_reciprocal_rank(ranked, relevant)),
             "answer in top 5": interval(lenient),
             "misses": [q.id for q, h in zip(questions, hit[5], strict=True) if not h],
@@ -614,7 +854,8 @@ def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = 100, n_resampl
                         for m in METHODS},
                      **{f"{m} answer": predictions[f"{m} top passage"][j] for m in METHODS}}
                     for j, q in enumerate(questions)]
-    return {"passages": len(passages), "questions": len(questions), "paraphrased": sum(paraphrased),
+    return {"passages": len(passages), "questions": len(questions), "paraphrased": sum(paraphrased), "depth": depth,
+            "vectors": dense.vectors_file.name if dense.vectors_file else "encoded",
             "retrieval": retrieval, "answers": answers, "per_question": per_question,
             "seconds": time.perf_counter() - started}
 
@@ -626,10 +867,13 @@ def format_report(result: dict) -> str:
         return f"{interval.estimate:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
     lines = [f"{result['questions']} questions, {result['passages']:,} passages; 95 % bootstrap intervals", ""]
-    lines.append(f"{'method':<8}  {'hit@1':<22}  {'hit@5':<22}  {'MRR':<22}  {'answer in top 5':<22}  misses")
+    mrr = f"MRR@{result['depth']}"
+    hits = [key for key in result["retrieval"][0] if key.startswith("hit@") and " " not in key]
+    lines.append(f"{'method':<8}  " + "".join(f"{h:<22}  " for h in hits)
+                 + f"{mrr:<22}  {'answer in top 5':<22}  misses")
     for row in result["retrieval"]:
-        lines.append(f"{row['method']:<8}  {cell(row['hit@1']):<22}  {cell(row['hit@5']):<22}  "
-                     f"{cell(row['MRR']):<22}  {cell(row['answer in top 5']):<22}  {len(row['misses'])}")
+        lines.append(f"{row['method']:<8}  " + "".join(f"{cell(row[h]):<22}  " for h in hits)
+                     + f"{cell(row['MRR']):<22}  {cell(row['answer in top 5']):<22}  {len(row['misses'])}")
     lines += ["", f"{'passage the span rule reads':<30}  {'exact match':<22}  {'token F1':<22}"]
     for row in result["answers"]:
         lines.append(f"{row['passage read']:<30}  {cell(row['EM']):<22}  {cell(row['F1']):<22}")
@@ -650,8 +894,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Retrieval and answering on the course's wiki questions.")
     parser.add_argument("--window", type=int, default=PASSAGE_WINDOW,
                         help=f"sentences per passage (default {PASSAGE_WINDOW}; 1: every sentence)")
+    parser.add_argument("--depth", type=int, default=DEPTH,
+                        help=f"ranks read per question (default {DEPTH}: MRR@{DEPTH}; 15 or more adds hit@15)")
+    parser.add_argument("--write-vectors", action="store_true",
+                        help=f"encode the passages and write {VECTORS_FILE.name} (only for --window "
+                             f"{PASSAGE_WINDOW}: the file the chapter and DenseRetriever read)")
     args = parser.parse_args(argv)
-    result = evaluate_retrieval(window=args.window)
+    if args.write_vectors:
+        if args.window != PASSAGE_WINDOW:
+            parser.error(f"the committed vectors are for windows of {PASSAGE_WINDOW} sentences (PASSAGE_WINDOW)")
+        notes = write_passage_vectors(VECTORS_FILE, args.window)
+        print(f"wrote {VECTORS_FILE} ({VECTORS_FILE.stat().st_size:,} bytes)")
+        print(json.dumps({k: {m: v for m, v in row.items() if m != "first answering rank"}
+                          if isinstance(row, dict) else row for k, row in notes.items()}, indent=1))
+        ranks = [notes[f"dense with {name} vectors"]["first answering rank"] for name in ("float32", "int8")]
+        print(f"questions whose first answering passage moves: {sum(a != b for a, b in zip(*ranks, strict=True))}")
+        return
+    result = evaluate_retrieval(window=args.window, depth=args.depth)
     print(format_report(result))
     print(f"\n{result['seconds']:.1f} s, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 

@@ -124,9 +124,11 @@ def test_bm25_on_the_corpus_equals_rank_bm25s_own_scores(questions):
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_bm25_tokens_are_lower_cased_words_without_punctuation():
+def test_bm25_tokens_are_lower_cased_words_without_punctuation_or_possessive():
     assert R.bm25_tokens("Who wrote 'A Modest Proposal' in 1729?") == ["who", "wrote", "a", "modest", "proposal",
                                                                         "in", "1729"]
+    assert R.bm25_tokens("Agassi's wife, Angola’s capital, the boss's") == ["agassi", "wife", "angola", "capital",
+                                                                            "the", "boss"]
 
 
 # --- reciprocal rank fusion -------------------------------------------------------------------------------------
@@ -191,6 +193,166 @@ def test_embeddings_are_cached_by_content(minilm, tmp_path, monkeypatch):
     torch.testing.assert_close(first, unsorted, atol=1e-5, rtol=0)
     R.embed(texts[:2], minilm)
     assert len(list(tmp_path.glob("minilm-*.npy"))) == 2  # other texts, another file
+
+
+# --- the committed passage vectors ---------------------------------------------------------------------------
+
+
+def test_the_committed_vectors_are_those_of_todays_passages_and_weights():
+    problem = R.vectors_file_problem()
+    assert not problem, problem  # names the command that rewrites the file
+    stored = R.read_passage_vectors()
+    n = len(R.make_passages(R.wiki_articles(), R.PASSAGE_WINDOW))
+    assert stored["window"] == R.PASSAGE_WINDOW and stored["codes"].shape == (n, 384)
+    assert stored["codes"].dtype == np.int8 and stored["scales"].dtype == np.float16
+    assert R.VECTORS_FILE.stat().st_size <= 5 * 2**20  # a committed result is 5 MB at most (DESIGN.md)
+
+
+def _rewrite(path, source, **changes):
+    stored = R.read_passage_vectors(source)
+    fields = {k: np.str_(json.dumps(v)) if k == "notes" else v for k, v in {**stored, **changes}.items()}
+    np.savez(path, **fields)
+    return path
+
+
+def test_a_stale_or_missing_vectors_file_is_refused_with_the_command_that_rewrites_it(tmp_path):
+    other_texts = _rewrite(tmp_path / "texts.npz", R.VECTORS_FILE, passages_sha256=np.str_("0" * 64))
+    assert re.search(r"other texts than today's 8,715 wiki passages.*--write-vectors",
+                     R.vectors_file_problem(other_texts))
+    other_weights = _rewrite(tmp_path / "weights.npz", R.VECTORS_FILE, minilm_sha256=np.str_("f" * 64))
+    assert re.search(r"MiniLM weights ffffffffffff.*--write-vectors", R.vectors_file_problem(other_weights))
+    assert re.search(r"missing; write it with python -m lmlib.retrieval --write-vectors",
+                     R.vectors_file_problem(tmp_path / "none.npz"))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable vectors file.*--write-vectors"):
+        R.read_passage_vectors(tmp_path / "junk.npz")
+
+
+def test_the_committed_vectors_agree_with_fresh_encodings(minilm):
+    # 19 passages drawn at random and the longest (cut at MiniLM's 256 tokens), encoded afresh
+    from lmlib.pretraining import sentence_embeddings
+
+    passages = R.make_passages(R.wiki_articles())
+    dense = R.DenseRetriever(passages, encoder=("no tokenizer", "no model"))  # read from the file: never encodes
+    assert dense.vectors_file == R.VECTORS_FILE
+    longest = max(range(len(passages)), key=lambda i: len(passages[i].text))
+    sample = sorted({*np.random.default_rng(0).choice(len(passages), 19, replace=False).tolist(), longest})
+    assert len(sample) == 20
+    fresh = sentence_embeddings([passages[i].text for i in sample], *minilm)
+    assert (dense.vectors[sample] * fresh).sum(dim=1).min() >= 0.999  # cosines: all are unit vectors
+    torch.testing.assert_close(dense.vectors.norm(dim=1), torch.ones(len(passages)), atol=1e-6, rtol=0)
+    stored = R.read_passage_vectors()  # the scales keep each vector's length too, before it is set to 1
+    lengths = np.linalg.norm(R.dequantize_rows(stored["codes"], stored["scales"]), axis=1)
+    assert np.abs(lengths - 1).max() < 3e-3  # quantisation noise, about 5e-4 per vector (one std)
+
+
+def test_quantize_rows_keeps_every_component_within_half_a_step():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(50, 384)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v[7] = 0  # a zero row stays zero
+    codes, scales = R.quantize_rows(v)
+    assert codes.dtype == np.int8 and scales.dtype == np.float16 and np.abs(codes).max() == 127
+    step = scales.astype(np.float32)[:, None]
+    assert np.all(np.abs(R.dequantize_rows(codes, scales) - v) <= step / 2 * (1 + 1e-5))
+    assert not codes[7].any() and scales[7] == 0
+    for bad in (v[0], v * np.nan, v * 1e-4, v * 1e8):
+        with pytest.raises(ValueError, match="quantize_rows|float16"):
+            R.quantize_rows(bad)
+
+
+def test_a_vectors_file_is_read_for_its_own_texts_only(tmp_path, monkeypatch, minilm):
+    from lmlib.pretraining import sentence_embeddings
+
+    monkeypatch.setenv("LMLIB_CACHE", str(tmp_path))
+    texts = ["The aardwolf feeds primarily on termites.", "Luanda is the capital of Angola.", "Short."]
+    passages = [R.Passage("toy", i, (t,)) for i, t in enumerate(texts)]
+    vectors = sentence_embeddings(texts, *minilm)
+    path = R.save_passage_vectors(tmp_path / "toy.npz", texts, vectors.numpy(), window=1, notes={"toy": True})
+    assert R.read_passage_vectors(path)["notes"] == {"toy": True}
+    dense = R.DenseRetriever(passages, encoder=("no tokenizer", "no model"), vectors_file=path)
+    assert dense.vectors_file == path and (dense.vectors * vectors).sum(dim=1).min() >= 0.999
+    # as many vectors of other texts: a stale file, said so, and the passages are encoded instead
+    stale = R.save_passage_vectors(tmp_path / "stale.npz", [t + "!" for t in texts], vectors.numpy(), window=1)
+    with pytest.warns(UserWarning, match="other texts.*--write-vectors"):
+        dense = R.DenseRetriever(passages, encoder=minilm, vectors_file=stale)
+    assert dense.vectors_file is None
+    torch.testing.assert_close(dense.vectors, vectors, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="3 texts but 2 vectors"):
+        R.save_passage_vectors(tmp_path / "bad.npz", texts, vectors[:2].numpy(), window=1)
+
+
+def test_the_cli_writes_vectors_for_windows_of_three_only():
+    with pytest.raises(SystemExit):
+        R.main(["--write-vectors", "--window", "1"])
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory):
+    """evaluate_retrieval from an empty cache, as CI runs the chapter."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LMLIB_CACHE", str(cache))
+        yield R.evaluate_retrieval(n_resamples=20), cache
+
+
+def test_evaluate_retrieval_reads_the_committed_vectors_and_encodes_only_the_questions(evaluation, minilm):
+    from lmlib.pretraining import sentence_embeddings
+
+    result, cache = evaluation
+    assert result["vectors"] == R.VECTORS_FILE.name
+    encoded = [np.load(f).shape for f in cache.glob("minilm-*.npy")]
+    assert encoded == [(result["questions"], 384)]
+    # the dense ranks it reports, recomputed by hand from the file: codes times scales, set to length 1, cosines
+    with np.load(R.VECTORS_FILE) as f:
+        stored = f["codes"].astype(np.float64) * f["scales"].astype(np.float64)[:, None]
+    stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+    questions = R.load_wiki_qa()
+    asked = sentence_embeddings([q.question for q in questions], *minilm).double().numpy()
+    relevant = R.relevant_passages(questions, R.make_passages(R.wiki_articles()))
+    ranks = [next((n for n, i in enumerate(np.argsort(-row)[: R.DEPTH], 1) if i in rel), None)
+             for row, rel in zip(asked @ stored.T, relevant, strict=True)]
+    assert [row["dense rank"] for row in result["per_question"]] == ranks
+    dense = next(row for row in result["retrieval"] if row["method"] == "dense")
+    assert dense["hit@5"].estimate == np.mean([r is not None and r <= 5 for r in ranks])
+    assert dense["MRR"].estimate == pytest.approx(np.mean([1 / r if r else 0 for r in ranks]), abs=1e-12)
+
+
+def test_hit_at_15_is_reported_where_the_depth_reaches_it(evaluation):
+    result, _ = evaluation
+    assert "hit@15" not in result["retrieval"][0] and "MRR@10" in R.format_report(result)
+    deeper = R.evaluate_retrieval(depth=15, n_resamples=10)
+    for shallow, deep in zip(result["retrieval"], deeper["retrieval"], strict=True):
+        assert deep["hit@5"].estimate == shallow["hit@5"].estimate <= deep["hit@15"].estimate
+    assert "hit@15" in R.format_report(deeper) and "MRR@15" in R.format_report(deeper)
+    with pytest.raises(ValueError, match="at least 5 for hit@5"):
+        R.evaluate_retrieval(depth=3)
+
+
+def test_no_reported_rank_moves_with_the_round_off_of_another_cpu(evaluation, minilm):
+    # Two CPUs' float kernels give dense scores up to about 1e-6 apart (6.6e-7 between MKL's native and
+    # MKL_CBWR=COMPATIBLE kernels here). Noise ten times that moves no rank reported, nor the order of the top 5.
+    result, _ = evaluation
+    questions = R.load_wiki_qa()
+    passages = R.make_passages(R.wiki_articles())
+    relevant = R.relevant_passages(questions, passages)
+    texts = [q.question for q in questions]
+    bm25 = R.BM25Retriever(passages).scores_many(texts)
+    dense = R.DenseRetriever(passages, encoder=minilm).scores_many(texts, cache=False)
+
+    def reported(dense_scores):
+        out = []
+        for scores in (dense_scores, R.fuse(bm25, dense_scores)):
+            for row, rel in zip(scores, relevant, strict=True):
+                top = R.top_indices(row, R.DEPTH)
+                out.append((next((n for n, i in enumerate(top, 1) if i in rel), None), top[:5]))
+        return out
+
+    unmoved = reported(dense)
+    assert [r[0] for r in unmoved] == [row[f"{m} rank"] for m in ("dense", "hybrid") for row in result["per_question"]]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        assert reported(dense + rng.uniform(-1e-5, 1e-5, dense.shape).astype(np.float32)) == unmoved
 
 
 # --- the answer: SQuAD v1.1's metrics ----------------------------------------------------------------------------
@@ -295,3 +457,8 @@ def test_lexical_overlap_is_the_share_of_the_questions_content_words_in_the_sent
     assert R.lexical_overlap(q) == 3 / 4  # zoo, kept, oldest, aardwolf: the sentence lacks "kept"
     two = R.WikiQuestion("x", "Aardwolf", "Which zoo kept the oldest aardwolf?", "Zoo", ("The zoo kept it.", "Zoo."))
     assert R.lexical_overlap(two) == 2 / 4  # the best single sentence, not their union
+    # "is" builds the question and "aardwolf's" is "aardwolf": conservation, status, aardwolf
+    status = R.WikiQuestion("x", "Aardwolf", "What is the aardwolf's conservation status?", "least concern",
+                            ("Because of these factors, the IUCN has rated the aardwolf as least concern.",))
+    assert R.lexical_overlap(status) == 1 / 3
+    assert R.lexical_overlap(status, ignore=R.FUNCTION_WORDS) == 1 / 4  # "is" counted, and not in the sentence
