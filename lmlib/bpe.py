@@ -58,6 +58,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import pairwise
+from pathlib import Path
 
 from lmlib._deps import require
 from lmlib.tokenize import SPECIALS, _gpt2_byte_symbols, readable_token
@@ -452,3 +453,29 @@ def tokens_per_character(corpora: dict[str, tuple[Sequence[str], Sequence[str]]]
                          "tokens per character": per_char,
                          "characters per token": 1 / per_char})
     return rows
+
+
+def read_markdown_tables(path: str | Path) -> list[list[dict[str, str]]]:
+    """The tables of a Markdown file (such as ``benchmarks/results/bpe.md``), in order.
+
+    Each table is a list of rows, each row a dict from the header's column names to
+    the cells' text (stripped), so a reader names the columns it uses.
+    """
+    tables: list[list[dict[str, str]]] = []
+    header: list[str] | None = None
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            header = None  # a table ends at the first line that is not a row
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            tables.append([])
+        elif set("".join(cells)) <= set("-: "):  # the |---|---| line under the header
+            continue
+        else:
+            if len(cells) != len(header):
+                raise ValueError(f"{path}: the row {line!r} has {len(cells)} cells, its header "
+                                 f"{len(header)}; fix the table (a '|' inside a cell must be escaped)")
+            tables[-1].append(dict(zip(header, cells, strict=True)))
+    return tables

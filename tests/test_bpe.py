@@ -26,6 +26,7 @@ from lmlib.bpe import (
     byte_words,
     count_words,
     initial_vocab,
+    read_markdown_tables,
     to_symbols,
     tokens_per_character,
     train_bpe,
@@ -319,3 +320,28 @@ def test_the_module_is_pure_python():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
     assert out.strip() == "[]"
+
+
+# --- reading the committed benchmark tables ---------------------------------------------------------
+
+
+def test_read_markdown_tables_names_the_cells_by_their_header(tmp_path):
+    path = tmp_path / "results.md"
+    path.write_text("# title\n\n| a | b c |\n|---|:---:|\n| `x` | 1.5x / 2x |\n| y | yes |\n\ntext\n\n"
+                    "| n |\n|---|\n| 4 |\n", encoding="utf-8")
+    assert read_markdown_tables(path) == [[{"a": "`x`", "b c": "1.5x / 2x"}, {"a": "y", "b c": "yes"}],
+                                          [{"n": "4"}]]
+
+
+def test_read_markdown_tables_refuses_a_row_of_the_wrong_width(tmp_path):
+    path = tmp_path / "results.md"
+    path.write_text("| a | b |\n|---|---|\n| 1 | 2 | 3 |\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="3 cells, its header 2"):
+        read_markdown_tables(path)
+
+
+def test_the_committed_bpe_benchmark_reads_as_two_tables():
+    results = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "bpe.md"
+    training, naive = read_markdown_tables(results)
+    assert [row["corpus (train split)"] for row in training] == ["`wiki`", "`peoples_daily`", "`reviews_zh`"]
+    assert all(row["same merges and ids"] == "yes" for row in training) and naive[0]["same merges"] == "yes"
