@@ -637,14 +637,18 @@ def bootstrap_mean_interval(scores: Sequence[float], *, n_resamples: int = 1000,
 
 
 def paired_bootstrap(items_a: Sequence, items_b: Sequence, metric: Callable[[list], float], *,
-                     n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> PairedBootstrap:
+                     n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+                     two_sided: bool = False) -> PairedBootstrap:
     """Paired bootstrap (Koehn, 2004) of system b against system a on the same test items:
     ``items_a[i]`` and ``items_b[i]`` are the two systems' results on item i, and every
     resample draws the same items for both, so the difference is measured on one test set.
 
     Returns the observed difference metric(b) - metric(a), its percentile interval, and the
     p-value: the share of resamples whose difference is not of the observed sign (b does
-    not win where it won on the whole set); 1.0 when the observed difference is 0.
+    not win where it won on the whole set); 1.0 when the observed difference is 0. That p-value
+    is one-sided, right only when the direction was fixed before looking. With ``two_sided``
+    it is p = min(1, 2 * min(share(d <= 0), share(d >= 0))), d the resampled differences: the
+    test of "the systems differ" in either direction.
     """
     items_a, items_b = list(items_a), list(items_b)
     if len(items_a) != len(items_b):
@@ -654,7 +658,9 @@ def paired_bootstrap(items_a: Sequence, items_b: Sequence, metric: Callable[[lis
     observed = metric(items_b) - metric(items_a)
     differences = np.array([metric([items_b[i] for i in idx]) - metric([items_a[i] for i in idx])
                             for idx in _resamples(len(items_a), n_resamples, seed)])
-    if observed > 0:
+    if two_sided:
+        p_value = min(1.0, 2 * float(min(np.mean(differences <= 0), np.mean(differences >= 0))))
+    elif observed > 0:
         p_value = float(np.mean(differences <= 0))
     elif observed < 0:
         p_value = float(np.mean(differences >= 0))

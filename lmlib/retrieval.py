@@ -767,6 +767,79 @@ METHODS = ("BM25", "dense", "hybrid")
 HIT_KS = (1, 5, 15)
 
 
+# --- the per-question results, analysed ------------------------------------------------------------------
+
+
+def question_scores(per_question: Sequence[Mapping], method: str, metric: str) -> np.ndarray:
+    """[Q] each question's score under ``method`` from ``evaluate_retrieval``'s per-question rows (their
+    ``"{method} rank"``: the first answering passage's rank, None below the depth read): for ``"hit@k"`` 1.0 when
+    that rank is at most k, else 0.0; for ``"MRR@k"`` its reciprocal 1 / rank, 0 below rank k."""
+    match = re.fullmatch(r"(hit|MRR)@(\d+)", metric)
+    if match is None:
+        raise ValueError(f"metric must be 'hit@k' or 'MRR@k' (e.g. 'hit@5', 'MRR@10'), got {metric!r}")
+    k = int(match.group(2))
+    ranks = [row[f"{method} rank"] for row in per_question]
+    found = [rank is not None and rank <= k for rank in ranks]
+    if match.group(1) == "hit":
+        return np.array(found, dtype=np.float64)
+    return np.array([1 / rank if ok else 0.0 for rank, ok in zip(ranks, found, strict=True)])
+
+
+def compare_methods(per_question: Sequence[Mapping], comparisons: Sequence[tuple[str, str, str]], *,
+                    mask: np.ndarray | None = None, n_resamples: int = 10_000, seed: int = 0,
+                    two_sided: bool = True) -> list[dict]:
+    """For each ``(a, b, metric)`` of ``comparisons``, the mean of ``question_scores`` of method a minus that of b
+    over the questions (those where ``mask`` is True, if given), by ``metrics.paired_bootstrap``: a row
+    ``{"a", "b", "metric", "difference", "low", "high", "p", "Holm"}``, with Holm's adjustment over all the rows.
+    Two-sided by default: a comparison whose direction was not fixed before the results were seen needs it."""
+    from lmlib import metrics
+
+    keep = np.ones(len(per_question), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if keep.shape != (len(per_question),):
+        raise ValueError(f"mask must hold one True/False per question ({len(per_question)}), got shape {keep.shape}")
+    tests = [metrics.paired_bootstrap(question_scores(per_question, b, m)[keep],
+                                      question_scores(per_question, a, m)[keep], np.mean,
+                                      n_resamples=n_resamples, seed=seed, two_sided=two_sided)
+             for a, b, m in comparisons]
+    adjusted = metrics.holm_adjusted([t.p_value for t in tests])
+    return [{"a": a, "b": b, "metric": m, "difference": t.difference, "low": t.low, "high": t.high,
+             "p": t.p_value, "Holm": p_holm}
+            for (a, b, m), t, p_holm in zip(comparisons, tests, adjusted, strict=True)]
+
+
+def overlap_groups(questions: Sequence[WikiQuestion], threshold: float = 0.5,
+                   ignore: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """The questions split by ``lexical_overlap`` (with ``ignore``) at ``threshold``: ``{"paraphrased (n)": mask,
+    "worded alike (n)": mask}``, masks of [Q] booleans, under the threshold on the paraphrased side."""
+    overlap = np.array([lexical_overlap(q, ignore=ignore) for q in questions])
+    paraphrased = overlap < threshold
+    return {f"paraphrased ({paraphrased.sum()})": paraphrased, f"worded alike ({(~paraphrased).sum()})": ~paraphrased}
+
+
+def answer_examples(questions: Sequence[WikiQuestion], passages: Sequence[Passage],
+                    rankings: Sequence[Sequence[int]], answers: Sequence[str]) -> dict[str, int | None]:
+    """Examples picked by a fixed rule, as indices into ``questions`` (None where there is none): ``"right"``, the
+    first question whose top-ranked passage answers it (``relevant_passages``) and whose predicted answer
+    (``answers``) is an exact match; ``"wrong"``, the first whose top passage answers it and whose answer is not;
+    ``"elsewhere"``, the first with no answering passage in its ranking but the answer's normalised words in one of
+    its passages. ``"elsewhere count"`` is how many questions are of that last kind."""
+    if not len(questions) == len(rankings) == len(answers):
+        raise ValueError(f"{len(questions)} questions, {len(rankings)} rankings and {len(answers)} answers: "
+                         f"give one ranking and one answer per question")
+    relevant = relevant_passages(questions, passages)
+
+    def holds(j: int, i: int) -> bool:  # the answer's normalised words stand in passage i
+        return f" {normalize_answer(questions[j].answer)} " in f" {normalize_answer(passages[i].text)} "
+
+    top_answers = [j for j, ranking in enumerate(rankings) if ranking and ranking[0] in relevant[j]]
+    right = [j for j in top_answers if exact_match(answers[j], questions[j].answer) == 1]
+    wrong = [j for j in top_answers if exact_match(answers[j], questions[j].answer) != 1]
+    elsewhere = [j for j, ranking in enumerate(rankings)
+                 if not set(ranking) & relevant[j] and any(holds(j, i) for i in ranking)]
+    return {"right": next(iter(right), None), "wrong": next(iter(wrong), None),
+            "elsewhere": next(iter(elsewhere), None), "elsewhere count": len(elsewhere)}
+
+
 def evaluate_retrieval(window: int = PASSAGE_WINDOW, depth: int = DEPTH, n_resamples: int = 1000,
                        seed: int = 0, encoder=None) -> dict:
     """Retrieval and answering on the course's questions (``load_wiki_qa``) over every ``wiki`` passage of

@@ -462,3 +462,52 @@ def test_lexical_overlap_is_the_share_of_the_questions_content_words_in_the_sent
                             ("Because of these factors, the IUCN has rated the aardwolf as least concern.",))
     assert R.lexical_overlap(status) == 1 / 3
     assert R.lexical_overlap(status, ignore=R.FUNCTION_WORDS) == 1 / 4  # "is" counted, and not in the sentence
+
+
+# --- the per-question results, analysed -------------------------------------------------------------------------
+
+
+def test_question_scores_and_compare_methods():
+    from lmlib import metrics
+
+    ranks = {"x": [1, 3, None, 10, 2, 1], "y": [2, 1, 4, None, None, 1]}
+    rows = [{f"{m} rank": ranks[m][j] for m in ranks} for j in range(6)]
+    assert R.question_scores(rows, "x", "hit@1").tolist() == [1, 0, 0, 0, 0, 1]
+    assert R.question_scores(rows, "x", "hit@5").tolist() == [1, 1, 0, 0, 1, 1]
+    assert R.question_scores(rows, "x", "MRR@10").tolist() == pytest.approx([1, 1 / 3, 0, 0.1, 0.5, 1])
+    assert R.question_scores(rows, "x", "MRR@5").tolist() == pytest.approx([1, 1 / 3, 0, 0, 0.5, 1])
+    with pytest.raises(ValueError, match="'hit@k' or 'MRR@k'"):
+        R.question_scores(rows, "x", "recall")
+    comparisons = [("x", "y", "hit@1"), ("y", "x", "MRR@10")]
+    got = R.compare_methods(rows, comparisons, n_resamples=500)
+    # the reference: metrics.paired_bootstrap and holm_adjusted on the score columns written out by hand
+    x1, y1 = [1, 0, 0, 0, 0, 1], [0, 1, 0, 0, 0, 1]
+    xm, ym = [1, 1 / 3, 0, 0.1, 0.5, 1], [0.5, 1, 0.25, 0, 0, 1]
+    want = [metrics.paired_bootstrap(y1, x1, np.mean, n_resamples=500, seed=0, two_sided=True),
+            metrics.paired_bootstrap(xm, ym, np.mean, n_resamples=500, seed=0, two_sided=True)]
+    holm = metrics.holm_adjusted([w.p_value for w in want])
+    for row, w, h in zip(got, want, holm, strict=True):
+        assert (row["difference"], row["low"], row["high"], row["p"], row["Holm"]) == pytest.approx(
+            (w.difference, w.low, w.high, w.p_value, h))
+    masked = R.compare_methods(rows, comparisons[:1], mask=[True] * 3 + [False] * 3, n_resamples=500)[0]
+    assert masked["difference"] == pytest.approx(np.mean(x1[:3]) - np.mean(y1[:3]))
+    with pytest.raises(ValueError, match="one True/False per question"):
+        R.compare_methods(rows, comparisons, mask=[True])
+
+
+def test_overlap_groups_and_answer_examples(questions):
+    groups = R.overlap_groups(questions)
+    (para, alike), masks = list(groups), list(groups.values())
+    overlap = np.array([R.lexical_overlap(q) for q in questions])
+    assert (masks[0] == (overlap < 0.5)).all() and (masks[1] == ~masks[0]).all()
+    assert para == f"paraphrased ({(overlap < 0.5).sum()})" and alike == f"worded alike ({(overlap >= 0.5).sum()})"
+    q = [R.WikiQuestion(f"q{j}", "T", f"question {j}?", answer, (f"Sentence {j} says {answer}.",))
+         for j, answer in enumerate(["Paris", "Rome", "Oslo", "Bern"])]
+    passages = [R.Passage("T", j, (f"Sentence {j} says {a.answer}.",)) for j, a in enumerate(q)]
+    passages.append(R.Passage("U", 0, ("Oslo is far north.",)))
+    # q0: answered on top, read right; q1: answered on top, read wrong; q2: the answer only in passage 4; q3: neither
+    rankings, answers = [[0, 1], [1, 0], [4, 0], [0, 1]], ["Paris", "Milan", "", ""]
+    assert R.answer_examples(q, passages, rankings, answers) == {
+        "right": 0, "wrong": 1, "elsewhere": 2, "elsewhere count": 1}
+    with pytest.raises(ValueError, match="one ranking and one answer per question"):
+        R.answer_examples(q, passages, rankings[:3], answers)
