@@ -131,10 +131,12 @@ class CrossAttention(nn.Module):
         return split_heads(k, self.n_heads), split_heads(v, self.n_heads)
 
     def forward(self, x: torch.Tensor, memory: KV, source_mask: torch.Tensor) -> torch.Tensor:
-        """x [B, T, d_model], the source's keys and values, source_mask [B, 1, 1, S] (False at <pad>) ->
-        [B, T, d_model]."""
+        """x [B, T, d_model], the source's keys and values, source_mask [B, 1, 1, S]
+        (False at <pad>) -> [B, T, d_model]."""
         q = split_heads(self.q(x), self.n_heads)  # [B, h, T, d_k]
-        y, weights = multi_head_attention(q, *memory, source_mask, False, self.fast, self.keep_weights)
+        # no causal mask: every target position may read the whole source
+        y, weights = multi_head_attention(q, *memory, source_mask, False, self.fast,
+                                          self.keep_weights)
         if self.keep_weights:
             self.weights = weights
         return self.drop(self.proj(merge_heads(y)))
@@ -175,15 +177,19 @@ class DecoderBlock(EncoderBlock):
         super().__init__(config, norm_first)
         self.cross_norm, self.cross_attn = make_norm(config), CrossAttention(config)
 
-    def forward(self, x: torch.Tensor, memory: KV, source_mask: torch.Tensor, mask: torch.Tensor | None,
-                is_causal: bool, past: KV | None = None) -> tuple[torch.Tensor, KV]:
-        """x [B, T, d_model] (read after ``past``, the keys and values of the target tokens before them) ->
-        ([B, T, d_model], the self-attention's keys and values, past included)."""
-        attended, kv = self.attn(self.branch_input(x, self.attn_norm), None, mask, is_causal, past)
+    def forward(self, x: torch.Tensor, memory: KV, source_mask: torch.Tensor,
+                mask: torch.Tensor | None, is_causal: bool,
+                past: KV | None = None) -> tuple[torch.Tensor, KV]:
+        """x [B, T, d_model] (read after ``past``, the keys and values of the target tokens
+        before them) -> ([B, T, d_model], the self-attention's keys and values, past
+        included)."""
+        attended, kv = self.attn(self.branch_input(x, self.attn_norm), None, mask, is_causal,
+                                 past)
         x = self.residual(x, attended, self.attn_norm)
         crossed = self.cross_attn(self.branch_input(x, self.cross_norm), memory, source_mask)
         x = self.residual(x, crossed, self.cross_norm)
-        return self.residual(x, self.mlp(self.branch_input(x, self.mlp_norm)), self.mlp_norm), kv
+        mlp = self.mlp(self.branch_input(x, self.mlp_norm))
+        return self.residual(x, mlp, self.mlp_norm), kv
 
 
 # --- what decoding carries ----------------------------------------------------------------------
@@ -335,11 +341,17 @@ class Seq2Seq(NeuralLM):
     # --- the language model of the targets of one source --------------------------------------
 
     def condition(self, source: Sequence[str]) -> ConditionalLM:
-        """The model conditioned on one source (a list of tokens; ``<eos>`` is added): P(y | x) as a
-        LanguageModel with IncrementalDecoding, which ``lmlib.generate`` decodes. A token not in the vocabulary
-        is an error (a character the model never read would be ``<unk>``, which stands for every such
-        character: the translation would be a guess)."""
-        vocab = self.require_vocab("condition")
+        """The model conditioned on one source (a list of tokens; ``<eos>`` is added):
+        P(y | x) as a LanguageModel with IncrementalDecoding, which ``lmlib.generate``
+        decodes. A token not in the vocabulary is an error (a character the model never read
+        would be ``<unk>``, which stands for every such character: the translation would be
+        a guess)."""
+        ids = torch.tensor([self.source_ids(source)], device=self.lm_head.weight.device)
+        return ConditionalLM(self, ids)  # encodes the source once
+
+    def source_ids(self, source: Sequence[str]) -> list[int]:
+        """One source's ids as the encoder reads them, ``<eos>`` added; checked as ``condition`` checks it."""
+        vocab = self.require_vocab("source_ids")
         if isinstance(source, str):
             raise TypeError(f"source must be a list of tokens, e.g. {list(source[:8])!r}, not the str {source!r}: "
                             "tokenize it as the training sources were (lmlib.numerals.tokenize)")
@@ -352,8 +364,7 @@ class Seq2Seq(NeuralLM):
         specials = sorted({t for t in source if t in (PAD, BOS, EOS)})
         if specials:
             raise ValueError(f"the source may not contain {specials}: <eos> is added after it")
-        ids = torch.tensor([[*vocab.encode(source), vocab.eos_id]], device=self.lm_head.weight.device)
-        return ConditionalLM(self, ids)
+        return [*vocab.encode(source), vocab.eos_id]
 
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
         raise TypeError(self._needs_source("sequence_logprobs"))
@@ -368,10 +379,11 @@ class Seq2Seq(NeuralLM):
 
     # --- training data: (source, target) rows -------------------------------------------------
 
-    def pair_inputs(self, rows: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``encode_pairs`` rows [B, L] -> ((source [B, S], decoder input [B, T]), targets [B, T]): the decoder
-        reads ``<bos> y_1 .. y_n`` and predicts ``y_1 .. y_n <eos>`` (teacher forcing). What ``lmlib.train``
-        calls for a batch."""
+    def pair_inputs(self, rows: torch.Tensor
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``encode_pairs`` rows [B, L] -> ((source [B, S], decoder input [B, T]),
+        targets [B, T]): the decoder reads ``<bos> y_1 .. y_n`` and predicts
+        ``y_1 .. y_n <eos>`` (teacher forcing). What ``lmlib.train`` calls for a batch."""
         source, target = split_pair_rows(rows, self.require_vocab("pair_inputs"))
         return (source, target[:, :-1]), target[:, 1:]
 
@@ -461,6 +473,38 @@ def cross_attention_weights(model: Seq2Seq, source: torch.Tensor, target: torch.
     finally:
         for attn in layers:
             attn.keep_weights, attn.weights = False, None
+
+
+
+@torch.no_grad()
+def greedy_translate(model: Seq2Seq, sources: Sequence[Sequence[str]], max_tokens: int = 40,
+                     batch_size: int = 512) -> list[list[str]]:
+    """The greedy translation of each source (a list of tokens), ``batch_size`` sources at a time: the tokens
+    ``lmlib.generate.greedy(model.condition(source), max_tokens=max_tokens)`` gives one source at a time (the
+    most probable next token, ties to the lowest id, until ``<eos>`` or ``max_tokens``), in far fewer steps.
+    The sources of a batch are right-padded, and the padding mask keeps every source's translation its own."""
+    vocab = model.require_vocab("greedy_translate")
+    device = model.lm_head.weight.device
+    translations = []
+    for start in range(0, len(sources), batch_size):
+        batch = [torch.tensor(model.source_ids(source)) for source in sources[start : start + batch_size]]
+        ids = torch.full((len(batch), max(map(len, batch))), vocab.pad_id, dtype=torch.long, device=device)
+        for i, source in enumerate(batch):
+            ids[i, : len(source)] = source
+        state = DecoderState(model.encode(ids))
+        token = torch.full((len(batch), 1), vocab.bos_id, dtype=torch.long, device=device)
+        steps, done = [], torch.zeros(len(batch), dtype=torch.bool, device=device)
+        for _ in range(max_tokens):
+            h, state = model.hidden_states(token, state)
+            token = model.logits(h[:, -1]).argmax(dim=-1, keepdim=True)  # [B, 1]; ties: the first, lowest id
+            steps.append(token[:, 0])
+            done |= token[:, 0] == vocab.eos_id
+            if bool(done.all()):
+                break
+        for row in torch.stack(steps, dim=1).tolist():
+            out = row[: row.index(vocab.eos_id)] if vocab.eos_id in row else row
+            translations.append(vocab.decode(out))
+    return translations
 
 
 # --- (source, target) pairs as rows -------------------------------------------------------------

@@ -18,6 +18,7 @@ from lmlib.seq2seq import (
     Seq2SeqConfig,
     cross_attention_weights,
     encode_pairs,
+    greedy_translate,
     split_pair_rows,
 )
 from lmlib.tokenize import Vocab
@@ -232,6 +233,19 @@ def test_padding_in_a_batch_of_sources_changes_nothing():
         expected = model.target_logprobs(model.hidden_states(target[i : i + 1, : len(y) + 1], DecoderState(
             model.encode(source[i : i + 1, : len(x) + 1])))[0], target[i : i + 1, 1 : len(y) + 2])
         torch.testing.assert_close(scored, expected[0].double(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_greedy_translate_gives_lmlib_generate_greedy_of_each_source(batch_size):
+    """Batched greedy decoding of padded sources = lmlib.generate.greedy on each source alone, for sources
+    that stop early (<eos>) and sources cut at max_tokens, in every batch split."""
+    model = tiny(seed=2)  # one source's translation is empty (<eos> first), the others reach max_tokens
+    sources = [*SOURCES, list("dd"), list("habg")]
+    expected = [G.greedy(model.condition(x), max_tokens=7).tokens for x in sources]
+    assert any(len(t) < 7 for t in expected) and any(len(t) == 7 for t in expected)  # both endings are tested
+    assert greedy_translate(model, sources, max_tokens=7, batch_size=batch_size) == expected
+    with pytest.raises(ValueError, match=r"not in the model's vocabulary: \['z'\]"):
+        greedy_translate(model, [list("ab"), list("az")])
 
 
 def test_the_decoder_is_causal_and_the_encoder_reads_both_ways():
