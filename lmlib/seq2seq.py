@@ -481,8 +481,9 @@ def greedy_translate(model: Seq2Seq, sources: Sequence[Sequence[str]], max_token
                      batch_size: int = 512) -> list[list[str]]:
     """The greedy translation of each source (a list of tokens), ``batch_size`` sources at a time: the tokens
     ``lmlib.generate.greedy(model.condition(source), max_tokens=max_tokens)`` gives one source at a time (the
-    most probable next token, ties to the lowest id, until ``<eos>`` or ``max_tokens``), in far fewer steps.
-    The sources of a batch are right-padded, and the padding mask keeps every source's translation its own."""
+    most probable next token, ties to the lowest id, until ``<eos>`` or ``max_tokens``), with one model call
+    per step for the whole batch. The sources of a batch are right-padded, and the padding mask keeps every
+    source's translation its own."""
     vocab = model.require_vocab("greedy_translate")
     device = model.lm_head.weight.device
     translations = []
