@@ -93,8 +93,12 @@ lab: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Two pytest workers (pytest-xdist) for the machine's two cores: one test module stays on one
+# worker, so a module's fixtures are built once. UNIT_WORKERS=0 runs serially.
+UNIT_WORKERS ?= 2
+
 unit: $(STAMP)
-	$(BIN)/pytest tests --ignore=tests/test_site.py
+	$(BIN)/pytest tests --ignore=tests/test_site.py $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS) --dist loadscope)
 
 EXERCISE_SOURCES := $(wildcard exercises/*.ipynb)
 STUDENT_NOTEBOOKS := $(wildcard exercises/student/*.ipynb)

@@ -5,11 +5,11 @@ models and the tools that evaluate and decode them, and one base for the neural 
 (``lmlib.neural.NeuralLM``). The modules form layers; each imports only from its own layer
 and the ones before it (``tests/test_layers.py``):
 
-    foundations   _deps, data, tokenize, show, answers, metrics
+    foundations   _deps, data, tokenize, bpe, show, answers, metrics, numerals
     the seam      lm, neural
-    models        ngram, mlp, rnn, transformer, hf, pretraining, word2vec
-    tools         train, checkpoint, generate, finetune, analysis
-    the course    course/ (recipes, finetune_runs, viz): what the chapters run on top
+    models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
+    tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval
+    the course    course/ (recipes, finetune_runs, summarization_runs, viz): what the chapters run on top
 """
 
 __version__ = "0.1.0"

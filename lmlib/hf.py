@@ -1,4 +1,5 @@
-"""Hugging Face interop for lmlib's GPT: weights and configs to and from ``GPT2LMHeadModel`` and ``LlamaForCausalLM``.
+"""Hugging Face interop: lmlib's GPT to and from ``GPT2LMHeadModel`` and ``LlamaForCausalLM``, its encoder-decoder
+(``lmlib.seq2seq.Seq2Seq``) to and from ``BartForConditionalGeneration`` and ``MBartForConditionalGeneration``.
 
 ``gpt_from_hf(model, vocab)`` builds the lmlib ``GPT`` with the same weights (the same logits),
 ``gpt_to_hf(gpt)`` the Hugging Face model; both directions are exact (tests/test_transformer.py checks
@@ -6,6 +7,11 @@ the logits against Hugging Face's and the round trips). ``GPT.from_hf`` and ``GP
 A weight table (``gpt2_weight_names``, ``llama_weight_names``) names, for each lmlib tensor, the
 Hugging Face tensors it is made of; a pair of config functions per architecture maps the settings
 and refuses the options lmlib does not model.
+
+The encoder-decoder: ``seq2seq_from_hf`` and ``seq2seq_to_hf`` (``Seq2Seq.from_hf``, ``Seq2Seq.to_hf``), exact in
+both directions too (tests/test_seq2seq.py: logits with padded sources, and ``generate``'s greedy and beam
+search). BART is the post-norm layout (``norm_first=False``), mBART the pre-norm one; both have learned positions
+and a LayerNorm on the embeddings, which lmlib's ``Seq2Seq`` has for that reason.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import torch
 import torch.nn as nn
 
 from lmlib._deps import require
+from lmlib.neural import never_predicted_mask
+from lmlib.seq2seq import Seq2Seq, Seq2SeqConfig
 from lmlib.tokenize import Vocab
 from lmlib.transformer import GPT, GPT2_BLOCK, MODERN_BLOCK, GPTConfig
 
@@ -184,10 +192,10 @@ def _hf_kind(model: object) -> str:
                     "other architectures need their own weight table")
 
 
-def _refuse(unsupported: dict[str, bool], hf, supported: str) -> None:
+def _refuse(unsupported: dict[str, bool], hf, supported: str, who: str = "GPT.from_hf") -> None:
     bad = [f"{name}={getattr(hf, name)!r}" for name, is_bad in unsupported.items() if is_bad]
     if bad:
-        raise ValueError(f"GPT.from_hf cannot reproduce this model ({', '.join(bad)}); it supports {supported}")
+        raise ValueError(f"{who} cannot reproduce this model ({', '.join(bad)}); it supports {supported}")
 
 
 def _require_block(config: GPTConfig, block: dict, kind: str) -> None:
@@ -203,3 +211,132 @@ def _special_ids(vocab: Vocab | None) -> dict[str, int | None]:
         return {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
     return {"bos_token_id": vocab.bos_id, "eos_token_id": vocab.eos_id, "pad_token_id": vocab.pad_id}
 
+
+
+# --- the encoder-decoder: BART (post-norm) and mBART (pre-norm) -------------------------------------
+#
+# BART's layers are lmlib's blocks with the norm after each residual sum; mBART's put it before, and end each
+# stack with one more LayerNorm (``layer_norm``), as lmlib's pre-norm Seq2Seq does. The tensor names are the
+# same in both. Attention keeps q_proj, k_proj, v_proj apart (nn.Linear's layout); lmlib stacks Q, K, V in
+# ``qkv`` and a cross-attention's K, V in ``kv``. One embedding matrix (``model.shared``) is the encoder's, the
+# decoder's and the output layer's.
+
+SEQ2SEQ_ARCHITECTURES = {"BartForConditionalGeneration": False, "MBartForConditionalGeneration": True}  # norm_first
+# BartLearnedPositionalEmbedding reads row position + 2 (fairseq's layout): rows 0 and 1 are never read.
+BART_POSITION_OFFSET = 2
+BART_GELU = ("gelu_pytorch_tanh", "gelu_new")  # GELU's tanh form, lmlib's MLP; BART's default "gelu" is the erf form
+
+
+def seq2seq_from_hf(model: nn.Module, vocab: Vocab | None = None) -> Seq2Seq:
+    """The same network as a Hugging Face ``BartForConditionalGeneration`` (post-norm) or
+    ``MBartForConditionalGeneration`` (pre-norm), with its weights (same logits, dtype and device; in eval mode).
+
+    ``vocab``: the course ``Vocab`` the model's ids mean (e.g. a model saved by ``seq2seq_to_hf``); without it the
+    result gives logits (``model(source, target, source_mask)``) but cannot ``condition`` on a source's tokens.
+    ``dropout`` (training only) is BART's ``dropout``; its ``attention_dropout``, ``activation_dropout`` and layer
+    drop have no counterpart here. ``final_logits_bias`` must be 0, or -inf at the vocabulary's never-predicted
+    tokens (what ``seq2seq_to_hf`` writes): lmlib's output layer has no bias.
+    """
+    transformers = require("transformers")
+    kind = next((k for k in SEQ2SEQ_ARCHITECTURES if isinstance(model, getattr(transformers, k))), None)
+    if kind is None:
+        raise TypeError(f"Seq2Seq.from_hf supports {' and '.join(SEQ2SEQ_ARCHITECTURES)}, got "
+                        f"{type(model).__name__}; other architectures need their own weight table")
+    config = bart_config_from_hf(model.config, SEQ2SEQ_ARCHITECTURES[kind])
+    if vocab is not None and len(vocab) != config.vocab_size:
+        raise ValueError(f"the vocabulary has {len(vocab)} entries but the {kind} has {config.vocab_size} rows of "
+                         "embeddings: pass the Vocab the model was trained with")
+    _check_final_logits_bias(model.final_logits_bias, vocab)
+    like = next(model.parameters())
+    ours = Seq2Seq(config, vocab).to(like.device, like.dtype)
+    theirs = model.state_dict()
+    weights = _weights_from_hf(theirs, bart_weight_names(config))
+    for side in ("encoder", "decoder"):
+        weights[f"{side}_positions.weight"] = theirs[f"model.{side}.embed_positions.weight"][BART_POSITION_OFFSET:]
+    ours.load_state_dict(weights)
+    return ours.eval()
+
+
+def seq2seq_to_hf(model: Seq2Seq) -> nn.Module:
+    """``model`` as a Hugging Face ``BartForConditionalGeneration`` (post-norm) or ``MBartForConditionalGeneration``
+    (pre-norm): the same weights and logits. The tokens lmlib never predicts (``<pad>``, ``<bos>``) get -inf in
+    ``final_logits_bias``, so HF's logits are lmlib's, -inf included, and its generate scores (beam search sums
+    log-probabilities) the same distributions. ``decoder_start_token_id`` is ``<bos>``."""
+    config = model.config
+    kind = next(k for k, norm_first in SEQ2SEQ_ARCHITECTURES.items() if norm_first == config.norm_first)
+    hf_config = bart_config_to_hf(config, model.vocab, kind)
+    weight = model.lm_head.weight
+    theirs = getattr(require("transformers"), kind)(hf_config).to(weight.device, weight.dtype)
+    state, ours = theirs.state_dict(), model.state_dict()
+    weights = _weights_to_hf(ours, state, bart_weight_names(config))
+    for side in ("encoder", "decoder"):
+        name = f"model.{side}.embed_positions.weight"  # HF's own rows 0 and 1, unread, then lmlib's positions
+        weights[name] = torch.cat([state[name][:BART_POSITION_OFFSET], ours[f"{side}_positions.weight"]])
+    bias = torch.zeros_like(state["final_logits_bias"])
+    if model.never_predicted is not None:
+        bias[:, model.never_predicted] = float("-inf")
+    weights["final_logits_bias"] = bias
+    theirs.load_state_dict(weights)
+    return theirs.eval()
+
+
+def bart_weight_names(config: Seq2SeqConfig) -> WeightNames:
+    """BART's (and mBART's) tensors for each of lmlib's Seq2Seq (positions apart: ``BART_POSITION_OFFSET``)."""
+    names = [("lm_head.weight", ["lm_head.weight"], False)]
+    names += [("token_embedding.weight", [f"model.{hf}.weight"], False)  # one matrix, under three names in HF
+              for hf in ("shared", "encoder.embed_tokens", "decoder.embed_tokens")]
+    layer = [("attn.qkv", [f"self_attn.{p}_proj" for p in "qkv"]), ("attn.proj", ["self_attn.out_proj"]),
+             ("attn_norm", ["self_attn_layer_norm"]), ("mlp.fc", ["fc1"]), ("mlp.proj", ["fc2"]),
+             ("mlp_norm", ["final_layer_norm"])]
+    cross = [("cross_attn.q", ["encoder_attn.q_proj"]),
+             ("cross_attn.kv", ["encoder_attn.k_proj", "encoder_attn.v_proj"]),
+             ("cross_attn.proj", ["encoder_attn.out_proj"]), ("cross_norm", ["encoder_attn_layer_norm"])]
+    for side, n_layers, parts in (("encoder", config.n_encoder_layers, layer),
+                                  ("decoder", config.n_decoder_layers, layer + cross)):
+        stack = [(f"{side}_embedding_norm", [f"model.{side}.layernorm_embedding"])]
+        if config.norm_first:
+            stack.append((f"{side}_final_norm", [f"model.{side}.layer_norm"]))
+        stack += [(f"{side}_blocks.{i}.{ours}", [f"model.{side}.layers.{i}.{t}" for t in theirs])
+                  for i in range(n_layers) for ours, theirs in parts]
+        names += [(f"{ours}.{kind}", [f"{t}.{kind}" for t in theirs], False)
+                  for ours, theirs in stack for kind in ("weight", "bias")]
+    return names
+
+
+def bart_config_from_hf(hf, norm_first: bool) -> Seq2SeqConfig:
+    """A ``BartConfig`` or ``MBartConfig`` as a ``Seq2SeqConfig``; raises for the options lmlib does not model."""
+    unsupported = {"activation_function": hf.activation_function not in BART_GELU,
+                   "decoder_attention_heads": hf.decoder_attention_heads != hf.encoder_attention_heads,
+                   "decoder_ffn_dim": hf.decoder_ffn_dim != hf.encoder_ffn_dim,
+                   "tie_word_embeddings": not hf.tie_word_embeddings}
+    _refuse(unsupported, hf, f"activation_function in {BART_GELU}, the same heads and MLP width in encoder and "
+                             "decoder, and one embedding for the inputs and the output", who="Seq2Seq.from_hf")
+    return Seq2SeqConfig(hf.vocab_size, max_positions=hf.max_position_embeddings, d_model=hf.d_model,
+                         n_encoder_layers=hf.encoder_layers, n_decoder_layers=hf.decoder_layers,
+                         n_heads=hf.encoder_attention_heads, d_ff=hf.encoder_ffn_dim, norm_first=norm_first,
+                         scale_embedding=hf.scale_embedding, dropout=float(hf.dropout))
+
+
+def bart_config_to_hf(config: Seq2SeqConfig, vocab: Vocab | None, kind: str):
+    if config.norm_eps != 1e-5:
+        raise ValueError(f"to_hf: BART's LayerNorms have eps 1e-5, this model's norm_eps={config.norm_eps}")
+    hf_config = getattr(require("transformers"), kind.replace("ForConditionalGeneration", "Config"))
+    return hf_config(
+        vocab_size=config.vocab_size, max_position_embeddings=config.max_positions, d_model=config.d_model,
+        encoder_layers=config.n_encoder_layers, decoder_layers=config.n_decoder_layers,
+        encoder_attention_heads=config.n_heads, decoder_attention_heads=config.n_heads,
+        encoder_ffn_dim=config.d_ff, decoder_ffn_dim=config.d_ff, activation_function=BART_GELU[0],
+        dropout=config.dropout, attention_dropout=0.0, activation_dropout=0.0, encoder_layerdrop=0.0,
+        decoder_layerdrop=0.0, scale_embedding=config.scale_embedding, tie_word_embeddings=True,
+        forced_eos_token_id=None, decoder_start_token_id=None if vocab is None else vocab.bos_id,
+        **_special_ids(vocab))
+
+
+def _check_final_logits_bias(bias: torch.Tensor, vocab: Vocab | None) -> None:
+    bias = bias.flatten()
+    allowed = bias == 0
+    if vocab is not None:
+        allowed |= never_predicted_mask(len(bias), vocab).to(bias.device) & bias.isneginf()
+    if not bool(allowed.all()):
+        raise ValueError("Seq2Seq.from_hf cannot reproduce this model: its final_logits_bias is not 0 (lmlib's output "
+                         "layer has no bias; -inf is allowed only at <pad> and <bos>, with the vocab passed)")

@@ -374,14 +374,19 @@ def _porter_stemmer() -> Any:
     return require("nltk.stem.porter").PorterStemmer()
 
 
+@cache
+def _stem(word: str) -> str:
+    """A word's Porter stem, remembered: a corpus repeats its words, and stemming is slow in Python."""
+    return _porter_stemmer().stem(word)
+
+
 def rouge_tokenize(text: str, use_stemmer: bool = False) -> list[str]:
     """rouge-score's English tokens: lower case, every run of characters other than [a-z0-9] is a
     space (so accented letters, Chinese and punctuation are dropped), optionally the Porter stem
     of each word longer than three letters."""
     words = re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
     if use_stemmer:
-        stemmer = _porter_stemmer()
-        words = [stemmer.stem(w) if len(w) > 3 else w for w in words]
+        words = [_stem(w) if len(w) > 3 else w for w in words]
     return [w for w in words if re.fullmatch(r"[a-z0-9]+", w)]  # as rouge-score: a stem must still be a word
 
 
@@ -402,14 +407,16 @@ def rouge_n(hypothesis: Sequence[str], reference: Sequence[str], n: int) -> Roug
 
 
 def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
-    """Length of the longest common subsequence (in order, gaps allowed) of a and b, by dynamic
-    programming: L[i][j] = L[i-1][j-1] + 1 if a_i = b_j else max(L[i-1][j], L[i][j-1]).
+    """Length of the longest common subsequence (in order, gaps allowed) of a and b,
+    by dynamic programming:
+    L[i][j] = L[i-1][j-1] + 1 if a_i = b_j else max(L[i-1][j], L[i][j-1]).
     Keeps two rows of the table: O(|a| |b|) time, O(|b|) memory."""
     previous = [0] * (len(b) + 1)
     for x in a:
         current = [0]
         for j, y in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+            diagonal, up, left = previous[j - 1], previous[j], current[j - 1]
+            current.append(diagonal + 1 if x == y else max(up, left))
         previous = current
     return previous[-1]
 
@@ -630,14 +637,18 @@ def bootstrap_mean_interval(scores: Sequence[float], *, n_resamples: int = 1000,
 
 
 def paired_bootstrap(items_a: Sequence, items_b: Sequence, metric: Callable[[list], float], *,
-                     n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> PairedBootstrap:
+                     n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+                     two_sided: bool = False) -> PairedBootstrap:
     """Paired bootstrap (Koehn, 2004) of system b against system a on the same test items:
     ``items_a[i]`` and ``items_b[i]`` are the two systems' results on item i, and every
     resample draws the same items for both, so the difference is measured on one test set.
 
     Returns the observed difference metric(b) - metric(a), its percentile interval, and the
     p-value: the share of resamples whose difference is not of the observed sign (b does
-    not win where it won on the whole set); 1.0 when the observed difference is 0.
+    not win where it won on the whole set); 1.0 when the observed difference is 0. That p-value
+    is one-sided, right only when the direction was fixed before looking. With ``two_sided``
+    it is p = min(1, 2 * min(share(d <= 0), share(d >= 0))), d the resampled differences: the
+    test of "the systems differ" in either direction.
     """
     items_a, items_b = list(items_a), list(items_b)
     if len(items_a) != len(items_b):
@@ -647,10 +658,28 @@ def paired_bootstrap(items_a: Sequence, items_b: Sequence, metric: Callable[[lis
     observed = metric(items_b) - metric(items_a)
     differences = np.array([metric([items_b[i] for i in idx]) - metric([items_a[i] for i in idx])
                             for idx in _resamples(len(items_a), n_resamples, seed)])
-    if observed > 0:
+    if two_sided:
+        p_value = min(1.0, 2 * float(min(np.mean(differences <= 0), np.mean(differences >= 0))))
+    elif observed > 0:
         p_value = float(np.mean(differences <= 0))
     elif observed < 0:
         p_value = float(np.mean(differences >= 0))
     else:
         p_value = 1.0
     return PairedBootstrap(float(observed), *_percentiles(differences, confidence), p_value, confidence)
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (Holm, 1979) for testing several comparisons at once: with the
+    p-values sorted, p_(1) <= ... <= p_(m), the adjusted p_(i) is max_{j <= i} min(1, (m - j + 1) p_(j)).
+    Rejecting where the adjusted value is below alpha keeps the chance of any false rejection below
+    alpha, like Bonferroni's m * p, and rejects at least as often."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or len(p) == 0 or np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
+        raise ValueError(f"p_values must be a non-empty list of numbers in [0, 1], got {list(p_values)!r}")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return adjusted.tolist()

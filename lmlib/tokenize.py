@@ -320,7 +320,7 @@ class BPETokenizer:
         """
         merges = json.loads(self.tokenizer.to_str())["model"]["merges"][:n]
         pairs = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]  # "a b" in old files
-        return [(_readable(a), _readable(b)) for a, b in pairs] if readable else pairs
+        return [(readable_token(a), readable_token(b)) for a, b in pairs] if readable else pairs
 
 
 def _gpt2_byte_symbols() -> dict[str, int]:
@@ -333,7 +333,7 @@ def _gpt2_byte_symbols() -> dict[str, int]:
 _BYTE_OF_SYMBOL = _gpt2_byte_symbols()
 
 
-def _readable(token: str) -> str:
+def readable_token(token: str) -> str:
     """A byte-level token as text; a piece that is not whole UTF-8 characters as its bytes in hex: ``<e4 b8>``."""
     raw = bytes(_BYTE_OF_SYMBOL[c] for c in token)
     try:

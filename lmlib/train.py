@@ -12,7 +12,11 @@ matrices only, and a learning rate lr_t that rises linearly for ``warmup``
 steps and then follows a cosine down to ``min_lr_ratio * lr``. A model whose
 ``objective`` is ``"masked"`` (``lmlib.pretraining.MaskedLM``) is trained on
 BERT's objective instead: its inputs are corrupted and the original tokens at
-the chosen positions are scored, with no shift.
+the chosen positions are scored, with no shift. A model whose ``objective`` is
+``"seq2seq"`` (``lmlib.seq2seq.Seq2Seq``) reads (source, target) pairs: its data
+is a 2-D tensor, one pair a row (``lmlib.seq2seq.encode_pairs``), each batch
+``batch_size`` random rows, and it predicts every target token from the source
+and the target tokens before it (teacher forcing).
 
 A model is a ``lmlib.neural.NeuralLM``: it maps [B, T] ids to [B, T, V]
 logits (of the next token; of the hidden token itself for a masked LM) and declares what the loop needs to know of it
@@ -223,7 +227,10 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     if model.objective == "masked":
         # BERT's objective: y holds the chosen tokens of x (no shift), -100 elsewhere
         x, y = model.corrupt(x)
-    if model.takes_state:
+    if model.objective == "seq2seq":  # a window is a batch of pair rows: (source, decoder input), targets
+        inputs, y = model.pair_inputs(window)
+        logits = net(*inputs)
+    elif model.takes_state:
         logits, carry = net(x, carry)
         _check_state(model, carry)
     else:
@@ -256,6 +263,11 @@ def _check_state(model: NeuralLM, state) -> None:
 def _batches(stream: torch.Tensor, config: TrainConfig, step: int, rank: int, world: int):
     """Yield (this rank's rows of the batch for each step from ``step`` on, whether the state must reset)."""
     rows = slice(rank, None, world)
+    if stream.ndim == 2:  # one example a row (a seq2seq model's pairs): random rows, by (seed, step) as below
+        while True:
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+            yield stream[torch.randint(0, len(stream), (config.batch_size,), generator=generator)][rows], True
+            step += 1
     if config.layout == "random":
         while True:  # each step's batch depends on (seed, step) only: resumable, the same for every world size
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
@@ -273,6 +285,8 @@ def _evaluate(model: nn.Module, stream: torch.Tensor, history: dict, step: int) 
     model.eval()
     if model.objective == "masked":
         total, count = model.stream_masked_logprob(stream, batch_size=32)  # the same draws every time
+    elif model.objective == "seq2seq":
+        total, count = model.pairs_logprob(stream, batch_size=32)
     else:
         total, count = lm.stream_logprob(model, stream, batch_size=32)
     model.train()
@@ -322,11 +336,19 @@ def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfi
             f"batch_size {config.batch_size} does not split over {world} ranks: each rank reads batch_size / ranks "
             f"rows, so run torchrun with a --nproc_per_node that divides {config.batch_size}"
         )
+    pairs = model.objective == "seq2seq"
     for name, stream in (("train_stream", train_stream), ("valid_stream", valid_stream)):
         if stream is None and name == "valid_stream":
             continue
-        if not isinstance(stream, torch.Tensor) or stream.ndim != 1 or stream.dtype != torch.long:
-            raise TypeError(f"{name} must be a 1-D LongTensor of token ids (see lmlib.train.encode_stream)")
+        if not isinstance(stream, torch.Tensor) or stream.ndim != 1 + pairs or stream.dtype != torch.long:
+            raise TypeError(f"{name} must be a 2-D LongTensor of (source, target) rows for a seq2seq model (see "
+                            "lmlib.seq2seq.encode_pairs)" if pairs else
+                            f"{name} must be a 1-D LongTensor of token ids (see lmlib.train.encode_stream)")
+    if pairs:  # batches draw rows with replacement: any number of rows will do
+        if config.layout != "random" or len(train_stream) == 0:
+            raise ValueError("a seq2seq model trains on random rows of (source, target) pairs: layout='random' and "
+                             "at least one row")
+        return
     need = config.block + 1 if config.layout == "random" else config.batch_size * (config.block + 1)
     if len(train_stream) < need:
         raise ValueError(

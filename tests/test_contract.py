@@ -7,6 +7,10 @@ and its reordering), scores that do not depend on the batch, decoding (greedy = 
 and training that resumes bit for bit. A model added to ``MODELS`` fails
 ``test_every_registered_model_is_in_the_contract`` until it has a tiny configuration here, and
 then gets every check.
+
+An encoder-decoder (``objective = "seq2seq"``) is a language model of the targets of one source:
+its protocol checks run on ``model.condition(SOURCE)``, and it trains on (source, target) rows,
+each toy sentence paired with its reversal.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from lmlib.course.recipes import MODELS
 from lmlib.generate import greedy
 from lmlib.lm import IncrementalDecoding, LanguageModel, ProtocolError, check_language_model, token_logprobs
 from lmlib.neural import NeuralLM
+from lmlib.seq2seq import encode_pairs
 from lmlib.tokenize import Vocab
 from lmlib.train import TrainConfig, encode_stream, train
 from lmlib.transformer import MODERN_BLOCK
@@ -33,11 +38,15 @@ TINY = {  # MODELS key -> {kind: model_config}
     "gpt": {"GPT-2 block": GPT_SIZE, "modern block, GQA": {**GPT_SIZE, **MODERN_BLOCK, "n_kv_heads": 1},
             "GPT-2 block, sentences apart": {**GPT_SIZE, "reset_at_bos": True, "window_stride": 8}},
     "masked_lm": {"masked LM": {**MODERN_BLOCK, **GPT_SIZE}},
+    "seq2seq": {"post-norm (BART)": {"max_positions": 32, "d_model": 16, "n_heads": 2},
+                "pre-norm (mBART)": {"max_positions": 32, "d_model": 16, "n_heads": 2, "norm_first": True,
+                                     "n_encoder_layers": 1, "n_decoder_layers": 3}},
 }
 CASES = [(name, kind) for name, kinds in TINY.items() for kind in kinds]
 SENTENCES = [["the", "big", "cat", "sat"], ["a", "dog", "ran", "on", "the", "mat"], ["the", "zebra", "sat"],
              ["a", "small", "red", "dog", "ran", "under", "a", "log", "and", "the", "cat", "sat", "on", "it"] * 2]
 # the last sentence, 28 words, is longer than the GPTs' window of 16: they slide it
+SOURCE = ["a", "big", "dog", "sat"]  # what an encoder-decoder is conditioned on
 
 
 def build(name: str, kind: str, seed: int = 0) -> NeuralLM:
@@ -48,8 +57,22 @@ def build(name: str, kind: str, seed: int = 0) -> NeuralLM:
     return model_class(model_class.config_class(vocab_size=len(vocab), **TINY[name][kind]), vocab)
 
 
-def causal(name: str, kind: str) -> bool:
-    return build(name, kind).objective == "causal"
+def predicts_next_tokens(name: str, kind: str) -> bool:
+    """Causal models, and encoder-decoders (of a target, given a source)."""
+    return build(name, kind).objective in ("causal", "seq2seq")
+
+
+def as_language_model(model: NeuralLM) -> LanguageModel:
+    """The model itself, or an encoder-decoder conditioned on ``SOURCE``."""
+    return model.condition(SOURCE) if model.objective == "seq2seq" else model
+
+
+def training_data(model: NeuralLM) -> torch.Tensor:
+    """A stream of the toy sentences, or for an encoder-decoder rows of (sentence, its reversal)."""
+    sentences = toy_corpus(200, 1)
+    if model.objective == "seq2seq":
+        return encode_pairs(model.vocab, [(s, s[::-1]) for s in sentences])
+    return encode_stream(model.vocab, sentences)
 
 
 def test_every_registered_model_is_in_the_contract():
@@ -58,9 +81,9 @@ def test_every_registered_model_is_in_the_contract():
         assert isinstance(build(name, kind), NeuralLM), (name, kind)
 
 
-@pytest.mark.parametrize(("name", "kind"), [c for c in CASES if causal(*c)], ids=lambda x: str(x))
+@pytest.mark.parametrize(("name", "kind"), [c for c in CASES if predicts_next_tokens(*c)], ids=lambda x: str(x))
 def test_the_language_model_protocol_and_decoding(name, kind):
-    model = build(name, kind).eval()
+    model = as_language_model(build(name, kind).eval())
     assert isinstance(model, LanguageModel)
     check_language_model(model, SENTENCES)  # an unseen word (<unk>) and a text longer than the window
     alone = torch.cat([token_logprobs(model, [s]) for s in SENTENCES])
@@ -75,15 +98,16 @@ def test_the_language_model_protocol_and_decoding(name, kind):
 
 @pytest.mark.parametrize(("name", "kind"), CASES, ids=lambda x: str(x))
 def test_a_checkpoint_rebuilds_the_model_and_training_resumes_bit_for_bit(name, kind, tmp_path):
-    stream = encode_stream(build(name, kind).vocab, toy_corpus(200, 1))
+    stream = training_data(build(name, kind))
+    valid = stream[:200] if stream.ndim == 1 else stream[:20]
     config = TrainConfig(steps=4, batch_size=4, block=12, lr=1e-2, warmup=1, eval_every=2, log_every=1,
                          layout="sequential" if build(name, kind).takes_state else "random")
     straight = build(name, kind)
-    train(straight, stream, stream[:200], config, progress=False)
+    train(straight, stream, valid, config, progress=False)
     first = build(name, kind)
-    train(first, stream, stream[:200], config, max_steps=2, checkpoint=tmp_path / "s.pt", progress=False)
+    train(first, stream, valid, config, max_steps=2, checkpoint=tmp_path / "s.pt", progress=False)
     resumed = build(name, kind)
-    train(resumed, stream, stream[:200], config, resume=tmp_path / "s.pt", progress=False)
+    train(resumed, stream, valid, config, resume=tmp_path / "s.pt", progress=False)
     for (key, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"{key} differs after resuming"
 

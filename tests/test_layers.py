@@ -18,11 +18,12 @@ import pytest
 LMLIB = Path(__file__).resolve().parent.parent / "lmlib"
 
 LAYERS = {  # in order: a module may import from its own layer and the ones before it
-    "foundations": {"_deps", "data", "tokenize", "show", "answers", "metrics"},
+    "foundations": {"_deps", "data", "tokenize", "bpe", "show", "answers", "metrics", "numerals"},
     "the seam": {"lm", "neural"},
-    "models": {"ngram", "mlp", "rnn", "transformer", "hf", "pretraining", "word2vec"},
-    "tools": {"train", "checkpoint", "generate", "finetune", "analysis"},
-    "the course": {"course", "course.recipes", "course.finetune_runs", "course.classification_runs", "course.viz"},
+    "models": {"ngram", "mlp", "rnn", "transformer", "seq2seq", "hf", "pretraining", "word2vec"},
+    "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize", "retrieval"},
+    "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs",
+                   "course.classification_runs", "course.viz"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 MODEL_FREE = {"train", "checkpoint"}  # they meet models only through lmlib.neural

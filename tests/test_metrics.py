@@ -455,6 +455,23 @@ def test_paired_bootstrap(english):
         metrics.paired_bootstrap(good, bad[:-1], bleu)
 
 
+def test_paired_bootstrap_two_sided():
+    # two hit@1 columns that differ on a few items: the two-sided p-value is twice the smaller tail of the
+    # resampled differences, recomputed here from the same resamples, and does not depend on which system is a
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2, 60).astype(float)
+    b = np.where(rng.random(60) < 0.15, 1 - a, a)
+    one = metrics.paired_bootstrap(a, b, np.mean, n_resamples=2000, seed=0)
+    two = metrics.paired_bootstrap(a, b, np.mean, n_resamples=2000, seed=0, two_sided=True)
+    d = np.array([b[idx].mean() - a[idx].mean() for idx in metrics._resamples(60, 2000, 0)])
+    assert two.p_value == pytest.approx(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
+    assert one.p_value <= two.p_value <= 2 * one.p_value + 1e-12
+    assert (two.difference, two.low, two.high) == (one.difference, one.low, one.high)
+    swapped = metrics.paired_bootstrap(b, a, np.mean, n_resamples=2000, seed=0, two_sided=True)
+    assert swapped.p_value == pytest.approx(two.p_value)
+    assert metrics.paired_bootstrap(a, a, np.mean, n_resamples=200, two_sided=True).p_value == 1.0
+
+
 def test_bootstrap_rejects_bad_settings():
     with pytest.raises(ValueError, match="no items"):
         metrics.bootstrap_interval([], np.mean)
@@ -506,3 +523,13 @@ def test_bad_options_are_named():
 def test_importing_metrics_does_not_import_torch():
     code = "import sys, lmlib.metrics; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "lmlib.metrics is a foundation: no torch"
+
+
+def test_holm_adjustment_by_hand_and_against_bonferroni():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, 1*0.04 = 0.02, 0.03, 0.06, 0.04 -> running max
+    assert np.allclose(metrics.holm_adjusted(p), [0.03, 0.06, 0.06, 0.02])
+    assert all(h <= min(1, 4 * q) + 1e-15 for h, q in zip(metrics.holm_adjusted(p), p, strict=True))
+    assert metrics.holm_adjusted([0.9, 0.8]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        metrics.holm_adjusted([0.2, 1.5])

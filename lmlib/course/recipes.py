@@ -99,6 +99,30 @@ TOKENIZATIONS: dict[str, Callable[[str, str], list[list[str]]]] = {
 TOKENIZER_VOCABULARIES: dict[str, Callable[[str], Vocab]] = {"bpe": bpe_vocab}
 
 
+@functools.cache
+def numeral_splits() -> dict[str, list]:
+    """``lmlib.numerals.make_splits(seed=0)``: the translation task's splits the recipes train and are tested on."""
+    from lmlib.numerals import make_splits
+
+    return make_splits(seed=0)
+
+
+def character_pairs(corpus: str, split: str, direction: str) -> list[tuple[list[str], list[str]]]:
+    """A translation corpus's (source, target) pairs as characters; the one corpus is ``numerals``
+    (``lmlib.numerals``: English and Chinese numbers and dates), ``direction`` "en-zh" or "zh-en"."""
+    from lmlib.numerals import token_pairs
+
+    if corpus != "numerals":
+        raise ValueError(f"the translation recipes read the corpus 'numerals' (lmlib.numerals), got {corpus!r}")
+    return token_pairs(numeral_splits()[split], direction)
+
+
+# Tokenizations of translation corpora: (corpus, split) -> (source tokens, target tokens) pairs, for a seq2seq model.
+PAIR_TOKENIZATIONS: dict[str, Callable[[str, str], list[tuple[list[str], list[str]]]]] = {
+    "chars_en_zh": functools.partial(character_pairs, direction="en-zh"),
+    "chars_zh_en": functools.partial(character_pairs, direction="zh-en")}
+
+
 def _mlp() -> type[NeuralLM]:
     from lmlib.mlp import MLPLM
 
@@ -123,8 +147,15 @@ def _masked_lm() -> type[NeuralLM]:
     return MaskedLM
 
 
+def _seq2seq() -> type[NeuralLM]:
+    from lmlib.seq2seq import Seq2Seq
+
+    return Seq2Seq
+
+
 # A recipe's model: the class, imported when a recipe needs it (a chapter on n-grams loads no Transformer).
-MODELS: dict[str, Callable[[], type[NeuralLM]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt, "masked_lm": _masked_lm}
+MODELS: dict[str, Callable[[], type[NeuralLM]]] = {"mlp": _mlp, "rnn": _rnn, "gpt": _gpt, "masked_lm": _masked_lm,
+                                                   "seq2seq": _seq2seq}
 
 # The course's small GPT: 4 layers of width 128 over a window of 128 tokens, each sentence read apart (as the
 # n-gram models read them), the window sliding by half over a longer text.
@@ -205,6 +236,16 @@ RECIPES: dict[str, Recipe] = {
                           "positions": "rope"},
             train=dataclasses.replace(GPT_TRAINING, steps=2000),
         ),
+        Recipe(
+            name="seq2seq_numerals_en_zh",
+            description="encoder-decoder (post-norm, BART's layout) translating English numbers and dates into "
+                        "Chinese (lmlib.numerals, characters)",
+            corpus="numerals", tokenization="chars_en_zh", min_count=1, model="seq2seq",
+            # 96 positions: the longest source of the "longer" test set (72 characters) fits
+            model_config={"max_positions": 96, "d_model": 64, "n_heads": 4, "n_encoder_layers": 2,
+                          "n_decoder_layers": 2, "dropout": 0.1},
+            train=TrainConfig(steps=3000, batch_size=64, lr=2e-3, warmup=200, eval_every=1000, seed=0),
+        ),
     ]
 }
 
@@ -217,7 +258,15 @@ def recipe_named(name: str) -> Recipe:
 
 
 def recipe_data(recipe: Recipe) -> tuple[Vocab, torch.Tensor, torch.Tensor]:
-    """The recipe's vocabulary (from its training split) and its train and valid streams."""
+    """The recipe's vocabulary (from its training split) and its train and valid streams (for a translation
+    recipe: rows of (source, target) pairs, ``lmlib.seq2seq.encode_pairs``, one vocabulary for both sides)."""
+    if recipe.tokenization in PAIR_TOKENIZATIONS:
+        from lmlib.seq2seq import encode_pairs
+
+        pairs = {split: PAIR_TOKENIZATIONS[recipe.tokenization](recipe.corpus, split) for split in ("train", "valid")}
+        vocab = Vocab((t for x, y in pairs["train"] for t in (*x, *y)), min_count=recipe.min_count)
+        width = recipe.model_config.get("max_positions")
+        return vocab, *(encode_pairs(vocab, pairs[split], width) for split in ("train", "valid"))
     tokenize = TOKENIZATIONS[recipe.tokenization]
     train_sents, valid_sents = tokenize(recipe.corpus, "train"), tokenize(recipe.corpus, "valid")
     if recipe.tokenization in TOKENIZER_VOCABULARIES:

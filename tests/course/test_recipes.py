@@ -30,6 +30,17 @@ def test_bpe_sentences_spell_the_character_sentences_texts():
     assert sum(map(len, pieces)) < sum(map(len, chars)) / 3  # merges: over 3 characters a token
 
 
+def test_the_translation_recipe_reads_the_numerals_pairs_with_their_shared_vocabulary():
+    from lmlib.numerals import shared_vocab
+
+    vocab, train_rows, valid_rows = R.recipe_data(R.RECIPES["seq2seq_numerals_en_zh"])
+    splits = R.numeral_splits()
+    assert vocab.itos == shared_vocab(splits["train"]).itos  # one character vocabulary for both languages
+    assert (len(train_rows), len(valid_rows)) == (len(splits["train"]), len(splits["valid"]))
+    source = train_rows[0, : len(splits["train"][0].en)]
+    assert "".join(vocab.decode(source)) == splits["train"][0].en  # rows of (English, Chinese) pairs
+
+
 @pytest.fixture(scope="module")
 def recipe_runs(tmp_path_factory) -> dict[str, Path]:
     """Every recipe, trained for 3 steps of its schedule (with its end-of-run evaluation), each in its folder.
