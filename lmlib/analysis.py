@@ -172,3 +172,24 @@ def next_token_table(model, prompt: list[str], chain: list, rows: int = 12) -> l
     q = sampling_distribution(logp, ids, chain)[0]
     top = logp[0].topk(rows).indices.tolist()
     return [(model.vocab.itos[i], float(logp[0, i].exp()), float(q[i])) for i in top]
+
+
+# --- error analysis (chapter "Classification and sentiment") -------------------------------------
+
+def most_confidently_wrong(probability, labels, k: int) -> list[int]:
+    """The k misclassified examples with the most confidence in the wrong class, most confident
+    first (ties: the lower index first): a fixed rule for which errors to read.
+
+    ``probability`` [N]: each example's P(class 1); ``labels`` [N]: 0 or 1. An example is
+    misclassified when it gets more than 1/2 for the class it does not have."""
+    p, y = np.asarray(probability, dtype=np.float64), np.asarray(labels)
+    if p.shape != y.shape or p.ndim != 1:
+        raise ValueError(f"need one probability per label, got shapes {p.shape} and {y.shape}")
+    if not np.isin(y, (0, 1)).all() or ((p < 0) | (p > 1)).any():
+        raise ValueError("labels must be 0 or 1 and probabilities P(class 1) in [0, 1]")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    wrong_class = np.where(y == 1, 1 - p, p)  # the probability given to the other class
+    wrong = np.flatnonzero(wrong_class > 0.5)
+    return sorted(wrong.tolist(), key=lambda i: (-wrong_class[i], i))[:k]
+

@@ -231,6 +231,16 @@ def predict(model: nn.Module, ids: torch.Tensor, batch_size: int = 128) -> torch
                       for a in range(0, len(ids), batch_size)])
 
 
+@torch.no_grad()
+def predict_proba(model: nn.Module, ids: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """[N, C] class probabilities, the softmax of the logits (on the CPU), in batches on the model's device;
+    ``predict`` is their argmax."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(trim_padding(ids[a : a + batch_size], model.pad_id).to(device)).softmax(dim=-1).cpu()
+                      for a in range(0, len(ids), batch_size)])
+
+
 def accuracy(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> float:
     return (predict(model, ids, batch_size) == labels).float().mean().item()
 

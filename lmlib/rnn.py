@@ -29,6 +29,11 @@ moves between them unchanged and the tests compare them number for number.
 ``torch.nn.RNN``) and runs either the fast library kernel or the cells above on
 the same weights (``RNNConfig.fast``).
 
+``LSTMClassifier`` is the same LSTM read once over a whole text, with a sigmoid head
+(the network of the articles' Keras code, parameter for parameter):
+
+    z = w . h_n + b,   P(positive | text) = sigmoid(z),   h_n the state after the last word.
+
 The training stream runs sentence after sentence (``<eos> <bos> ...``), while
 perplexity is measured per sentence from a fresh state. So the model resets its
 state at every ``<bos>``: it sees a sentence the same way in training and in
@@ -37,6 +42,7 @@ evaluation.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -355,4 +361,108 @@ def lstm_trace(model: RNNLanguageModel, ids: torch.Tensor) -> dict[str, torch.Te
         for name, value in zip("ifgoch", values, strict=True):
             trace[name].append(value)
     return {name: torch.stack(values, dim=1) for name, values in trace.items()}
+
+
+# --- a classifier: the LSTM read once over a text, and a sigmoid head ------------------------------------
+
+
+@dataclass(frozen=True)
+class LSTMClassifierConfig:
+    vocab_size: int  # ids 0 .. vocab_size - 1, 0 the padding (Keras's Tokenizer numbers words from 1)
+    d_embed: int = 128
+    d_hidden: int = 64
+    pad_id: int = 0
+
+
+def lstm_states(x: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+                bias: torch.Tensor, fast: bool = True) -> torch.Tensor:
+    """h_t at every step of a one-layer LSTM from a zero state: x [B, T, I] -> [B, T, H].
+
+    One bias per gate (Keras's layout): PyTorch's b_ih + b_hh only ever appear as
+    their sum, so this is ``torch.nn.LSTM`` with b_ih = ``bias`` and b_hh = 0; ``fast``
+    runs that kernel on these tensors, ``fast=False`` runs ``lstm_cell`` step by step.
+    """
+    zero = torch.zeros_like(bias)
+    if x.shape[1] == 0:  # no step to take (the kernel refuses an empty sequence)
+        return x.new_zeros(x.shape[0], 0, weight_hh.shape[1])
+    if not fast:
+        h = c = x.new_zeros(x.shape[0], weight_hh.shape[1])  # [B, H]
+        states = []
+        for t in range(x.shape[1]):
+            h, c = lstm_cell(x[:, t], (h, c), weight_ih, weight_hh, bias, zero)
+            states.append(h)
+        return torch.stack(states, dim=1)
+    kernel = _lstm_kernel(weight_ih.shape[1], weight_hh.shape[1])  # has no numbers itself
+    weights = {"weight_ih_l0": weight_ih, "weight_hh_l0": weight_hh,
+               "bias_ih_l0": bias, "bias_hh_l0": zero}
+    return torch.func.functional_call(kernel, weights, (x,))[0]
+
+
+@functools.cache
+def _lstm_kernel(input_size: int, hidden_size: int) -> nn.LSTM:
+    return nn.LSTM(input_size, hidden_size, batch_first=True, device="meta")
+
+
+class LSTMClassifier(nn.Module):
+    """Embedding -> LSTM -> one logit: [B, T] right-padded ids -> [B, 2] logits (0, z).
+
+        x_t = E[w_t],   h_t = LSTM(x_t, h_{t-1}),   z = w . h_n + b,
+        P(positive | text) = sigmoid(z),
+        loss = -y ln sigmoid(z) - (1 - y) ln(1 - sigmoid(z))
+
+    with h_n the state after the text's last real token (padding is not read, as with
+    Keras's ``Embedding(mask_zero=True)``; a text with no known word keeps h_0 = 0).
+    Returning (0, z) makes it a two-class classifier like the others: softmax((0, z)) =
+    (1 - sigmoid(z), sigmoid(z)), so the cross-entropy of ``lmlib.finetune`` is exactly
+    the binary cross-entropy above, and ``finetune.train_classifier`` and ``predict``
+    serve it unchanged. Parameters as Keras's ``Embedding``, ``LSTM`` (one bias per
+    gate) and ``Dense(1)``.
+    """
+
+    def __init__(self, config: LSTMClassifierConfig):
+        super().__init__()
+        V, E, H = config.vocab_size, config.d_embed, config.d_hidden
+        if min(V, E, H) < 1 or not 0 <= config.pad_id < V:
+            raise ValueError("need vocab_size, d_embed, d_hidden >= 1 and "
+                             f"0 <= pad_id < vocab_size, got {config}")
+        self.config, self.pad_id = config, config.pad_id
+        self.embed = nn.Embedding(V, E)
+        self.weight_ih = nn.Parameter(torch.empty(4 * H, E))  # i f g o; Keras: kernel.T
+        self.weight_hh = nn.Parameter(torch.empty(4 * H, H))  # Keras: recurrent_kernel.T
+        self.bias = nn.Parameter(torch.empty(4 * H))
+        self.head = nn.Linear(H, 1)  # Keras: Dense(1)
+        nn.init.uniform_(self.embed.weight, -0.05, 0.05)  # Keras's Embedding initialiser
+        for p in (self.weight_ih, self.weight_hh, self.bias):
+            nn.init.uniform_(p, -1 / math.sqrt(H), 1 / math.sqrt(H))  # torch.nn.LSTM's
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] ids -> [B, 2] logits (0, z)."""
+        return F.pad(self.logit(ids)[:, None], (1, 0))
+
+    def logit(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] right-padded ids -> [B] z, the log-odds of the positive class."""
+        lengths = _real_lengths(ids, self.pad_id, self.config.vocab_size)  # [B]
+        x = self.embed(ids)  # [B, T, E]
+        h = lstm_states(x, self.weight_ih, self.weight_hh, self.bias)  # [B, T, H]
+        h = F.pad(h, (0, 0, 1, 0))  # [B, 1 + T, H]: h_0 = 0 first, so h[:, n] is h_n
+        last = h[torch.arange(len(ids), device=ids.device), lengths]  # [B, H]
+        return self.head(last).squeeze(-1)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _real_lengths(ids: torch.Tensor, pad_id: int, vocab_size: int) -> torch.Tensor:
+    """Each row's number of real tokens, after checking that ``ids`` are right-padded ids."""
+    if ids.ndim != 2 or ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"expected [batch, time] integer ids, got {tuple(ids.shape)} {ids.dtype}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"ids must be in 0 .. {vocab_size - 1}, got {int(ids.min())} .. {int(ids.max())}: "
+                         "encode with the vocabulary the model was built for")
+    real = ids != pad_id
+    lengths = real.sum(dim=1)
+    if (real != (torch.arange(ids.shape[1], device=ids.device) < lengths[:, None])).any():
+        raise ValueError("ids must be right-padded (padding only after the text); Keras's pad_sequences pads "
+                         "in front by default: use padding='post'")
+    return lengths
 

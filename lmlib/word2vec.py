@@ -787,6 +787,28 @@ def _unit_vector(vectors, word: str) -> torch.Tensor:
     return v / v.norm()
 
 
+# --- a text as one vector: the mean of its word vectors --------------------------------------------
+
+def average_vectors(texts: Sequence[Sequence[str]], vectors) -> np.ndarray:
+    """[N, d]: each text (a list of words) as the mean of the vectors of its words that
+    ``vectors`` knows (a ``Word2Vec`` or gensim ``KeyedVectors``); zeros if it knows none.
+
+        x(text) = (1 / |K|) sum_{w in K} u_w,   K: the text's known words, with repeats
+
+    Word order is lost, as in a bag of words, but words unseen in the labelled examples
+    still count, through the vectors of the words they resemble."""
+    index = vectors.key_to_index
+    table = np.asarray(vectors.vectors, dtype=np.float32)  # [V, d]
+    if isinstance(texts, str) or any(isinstance(t, str) for t in texts):
+        raise TypeError("texts must be lists of words: [word_tokenize(t) for t in texts]")
+    out = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+    for row, words in enumerate(texts):
+        known = [index[w] for w in words if w in index]
+        if known:
+            out[row] = table[known].mean(axis=0)
+    return out
+
+
 # --- checks --------------------------------------------------------------------------------------
 
 def _check_config(c: Word2VecConfig) -> Word2VecConfig:

@@ -113,3 +113,16 @@ def test_pca_2d_keeps_the_largest_variances_with_fixed_signs():
     flipped, _ = analysis.pca_2d(-X)  # the same cloud mirrored: the same components up to sign, fixed the same way
     np.testing.assert_allclose(np.abs(flipped), np.abs(xy), atol=1e-10)
     assert np.sign(flipped[:, 0] @ xy[:, 0]) == -1  # the points mirror, the axes do not
+
+
+def test_most_confidently_wrong_ranks_the_errors_by_the_wrong_class_s_probability():
+    p = [0.9, 0.2, 0.95, 0.5, 0.05, 0.6, 0.95]  # P(class 1)
+    y = [0, 1, 1, 1, 1, 0, 0]
+    # wrong: 0 (0.9 for class 1), 1 (0.8 for class 0), 4 (0.95), 5 (0.6), 6 (0.95); 3 sits on 1/2: not wrong
+    assert analysis.most_confidently_wrong(p, y, k=3) == [4, 6, 0]  # a tie: the lower index first
+    assert analysis.most_confidently_wrong(p, y, k=10) == [4, 6, 0, 1, 5]
+    assert analysis.most_confidently_wrong([0.1, 0.9], [0, 1], k=2) == []
+    for bad, message in [(([0.5], [2], 1), "0 or 1"), (([1.5], [1], 1), r"in \[0, 1\]"),
+                         (([0.5, 0.5], [1], 1), "one probability per label"), (([0.5], [1], 0), "positive integer")]:
+        with pytest.raises(ValueError, match=message):
+            analysis.most_confidently_wrong(*bad)

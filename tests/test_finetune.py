@@ -143,3 +143,12 @@ def test_a_hugging_face_classifier_trains_through_the_same_loop_with_its_attenti
     labels = torch.tensor([0, 0, 1, 1])
     losses = FT.train_classifier(model, ids, labels, epochs=40, lr=0.01, batch_size=4)
     assert losses[-1] < losses[0] / 4 and FT.accuracy(model, ids, labels) == 1.0
+
+
+def test_predict_proba_is_the_softmax_of_the_logits_and_predict_its_argmax():
+    model = FT.GPTClassifier(tiny_gpt(), n_classes=3).eval()
+    ids = encode_batch(VOCAB, SENTENCES, eos=False)
+    probabilities = FT.predict_proba(model, ids, batch_size=3)  # two batches, each trimmed of its own padding
+    with torch.no_grad():
+        torch.testing.assert_close(probabilities, model(ids).softmax(-1), rtol=0, atol=1e-6)
+    assert torch.equal(probabilities.argmax(-1), FT.predict(model, ids))

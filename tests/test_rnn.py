@@ -274,3 +274,113 @@ def test_gradients_vanish_with_distance_unless_the_lstm_forget_gate_is_open():
     # At PyTorch's initialisation (f about 0.5) the LSTM's gradient vanishes too; an open forget gate keeps it.
     assert decay["rnn"] < 1e-9 and decay["lstm"] < 1e-8, decay
     assert decay["lstm, forget bias 1"] > 1e4 * max(decay["rnn"], decay["lstm"]), decay
+
+
+# --- the classifier ----------------------------------------------------------------------------------------------
+
+
+def _classifier(vocab_size=30, d_embed=5, d_hidden=4, seed=0):
+    from lmlib.rnn import LSTMClassifier, LSTMClassifierConfig
+
+    torch.manual_seed(seed)
+    return LSTMClassifier(LSTMClassifierConfig(vocab_size, d_embed, d_hidden)).double()
+
+
+@pytest.mark.parametrize("batch, steps, inp, hidden", [(1, 1, 1, 1), (3, 7, 5, 4), (4, 12, 16, 9)])
+def test_lstm_states_equal_torch_lstm_with_b_hh_zero_in_outputs_and_gradients(batch, steps, inp, hidden):
+    """One bias per gate is torch.nn.LSTM with b_ih = bias and b_hh = 0; the kernel path and the cell-by-cell
+    path give the same states and gradients."""
+    from lmlib.rnn import lstm_states
+
+    torch.manual_seed(batch + steps + hidden)
+    theirs = torch.nn.LSTM(inp, hidden, batch_first=True).double()
+    with torch.no_grad():
+        theirs.bias_hh_l0.zero_()
+    w_ih, w_hh, bias = (getattr(theirs, n).detach().clone().requires_grad_()
+                        for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0"))
+    x = torch.randn(batch, steps, inp, dtype=torch.float64, requires_grad=True)
+    weights = torch.linspace(-1, 1, batch * steps * hidden, dtype=torch.float64).view(batch, steps, hidden)
+    reference, _ = theirs(x)
+    expected = torch.autograd.grad((reference * weights).sum(), [x, theirs.weight_ih_l0, theirs.weight_hh_l0,
+                                                                  theirs.bias_ih_l0])
+    for fast in (True, False):
+        states = lstm_states(x, w_ih, w_hh, bias, fast=fast)
+        torch.testing.assert_close(states, reference, rtol=0, atol=1e-12)
+        for a, b in zip(torch.autograd.grad((states * weights).sum(), [x, w_ih, w_hh, bias]), expected, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_the_classifier_reads_the_last_real_token_s_state_and_ignores_right_padding():
+    from lmlib.rnn import lstm_states
+
+    model = _classifier()
+    texts = [[3, 4, 5], [7], [9, 10, 11, 12, 13]]
+    padded = torch.tensor([t + [0] * (6 - len(t)) for t in texts])
+    z = model.logit(padded)
+    for row, text in enumerate(texts):  # each text alone, unpadded: h_n by hand, then the head
+        ids = torch.tensor([text])
+        h = lstm_states(model.embed(ids), model.weight_ih, model.weight_hh, model.bias)[0, -1]
+        torch.testing.assert_close(z[row], model.head(h)[0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(model.logit(ids)[0], z[row], rtol=0, atol=1e-12)
+    # a text with no known word keeps h_0 = 0: z is the head's bias, with or without columns
+    empty = torch.zeros(1, 4, dtype=torch.long)
+    torch.testing.assert_close(model.logit(empty), model.head.bias, rtol=0, atol=0)
+    torch.testing.assert_close(model.logit(empty[:, :0]), model.head.bias, rtol=0, atol=0)
+
+
+def test_the_two_logits_make_cross_entropy_the_binary_cross_entropy():
+    """softmax((0, z)) = (1 - sigmoid(z), sigmoid(z)): lmlib.finetune's cross-entropy on (0, z) is
+    binary_cross_entropy_with_logits on z, and its argmax is z > 0."""
+    import torch.nn.functional as F
+
+    from lmlib.finetune import classification_loss
+
+    model = _classifier()
+    ids = torch.randint(1, 30, (6, 5), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 1, 0, 1, 0])
+    logits, z = model(ids), model.logit(ids)
+    assert logits.shape == (6, 2) and torch.equal(logits[:, 0], torch.zeros(6, dtype=torch.float64))
+    torch.testing.assert_close(logits.softmax(-1)[:, 1], torch.sigmoid(z), rtol=0, atol=1e-15)
+    torch.testing.assert_close(classification_loss(logits, labels),
+                               F.binary_cross_entropy_with_logits(z, labels.double()), rtol=0, atol=1e-12)
+    assert torch.equal(logits.argmax(-1), (z > 0).long())
+
+
+def test_the_classifier_counts_keras_s_parameters():
+    """Embedding V*E, LSTM 4H(E + H + 1) (one bias per gate), Dense H + 1: Keras's count_params (checked against
+    Keras itself in tests/course/test_classification_runs.py)."""
+    V, E, H = 30, 5, 4
+    assert _classifier(V, E, H).num_parameters() == V * E + 4 * H * (E + H + 1) + H + 1
+
+
+def test_the_classifier_learns_a_keyword_task():
+    from lmlib import finetune as FT
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 20, (64, 8), generator=generator)
+    labels = (ids == 3).any(dim=1).long()  # positive: the text holds word 3 anywhere
+    model = _classifier(20, 8, 8).float()
+    FT.train_classifier(model, ids, labels, epochs=12, lr=0.05, batch_size=16, weight_decay=0.0)
+    assert FT.accuracy(model, ids, labels) >= 0.95
+
+
+@pytest.mark.parametrize(
+    "ids, message",
+    [
+        (torch.tensor([[0, 3, 4]]), "right-padded"),
+        (torch.tensor([[3, 0, 4]]), "right-padded"),
+        (torch.tensor([[3, 30]]), r"ids must be in 0 \.\. 29"),
+        (torch.tensor([3, 4]), r"\[batch, time\] integer ids"),
+        (torch.tensor([[3.0, 4.0]]), r"\[batch, time\] integer ids"),
+    ],
+)
+def test_the_classifier_names_bad_input(ids, message):
+    with pytest.raises(ValueError, match=message):
+        _classifier()(ids)
+
+
+def test_the_classifier_names_a_bad_config():
+    from lmlib.rnn import LSTMClassifier, LSTMClassifierConfig
+
+    with pytest.raises(ValueError, match="pad_id < vocab_size"):
+        LSTMClassifier(LSTMClassifierConfig(10, pad_id=10))

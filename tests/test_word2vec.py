@@ -478,3 +478,23 @@ def test_compare_on_word_pairs_of_a_set_with_itself_is_exactly_zero_and_checks_i
     assert compare_on_word_pairs(kv, kv, pairs, resamples=50) == PairedComparison(0.0, 0.0, 0.0, 9)
     with pytest.raises(ValueError, match="only 2 of the 3 pairs"):
         compare_on_word_pairs(kv, kv, [*pairs[:2], ("w0", "nope", 1.0)])
+
+
+# --- a text as the mean of its word vectors ------------------------------------------------------
+
+def test_average_vectors_is_the_mean_of_the_known_words_counting_repeats():
+    from gensim.models import KeyedVectors
+
+    from lmlib.word2vec import average_vectors
+
+    kv = KeyedVectors(3)
+    kv.add_vectors(["good", "bad", "film"], np.array([[1, 0, 0], [0, 2, 0], [0, 0, 4]], dtype=np.float32))
+    texts = [["good", "film"], ["good", "good", "bad", "unseen"], ["unseen"], []]
+    expected = np.array([[0.5, 0, 2], [2 / 3, 2 / 3, 0], [0, 0, 0], [0, 0, 0]], dtype=np.float32)
+    np.testing.assert_allclose(average_vectors(texts, kv), expected, rtol=0, atol=1e-7)
+    model = Word2Vec(vector_size=5, min_count=1, epochs=1, seed=0).fit(SENTENCES, progress=False)  # lmlib's, too
+    np.testing.assert_allclose(average_vectors([["cat", "dog"]], model)[0],
+                               (model.vectors[model.key_to_index["cat"]] + model.vectors[model.key_to_index["dog"]])
+                               .numpy() / 2, rtol=0, atol=1e-6)
+    with pytest.raises(TypeError, match="lists of words"):
+        average_vectors(["good film"], kv)
