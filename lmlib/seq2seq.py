@@ -488,7 +488,8 @@ def greedy_translate(model: Seq2Seq, sources: Sequence[Sequence[str]], max_token
     device = model.lm_head.weight.device
     translations = []
     for start in range(0, len(sources), batch_size):
-        batch = [torch.tensor(model.source_ids(source)) for source in sources[start : start + batch_size]]
+        batch = [torch.tensor(model.source_ids(source), device=device)
+                 for source in sources[start : start + batch_size]]
         ids = torch.full((len(batch), max(map(len, batch))), vocab.pad_id, dtype=torch.long, device=device)
         for i, source in enumerate(batch):
             ids[i, : len(source)] = source
