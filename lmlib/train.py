@@ -227,7 +227,7 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     if model.objective == "masked":
         # BERT's objective: y holds the chosen tokens of x (no shift), -100 elsewhere
         x, y = model.corrupt(x)
-    if model.objective == "seq2seq":  # a window is a batch of pair rows: (source, decoder input), targets
+    if model.objective == "seq2seq":  # pair rows: (source, decoder input) and targets
         inputs, y = model.pair_inputs(window)
         logits = net(*inputs)
     elif model.takes_state:
