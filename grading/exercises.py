@@ -22,9 +22,11 @@ import ast
 import doctest
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +139,11 @@ def assign(name: str, out: Path, run_tests: bool = True) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     BUILD.mkdir(parents=True, exist_ok=True)
-    (BUILD / "requirements.txt").write_text(_requirements())
+    # Replaced in one step: exercises built at the same time read it while another one writes it.
+    with tempfile.NamedTemporaryFile("w", dir=BUILD, prefix=".requirements-", delete=False) as f:
+        f.write(_requirements())
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, BUILD / "requirements.txt")
     cmd = [sys.executable, "-m", "otter", "assign", str(source(name)), str(out), "--no-pdfs"]
     if not run_tests:
         cmd.append("--no-run-tests")
@@ -168,10 +174,12 @@ def write_student_notebook(name: str, build_dir: Path) -> Path:
 
 
 def _stamp(name: str) -> str:
+    """What a build is made from: the source, otter's version and this file (how otter is run)."""
     import otter
 
     h = hashlib.sha256(source(name).read_bytes())
     h.update(otter.__version__.encode())
+    h.update(Path(__file__).read_bytes())
     return h.hexdigest()
 
 

@@ -10,10 +10,15 @@ Before any student code runs, this process lowers its own resource limits
 (inherited by the kernel and everything it starts) and, when started as root,
 drops to the unprivileged uid it was given. It imports only the standard
 library and ``jupyter_client``.
+
+Cells that only run otter's checks are skipped, and otter's first cell binds
+``otter`` and ``grader`` to stand-ins that import otter when first used, which
+most notebooks never do: that import was most of a light notebook's time.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import queue
@@ -28,6 +33,51 @@ INTERRUPT_GRACE_S = 5  # after an interrupt, how long a cell gets to stop before
 # probe runs every test anyway, so grading skips these cells: a function that hangs then costs
 # one cell limit where it is called elsewhere, and its question's tests, not three cell limits.
 CHECK_LINE = re.compile(r"""\s*(grader\.check\(\s*["']\w+["']\s*\)|grader\.check_all\(\s*\))\s*;?\s*(#.*)?""")
+# otter's first cell, `import otter` and `grader = otter.Notebook("NAME.ipynb")`, is there for the check
+# cells, which grading skips. Importing otter costs each kernel more CPU time than a light notebook's
+# own cells (it imports nbconvert and pandas), so grading binds the same two names to stand-ins that
+# import otter and make the Notebook the first time the student's own code uses them.
+OTTER_INIT_LINES = [re.compile(r"\s*import otter\s*;?\s*(#.*)?"),
+                    re.compile(r"""\s*grader\s*=\s*otter\.Notebook\(\s*("[^"\\]*"|'[^'\\]*')?\s*\)\s*;?\s*(#.*)?""")]
+LAZY_OTTER_CELL = """def _grading_lazy_otter(arguments):
+    import importlib
+    import importlib.util
+    import types
+
+    if importlib.util.find_spec("otter") is None:
+        import otter  # raises as the cell itself would
+    namespace = get_ipython().user_ns
+    made = {{}}
+
+    def real(name, make):
+        if name not in made:
+            made[name] = make()
+        return made[name]
+
+    class OtterOnFirstUse(types.ModuleType):
+        \"\"\"The otter module, imported the first time one of its names is looked up.\"\"\"
+
+        def __getattr__(self, attribute):
+            otter = real("otter", lambda: importlib.import_module("otter"))
+            if namespace.get("otter") is self:
+                namespace["otter"] = otter
+            return getattr(otter, attribute)
+
+    class NotebookOnFirstUse:
+        \"\"\"otter.Notebook(*arguments), made the first time one of its names is looked up.\"\"\"
+
+        def __getattr__(self, attribute):
+            notebook = real("grader", lambda: importlib.import_module("otter").Notebook(*arguments))
+            if namespace.get("grader") is self:
+                namespace["grader"] = notebook
+            return getattr(notebook, attribute)
+
+    return OtterOnFirstUse("otter"), NotebookOnFirstUse()
+
+
+otter, grader = _grading_lazy_otter({arguments!r})
+del _grading_lazy_otter
+"""
 # The probe runs in a namespace of its own, with the real builtins: whatever the notebook bound
 # (list = ..., from torch import *) stays in the notebook's namespace. `import` finds __import__
 # through the frame's builtins, which a student's globals cannot shadow by accident.
@@ -63,6 +113,15 @@ def drop_privileges(uid: int) -> None:
 def is_check_cell(source: str) -> bool:
     lines = [line for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
     return bool(lines) and all(CHECK_LINE.fullmatch(line) for line in lines)
+
+
+def lazy_otter_cell(source: str) -> str | None:
+    """The stand-in for otter's first cell (``LAZY_OTTER_CELL``), or None if ``source`` is not that cell."""
+    lines = [line for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if len(lines) != 2 or not all(p.fullmatch(line) for p, line in zip(OTTER_INIT_LINES, lines, strict=True)):
+        return None
+    name = OTTER_INIT_LINES[1].fullmatch(lines[1]).group(1)
+    return LAZY_OTTER_CELL.format(arguments=(ast.literal_eval(name),) if name else ())
 
 
 def code_cells(path: str) -> list[tuple[int, str]]:
@@ -144,7 +203,7 @@ def run(request: dict, result: dict) -> None:
                 result["cells_not_run_from"] = number
                 break
             try:
-                out = execute(km, kc, source, request["cell_timeout_s"])
+                out = execute(km, kc, lazy_otter_cell(source) or source, request["cell_timeout_s"])
             except KernelDied:
                 result["died_in_cell"] = number
                 return

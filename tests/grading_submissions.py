@@ -11,6 +11,7 @@ contain.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -1960,7 +1961,7 @@ HANGS = "finetuning", "q2", "trainable_numbers"  # exercise, question, function 
 def styles(exercise: Exercise) -> list[Submission]:
     """STYLES' submissions, and for HANGS[0] one whose HANGS[2] never returns and is called from three
     cells (its question's check cell, an optional comparison cell of the student's, check_all)."""
-    solution = load_nb(exercise.solution_notebook)
+    solution = answered(load_nb(exercise.solution_notebook), load_nb(exercise.student_notebook))
     full = {q.name: q.points for q in exercise.questions}
     subs = []
     for style in STYLES.get(exercise.name, []):
@@ -2035,32 +2036,237 @@ def replace_definition(nb: dict, function: str, wrong: str) -> dict:
     raise AssertionError(f"no cell defines {function}")
 
 
+TEACHER_ONLY = re.compile(r"^[ \t]*# BEGIN SOLUTION NO PROMPT[ \t]*\n.*?^[ \t]*# END SOLUTION[ \t]*(\n|\Z)",
+                          re.M | re.S)
+
+
+def answered(solution: dict, blank: dict) -> dict:
+    """The solution notebook as a student who answered every question holds it: without the teacher's own
+    cross-checks (``# BEGIN SOLUTION NO PROMPT`` blocks: the answers against peft, sentence-transformers,
+    gensim, ...), which otter-assign leaves out of the student notebook. Those imports cost seconds per
+    notebook and no student submission has them."""
+    nb = json.loads(json.dumps(solution))
+    for i, cell in enumerate(nb["cells"]):
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "code" and TEACHER_ONLY.search(src):
+            cell["source"] = TEACHER_ONLY.sub("", src)
+            # the student notebook has the same cells, where this one is left as otter-assign leaves it
+            assert "".join(blank["cells"][i]["source"]).strip() == cell["source"].strip(), (i, cell["source"])
+    return nb
+
+
+# --- which wrong answers can share a notebook ------------------------------------------------------
+#
+# One sandbox run per wrong answer is most of this suite's time. Wrong answers to two questions share a
+# notebook when neither question's tests can reach what the other's wrong answer defines, nor reach
+# the same notebook data (a wrong answer could change it in place), as exercises/teachers.md asks
+# ("a question's tests call lmlib, not the student's answers to other questions"). Then the grade of
+# each question in that notebook depends on its own answer only, and the notebook still shows what
+# one notebook per wrong answer showed: each question with a wrong answer in it loses points, every
+# other question keeps them all. Where tests do reach another question's answer, those wrong answers
+# get notebooks of their own, and a double penalty shows as a lost point in a right question.
+#
+# "Reach" follows names, as Python looks them up: the tests read names, a function's body reads the
+# module names it does not bind itself, a statement binds names and reads others, and a statement
+# that is not a definition may change the notebook data it reads (``counts.update(...)``). A cell
+# stops at its first error, so whatever a cell binds also depends on what its earlier statements
+# read. Beyond names, and so beyond this analysis: global random generators, and objects that tests
+# get from a library (a corpus lmlib caches) and an answer changes in place. The tests of the packed
+# exercises make their own inputs and generators.
+
+
+def _names(code: str) -> tuple[set[str], set[str]]:
+    """(module names ``code`` reads, module names it binds), from Python's own symbol tables: a nested
+    function, class or comprehension reads the module names it does not bind itself."""
+    import symtable
+
+    table = symtable.symtable(code, "<cell>", "exec")
+    reads = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+    binds = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    nested = list(table.get_children())
+    while nested:
+        scope = nested.pop()
+        nested += scope.get_children()
+        for s in scope.get_symbols():
+            if s.is_global() and s.is_referenced():
+                reads.add(s.get_name())
+            if s.is_declared_global() and s.is_assigned():
+                binds.add(s.get_name())
+    return reads, binds
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """A notebook's names: what each can reach, and which are data (bound other than by def, class, import).
+    ``unread``: the magics whose code the analysis cannot read (then every question is tied to every other)."""
+    edges: dict[str, frozenset[str]]
+    data: frozenset[str]
+    unread: tuple[str, ...] = ()
+
+    def reach(self, code: list[str]) -> set[str]:
+        """The notebook names that ``code`` (a question's tests) can reach."""
+        todo, seen = set().union(*(_names(c)[0] | _names(c)[1] for c in code)), set()
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo |= self.edges.get(name, frozenset())
+        return seen
+
+
+def _magic_code(node, unread: list[str]) -> list[str]:
+    """The Python code run by the IPython magics in ``node`` (``%time``, ``%%capture``, ...), as IPython
+    rewrites them: ``get_ipython().run_line_magic("time", "x = f(1)")``."""
+    import ast
+
+    code = []
+    for call in ast.walk(node):
+        method = call.func.attr if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) else None
+        if method not in ("run_line_magic", "run_cell_magic"):
+            continue
+        args = [a.value if isinstance(a, ast.Constant) else None for a in call.args]
+        magic, line, cell = (args + [None, None])[:3] if method == "run_cell_magic" else (*args[:2], None)
+        if magic in ("time", "capture") and method == "run_cell_magic" and not (line or "").startswith("-"):
+            code += [cell, *(f"{name} = None" for name in (line or "").split()[:1])]  # %%capture out binds out
+        elif magic == "time" and method == "run_line_magic":
+            code.append(line)
+        else:
+            unread.append(f"%{magic}")
+    return [c for c in code if isinstance(c, str)]
+
+
+def dependencies(nb: dict) -> Dependencies:
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    cells, unread = [], []  # per code cell: (is a definition or an import, names read, names bound) per statement
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            statements = []
+            for node in ast.parse(TransformerManager().transform_cell("".join(cell["source"]))).body:
+                reads, binds = _names(ast.unparse(node))
+                for code in _magic_code(node, unread):
+                    try:
+                        more = _names(code)
+                    except SyntaxError:
+                        unread.append(code[:40])
+                        continue
+                    reads, binds = reads | more[0], binds | more[1]
+                is_def = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
+                                           ast.ImportFrom))
+                statements.append((is_def, reads, binds))
+            cells.append(statements)
+    data = frozenset().union(*(binds for statements in cells for is_def, _, binds in statements if not is_def))
+    edges: dict[str, set[str]] = {}
+    for statements in cells:
+        earlier: set[str] = set()
+        for is_def, reads, binds in statements:
+            for name in binds | (set() if is_def else reads & data):
+                edges.setdefault(name, set()).update(reads | earlier)
+            earlier |= reads
+    return Dependencies({k: frozenset(v) for k, v in edges.items()}, data, tuple(unread))
+
+
+def tests_code(exercise: Exercise, question: str) -> list[str]:
+    return [step.code for q in exercise.questions if q.name == question for case in q.cases for step in case.steps]
+
+
+def wrong_definitions(exercise: Exercise, question: str) -> set[str]:
+    """The names the question's wrong answers (re)define."""
+    return set().union(*(_names(textwrap.dedent(code))[1] | {function}
+                         for _, function, code in WRONG_ANSWERS[exercise.name][question]))
+
+
+def tied(exercise: Exercise, deps: Dependencies, a: str, b: str) -> list[str]:
+    """Why wrong answers to questions ``a`` and ``b`` cannot share a notebook (empty: they can)."""
+    if deps.unread:
+        return [f"the notebook runs {', '.join(deps.unread)}, whose code this analysis cannot read"]
+    reach = {q: deps.reach(tests_code(exercise, q)) for q in (a, b)}
+    why = [f"{q}'s tests reach {name}, which {p}'s wrong answers define"
+           for p, q in [(a, b), (b, a)] for name in sorted(wrong_definitions(exercise, p) & reach[q])]
+    return why + [f"the tests of {a} and {b} both reach the data {name}"
+                  for name in sorted(reach[a] & reach[b] & deps.data)]
+
+
+def with_wrong_answers(exercise: Exercise, nb: dict, packed: dict[str, int]) -> dict:
+    """``nb`` with the wrong answer ``packed[question]`` to each question in ``packed``."""
+    for question, i in packed.items():
+        _, function, wrong = WRONG_ANSWERS[exercise.name][question][i]
+        nb = replace_definition(nb, function, wrong)
+    return nb
+
+
+def packed_wrong_answers(exercise: Exercise) -> list[dict[str, int]]:
+    """The wrong answers' notebooks: each a {question: index in WRONG_ANSWERS} of questions that are not
+    ``tied``, first come first packed. Ties are found in the notebook that holds every wrong answer at
+    once: it has every statement of each packed notebook, in the same order, so it reaches at least as far."""
+    wrongs = WRONG_ANSWERS.get(exercise.name, {})
+    every = answered(load_nb(exercise.solution_notebook), load_nb(exercise.student_notebook))
+    for cases in wrongs.values():
+        for _, function, wrong in cases:
+            every = replace_definition(every, function, wrong)
+    deps = dependencies(every)
+    free = {(a, b): not tied(exercise, deps, a, b) for a in wrongs for b in wrongs if a != b}
+    notebooks: list[dict[str, int]] = []
+    for question, cases in wrongs.items():
+        for i in range(len(cases)):
+            nb = next((nb for nb in notebooks if question not in nb and all(free[question, q] for q in nb)), None)
+            if nb is None:
+                notebooks.append(nb := {})
+            nb[question] = i
+    return notebooks
+
+
+def wrong_notebook(exercise: Exercise, question: str, i: int) -> str:
+    """The notebook that holds wrong answer ``i`` to ``question``."""
+    return next(f"wrong-{k}.ipynb" for k, packed in enumerate(packed_wrong_answers(exercise))
+                if packed.get(question) == i)
+
+
 def correctness(exercise: Exercise) -> list[Submission]:
-    """The solution, the untouched student notebook, each realistic wrong and alternative right answer."""
+    """The solution, the untouched student notebook, each realistic wrong and alternative right answer.
+
+    Besides the solution itself, the notebooks are the solution as a student submits it (``answered``)."""
     solution, blank = load_nb(exercise.solution_notebook), load_nb(exercise.student_notebook)
     full = {q.name: q.points for q in exercise.questions}
     subs = [Submission("solution.ipynb", dump(solution), full),
             Submission("blank.ipynb", dump(blank), dict.fromkeys(full, 0.0))]
-    for question, wrongs in WRONG_ANSWERS.get(exercise.name, {}).items():
-        for i, (_, function, wrong) in enumerate(wrongs):
-            nb = replace_definition(solution, function, wrong)
-            # Only this question loses points: checked as "less than full" by the tests.
-            subs.append(Submission(f"wrong-{question}-{i}.ipynb", dump(nb), {**full, question: None}))
+    answers = answered(solution, blank)
+    # Wrong answers, packed (see packed_wrong_answers): notebook k gives the wrong answers of
+    # packed[k] and the solution's answers to every other question. Each question with a wrong
+    # answer there must lose points ("less than full", None here); every other one keeps them all.
+    for k, packed in enumerate(packed_wrong_answers(exercise)):
+        subs.append(Submission(f"wrong-{k}.ipynb", dump(with_wrong_answers(exercise, answers, packed)),
+                               {**full, **dict.fromkeys(packed)}))
     # Alternative right answers, batched: notebook j answers every question with its j-th
-    # alternative, so it must earn full marks, question by question.
+    # alternative, so it must earn full marks, question by question. The first one has no cell ids
+    # (nbformat warns about such notebooks): it must be graded like any other one, silently.
     alternatives = ALTERNATIVE_ANSWERS.get(exercise.name, {})
     for j in range(max(map(len, alternatives.values()), default=0)):
-        nb = solution
-        for answers in alternatives.values():
-            if j < len(answers):
-                nb = replace_definition(nb, answers[j][1], answers[j][2])
-        subs.append(Submission(f"right-{j}.ipynb", dump(nb), full))
-    # Cells without ids (nbformat warns about them): graded like any other notebook, silently.
-    no_ids = json.loads(json.dumps(solution))
-    for cell in no_ids["cells"]:
-        cell.pop("id", None)
-    subs.append(Submission("solution-without-cell-ids.ipynb", dump(no_ids), full))
+        nb = answers
+        for answers_j in alternatives.values():
+            if j < len(answers_j):
+                nb = replace_definition(nb, answers_j[j][1], answers_j[j][2])
+        subs.append(Submission(f"right-{j}.ipynb", dump(without_ids(nb) if j == 0 else nb), full))
+    if without_cell_ids(exercise) == NO_IDS_ALONE:  # no alternatives (yet): the solution without ids
+        subs.append(Submission(NO_IDS_ALONE, dump(without_ids(solution)), full))
     return subs
+
+
+def without_ids(nb: dict) -> dict:
+    nb = json.loads(json.dumps(nb))
+    for cell in nb["cells"]:
+        cell.pop("id", None)
+    return nb
+
+
+NO_IDS_ALONE = "solution-without-cell-ids.ipynb"
+
+
+def without_cell_ids(exercise: Exercise) -> str:
+    """The notebook graded without cell ids: right-0, or the solution alone if there are no alternatives."""
+    return "right-0.ipynb" if any(ALTERNATIVE_ANSWERS.get(exercise.name, {}).values()) else NO_IDS_ALONE
 
 
 def alternatives_in(exercise: Exercise, j: int) -> dict[str, str]:

@@ -10,6 +10,12 @@ shared/notes/otter-grader.md (plus memory and fork bombs) is graded in the same
 folder as honest ones: each gets what it earned with a reason, the others are
 still graded, and no submission file is modified. All of it goes through the
 real sandbox (bubblewrap, as installed by .ci/run).
+
+Sandbox runs are most of this file's time, so the submissions are few and
+light: answers are graded as a student submits them (without the teacher's
+cross-checks), alternative right answers share notebooks, and so do wrong
+answers to questions whose tests cannot reach each other's answers (see
+``grading_submissions.packed_wrong_answers``); all folders share one pool.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
@@ -36,9 +42,13 @@ from tests import grading_submissions as gs
 
 PILOT = "text_as_data"
 LIMITS = sandbox.Limits(wall_s=90, cell_s=10)  # shorter than the defaults: hostile runs are slow
+PILOT_LIMITS = sandbox.Limits(wall_s=90, cell_s=5)  # shorter still: the pilot's honest cells take well under 1 s
+# Limits by folder: shorter ones where submissions run into them (the pilot's hostile ones, the one that hangs);
+# the other folders get the defaults, which no honest cell comes near, even on a busy machine.
+FOLDER_LIMITS = {PILOT: PILOT_LIMITS, gs.HANGS[0]: LIMITS}
 CANARY = "grading-canary-written-by-a-submission"
-# Work that runs one process at a time (otter assign, nbconvert) runs this many at once: no sandbox
-# runs meanwhile, so no cell limit can be hit because of it.
+# Processes at once, one per core: sandboxes (all folders share them, as `make grade` runs one per core), and
+# otter assign or nbconvert processes, which run while no sandbox does, so no cell limit is hit because of them.
 WORKERS = os.cpu_count() or 1
 
 
@@ -57,11 +67,19 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module", params=exercises.names())
-def graded(request, tmp_path_factory):
-    """Grade one folder per exercise: right (in several forms), blank and wrong answers (and, for the pilot,
-    hostile ones); what the grader prints or warns is captured."""
-    ex = exercises.load(request.param)
+@pytest.fixture(scope="module")
+def built(without_iri_grammar):
+    """Every exercise, loaded; built first (otter assign) where its build is missing or stale, as on a fresh
+    clone: one otter process per exercise, WORKERS at once, before any sandbox runs."""
+    names = exercises.names()
+    with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        mp.setenv("PYTHONPATH", without_iri_grammar)  # for the otter processes
+        return dict(zip(names, pool.map(exercises.load, names), strict=True))
+
+
+def submissions_folder(ex: exercises.Exercise, tmp_path_factory) -> dict:
+    """One exercise's submissions: right (in several forms), blank and wrong answers (and, for the pilot,
+    hostile ones), written to a folder of their own."""
     folder = tmp_path_factory.mktemp(f"submissions-{ex.name}")
     subs = gs.correctness(ex) + gs.styles(ex) + (gs.hostile(ex, folder, CANARY) if ex.name == PILOT else [])
     for s in subs:
@@ -70,14 +88,35 @@ def graded(request, tmp_path_factory):
         (folder / "broken-a-folder.ipynb").mkdir()
         os.mkfifo(folder / "broken-a-pipe.ipynb")
     protected = [*(p for p in folder.iterdir() if p.is_file()), ROOT / "exercises" / f"{ex.name}.ipynb"]
-    before = {p: sha(p) for p in protected}
-    out = tmp_path_factory.mktemp(f"grades-{ex.name}") / "grades.csv"
+    return {"exercise": ex, "subs": {s.name: s for s in subs}, "folder": folder,
+            "out": tmp_path_factory.mktemp(f"grades-{ex.name}") / "grades.csv",
+            "before": {p: sha(p) for p in protected}}
+
+
+@pytest.fixture(scope="module")
+def all_graded(built, tmp_path_factory):
+    """Every exercise's folder, graded by ``grade.grade_folder`` as ``make grade`` does, all folders at once
+    through one pool of WORKERS sandboxes (no core waits for the last submission of a folder); what the
+    grader prints or warns meanwhile is captured. A folder whose grading raised raises in its tests only."""
+    folders = {name: submissions_folder(ex, tmp_path_factory) for name, ex in built.items()}
     printed = io.StringIO()
-    with warnings.catch_warnings(record=True) as warned, contextlib.redirect_stderr(printed):
+    with warnings.catch_warnings(record=True) as warned, contextlib.redirect_stderr(printed), \
+            ThreadPoolExecutor(max_workers=WORKERS) as sandboxes, ThreadPoolExecutor(len(folders)) as graders:
         warnings.simplefilter("default")
-        rows = grade.grade_folder(folder, out, limits=LIMITS, use_sandbox="bubblewrap", quiet=True)
-    return {"exercise": ex, "rows": {r.file: r for r in rows}, "subs": {s.name: s for s in subs},
-            "folder": folder, "out": out, "before": before, "warned": warned, "stderr": printed.getvalue()}
+        grading = {name: graders.submit(grade.grade_folder, f["folder"], f["out"], use_sandbox="bubblewrap",
+                                        limits=FOLDER_LIMITS.get(name, sandbox.Limits()),
+                                        quiet=True, pool=sandboxes)
+                   for name, f in folders.items()}
+        wait(grading.values())
+    return {name: {**f, "rows": grading[name], "warned": warned, "stderr": printed.getvalue()}
+            for name, f in folders.items()}
+
+
+@pytest.fixture(scope="module", params=exercises.names())
+def graded(request, all_graded):
+    """One exercise's graded folder (rows by file name)."""
+    folder = all_graded[request.param]
+    return {**folder, "rows": {r.file: r for r in folder["rows"].result()}}
 
 
 def test_solution_scores_full_marks(graded):
@@ -95,17 +134,60 @@ def test_untouched_student_notebook_scores_zero(graded):
 
 
 def test_each_wrong_answer_loses_points_in_its_question_only(graded):
+    """Wrong answers share a notebook only where no question's tests reach another's answers (see the next
+    test): each question with a wrong answer in the notebook loses points, every other one keeps them all."""
     ex = graded["exercise"]
     wrongs = gs.WRONG_ANSWERS.get(ex.name, {})
     assert set(wrongs) == {q.name for q in ex.questions}, "every question needs a wrong answer"
-    for question, cases in wrongs.items():
-        for i, (what, _, _) in enumerate(cases):
-            row = graded["rows"][f"wrong-{question}-{i}.ipynb"]
-            for q in ex.questions:
-                if q.name == question:
-                    assert row.points[q.name] < q.points, f"{question} ({what}) kept its points"
-                else:
-                    assert row.points[q.name] == q.points, f"{question} ({what}) cost {q.name} points"
+    packed = gs.packed_wrong_answers(ex)
+    assert sorted((q, i) for answers in packed for q, i in answers.items()) == \
+        sorted((q, i) for q, cases in wrongs.items() for i in range(len(cases))), "each wrong answer graded once"
+    for k, answers in enumerate(packed):
+        row = graded["rows"][f"wrong-{k}.ipynb"]
+        given = {q: wrongs[q][i][0] for q, i in answers.items()}
+        for q in ex.questions:
+            if q.name in answers:
+                assert row.points[q.name] < q.points, f"{q.name} ({given[q.name]}) kept its points"
+            else:
+                assert row.points[q.name] == q.points, f"wrong-{k} ({given}) cost {q.name} points"
+
+
+@pytest.mark.parametrize("name", exercises.names())
+def test_wrong_answers_share_a_notebook_only_when_no_tests_reach_the_other_answers(name):
+    """Why a notebook of several wrong answers shows what one notebook per wrong answer showed: in each such
+    notebook, as graded, no question's tests reach a name that another question's wrong answer defines, nor
+    data that another question's tests reach (gs.tied). Questions whose tests do reach each other's answers
+    get one notebook per wrong answer, where a double penalty shows."""
+    ex = exercises.load(name)
+    solution, blank = gs.load_nb(ex.solution_notebook), gs.load_nb(ex.student_notebook)
+    for k, answers in enumerate(gs.packed_wrong_answers(ex)):
+        deps = gs.dependencies(gs.with_wrong_answers(ex, gs.answered(solution, blank), answers))
+        for a in answers:
+            for b in answers:
+                assert a >= b or not gs.tied(ex, deps, a, b), (f"wrong-{k}", gs.tied(ex, deps, a, b))
+
+
+def test_what_the_tests_reach_follows_names_cells_and_data():
+    """gs.dependencies on a small notebook: through functions, cells that stop at an error and changed data."""
+    nb = {"cells": [gs.code_cell(src) for src in [
+        "import numpy as np\nfrom collections import Counter",
+        "def f(x):\n    m = np.max(x)  # a local, not the global m\n    return x - m",
+        "def g(x):\n    return helper(x) + 1\n\ndef helper(x):\n    return f(x)",
+        "m = 3\ntable = f(np.ones(2))\nafter_f = 2",  # after_f is only bound if f did not raise
+        "counts = Counter()\ncounts.update([h(1)])",  # h may change counts
+        "def h(x):\n    return [y for y in range(x) if y != m]",
+        "%time unrelated = 1\n%time timed = h(3)",
+        "%%capture shown\ncaptured = g(2)",
+    ]]}
+    deps = gs.dependencies(nb)
+    assert "h" in deps.reach(["timed"]) and "f" in deps.reach(["captured"]) and "g" in deps.reach(["shown"])
+    assert not deps.unread and gs.dependencies({"cells": [gs.code_cell("%run other.py")]}).unread == ("%run",)
+    assert "f" in deps.reach(["g(1)"]) and "helper" in deps.reach(["g(1)"])
+    assert "f" not in deps.reach(["h(2)"]) and "m" in deps.reach(["h(2)"])
+    assert "f" in deps.reach(["after_f"]) and "f" in deps.reach(["table[0]"])
+    assert "h" in deps.reach(["sorted(counts)"])
+    assert "f" not in deps.reach(["unrelated"])
+    assert {"m", "table", "after_f", "counts", "unrelated", "timed", "shown"} <= deps.data and "f" not in deps.data
 
 
 def test_each_alternative_right_answer_earns_full_points(graded):
@@ -138,13 +220,15 @@ def test_lora_tests_tell_a_missing_scale_apart(graded):
     missing_scale = [i for i, (what, _, _) in enumerate(gs.WRONG_ANSWERS["finetuning"]["q3"]) if "omitted" in what]
     assert missing_scale, "no wrong answer omits the scale"
     for i in missing_scale:
-        assert graded["rows"][f"wrong-q3-{i}.ipynb"].points["q3"] == q3.points / 2
+        assert graded["rows"][gs.wrong_notebook(graded["exercise"], "q3", i)].points["q3"] == q3.points / 2
 
 
 def test_notebook_without_cell_ids_is_graded_without_warnings(graded):
     """nbformat warns about cells without ids; the teacher should see only the grader's summary."""
-    row = graded["rows"]["solution-without-cell-ids.ipynb"]
-    assert (row.status, row.total) == ("ok", graded["exercise"].points), row.reason
+    name = gs.without_cell_ids(graded["exercise"])
+    assert not [c for c in json.loads(graded["subs"][name].data)["cells"] if "id" in c]
+    row = graded["rows"][name]
+    assert (row.status, row.reason, row.total) == ("ok", "", graded["exercise"].points)
     assert not [w for w in graded["warned"] if "MissingIDField" in type(w.message).__name__ + str(w.message)]
     assert "Warning" not in graded["stderr"], graded["stderr"]
 
@@ -251,13 +335,12 @@ def test_make_grade_prints_only_its_summary_and_does_not_grade_links(tmp_path):
         assert "not graded" in row["reason"] and str(target) in row["reason"], row
 
 
-def test_committed_student_notebook_is_up_to_date(tmp_path, monkeypatch, without_iri_grammar):
-    monkeypatch.setenv("PYTHONPATH", without_iri_grammar)  # for the otter processes
-    names = exercises.names()
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:  # one otter process per exercise, WORKERS at once
-        list(pool.map(lambda name: exercises.assign(name, tmp_path / name, run_tests=False), names))
-    for name in names:
-        fresh = exercises.normalized_student_notebook(tmp_path / name / "student" / f"{name}.ipynb")
+def test_committed_student_notebook_is_up_to_date(built):
+    """exercises/student/NAME.ipynb is what otter assign makes of exercises/NAME.ipynb. ``built`` ran otter assign
+    on every exercise whose build was not made from this very source, otter version and grading/exercises.py
+    (exercises.load's stamp), as on every fresh clone: its student notebook is otter's for the source as it is."""
+    for name, ex in built.items():
+        fresh = exercises.normalized_student_notebook(ex.student_notebook)
         committed = exercises.STUDENT_DIR / f"{name}.ipynb"
         assert committed.is_file(), f"run `make exercises` to create {committed}"
         assert json.loads(committed.read_text()) == fresh, \
@@ -312,7 +395,7 @@ def run_in_notebook(name: str, folder: Path, pythonpath: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def in_notebook_runs(tmp_path_factory, without_iri_grammar):
+def in_notebook_runs(tmp_path_factory, without_iri_grammar, built):
     """Every exercise's ``run_in_notebook``, all started at the first request, WORKERS at a time (each is one
     nbconvert and one kernel); a run that fails raises in the tests of its exercise only."""
     folders = {name: tmp_path_factory.mktemp(f"in-notebook-{name}") for name in exercises.names()}
@@ -352,6 +435,29 @@ def test_answers_in_grader_check_and_in_otters_run_of_all_tests(in_notebook):
             assert every < every_possible, f"{question} ({what}): a wrong answer kept its points in otter"
             if public < public_possible:  # what the student sees: the expected value and theirs
                 assert "Expected:" in shown and "Got:" in shown, (question, what, shown)
+
+
+def test_otter_is_imported_only_when_the_notebook_uses_it():
+    """The sandbox skips importing otter in the notebook's first cell (the check cells it is for are skipped);
+    a student's own use of ``otter`` or ``grader`` gets the real ones."""
+    nb = gs.load_nb(exercises.STUDENT_DIR / f"{PILOT}.ipynb")
+    nb["cells"] = nb["cells"][:1] + [gs.code_cell(src) for src in [
+        "import sys\nloaded = sorted(m for m in ('otter', 'pandas', 'nbconvert') if m in sys.modules)",
+        "version = otter.__version__\nresults = grader.check  # a student's own use",
+    ]]
+    facts = {"loaded": [], "version": otter_version(), "type(otter).__name__": "module",
+             "(type(grader).__module__, type(grader).__name__)": ("otter.check.notebook", "Notebook")}
+    probes = [[[{"code": code, "check": True}]] for code in facts]
+    run = sandbox.run_notebook(json.dumps(nb), f"{PILOT}.ipynb", probes, LIMITS, sandbox.bwrap_works()[0])
+    assert run.result["cells"] == [], run.result["cells"]
+    results = json.loads(run.result["probes"])
+    assert {code: grade.parse_value(got.get("value")) for code, (got,) in zip(facts, results, strict=True)} == facts
+
+
+def otter_version() -> str:
+    import otter
+
+    return otter.__version__
 
 
 def test_sandbox_isolation():
@@ -441,10 +547,17 @@ def test_without_bubblewrap_it_says_so_and_still_limits(tmp_path, capsys):
     folder = tmp_path / "subs"
     folder.mkdir()
     subs = {s.name: s for s in gs.hostile(ex, folder, CANARY)}
-    for name in ["hostile-reads-hidden-tests.ipynb", "hostile-loop-ignores-interrupt.ipynb"]:
-        (folder / name).write_bytes(subs[name].data)
-    rows = {r.file: r for r in grade.grade_folder(folder, tmp_path / "g.csv", limits=LIMITS,
-                                                  use_sandbox="none")}
+    # Two folders graded at once: the reader runs every solution cell it finds (seconds), while the loop that
+    # ignores interrupts is killed after its cell limit and three interrupts (5 s each): a short limit for it.
+    limits = {"hostile-reads-hidden-tests.ipynb": LIMITS, "hostile-loop-ignores-interrupt.ipynb": sandbox.Limits(
+        wall_s=LIMITS.wall_s, cell_s=1)}
+    for name in limits:
+        (folder / name[:-6]).mkdir()
+        (folder / name[:-6] / name).write_bytes(subs[name].data)
+    with ThreadPoolExecutor(len(limits)) as pool:
+        results = pool.map(lambda name: grade.grade_folder(folder / name[:-6], tmp_path / f"{name[:-6]}.csv",
+                                                           limits=limits[name], use_sandbox="none"), limits)
+        rows = {r.file: r for folder_rows in results for r in folder_rows}
     assert "WITHOUT a sandbox" in capsys.readouterr().err
     assert all(r.reason.startswith("UNSANDBOXED") for r in rows.values())
     assert rows["hostile-loop-ignores-interrupt.ipynb"].status == "timeout"
