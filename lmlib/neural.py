@@ -17,8 +17,10 @@ A model declares, as class attributes, what the training loop (``lmlib.train``) 
     context_size   how many tokens a prediction reads (the MLP's window), which the loop needs to know
                    to skip the first targets of a row; None: every token before it (a WindowedLM's
                    window, a cache it reads through, is ``window``)
-    objective      "causal" (predict the next token) or "masked" (BERT's objective: the model also
+    objective      "causal" (predict the next token), "masked" (BERT's objective: the model also
                    has corrupt(ids) -> (inputs, labels) and stream_masked_logprob(stream, batch_size))
+                   or "seq2seq" (an encoder-decoder scored on (source, target) pair rows:
+                   ``lmlib.seq2seq``)
     input_tokens   tokens a vocabulary needs for the model beyond the text's (a masked LM's <mask>)
 
 A ``NeuralLM`` has a ``config`` (an instance of its class's ``config_class``, a dataclass) and a
