@@ -127,9 +127,11 @@ def _requirements() -> str:
 
 
 def _bundle_lmlib(build_dir: Path) -> None:
-    """Add lmlib's source to the autograder zip: otter copies ``files/`` next to each submission."""
+    """Add lmlib's source to the autograder zip: otter copies ``files/`` next to each submission. Its JSON
+    resources come too: the applications exercise's tests read the retrieval questions (wiki_qa.json)."""
+    lmlib = ROOT / "lmlib"
     with zipfile.ZipFile(autograder_zip(build_dir), "a") as zf:
-        for path in sorted((ROOT / "lmlib").rglob("*.py")):
+        for path in sorted([*lmlib.rglob("*.py"), *(lmlib / "resources").glob("*.json")]):
             zf.write(path, f"files/lmlib/{path.relative_to(ROOT / 'lmlib').as_posix()}")
 
 

@@ -79,6 +79,119 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "tokenization": {
+        "q1": [
+            ("ignores the word counts: each word's pairs counted once", "pair_counts", """
+                def pair_counts(word_counts):
+                    counts = Counter()
+                    for word in word_counts:
+                        counts.update(pairwise(word))
+                    return counts
+            """),
+            ("picks the least frequent pair: the minus sign of the count forgotten", "merge_step", """
+                def merge_step(word_counts, vocab):
+                    counts = pair_counts(word_counts)
+                    a, b = min(counts, key=lambda pair: (counts[pair], vocab[pair[0]], vocab[pair[1]]))
+                    merged = {}
+                    for word, n in word_counts.items():
+                        symbols, i = [], 0
+                        while i < len(word):
+                            if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
+                                symbols.append(a + b)
+                                i += 2
+                            else:
+                                symbols.append(word[i])
+                                i += 1
+                        merged[tuple(symbols)] = n
+                    return (a, b), merged
+            """),
+            ("breaks ties by the pair's strings (alphabetical order), not by their ids", "merge_step", """
+                def merge_step(word_counts, vocab):
+                    counts = pair_counts(word_counts)
+                    a, b = min(counts, key=lambda pair: (-counts[pair], pair))
+                    merged = {}
+                    for word, n in word_counts.items():
+                        symbols, i = [], 0
+                        while i < len(word):
+                            if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
+                                symbols.append(a + b)
+                                i += 2
+                            else:
+                                symbols.append(word[i])
+                                i += 1
+                        merged[tuple(symbols)] = n
+                    return (a, b), merged
+            """),
+            ("merges only the first occurrence of the pair in each word", "merge_step", """
+                def merge_step(word_counts, vocab):
+                    counts = pair_counts(word_counts)
+                    a, b = min(counts, key=lambda pair: (-counts[pair], vocab[pair[0]], vocab[pair[1]]))
+                    merged = {}
+                    for word, n in word_counts.items():
+                        symbols = list(word)
+                        for i in range(len(symbols) - 1):
+                            if symbols[i] == a and symbols[i + 1] == b:
+                                symbols[i:i + 2] = [a + b]
+                                break
+                        merged[tuple(symbols)] = n
+                    return (a, b), merged
+            """),
+        ],
+        "q2": [
+            ("merges the leftmost pair that is a merge, whatever its rank", "encode_word", """
+                def encode_word(word, merges):
+                    known = {tuple(pair) for pair in merges}
+                    symbols = list(word)
+                    while True:
+                        for i in range(len(symbols) - 1):
+                            if (symbols[i], symbols[i + 1]) in known:
+                                symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+                                break
+                        else:
+                            return symbols
+            """),
+            ("each merge in turn as str.replace on the symbols joined by spaces: 'b c' matches inside 'ab c'",
+             "encode_word", """
+                def encode_word(word, merges):
+                    text = " ".join(word)
+                    for a, b in merges:
+                        text = text.replace(f"{a} {b}", a + b)
+                    return text.split(" ")
+            """),
+            ("the latest merge first (the largest rank)", "encode_word", """
+                def encode_word(word, merges):
+                    ranks = {tuple(pair): rank for rank, pair in enumerate(merges)}
+                    symbols = list(word)
+                    while True:
+                        best = max((p for p in pairwise(symbols) if p in ranks), key=ranks.get, default=None)
+                        if best is None:
+                            return symbols
+                        merged, i = [], 0
+                        while i < len(symbols):
+                            if tuple(symbols[i:i + 2]) == best:
+                                merged.append(best[0] + best[1])
+                                i += 2
+                            else:
+                                merged.append(symbols[i])
+                                i += 1
+                        symbols = merged
+            """),
+        ],
+        "q3": [
+            ("characters counted as UTF-8 bytes", "tokens_per_character", """
+                def tokens_per_character(texts, tokenize):
+                    return sum(len(tokenize(t)) for t in texts) / sum(len(t.encode("utf-8")) for t in texts)
+            """),
+            ("the mean of each text's ratio, not the ratio of the totals", "tokens_per_character", """
+                def tokens_per_character(texts, tokenize):
+                    return sum(len(tokenize(t)) / len(t) for t in texts) / len(texts)
+            """),
+            ("spaces not counted as characters", "tokens_per_character", """
+                def tokens_per_character(texts, tokenize):
+                    return sum(len(tokenize(t)) for t in texts) / sum(len(t.replace(" ", "")) for t in texts)
+            """),
+        ],
+    },
     "ngram_models": {
         "q1": [
             ("forgets </s>: m bigrams per sentence, not m + 1", "bigrams", """
@@ -356,6 +469,111 @@ WRONG_ANSWERS = {
                         token = max(logprobs, key=logprobs.get)
                         best.append((tuple(tokens) + (token,), score + logprobs[token]))
                     return sorted(best, key=lambda b: b[1], reverse=True)[:width]
+            """),
+        ],
+    },
+    "applications": {
+        "q1": [
+            ("forgets to clip: every hypothesis n-gram found in the reference is a match", "clipped_precision", """
+                def clipped_precision(hypotheses, references, n):
+                    matches = total = 0
+                    for hypothesis, reference in zip(hypotheses, references):
+                        ref_grams = {tuple(reference[i:i + n]) for i in range(len(reference) - n + 1)}
+                        hyp_grams = [tuple(hypothesis[i:i + n]) for i in range(len(hypothesis) - n + 1)]
+                        matches += sum(gram in ref_grams for gram in hyp_grams)
+                        total += len(hyp_grams)
+                    return matches / total if total else 0.0
+            """),
+            ("no brevity penalty: short hypotheses score too high", "corpus_bleu", """
+                def corpus_bleu(hypotheses, references):
+                    precisions = [clipped_precision(hypotheses, references, n) for n in range(1, 5)]
+                    if min(precisions) == 0:
+                        return 0.0
+                    return 100 * math.exp(sum(math.log(p) for p in precisions) / 4)
+            """),
+            ("the arithmetic mean of the precisions, not the geometric mean", "corpus_bleu", """
+                def corpus_bleu(hypotheses, references):
+                    precisions = [clipped_precision(hypotheses, references, n) for n in range(1, 5)]
+                    c = sum(len(h) for h in hypotheses)
+                    r = sum(len(x) for x in references)
+                    brevity_penalty = 1.0 if c >= r else math.exp(1 - r / c)
+                    return 100 * brevity_penalty * sum(precisions) / 4
+            """),
+            ("the mean of the sentences' BLEU scores, not corpus BLEU", "corpus_bleu", """
+                def corpus_bleu(hypotheses, references):
+                    scores = []
+                    for hypothesis, reference in zip(hypotheses, references):
+                        precisions = [clipped_precision([hypothesis], [reference], n) for n in range(1, 5)]
+                        if min(precisions) == 0:
+                            scores.append(0.0)
+                            continue
+                        c, r = len(hypothesis), len(reference)
+                        brevity_penalty = 1.0 if c >= r else math.exp(1 - r / c)
+                        scores.append(100 * brevity_penalty * math.exp(sum(math.log(p) for p in precisions) / 4))
+                    return sum(scores) / len(scores)
+            """),
+        ],
+        "q2": [
+            ("the longest common substring (adjacent tokens), not the longest common subsequence", "lcs_length", """
+                def lcs_length(a, b):
+                    best = 0
+                    previous = [0] * (len(b) + 1)
+                    for x in a:
+                        current = [0]
+                        for j, y in enumerate(b, start=1):
+                            current.append(previous[j - 1] + 1 if x == y else 0)
+                        best = max(best, *current)
+                        previous = current
+                    return best
+            """),
+            ("precision and recall swapped: LCS / |reference| called precision", "rouge_l", """
+                def rouge_l(hypothesis, reference):
+                    if not hypothesis or not reference:
+                        return 0.0, 0.0, 0.0
+                    lcs = lcs_length(hypothesis, reference)
+                    precision, recall = lcs / len(reference), lcs / len(hypothesis)
+                    fmeasure = 2 * precision * recall / (precision + recall) if lcs else 0.0
+                    return precision, recall, fmeasure
+            """),
+            ("F as the arithmetic mean of P and R, not their harmonic mean", "rouge_l", """
+                def rouge_l(hypothesis, reference):
+                    if not hypothesis or not reference:
+                        return 0.0, 0.0, 0.0
+                    lcs = lcs_length(hypothesis, reference)
+                    precision, recall = lcs / len(hypothesis), lcs / len(reference)
+                    return precision, recall, (precision + recall) / 2
+            """),
+        ],
+        "q3": [
+            ("hit@k looks at the first k - 1 candidates only (off by one)", "hit_at_k", """
+                def hit_at_k(rankings, relevant, k):
+                    hits = [any(c in rel for c in ranking[:k - 1]) for ranking, rel in zip(rankings, relevant)]
+                    return sum(hits) / len(hits)
+            """),
+            ("hit@k counts every relevant id in the top k: a question can count twice", "hit_at_k", """
+                def hit_at_k(rankings, relevant, k):
+                    found = sum(c in rel for ranking, rel in zip(rankings, relevant) for c in ranking[:k])
+                    return found / len(rankings)
+            """),
+            ("MRR returns inside the loop: only the first question is scored", "mean_reciprocal_rank", """
+                def mean_reciprocal_rank(rankings, relevant):
+                    total = 0.0
+                    for ranking, rel in zip(rankings, relevant):
+                        for rank, candidate in enumerate(ranking, start=1):
+                            if candidate in rel:
+                                total += 1 / rank
+                                break
+                        return total / len(rankings)
+            """),
+            ("MRR leaves out the questions whose answer is not ranked, instead of counting them as 0",
+             "mean_reciprocal_rank", """
+                def mean_reciprocal_rank(rankings, relevant):
+                    reciprocal_ranks = []
+                    for ranking, rel in zip(rankings, relevant):
+                        ranks = [rank for rank, candidate in enumerate(ranking, start=1) if candidate in rel]
+                        if ranks:
+                            reciprocal_ranks.append(1 / ranks[0])
+                    return sum(reciprocal_ranks) / len(reciprocal_ranks)
             """),
         ],
     },
@@ -946,6 +1164,177 @@ ALTERNATIVE_ANSWERS = {
             """),
         ],
     },
+    "tokenization": {
+        "q1": [
+            ("Counter over zip(word, word[1:]); max with the key (count, -id, -id); words merged on a stack; "
+             "the table a Counter", "merge_step", """
+                def pair_counts(word_counts):
+                    counts = Counter()
+                    for word, n in word_counts.items():
+                        for pair in zip(word, word[1:]):
+                            counts[pair] += n
+                    return counts
+
+                def merge_step(word_counts, vocab):
+                    counts = pair_counts(word_counts)
+                    a, b = max(counts, key=lambda pair: (counts[pair], -vocab[pair[0]], -vocab[pair[1]]))
+                    merged = Counter()
+                    for word, n in word_counts.items():
+                        out = []
+                        for symbol in word:
+                            if out and out[-1] == a and symbol == b:  # a merged symbol is never a itself
+                                out[-1] = a + b
+                            else:
+                                out.append(symbol)
+                        merged[tuple(out)] += n
+                    return (a, b), merged
+            """),
+            ("a dict counted by index; sorted() by (-count, ids); a recursive merge of each word; the pair as a list",
+             "merge_step", """
+                def pair_counts(word_counts):
+                    counts = {}
+                    for word, n in word_counts.items():
+                        for i in range(len(word) - 1):
+                            counts[word[i], word[i + 1]] = counts.get((word[i], word[i + 1]), 0) + n
+                    return counts
+
+                def merge_step(word_counts, vocab):
+                    counts = pair_counts(word_counts)
+                    ranked = sorted(counts.items(), key=lambda item: (-item[1], vocab[item[0][0]], vocab[item[0][1]]))
+                    a, b = ranked[0][0]
+
+                    def merge(word):
+                        if len(word) < 2:
+                            return word
+                        if word[0] == a and word[1] == b:
+                            return (a + b,) + merge(word[2:])
+                        return word[:1] + merge(word[1:])
+
+                    return [a, b], {merge(word): n for word, n in word_counts.items()}
+            """),
+            ("defaultdict and itertools.pairwise; the best pair kept in a loop; words merged in place by index",
+             "merge_step", """
+                from collections import defaultdict
+
+                def pair_counts(word_counts):
+                    counts = defaultdict(int)
+                    for word, n in word_counts.items():
+                        for a, b in pairwise(word):
+                            counts[a, b] += n
+                    return dict(counts)
+
+                def merge_step(word_counts, vocab):
+                    best, best_key = None, None
+                    for pair, n in pair_counts(word_counts).items():
+                        key = (-n, vocab[pair[0]], vocab[pair[1]])
+                        if best_key is None or key < best_key:
+                            best, best_key = pair, key
+                    a, b = best
+                    merged = {}
+                    for word, n in word_counts.items():
+                        symbols, i = list(word), 0
+                        while i < len(symbols) - 1:
+                            if symbols[i] == a and symbols[i + 1] == b:
+                                symbols[i:i + 2] = [a + b]
+                            i += 1
+                        merged[tuple(symbols)] = n
+                    return best, merged
+            """),
+        ],
+        "q2": [
+            ("recursion: merge the best pair everywhere, then encode the result again; tuples", "encode_word", """
+                def encode_word(word, merges):
+                    rank = {}
+                    for r, pair in enumerate(merges):
+                        rank.setdefault(tuple(pair), r)
+
+                    def step(symbols):
+                        candidates = [p for p in zip(symbols, symbols[1:]) if p in rank]
+                        if not candidates:
+                            return tuple(symbols)
+                        a, b = min(candidates, key=rank.__getitem__)
+                        out, i = [], 0
+                        while i < len(symbols):
+                            if i + 1 < len(symbols) and symbols[i] == a and symbols[i + 1] == b:
+                                out.append(a + b)
+                                i += 2
+                            else:
+                                out.append(symbols[i])
+                                i += 1
+                        return step(out)
+
+                    return step(list(word))
+
+                def encode(text, merges):
+                    pieces = bpe.pretokenize(text)
+                    return tuple(t for piece in pieces for t in encode_word(bpe.to_symbols(piece), merges))
+            """),
+            ("one merge at a time, at the leftmost occurrence of the best pair (as tokenizers' Rust code does)",
+             "encode_word", """
+                def encode_word(word, merges):
+                    ranks = {tuple(pair): rank for rank, pair in reversed(list(enumerate(merges)))}
+                    symbols = list(word)
+                    while True:
+                        best = None
+                        for i in range(len(symbols) - 1):
+                            rank = ranks.get((symbols[i], symbols[i + 1]))
+                            if rank is not None and (best is None or rank < best[0]):
+                                best = (rank, i)
+                        if best is None:
+                            return symbols
+                        i = best[1]
+                        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+            """),
+            ("the best pair found with sorted() over the set of pairs; words merged on a stack; itertools.chain",
+             "encode_word", """
+                from itertools import chain
+
+                def encode_word(word, merges):
+                    ranks = {}
+                    for rank, (a, b) in enumerate(merges):
+                        if (a, b) not in ranks:
+                            ranks[a, b] = rank
+                    symbols = tuple(word)
+                    while True:
+                        found = sorted((ranks[p], p) for p in set(pairwise(symbols)) if p in ranks)
+                        if not found:
+                            return symbols
+                        a, b = found[0][1]
+                        merged = []
+                        for s in symbols:
+                            if merged and merged[-1] == a and s == b:
+                                merged[-1] = a + b
+                            else:
+                                merged.append(s)
+                        symbols = tuple(merged)
+
+                def encode(text, merges):
+                    return list(chain.from_iterable(encode_word(w, merges) for w in bpe.byte_words(text)))
+            """),
+        ],
+        "q3": [
+            ("NumPy sums", "tokens_per_character", """
+                import numpy as np
+
+                def tokens_per_character(texts, tokenize):
+                    return np.sum([len(tokenize(t)) for t in texts]) / np.sum([len(t) for t in texts])
+            """),
+            ("an exact Fraction; the characters as len(''.join(texts))", "tokens_per_character", """
+                from fractions import Fraction
+
+                def tokens_per_character(texts, tokenize):
+                    return Fraction(sum(len(tokenize(t)) for t in texts), len("".join(texts)))
+            """),
+            ("a loop that counts both as it goes; the tokens through list()", "tokens_per_character", """
+                def tokens_per_character(texts, tokenize):
+                    n_tokens = n_characters = 0
+                    for text in texts:
+                        n_tokens += len(list(tokenize(text)))
+                        n_characters += len(text)
+                    return n_tokens / n_characters
+            """),
+        ],
+    },
     "ngram_models": {
         "q1": [
             ("loops, a running previous token and Counter.update", "bigrams", """
@@ -1304,6 +1693,177 @@ ALTERNATIVE_ANSWERS = {
                             best.sort(reverse=True)
                             del best[width:]
                     return tuple((tokens, score) for score, tokens in best)
+            """),
+        ],
+    },
+    "applications": {
+        "q1": [
+            ("sacrebleu itself (tokenize='none', no smoothing): its score, and p_n from its counts and totals",
+             "corpus_bleu", """
+                import sacrebleu
+
+                def sacrebleu_of(hypotheses, references):
+                    return sacrebleu.corpus_bleu([" ".join(h) for h in hypotheses], [[" ".join(r) for r in references]],
+                                                 tokenize="none", smooth_method="none")
+
+                def clipped_precision(hypotheses, references, n):
+                    bleu = sacrebleu_of(hypotheses, references)
+                    return bleu.counts[n - 1] / bleu.totals[n - 1] if bleu.totals[n - 1] else 0
+
+                def corpus_bleu(hypotheses, references):
+                    return sacrebleu_of(hypotheses, references).score
+            """),
+            ("NumPy: n-grams by zipping shifted lists, clipping as a Counter intersection (&), "
+             "the geometric mean as a product to the power 1/4", "corpus_bleu", """
+                def clipped_precision(hypotheses, references, n):
+                    matches, totals = [], []
+                    for hypothesis, reference in zip(hypotheses, references):
+                        hyp = Counter(zip(*[hypothesis[i:] for i in range(n)]))
+                        ref = Counter(zip(*[reference[i:] for i in range(n)]))
+                        matches.append(sum((hyp & ref).values()))
+                        totals.append(sum(hyp.values()))
+                    total = np.sum(totals)
+                    return np.sum(matches) / total if total > 0 else np.float64(0.0)
+
+                def corpus_bleu(hypotheses, references):
+                    p = np.array([clipped_precision(hypotheses, references, n) for n in (1, 2, 3, 4)])
+                    if np.any(p == 0):
+                        return np.float64(0.0)
+                    c, r = sum(map(len, hypotheses)), sum(map(len, references))
+                    return 100 * np.exp(min(0.0, 1 - r / c)) * np.prod(p) ** 0.25
+            """),
+            ("exact fractions (fractions.Fraction) from dicts counted by hand; the logs summed from p_4 down",
+             "corpus_bleu", """
+                from fractions import Fraction
+
+                def clipped_precision(hypotheses, references, n):
+                    matches = total = 0
+                    for hypothesis, reference in zip(hypotheses, references):
+                        ref_counts, hyp_counts = {}, {}
+                        for i in range(len(reference) - n + 1):
+                            ref_counts[tuple(reference[i:i + n])] = ref_counts.get(tuple(reference[i:i + n]), 0) + 1
+                        for i in range(len(hypothesis) - n + 1):
+                            hyp_counts[tuple(hypothesis[i:i + n])] = hyp_counts.get(tuple(hypothesis[i:i + n]), 0) + 1
+                        for gram, count in hyp_counts.items():
+                            matches += min(count, ref_counts.get(gram, 0))
+                            total += count
+                    return Fraction(matches, total) if total else Fraction(0)
+
+                def corpus_bleu(hypotheses, references):
+                    precisions = [clipped_precision(hypotheses, references, n) for n in range(4, 0, -1)]
+                    if 0 in precisions:
+                        return 0
+                    c = sum(len(h) for h in hypotheses)
+                    r = sum(len(x) for x in references)
+                    log_brevity_penalty = 0 if c >= r else 1 - r / c
+                    return 100 * math.exp(log_brevity_penalty + sum(math.log(p) for p in precisions) / 4)
+            """),
+        ],
+        "q2": [
+            ("memoized recursion (functools.cache) for the LCS; (P, R, F) as a list", "rouge_l", """
+                from functools import cache
+
+                def lcs_length(a, b):
+                    @cache
+                    def lcs(i, j):  # the LCS of a[i:] and b[j:]
+                        if i == len(a) or j == len(b):
+                            return 0
+                        if a[i] == b[j]:
+                            return lcs(i + 1, j + 1) + 1
+                        return max(lcs(i + 1, j), lcs(i, j + 1))
+
+                    return lcs(0, 0)
+
+                def rouge_l(hypothesis, reference):
+                    lcs = lcs_length(hypothesis, reference) if hypothesis and reference else 0
+                    if lcs == 0:
+                        return [0, 0, 0]
+                    p, r = lcs / len(hypothesis), lcs / len(reference)
+                    return [p, r, 2 * p * r / (p + r)]
+            """),
+            ("the whole (|a| + 1) x (|b| + 1) table in NumPy; (P, R, F) as a NumPy array", "rouge_l", """
+                def lcs_length(a, b):
+                    table = np.zeros((len(a) + 1, len(b) + 1), dtype=int)
+                    for i in range(1, len(a) + 1):
+                        for j in range(1, len(b) + 1):
+                            if a[i - 1] == b[j - 1]:
+                                table[i, j] = table[i - 1, j - 1] + 1
+                            else:
+                                table[i, j] = max(table[i - 1, j], table[i, j - 1])
+                    return table[-1, -1]
+
+                def rouge_l(hypothesis, reference):
+                    if len(hypothesis) == 0 or len(reference) == 0:
+                        return np.zeros(3)
+                    lcs = lcs_length(hypothesis, reference)
+                    p, r = lcs / len(hypothesis), lcs / len(reference)
+                    return np.array([p, r, 2 * p * r / (p + r) if p + r > 0 else 0.0])
+            """),
+            ("rouge-score's RougeScorer with a tokenizer that splits on spaces (its Score, a named tuple); "
+             "the LCS from a dict of prefix lengths", "rouge_l", """
+                from rouge_score import rouge_scorer
+
+                class SplitOnSpaces:
+                    def tokenize(self, text):
+                        return text.split()
+
+                def rouge_l(hypothesis, reference):
+                    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=SplitOnSpaces())
+                    return scorer.score(" ".join(reference), " ".join(hypothesis))["rougeL"]
+
+                def lcs_length(a, b):
+                    table = {}
+                    for i in range(len(a) + 1):
+                        for j in range(len(b) + 1):
+                            if i == 0 or j == 0:
+                                table[i, j] = 0
+                            elif a[i - 1] == b[j - 1]:
+                                table[i, j] = table[i - 1, j - 1] + 1
+                            else:
+                                table[i, j] = max(table[i - 1, j], table[i, j - 1])
+                    return table[len(a), len(b)]
+            """),
+        ],
+        "q3": [
+            ("NumPy: the mean of a list of booleans; the first relevant rank from list.index",
+             "mean_reciprocal_rank", """
+                def hit_at_k(rankings, relevant, k):
+                    return np.mean([len(set(ranking[:k]) & set(rel)) > 0 for ranking, rel in zip(rankings, relevant)])
+
+                def mean_reciprocal_rank(rankings, relevant):
+                    reciprocal = np.zeros(len(rankings))
+                    for q, (ranking, rel) in enumerate(zip(rankings, relevant)):
+                        positions = [ranking.index(r) for r in rel if r in ranking]
+                        if positions:
+                            reciprocal[q] = 1 / (min(positions) + 1)
+                    return reciprocal.mean()
+            """),
+            ("exact fractions (Fraction), set.isdisjoint and next() over a generator", "mean_reciprocal_rank", """
+                from fractions import Fraction
+
+                def hit_at_k(rankings, relevant, k):
+                    hits = sum(1 for ranking, rel in zip(rankings, relevant) if not set(rel).isdisjoint(ranking[:k]))
+                    return Fraction(hits, len(rankings))
+
+                def mean_reciprocal_rank(rankings, relevant):
+                    total = sum(next((Fraction(1, rank) for rank, c in enumerate(ranking, 1) if c in rel), Fraction(0))
+                                for ranking, rel in zip(rankings, relevant))
+                    return total / len(rankings)
+            """),
+            ("a dict from id to rank for each question; statistics.fmean", "mean_reciprocal_rank", """
+                import statistics
+
+                def hit_at_k(rankings, relevant, k):
+                    return statistics.fmean(float(any(r in set(ranking[:k]) for r in rel))
+                                            for ranking, rel in zip(rankings, relevant))
+
+                def mean_reciprocal_rank(rankings, relevant):
+                    scores = []
+                    for ranking, rel in zip(rankings, relevant):
+                        rank_of = {candidate: rank for rank, candidate in enumerate(ranking, start=1)}
+                        ranks = [rank_of[r] for r in rel if r in rank_of]
+                        scores.append(1 / min(ranks) if ranks else 0.0)
+                    return statistics.fmean(scores)
             """),
         ],
     },
