@@ -131,7 +131,7 @@ def keras_lstm(config: ClassifyConfig):
     """The articles' network, compiled as they compile it."""
     keras = import_keras()
     model = keras.Sequential([
-        keras.Input(shape=(config.maxlen,), dtype="int32"),  # built now: count_params() before fit
+        keras.Input(shape=(config.maxlen,), dtype="int32"),  # count_params() before fit
         keras.layers.Embedding(config.num_words, config.d_embed),  # no input_length
         keras.layers.LSTM(config.units),
         keras.layers.Dense(1, activation="sigmoid"),
