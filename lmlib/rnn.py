@@ -30,7 +30,8 @@ moves between them unchanged and the tests compare them number for number.
 the same weights (``RNNConfig.fast``).
 
 ``LSTMClassifier`` is the same LSTM read once over a whole text, with a sigmoid head
-(the network of the articles' Keras code, parameter for parameter):
+(the network of the articles' Keras code, parameter for parameter; it skips the padding,
+which their model reads, as Keras's ``Embedding(mask_zero=True)`` would):
 
     z = w . h_n + b,   P(positive | text) = sigmoid(z),   h_n the state after the last word.
 

@@ -27,7 +27,6 @@ CPU_BY_DESIGN = {
     ("word2vec", "*"): "Word2Vec trains on the CPU only (its hand-written SGD, like gensim's)",
     ("ngram", "*"): "counts and n-gram tables live on the CPU",
     ("course.finetune_runs", "*"): "the course's long runs build CPU batches, moved to the device by fine_tune",
-    ("course.classification_runs", "*"): "the classification chapter's runs train on the CPU (device='cpu')",
     ("lm", "encode_batch"): "CPU ids; _score_batch moves them to the model's device",
     ("lm", "token_logprobs"): "an empty result, on the CPU like every result of the scorers",
     ("lm", "UniformLM.__init__"): "UniformLM has no weights: it computes on the CPU",

@@ -17,8 +17,13 @@ jieba words, except by the GPT, which reads the characters its People's Daily pr
 
 The articles' Keras 2 code does not run as written on Keras 3: ``keras.preprocessing.text.Tokenizer`` is gone, and
 its successor ``keras.layers.TextVectorization`` needs TensorFlow, which a torch-backend install does not have;
-``WordIndex`` below does what ``Tokenizer`` did. ``pad_sequences`` moved to ``keras.utils.pad_sequences``, and
-``Embedding``'s ``input_length`` is deprecated (a warning: remove it).
+``WordIndex`` below does what ``Tokenizer`` did. ``pad_sequences`` runs under both names,
+``keras.preprocessing.sequence.pad_sequences`` (the articles') and ``keras.utils.pad_sequences`` (the one Keras 3
+documents): they are the same function. ``Embedding``'s ``input_length`` is deprecated (a warning: remove it); the
+rest of the articles' model, ``compile`` and ``fit`` run as written.
+
+Shares measured on the scored examples (``test_words_known``, ``test_unknown_token_share``, ``cut_short``) cover
+every fold's test examples, with each fold's in ``..._by_fold`` where there are several folds.
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ def keras_lstm(config: ClassifyConfig):
     """The articles' network, compiled as they compile it."""
     keras = import_keras()
     model = keras.Sequential([
-        keras.Input(shape=(config.maxlen,), dtype="int32"),
+        keras.Input(shape=(config.maxlen,), dtype="int32"),  # count_params() before fit
         keras.layers.Embedding(config.num_words, config.d_embed),  # no input_length
         keras.layers.LSTM(config.units),
         keras.layers.Dense(1, activation="sigmoid"),
@@ -284,8 +289,9 @@ def averaged_word2vec(task: Task, train, test, config: ClassifyConfig, info: dic
     else:  # 160 sentences are too few to learn vectors from: the course's English text, the same for every fold
         sentences, kv = _english_word2vec(config)
     known = [sum(w in kv.key_to_index for w in task.words[i]) / max(1, len(task.words[i])) for i in test]
+    _add_share(info, "test_words_known", sum(known), len(test))  # the mean over texts of each text's share
     info |= {"parameters": config.w2v_size + 1, "word2vec_words": len(kv), "word2vec_corpus_words":
-             sum(map(len, sentences)), "test_words_known": round(float(np.mean(known)), 4)}
+             sum(map(len, sentences))}
     return logistic_regression(average_vectors([task.words[i] for i in train], kv), task.labels[train],
                                average_vectors([task.words[i] for i in test], kv))
 
@@ -310,8 +316,9 @@ def minilm_embeddings(task: Task, train, test, config: ClassifyConfig, info: dic
     embedded = dict(zip(rows.tolist(), sentence_embeddings([task.texts[i] for i in rows], tokenizer,
                                                            encoder).numpy(), strict=True))
     ids = tokenizer([task.texts[i] for i in test], truncation=True, max_length=256)["input_ids"]
-    unknown = sum(t == tokenizer.unk_token_id for row in ids for t in row) / sum(len(r) - 2 for r in ids)
-    info |= {"parameters": encoder.config.hidden_size + 1, "test_unknown_token_share": round(unknown, 4)}
+    _add_share(info, "test_unknown_token_share", sum(t == tokenizer.unk_token_id for row in ids for t in row),
+               sum(len(r) - 2 for r in ids))  # of all the tokens, [CLS] and [SEP] left out
+    info["parameters"] = encoder.config.hidden_size + 1
     return logistic_regression(np.stack([embedded[i] for i in train]), task.labels[train],
                                np.stack([embedded[i] for i in test]))
 
@@ -385,12 +392,20 @@ def fine_tuned_gpt(task: Task, train, test, config: ClassifyConfig, info: dict) 
     model = R.classifier(body, "full", seed=config.seed, config=run)
     row = R.fine_tune(model, "full", (ids[train], labels[train]), {}, lr=lr, seed=config.seed, config=run,
                       device="cpu")
-    info |= {"parameters": row["trainable"], "body": body_name, "lr": lr,
-             "cut_short": round(float((torch.tensor([len(tokens[i]) for i in test]) >= run.max_tokens).float()
-                                      .mean()), 4)}
+    _add_share(info, "cut_short", sum(len(tokens[i]) >= run.max_tokens for i in test), len(test))
+    info |= {"parameters": row["trainable"], "body": body_name, "lr": lr}
     info.setdefault("train_loss_final", []).append(row["final_train_loss"])
     info.setdefault("epochs", []).append(row["epochs"])
     return FT.predict_proba(model, ids[test])[:, 1].numpy()
+
+
+def _add_share(info: dict, key: str, hits: float, total: float) -> None:
+    """A share measured on a fold's test examples: ``info[key]`` is hits / total summed over the folds so far
+    (every scored example's, not the last fold's), ``info[key + "_by_fold"]`` each fold's."""
+    sums = info.setdefault("_sums", {}).setdefault(key, [0.0, 0.0])  # removed by run_task
+    sums[0], sums[1] = sums[0] + hits, sums[1] + total
+    info.setdefault(f"{key}_by_fold", []).append(round(float(hits / total), 4))
+    info[key] = round(float(sums[0] / sums[1]), 4)
 
 
 # key -> (name in the chapter's table, the classifier)
@@ -422,6 +437,9 @@ def run_task(name: str, config: ClassifyConfig = ClassifyConfig(), only: Sequenc
         probability = np.zeros(len(task.texts))
         for train, test in task.folds:
             probability[test] = fit(task, train, test, config, info)
+        info.pop("_sums", None)
+        if len(task.folds) == 1:  # one fold: its figures are the task's
+            info = {k: v for k, v in info.items() if not k.endswith("_by_fold")}
         scored = probability[task.test_rows]
         info |= {"name": title, "seconds": round(time.perf_counter() - start, 1),
                  "probability": [round(float(p), 4) for p in scored],

@@ -129,6 +129,31 @@ def test_the_cli_runs_end_to_end_on_a_tiny_sample(tmp_path):
     assert len(methods["keras_lstm"]["train_loss"]) == 5  # one curve per fold
 
 
+def _short_texts(task, train, test, config, info):
+    """A stand-in classifier that measures a share on its test examples, as word2vec, minilm and gpt do."""
+    C._add_share(info, "short", sum(len(task.words[i]) < 15 for i in test), len(test))
+    return np.full(len(test), 0.5)
+
+
+def test_a_share_covers_every_fold_s_test_examples_not_the_last_fold_s(monkeypatch):
+    monkeypatch.setitem(C.METHODS, "short", ("short texts", _short_texts))
+    info = C.run_task("polarity_en", only=["short"])["methods"]["short"]
+    task = C.load_task("polarity_en", C.ClassifyConfig())
+    by_fold = [np.mean([len(task.words[i]) < 15 for i in test]) for _, test in task.folds]
+    assert info["short_by_fold"] == [round(float(x), 4) for x in by_fold] and len(set(by_fold)) > 1
+    assert info["short"] == round(float(np.mean([len(w) < 15 for w in task.words])), 4)
+    assert "_sums" not in info
+    one_fold = C.run_task("reviews_zh", only=["short"], limit=20)["methods"]["short"]
+    assert "short_by_fold" not in one_fold and 0 <= one_fold["short"] <= 1
+
+
+def test_the_committed_shares_cover_every_fold():
+    result = C.load_results("polarity_en")["methods"]
+    for key, share in (("word2vec", "test_words_known"), ("minilm", "test_unknown_token_share"), ("gpt", "cut_short")):
+        by_fold = result[key][f"{share}_by_fold"]
+        assert len(by_fold) == 5 and abs(result[key][share] - np.mean(by_fold)) < 1e-4  # folds of 40 each
+
+
 @pytest.mark.parametrize("task", ["reviews_zh", "polarity_en"])
 def test_the_committed_results_were_made_with_the_code_s_settings_on_the_task_s_examples(task):
     path = CHECKPOINTS / f"classification_{task}.json"
