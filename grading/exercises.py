@@ -275,6 +275,20 @@ def _steps(code: str, where: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+def _check_points_add_up(exercise: str, question: str, case_points: list[float]) -> None:
+    """Otter adds a question's per-test points as floats, unrounded, on the notebook and on a hosted
+    autograder: 3 points over 7 tests shows as 2.9999999999999996 of 3."""
+    total = 0.0
+    for points in case_points:
+        total += points
+    if total != round(total, 6):
+        raise ExerciseError(
+            f"{exercise} {question}: otter splits its points over {len(case_points)} test cases and adds them "
+            f"up to {total!r}, not {round(total, 6)!r}: give the question a number of test cases that its points "
+            "divide exactly (3 points: 2, 3, 4, 5, 6, 8 or 9 cases; 2 points: 2, 3, 4, 5 or 8), or merge two cases into one"
+        )
+
+
 def _read(name: str, build_dir: Path) -> Exercise:
     from otter.test_files.ok_test import OKTestFile
 
@@ -288,6 +302,7 @@ def _read(name: str, build_dir: Path) -> Exercise:
                      _steps(tc.body, f"{name} {test_file.name} test {i}"), tc.failure_message)
                 for i, tc in enumerate(test_file.test_cases, start=1)
             )
+            _check_points_add_up(name, test_file.name, [tc.points for tc in test_file.test_cases])
             questions.append(Question(test_file.name, bool(test_file.all_or_nothing), cases))
     if not questions:
         raise ExerciseError(f"exercise {name} has no tests")

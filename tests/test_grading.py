@@ -510,6 +510,16 @@ def test_tests_that_the_grader_cannot_check_are_refused(test, problem):
         == (2, 0.5)
 
 
+def test_points_that_otter_cannot_add_up_exactly_are_refused():
+    """Otter sums a question's per-test points unrounded: 3 points over 7 tests would show 2.9999999999999996."""
+    with pytest.raises(exercises.ExerciseError, match="7 test cases .* 2.9999999999999996"):
+        exercises._check_points_add_up("applications", "q2", [3 / 7] * 7)
+    with pytest.raises(exercises.ExerciseError, match="merge two cases"):
+        exercises._check_points_add_up("tokenization", "q3", [2 / 6] * 6)
+    exercises._check_points_add_up("applications", "q2", [3 / 6] * 6)
+    exercises._check_points_add_up("applications", "q3", [2 / 5] * 5)
+
+
 def test_exact_plain_data_only():
     assert grade.same([1, (2, "a")], [1, (2, "a")])
     assert not grade.same([1, 2], (1, 2))
