@@ -20,7 +20,8 @@ A local Sphinx extension, loaded by ``_config.yml`` (``sphinx: local_extensions`
    run it locally, and the chapter's exercise (from the notebook metadata
    ``course.exercise``, else the exercise page named like the chapter).
 5. provides the ``course-benchmarks`` directive: the tables ``make bench`` wrote to
-   ``benchmarks/results/*.md``, or a line saying there are none yet.
+   ``benchmarks/results/*.md`` (or one file of them; ``:exclude:`` leaves files out), or a line
+   saying there are none yet.
 6. takes the repository URL for the launch buttons from ``$COURSE_REPOSITORY_URL`` when set
    (the GitHub Pages workflow sets it), over the placeholder in ``_config.yml``.
 """
@@ -35,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from docutils import nodes
+from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
@@ -277,15 +279,21 @@ def add_run_note(app: Sphinx, doctree: nodes.document) -> None:
 # 5. benchmarks
 # ---------------------------------------------------------------------------------------
 class BenchmarksDirective(SphinxDirective):
-    """Render every ``benchmarks/results/*.md`` (the tables ``make bench`` writes)."""
+    """Render every ``benchmarks/results/*.md`` (the tables ``make bench`` writes), or the one file the
+    argument names; ``:exclude:`` leaves out files of the folder that the page shows elsewhere."""
 
     has_content = False
-    optional_arguments = 1  # the results folder, relative to the book root
+    optional_arguments = 1  # the results folder, or one results file, relative to the book root
+    option_spec = {"exclude": directives.unchanged}  # file names, separated by spaces
 
     def run(self) -> list[nodes.Node]:
-        folder = Path(self.env.srcdir) / (self.arguments[0] if self.arguments else "benchmarks/results")
-        self.env.note_dependency(str(folder))
-        files = sorted(folder.glob("*.md")) if folder.is_dir() else []
+        target = Path(self.env.srcdir) / (self.arguments[0] if self.arguments else "benchmarks/results")
+        self.env.note_dependency(str(target))
+        excluded = set(self.options.get("exclude", "").split())
+        if target.is_file():
+            files = [target]
+        else:
+            files = sorted(f for f in target.glob("*.md") if f.name not in excluded) if target.is_dir() else []
         if not files:
             para = nodes.paragraph(classes=["course-no-benchmarks"])
             para += nodes.Text("No benchmark results yet: run ")
