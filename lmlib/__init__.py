@@ -9,7 +9,8 @@ and the ones before it (``tests/test_layers.py``):
     the seam      lm, neural
     models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
     tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval
-    the course    course/ (recipes, finetune_runs, summarization_runs, viz): what the chapters run on top
+    the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs, league, viz):
+                  what the chapters run on top
 """
 
 __version__ = "0.1.0"

@@ -109,3 +109,23 @@ def test_the_graph_is_what_the_readme_shows():
         assert row is not None, f"the README's table of layers has no row for {layer!r}"
         shown = {m.rstrip("/") for m in re.findall(r"`([^`]+)`", row.split("|")[2])}
         assert shown == modules, f"README row {layer!r} shows {sorted(shown)}, LAYERS has {sorted(modules)}"
+
+
+def test_the_graph_is_what_the_package_docstring_shows():
+    import lmlib
+
+    lines = lmlib.__doc__.split("\n")
+    for layer, modules in LAYERS.items():
+        start = next((i for i, line in enumerate(lines) if line.strip().startswith(layer + "  ")), None)
+        assert start is not None, f"lmlib/__init__.py's docstring has no line for the layer {layer!r}"
+        text = lines[start].strip().removeprefix(layer)
+        for more in lines[start + 1:]:  # a layer's list may run on, indented, until the next layer
+            if not more.startswith(" " * 18) or not more.strip():
+                break
+            text += " " + more.strip()
+        if layer == "the course":  # course/ (recipes, viz): ... -> course, course.recipes, course.viz
+            inside = re.search(r"\(([^)]*)\)", text).group(1)
+            shown = {"course"} | {f"course.{m.strip()}" for m in inside.split(",")}
+        else:
+            shown = {m.strip() for m in text.split(",")}
+        assert shown == modules, f"lmlib's docstring lists {sorted(shown)} for {layer!r}, LAYERS has {sorted(modules)}"
