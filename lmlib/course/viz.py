@@ -14,6 +14,82 @@ import numpy as np
 from lmlib._deps import require
 from lmlib.analysis import activation_curves, heaps_exponent, next_token_table, zipf_fit
 
+# --- the first chapter ("What is a language model") -----------------------------------------------
+
+
+def plot_timeline(ax, events: list[tuple[int, str, str, str]], colours: dict[str, str], title: str = "",
+                  xlabel: str = "year") -> None:
+    """One row per event ``(year, who, what, kind)``, top to bottom: a dot at its year in the colour of
+    its kind, labelled on the side with more room, and a legend of the kinds above the axes."""
+    from matplotlib.lines import Line2D
+
+    years = [year for year, _, _, _ in events]
+    start, end = min(years) - 8, max(years) + 3
+    for row, (year, who, what, kind) in enumerate(events):
+        ax.plot(year, row, "o", color=colours[kind], ms=7)
+        right = year - start < end - year  # early events have room on the right, the rest on the left
+        ax.annotate(f"{year}  {who}: {what}", (year, row), xytext=(7 if right else -7, 0), textcoords="offset points",
+                    va="center", fontsize=9, ha="left" if right else "right")
+    ax.set(xlim=(start, end), ylim=(len(events) - 0.5, -0.5), yticks=[], xlabel=xlabel)
+    ax.set_title(title, pad=28)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in colours.items()],
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(colours), frameon=False, fontsize=9)
+
+
+# Label offsets (points) that keep the published models' names apart, and a smaller, darker marker per
+# family drawn on top, which keeps two models at almost the same (N, D) apart (LLaMA-65B and Chinchilla).
+_SCALE_LABEL_OFFSETS = {"GPT-3": (-30, -12), "LLaMA-33B": (-52, 6), "LLaMA-65B": (-4, 7), "Chinchilla": (6, -12),
+                        "LLaMA-7B": (-22, 6), "LLaMA-13B": (-12, -13)}
+_SCALE_FAMILY_MARKERS = {"LLaMA": {"marker": "^", "color": "#7f1d1d", "s": 28, "zorder": 4}}
+
+
+def plot_compute_scale(ax, course: list[dict], published: list[dict], tokens_per_parameter: float = 20) -> None:
+    """Models by parameters N (x) and training tokens D (y), log-log, over grey lines of equal compute
+    C = 6ND a factor of 100 apart and the dashed line D = 20 N (Hoffmann et al., 2022).
+
+    ``course``: dicts with ``model``, ``N``, ``D`` and ``unit`` ("characters" draws a hollow dot: its D
+    counts characters). ``published``: dicts with ``model``, ``N`` and ``D``; ``D`` None draws a tick on
+    the N axis. LLaMA models are small dark triangles, the other published models squares.
+    """
+    x_range, y_range = (1e5, 2e12), (1e6, 1e13)
+    ax.set(xscale="log", yscale="log", xlim=x_range, ylim=y_range, xlabel="N, parameters",
+           ylabel="D, training tokens", title="How large: parameters, training tokens and compute")
+    n_grid = np.logspace(5, 12.3, 50)
+    for exponent in range(14, 26, 2):  # lines of equal compute C = 6ND
+        compute = 10.0**exponent
+        ax.plot(n_grid, compute / (6 * n_grid), color="gray", lw=0.6, alpha=0.5)
+        n_top = compute / (6 * y_range[1])  # where the line meets the top of the plot, or else the left side
+        n, d = (n_top, y_range[1] / 1.6) if n_top > 1.5e5 else (1.15e5, compute / (6 * 1.15e5))
+        slope = np.subtract(*ax.transData.transform([(10, 1), (1, 10)]))  # the lines' direction on screen
+        ax.text(n, d, f"$10^{{{exponent}}}$ FLOPs", fontsize=8, color="gray", va="top",
+                rotation=np.degrees(np.arctan2(slope[1], slope[0])), rotation_mode="anchor")
+    ax.plot(n_grid, tokens_per_parameter * n_grid, "--", color="#059669", lw=1,
+            label=f"D = {tokens_per_parameter:g} N (Hoffmann et al., 2022)")
+    blue = "#2563eb"
+    for characters, label in [(False, "this course, words and word pieces"),
+                              (True, "this course, characters (D counts characters)")]:
+        group = [m for m in course if (m["unit"] == "characters") == characters]
+        ax.scatter([m["N"] for m in group], [m["D"] for m in group], zorder=3, label=label, color=blue,
+                   facecolors="white" if characters else blue)
+    ax.annotate("this course", (course[0]["N"], course[0]["D"]), xytext=(2.5e6, 4e7), fontsize=9, color=blue,
+                arrowprops={"arrowstyle": "-", "color": blue, "lw": 0.6})
+    with_d = [m for m in published if m["D"] is not None]
+    for m in with_d:
+        style = _SCALE_FAMILY_MARKERS.get(m["model"].split("-")[0], {"marker": "s", "color": "#dc2626", "zorder": 3})
+        label = "published models (N and D from their papers)" if m is with_d[0] else None
+        ax.scatter(m["N"], m["D"], **style, label=label)
+        ax.annotate(m["model"], (m["N"], m["D"]), xytext=_SCALE_LABEL_OFFSETS.get(m["model"], (5, 4)),
+                    textcoords="offset points", fontsize=8)
+    for m in published:
+        if m["D"] is None:  # no D: a tick on the N axis
+            ax.axvline(m["N"], ymax=0.05, color="#dc2626", lw=1.5)
+            ax.text(m["N"], 2.2e6, f" {m['model']}\n (D not given)", fontsize=8, color="#dc2626", va="bottom")
+    ax.grid(alpha=0.2, which="major")
+    ax.legend(loc="center right", fontsize=8)
+
 
 def plot_zipf(ax, freqs: np.ndarray, label: str, min_rank: int = 10, max_rank: int = 10_000) -> None:
     """Rank-frequency curve on log-log axes, with the fitted Zipf line (dashed) over the ranks it fits."""

@@ -13,6 +13,36 @@ from lmlib import analysis  # noqa: E402
 from lmlib.course import viz  # noqa: E402
 
 
+def test_plot_timeline_puts_one_labelled_dot_per_event_in_its_kind_colour():
+    events = [(1913, "Markov", "letter chains", "counting"), (2017, "Vaswani et al.", "the Transformer", "Transformer")]
+    colours = {"counting": "#6b7280", "Transformer": "#dc2626"}
+    fig, ax = plt.subplots()
+    viz.plot_timeline(ax, events, colours, title="t", xlabel="year")
+    dots = ax.get_lines()
+    assert [line.get_xydata().tolist() for line in dots] == [[[1913, 0]], [[2017, 1]]]
+    assert [line.get_color() for line in dots] == list(colours.values())
+    labels = ax.texts  # the early event is labelled on its right, the late one on its left
+    assert [t.get_text() for t in labels] == ["1913  Markov: letter chains", "2017  Vaswani et al.: the Transformer"]
+    assert [t.get_ha() for t in labels] == ["left", "right"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(colours)
+    plt.close(fig)
+
+
+def test_plot_compute_scale_draws_every_model_and_marks_character_models_hollow():
+    course = [{"model": "w", "N": 2e6, "D": 3e6, "unit": "words"},
+              {"model": "c", "N": 4e5, "D": 8e6, "unit": "characters"}]
+    published = [{"model": "GPT", "N": 117e6, "D": None}, {"model": "Chinchilla", "N": 70e9, "D": 1.4e12},
+                 {"model": "LLaMA-65B", "N": 65.2e9, "D": 1.4e12}]
+    fig, ax = plt.subplots()
+    viz.plot_compute_scale(ax, course, published)
+    words, chars, chinchilla, llama = ax.collections
+    assert words.get_offsets().tolist() == [[2e6, 3e6]] and chars.get_offsets().tolist() == [[4e5, 8e6]]
+    assert chars.get_facecolor()[0].tolist() == [1.0, 1.0, 1.0, 1.0]  # hollow: its D counts characters
+    assert chinchilla.get_offsets().tolist() == [[70e9, 1.4e12]] and llama.get_zorder() > chinchilla.get_zorder()
+    assert {"Chinchilla", "LLaMA-65B", " GPT\n (D not given)"} <= {t.get_text() for t in ax.texts}
+    assert ax.get_xscale() == ax.get_yscale() == "log" and "parameters" in ax.get_xlabel()
+    plt.close(fig)
+
 def test_plot_zipf_labels_axes_and_reports_the_exponent():
     fig, ax = plt.subplots()
     viz.plot_zipf(ax, np.round(1e6 / np.arange(1, 1000)).astype(int), "toy")
