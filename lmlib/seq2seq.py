@@ -155,11 +155,13 @@ class EncoderBlock(Block):
         self.norm_first = norm_first
 
     def branch_input(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        """What a residual branch reads: Norm(x) before it (pre-norm), or x itself (post-norm)."""
+        """What a sub-layer reads: Norm(x) (pre-norm), or x itself (post-norm)."""
         return norm(x) if self.norm_first else x
 
-    def residual(self, x: torch.Tensor, branch: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        """x + branch (pre-norm), or Norm(x + branch) (post-norm)."""
+    def residual(self, x: torch.Tensor, branch: torch.Tensor,
+                 norm: nn.Module) -> torch.Tensor:
+        """The sub-layer's output ``branch`` added back: x + branch (pre-norm),
+        or Norm(x + branch) (post-norm)."""
         return x + branch if self.norm_first else norm(x + branch)
 
     def forward(self, x: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,21 @@ def test_the_translation_recipe_reads_the_numerals_pairs_with_their_shared_vocab
     assert "".join(vocab.decode(source)) == splits["train"][0].en  # rows of (English, Chinese) pairs
 
 
+def test_the_other_translation_recipes_read_the_pairs_reversed_or_the_short_ones():
+    from lmlib.numerals import token_pairs, tokenize
+
+    splits = R.numeral_splits()
+    vocab, train_rows, _ = R.recipe_data(R.RECIPES["seq2seq_numerals_zh_en"])
+    source = train_rows[0, : len(splits["train"][0].zh)]
+    assert "".join(vocab.decode(source)) == splits["train"][0].zh  # rows of (Chinese, English) pairs
+    short = R.PAIR_TOKENIZATIONS["chars_en_zh_short"]("numerals", "train")
+    kept = token_pairs([p for p in splits["train"] if len(tokenize(p.en)) <= R.SHORT_SOURCE])
+    assert short == kept and 0 < len(kept) < len(splits["train"])  # the en_zh pairs, the long sources left out
+    vocab, train_rows, _ = R.recipe_data(R.RECIPES["seq2seq_numerals_en_zh_short"])
+    assert len(train_rows) == len(kept)
+    assert set(vocab.itos) == set(R.recipe_data(R.RECIPES["seq2seq_numerals_en_zh"])[0].itos)  # no character lost
+
+
 @pytest.fixture(scope="module")
 def recipe_runs(tmp_path_factory) -> dict[str, Path]:
     """Every recipe, trained for 3 steps of its schedule (with its end-of-run evaluation), each in its folder.
