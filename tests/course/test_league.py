@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import math
 
 import numpy as np
 import pytest
+import torch
+from scipy.stats import permutation_test
 
+from lmlib import generate as G
 from lmlib.course import league as L
 from lmlib.lm import UniformLM, total_logprob
 from lmlib.metrics import bootstrap_interval, paired_bootstrap
@@ -121,23 +125,47 @@ def test_the_appendix_table_is_rendered_from_the_committed_results(committed):
     assert L.MARKDOWN.read_text(encoding="utf-8") == L.markdown(committed), f"rerun {L.COMMAND}"
 
 
-def test_the_greedy_experiment_recomputes(committed, data):
-    """The 5-gram's continuations of every prompt, and every model's measures from its continuations."""
+def _measures_of(texts: list[str], prompts: list[list[str]], training: L.TrainingText) -> dict:
+    ended = [not t.endswith(" …") for t in texts]
+    tokens = [t.removesuffix(" …").split() for t in texts]
+    return {k: round(v, 4) for k, v in L.continuation_measures(prompts, tokens, ended, training).items()}
+
+
+def test_the_decoding_experiment_recomputes(committed, data):
+    """The 5-gram's greedy continuations of every prompt and its sampled ones of the first prompts; every
+    model's measures from its continuations; the test text's own measures from the test text."""
     greedy = committed["greedy"]
     assert greedy["settings"] == json.loads(json.dumps(dataclasses.asdict(L.GREEDY)))
+    assert greedy["sampled"]["settings"] == json.loads(json.dumps(dataclasses.asdict(L.SAMPLING)))
     kn5 = NGramLM(5, "kneser_ney", min_count=2).fit(data.train["words"])
     prompts = L.greedy_prompts(data.test["words"], kn5.vocab)
     assert [" ".join(p) for p in prompts] == greedy["prompts"]
     continuations, finished = L.greedy_continuations(kn5, prompts)
     saved = greedy["models"]["Kneser-Ney 5-gram, words"]["continuations"]
-    assert [" ".join(c) + ("" if f else " …") for c, f in zip(continuations, finished, strict=True)] == saved
-    seen = {g for s in data.train["words"] for g in L.ngrams(s, L.GREEDY.n)}
+    assert L._shown(continuations, finished) == saved
+    k = L.SAMPLING.samples
+    for method, top_p in L.SAMPLING.methods:
+        sampled = greedy["sampled"]["methods"][method]["models"]["Kneser-Ney 5-gram, words"]["continuations"]
+        assert L._shown(*L.sampled_continuations(kn5, prompts[:5], top_p)) == sampled[: 5 * k], method
+    training = L.TrainingText(data.train["words"])
     for name, result in greedy["models"].items():
-        texts = result["continuations"]
-        ended = [not t.endswith(" …") for t in texts]
-        tokens = [t.removesuffix(" …").split() for t in texts]
-        measures = L.continuation_measures(prompts, tokens, ended, seen)
-        _same({k: round(v, 4) for k, v in measures.items()}, result["measures"], name)
+        _same(_measures_of(result["continuations"], prompts, training), result["measures"], name)
+    repeated = [p for p in prompts for _ in range(k)]
+    for method, result in greedy["sampled"]["methods"].items():
+        assert set(result["models"]) == set(L.GREEDY.models)
+        for name, run in result["models"].items():
+            assert len(run["continuations"]) == k * len(prompts)
+            _same(_measures_of(run["continuations"], repeated, training), run["measures"], f"{method} {name}")
+    truth, ended = L.true_continuations(data.test["words"], kn5.vocab)
+    _same(_measures_of(L._shown(truth, ended), prompts, training), greedy["test text"], "test text")
+
+
+def test_the_article_comparisons_recompute(committed):
+    """The paired figures over the ten articles, from the rows' per-article sums."""
+    rows = {r["model"]: r for r in committed["rows"]}
+    assert [(c["a"], c["b"], c["measure"]) for c in committed["comparisons"]] == list(L.PAIRS)
+    for c in committed["comparisons"]:
+        _same(L.article_comparison(c["a"], c["b"], c["measure"], rows), c["articles"], f"{c['a']} {c['b']}")
 
 
 # --- the pieces, on toy data --------------------------------------------------------------------------------
@@ -188,13 +216,112 @@ def test_the_intervals_are_the_bootstrap_of_the_corpus_measure():
     assert pair["p"] == plain.p_value
 
 
-def test_loops_and_copies_are_counted_as_documented():
-    assert L.loops("a b c d a b c d".split()) and not L.loops("a b c d a b c e".split())
+def test_repeats_and_copies_are_counted_as_documented():
+    assert L.repeats_ngram("a b c d a b c d".split()) and not L.repeats_ngram("a b c d a b c e".split())
     seen = set(L.ngrams("x y z w v".split(), 4))
     # the 4-grams ending in a generated token: x y z w, y z w v (both in the training text) and z w v q
     assert L.copied(["x", "y", "z"], ["w", "v", "q"], seen) == (2, 3)
     assert L.copied(["a", "x"], ["y", "z", "w"], seen) == (1, 2)  # a x y z is not in it; x y z w is
     assert L.copied(["x", "y"], [], seen) == (0, 0)
+    # distinct: a loop that repeats x y z w counts it once
+    assert L.copied(["x", "y", "z"], ["w", "x", "y", "z", "w"], seen) == (1, 4)
+
+
+def _longest_run_brute_force(tokens, sentences):
+    runs = {tuple(s[i:j]) for s in sentences for i in range(len(s)) for j in range(i + 1, len(s) + 1)}
+    return max((j - i for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1)
+                if tuple(tokens[i:j]) in runs), default=0)
+
+
+def test_the_longest_copied_run_is_the_brute_force_one():
+    """Against every run of every training sentence, on random texts of a small alphabet (many repeats);
+    a run never crosses the end of a training sentence."""
+    rng = np.random.default_rng(0)
+    sentences = [list(rng.choice(list("abcde"), size=rng.integers(1, 12))) for _ in range(8)]
+    training = L.TrainingText(sentences, sizes=(4,))
+    for _ in range(200):
+        tokens = list(rng.choice(list("abcdef"), size=rng.integers(0, 15)))
+        assert training.longest_copied_run(tokens) == _longest_run_brute_force(tokens, sentences), tokens
+    crossing = L.TrainingText([["a", "b"], ["c", "d"]], sizes=(2,))
+    assert crossing.longest_copied_run(["a", "b", "c", "d"]) == 2 and crossing.seen[2] == {("a", "b"), ("c", "d")}
+
+
+def test_the_true_continuations_are_cut_as_a_decoder_is():
+    """Of a sentence of 3 + 39 words the decoder could write all and its <eos> in 40 steps; of 3 + 40, not."""
+    vocab = Vocab(["w"] * 2, min_count=1)
+    short, long_ = ["w"] * 42, ["w"] * 43
+    settings = dataclasses.replace(L.GREEDY, prompts=2)
+    rests, ended = L.true_continuations([short, long_], vocab, settings)
+    assert [len(r) for r in rests] == [39, 40] and ended == [True, False]
+
+
+def test_sampled_continuations_are_lmlib_generate_s_samples():
+    model = NGramLM(2, "kneser_ney").fit(TOY[:4])
+    prompts = [["the"], ["a", "dog"]]
+    got = L.sampled_continuations(model, prompts, 0.9, dataclasses.replace(L.GREEDY, max_tokens=5))
+    want = [g for k, p in enumerate(prompts)
+            for g in G.sample(model, p, 5, top_p=0.9, suppress=["<unk>"], num_samples=L.SAMPLING.samples,
+                              generator=torch.Generator().manual_seed(L.SAMPLING.seed + k))]
+    assert got == ([g.tokens for g in want], [g.finished for g in want])
+
+
+def _perplexity_items(items):
+    return L.perplexity_of(np.array([lp for lp, _ in items]), np.array([n for _, n in items]))
+
+
+def test_the_sign_flip_test_is_the_exact_enumeration():
+    """Against a brute-force count of the 2^n sign patterns of the per-item differences (for a mean), and
+    against scipy.stats.permutation_test, exact, on per-article perplexities (a ratio of sums)."""
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 9), rng.normal(0.7, 1, 9)
+    d = b - a
+    brute = np.mean([abs(np.mean(np.array(signs) * d)) >= abs(d.mean()) - 1e-12
+                     for signs in itertools.product((1, -1), repeat=len(d))])
+    assert L.sign_flip_test(list(a), list(b), np.mean) == pytest.approx(brute, abs=0)
+
+    tokens = rng.integers(50, 500, 10)
+    lp_a = -tokens * rng.uniform(5.0, 5.6, 10)
+    lp_b = lp_a + tokens * rng.uniform(-0.25, 0.05, 10)  # b better on most items, not on all
+    got = L.sign_flip_test(list(zip(lp_a, tokens, strict=True)), list(zip(lp_b, tokens, strict=True)),
+                           _perplexity_items)
+
+    def statistic(x, y):
+        return math.exp(-y.sum() / tokens.sum()) - math.exp(-x.sum() / tokens.sum())
+
+    want = permutation_test((lp_a, lp_b), statistic, permutation_type="samples", n_resamples=np.inf,
+                            alternative="two-sided", vectorized=False)
+    assert got == pytest.approx(want.pvalue, abs=1e-12) and 0 < got < 0.5
+    # one system better on every item: the smallest p there is, 2 / 2^n
+    assert L.sign_flip_test([1, 2, 3], [0, 1, 2], np.mean) == 2 / 8
+    with pytest.raises(ValueError, match="same items"):
+        L.sign_flip_test([1, 2], [1], np.mean)
+    with pytest.raises(ValueError, match="paired_bootstrap"):
+        L.sign_flip_test(list(range(21)), list(range(21)), np.mean)
+
+
+def test_the_article_interval_resamples_whole_articles():
+    rng = np.random.default_rng(2)
+    logprob, size = -rng.uniform(5, 50, 30), rng.integers(2, 20, 30)
+    articles = np.repeat(np.arange(6), 5)
+    got = L.article_interval(L.perplexity_of, logprob, size, articles)
+    per_article = [(logprob[articles == k].sum(), size[articles == k].sum()) for k in range(6)]
+    want = bootstrap_interval(per_article, _perplexity_items, n_resamples=L.N_RESAMPLES)
+    assert np.allclose([got.estimate, got.low, got.high], [want.estimate, want.low, want.high], rtol=1e-12)
+
+
+def test_the_spelling_leak_is_the_speller_s_mass_on_the_vocabulary():
+    vocab = Vocab(["the", "cat", "sat", "the"], min_count=1)
+    spell = L.spelling_model([["zebra", "the", "dog"], ["quagga", "dog", "cat"]], vocab)
+    want = sum(math.exp(total_logprob(spell, [list(w)])[0]) for w in ("the", "cat", "sat"))
+    assert L.spelling_leak(spell, vocab) == pytest.approx(want, rel=1e-12) and 0 < want < 1
+
+
+def test_the_table_says_exact_and_names_its_columns(committed):
+    rows = {r["model"]: r for r in L.table_rows(committed)}
+    assert rows["uniform, words"]["test PPL per word"] == "16,135 (exact)"
+    assert rows["uniform, characters"]["test bits per character"] == "7.983 (exact)"
+    assert L.SIZE in rows["MLP, words"] and rows["MLP, words"][L.TRAINING].endswith("3,000 steps")
+    assert rows["MLP, words"][L.TRAINING].split()[2] == "CPU"  # CPU minutes first
 
 
 def test_command_line_check_says_what_is_stale(committed, tmp_path, capsys):
