@@ -284,8 +284,9 @@ def _check_points_add_up(exercise: str, question: str, case_points: list[float])
     if total != round(total, 6):
         raise ExerciseError(
             f"{exercise} {question}: otter splits its points over {len(case_points)} test cases and adds them "
-            f"up to {total!r}, not {round(total, 6)!r}: give the question a number of test cases that its points "
-            "divide exactly (3 points: 2, 3, 4, 5, 6, 8 or 9 cases; 2 points: 2, 3, 4, 5 or 8), or merge two cases into one"
+            f"up to {total!r}, not {round(total, 6)!r}: give the question a number of test cases that its "
+            "points divide exactly (3 points: 2, 3, 4, 5, 6, 8 or 9 cases; 2 points: 2, 3, 4, 5 or 8), "
+            "or merge two cases into one"
         )
 
 
