@@ -48,13 +48,9 @@ def sentence_bits(model, sentences: list[list[str]]) -> np.ndarray:
     return np.array([-s.sum().item() / math.log(2) for s in scores])
 
 
-def bits_per_character(bits: np.ndarray, chars: np.ndarray) -> float:
-    """Bits over characters, the sentence's <eos> counted as one (the line break that ends it)."""
-    return float(bits.sum() / chars.sum())
-
-
-def _pooled_bpc(items: list[tuple[float, int]]) -> float:
-    """Bits per character of (bits, characters) pairs, one a sentence: the pooled ratio, not a mean of ratios."""
+def pooled_bpc(items: list[tuple[float, int]]) -> float:
+    """Bits per character of (bits, characters) pairs, one a sentence (its <eos> counted as one character, the
+    line break that ends it): the pooled ratio, not a mean of ratios."""
     bits, chars = np.asarray(items, dtype=np.float64).T
     return float(bits.sum() / chars.sum())
 
@@ -66,8 +62,9 @@ def run(max_steps: int | None = None, device: str = "cpu") -> dict:
     train_stream, valid_stream = (encode_stream(vocab, character_sentences("wiki", split))
                                   for split in ("train", "valid"))
     test = character_sentences("wiki", "test")
-    chars = np.array([len(s) + 1 for s in test])
-    bits = {"teacher": sentence_bits(teacher.eval(), test)}
+    chars = [len(s) + 1 for s in test]
+    # per test sentence: (bits, characters)
+    scored = {"teacher": list(zip(sentence_bits(teacher.eval(), test), chars, strict=True))}
     rows = {"teacher": {"parameters": teacher.num_parameters(), "non_embedding_parameters":
                         non_embedding_parameters(teacher)}}
     for name, (weight, temperature) in STUDENTS.items():
@@ -79,24 +76,23 @@ def run(max_steps: int | None = None, device: str = "cpu") -> dict:
         history = train(model, train_stream, valid_stream, TRAINING, max_steps=max_steps, progress=False,
                         device=device)
         student.to("cpu").eval()
-        bits[name] = sentence_bits(student, test)
+        scored[name] = list(zip(sentence_bits(student, test), chars, strict=True))
         rows[name] = {"kl_weight": weight, "temperature": temperature, "parameters": student.num_parameters(),
                       "non_embedding_parameters": non_embedding_parameters(student),
                       "valid_loss": round(history["valid_loss"][-1], 6),
                       "train_seconds": round(time.perf_counter() - began, 1),
                       "history": {key: [round(v, 6) for v in values] for key, values in history.items()}}
-        print(f"{name}: test {bits_per_character(bits[name], chars):.4f} bits per character", flush=True)
+        print(f"{name}: test {pooled_bpc(scored[name]):.4f} bits per character", flush=True)
     teacher.to("cpu")
     for name, row in rows.items():
-        row["test_bpc"] = round(bits_per_character(bits[name], chars), 6)
+        row["test_bpc"] = round(pooled_bpc(scored[name]), 6)
         if name not in ("teacher", "text only"):  # against the student trained on the text alone, sentence by sentence
-            test_ = paired_bootstrap(list(zip(bits["text only"], chars, strict=True)),
-                                     list(zip(bits[name], chars, strict=True)), _pooled_bpc, seed=0)
-            row["minus_text_only"] = {"difference": round(test_.difference, 6), "low": round(test_.low, 6),
-                                      "high": round(test_.high, 6), "p_value": test_.p_value}
+            comparison = paired_bootstrap(scored["text only"], scored[name], pooled_bpc, seed=0)
+            row["minus_text_only"] = {"difference": round(comparison.difference, 6), "low": round(comparison.low, 6),
+                                      "high": round(comparison.high, 6), "p_value": comparison.p_value}
     return {"teacher": TEACHER, "student": dict(zip(("d_model", "n_layers", "n_heads"), STUDENT, strict=True)),
             "students": {k: list(v) for k, v in STUDENTS.items()}, "training": dataclasses.asdict(TRAINING),
-            "max_steps": max_steps, "test_sentences": len(test), "test_characters": int(chars.sum()),
+            "max_steps": max_steps, "test_sentences": len(test), "test_characters": sum(chars),
             "models": rows, "wall_seconds": round(time.perf_counter() - start, 1),
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "device": f"CPU, {torch.get_num_threads()} threads" if device == "cpu" else device,
