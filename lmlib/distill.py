@@ -27,17 +27,19 @@ from lmlib.neural import NeuralLM
 
 def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                   temperature: float = 1.0) -> torch.Tensor:
-    """[..., V] logits of the student and of the teacher -> [...] KL(p_T || p_S) in nats, each
-    p = softmax(logits / temperature), computed in at least float32. The logits must be finite (leave
-    out the columns of tokens never predicted, which are -inf)."""
+    """[..., V] logits of the student and of the teacher -> [...] KL(p_T || p_S) in nats,
+    each p = softmax(logits / temperature), in at least float32. The logits must be finite
+    (leave out the columns of the tokens never predicted, which are -inf)."""
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"the student's logits have shape {tuple(student_logits.shape)} and the teacher's "
-                         f"{tuple(teacher_logits.shape)}: both models must score the same positions over the same "
-                         "vocabulary")
+        raise ValueError(
+            f"the student's logits have shape {tuple(student_logits.shape)} and the "
+            f"teacher's {tuple(teacher_logits.shape)}: both models must score the same "
+            "positions over the same vocabulary")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     dtype = torch.promote_types(student_logits.dtype, torch.float32)
-    log_p_student = F.log_softmax(student_logits.to(dtype) / temperature, dim=-1)  # [..., V]
+    # [..., V]
+    log_p_student = F.log_softmax(student_logits.to(dtype) / temperature, dim=-1)
     log_p_teacher = F.log_softmax(teacher_logits.to(dtype) / temperature, dim=-1)
     return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=-1)  # [...]
 
@@ -88,15 +90,17 @@ class Distillation(NeuralLM):
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
         return self.student.sequence_logprobs(ids)  # the student's own scoring (a GPT's sliding window)
 
-    def distillation_loss(self, ids: torch.Tensor, student_logits: torch.Tensor, targets: torch.Tensor,
-                          cross_entropy: torch.Tensor) -> torch.Tensor:
-        """(1 - lambda) CE + lambda tau^2 sum_t KL(p_T || p_S) over the positions t whose target is scored
-        (``targets`` != -100), for [B, T] ``ids`` read by both models, the student's [B, T, V] logits and
-        its summed cross-entropy ``cross_entropy`` over the same positions."""
+    def distillation_loss(self, ids: torch.Tensor, student_logits: torch.Tensor,
+                          targets: torch.Tensor, cross_entropy: torch.Tensor) -> torch.Tensor:
+        """(1 - lambda) CE + lambda tau^2 sum_t KL(p_T || p_S) over the positions t whose
+        target is scored (``targets`` != -100): ``ids`` [B, T] read by both models, the
+        student's logits [B, T, V], its cross-entropy summed over the same positions."""
         with torch.no_grad():
             teacher_logits = self.teacher(ids)  # [B, T, V]
         scored = targets != -100  # [B, T]
-        predicted = ~self.never_predicted  # <pad> and <bos> are -inf in both: not part of either distribution
-        kl = kl_divergence(student_logits[scored][:, predicted], teacher_logits[scored][:, predicted],
-                           self.temperature).sum()
-        return (1 - self.kl_weight) * cross_entropy + self.kl_weight * self.temperature ** 2 * kl
+        # <pad> and <bos> are -inf in both models: part of neither distribution
+        predicted = ~self.never_predicted
+        kl = kl_divergence(student_logits[scored][:, predicted],  # [N, V'] -> [N]
+                           teacher_logits[scored][:, predicted], self.temperature).sum()
+        lam, tau = self.kl_weight, self.temperature
+        return (1 - lam) * cross_entropy + lam * tau ** 2 * kl

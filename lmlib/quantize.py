@@ -36,17 +36,20 @@ INT8_MIN, INT8_MAX = -128, 127
 
 
 def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """W [out, in] float -> (q [out, in] int8, s [out] float32): s_i = max_j |W_ij| / 127.5 and
-    q = clamp(round(W / s), -128, 127), rounding half to even."""
+    """W [out, in] float -> (q [out, in] int8, s [out] float32):
+    s_i = max_j |W_ij| / 127.5, q = clamp(round(W / s), -128, 127), half to even."""
     if weight.ndim != 2 or not weight.is_floating_point():
-        raise ValueError(f"quantize_rows takes a 2-D float weight matrix [out, in], got {weight.dtype} "
-                         f"of shape {tuple(weight.shape)}")
+        raise ValueError(f"quantize_rows takes a 2-D float weight matrix [out, in], got "
+                         f"{weight.dtype} of shape {tuple(weight.shape)}")
     w = weight.float()
-    # 255 levels, -128..127: a step of (2 max|W|) / 255; a row of zeros gets the smallest scale, not 0
-    scale = (w.abs().amax(dim=1) / ((INT8_MAX - INT8_MIN) / 2)).clamp(min=torch.finfo(torch.float32).eps)
-    # times 1/s rather than / s, as torchao computes it: the two can round a last bit apart
+    # 255 levels, -128..127, so a step is 2 max|W| / 255; a row of zeros gets the
+    # smallest scale, not 0
+    half_range = (INT8_MAX - INT8_MIN) / 2
+    scale = (w.abs().amax(dim=1) / half_range).clamp(min=torch.finfo(torch.float32).eps)
+    # times 1/s rather than / s, as torchao computes it: the two can round a last bit
+    # apart
     q = torch.round(w * (1.0 / scale[:, None])).clamp(INT8_MIN, INT8_MAX)
-    return q.to(torch.int8), scale
+    return q.to(torch.int8), scale  # [out, in], [out]
 
 
 class Int8Linear(nn.Module):
@@ -64,7 +67,8 @@ class Int8Linear(nn.Module):
         return cls(*quantize_rows(linear.weight.detach()), linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [..., in] @ [in, out]: the integers, converted to x's dtype, then one scale per output
+        # [..., in] @ [in, out]: the integers, converted to x's dtype, then one scale
+        # per output
         y = (x @ self.q.to(x.dtype).T) * self.scale.to(x.dtype)  # [..., out]
         return y if self.bias is None else y + self.bias
 

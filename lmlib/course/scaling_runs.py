@@ -56,8 +56,8 @@ def model_config(vocab_size: int, d_model: int, n_layers: int, n_heads: int) -> 
 
 
 def non_embedding_parameters(model: GPT) -> int:
-    """Kaplan et al.'s N: every parameter except the token and the position embeddings (the output layer,
-    tied to the token embedding, is left out with it)."""
+    """Kaplan et al.'s N: every parameter except the token and position embeddings
+    (the output layer, tied to the token embedding, is left out with it)."""
     embeddings = model.token_embedding.weight.numel()
     if model.position_embedding is not None:
         embeddings += model.position_embedding.weight.numel()
@@ -111,16 +111,17 @@ class PowerLaw:
 
 
 def fit_power_law(n, loss, confidence: float = 0.95) -> PowerLaw:
-    """L = (N_c / N)^alpha, i.e. ln L = alpha ln N_c - alpha ln N: a straight line on log-log axes, fitted by
-    least squares. alpha's interval is slope +- t * standard error, with Student's t for len(n) - 2 degrees of
-    freedom: it measures how well one line fits these points, not how the points would move with another seed."""
+    """L = (N_c / N)^alpha, i.e. ln L = alpha ln N_c - alpha ln N: a straight line on
+    log-log axes, fitted by least squares. alpha's interval is the slope +- t times its
+    standard error, Student's t with len(n) - 2 degrees of freedom: it measures how well
+    one line fits these points, not how the points would move with another seed."""
     from scipy import stats
 
     x, y = _logs(n, loss, at_least=3)
     fit = stats.linregress(x, y)  # y = intercept + slope x
-    half = stats.t.ppf((1 + confidence) / 2, len(x) - 2) * fit.stderr
-    alpha = -fit.slope
-    return PowerLaw(float(alpha), float(alpha - half), float(alpha + half), math.exp(fit.intercept / alpha))
+    alpha = -float(fit.slope)
+    half = float(stats.t.ppf((1 + confidence) / 2, len(x) - 2) * fit.stderr)
+    return PowerLaw(alpha, alpha - half, alpha + half, math.exp(fit.intercept / alpha))
 
 
 def fit_power_law_with_floor(n, loss, confidence: float = 0.95) -> PowerLaw:
