@@ -9,13 +9,12 @@ Rounding to the nearest step of size s_i errs by at most half a step, |W_ij - s_
 (the row's largest entry, at 127.5 steps, is clamped to 127: half a step too). A row's scale
 comes from its own largest entry, so one large weight coarsens the steps of its row only.
 
-The layer's output is unchanged in form: since s_i depends on the row only, it factors out of
-the sum over j,
-
-    y_i = sum_j x_j s_i q_ij + b_i = s_i (x q^T)_i + b_i,
-
-a matrix product with the integer weights, then one multiplication per output. Activations stay
-float ("weight-only"). A weight takes 1 byte instead of 4 (plus 4 bytes of scale per row).
+The layer computes y = x W^T + b with W_ij = s_i q_ij. Since s_i depends on the row only, it
+also factors out of the sum over j, y_i = s_i (x q^T)_i + b_i: a product with the integers, then
+one multiplication per output, the form an int8 kernel uses (torchao's CPU path computes it so);
+``Int8Linear`` rebuilds the float weights instead, which on a CPU without an int8 kernel is the
+faster of the two for a batch of many positions. Activations stay float ("weight-only"). Stored,
+a weight takes 1 byte instead of 4 (plus 4 bytes of scale per row).
 
 ``quantize_int8`` gives a copy of a model with every linear layer replaced by an ``Int8Linear``.
 The scales and integers are those of torchao's ``Int8WeightOnlyConfig`` (per row, version 2):
@@ -31,6 +30,7 @@ from collections import Counter
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -53,8 +53,8 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Int8Linear(nn.Module):
-    """y = (x q^T) s + b: a linear layer whose weights are int8 q [out, in] with one float32 scale
-    s per output row (``quantize_rows``)."""
+    """y = x (s q)^T + b: a linear layer whose weights are stored as int8 q [out, in] with one
+    float32 scale s per output row (``quantize_rows``)."""
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
@@ -67,10 +67,11 @@ class Int8Linear(nn.Module):
         return cls(*quantize_rows(linear.weight.detach()), linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [..., in] @ [in, out]: the integers, converted to x's dtype, then one scale
-        # per output
-        y = (x @ self.q.to(x.dtype).T) * self.scale.to(x.dtype)  # [..., out]
-        return y if self.bias is None else y + self.bias
+        # The weights s_i q_ij are rebuilt for each call, then multiplied as float: the
+        # [out, in] matrix is small next to a batch's activations, and float32's own
+        # product adds the bias in the same pass. Only storage is int8.
+        weight = self.q.to(x.dtype) * self.scale.to(x.dtype)[:, None]  # [out, in]
+        return F.linear(x, weight, self.bias)  # [..., in] -> [..., out]
 
     def dequantized(self) -> torch.Tensor:
         """[out, in] the weights the layer computes with, s_i q_ij."""

@@ -109,7 +109,7 @@ def test_a_quantised_gpt_computes_what_torchao_s_does():
     ours, theirs = Q.quantize_int8(model), Q.torchao_quantized(model)
     ids = torch.tensor([[1, 4, 5, 6, 7, 8, 4, 5]])
     with torch.no_grad():
-        assert max_abs_difference(ours(ids), theirs(ids)) <= 1e-6
+        assert max_abs_difference(ours(ids), theirs(ids)) <= 1e-5  # the same weights, products in another order
 
 
 def test_the_import_filter_drops_only_torchao_s_two_import_messages():
