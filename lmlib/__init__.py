@@ -8,9 +8,10 @@ and the ones before it (``tests/test_layers.py``):
     foundations   _deps, data, tokenize, bpe, show, answers, metrics, numerals
     the seam      lm, neural
     models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
-    tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval
-    the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs, league, viz):
-                  what the chapters run on top
+    tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval, quantize,
+                  distill
+    the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs, league,
+                  scaling_runs, distillation_runs, viz): what the chapters run on top
 """
 
 __version__ = "0.1.0"

@@ -16,7 +16,9 @@ the chosen positions are scored, with no shift. A model whose ``objective`` is
 ``"seq2seq"`` (``lmlib.seq2seq.Seq2Seq``) reads (source, target) pairs: its data
 is a 2-D tensor, one pair a row (``lmlib.seq2seq.encode_pairs``), each batch
 ``batch_size`` random rows, and it predicts every target token from the source
-and the target tokens before it (teacher forcing).
+and the target tokens before it (teacher forcing). A model whose ``objective`` is
+``"distill"`` (``lmlib.distill.Distillation``) is a student with a frozen teacher: its loss
+mixes the cross-entropy with the KL divergence from the teacher's distribution.
 
 A model is a ``lmlib.neural.NeuralLM``: it maps [B, T] ids to [B, T, V]
 logits (of the next token; of the hidden token itself for a masked LM) and declares what the loop needs to know of it
@@ -249,6 +251,8 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     if stats[1] == 0:
         raise ValueError("a batch has no predictable targets: make the block longer "
                          "than the model's context")
+    if model.objective == "distill":  # lmlib.distill: the loss mixes in KL to a teacher
+        summed = model.distillation_loss(x, logits, targets, summed)  # (logged: the CE)
     if carry is not None:  # truncated BPTT: the state goes on, its gradient stops here
         carry = tuple(c.detach() for c in carry)
     return summed * world / stats[1], (stats[0] / stats[1]).item(), int(stats[1]), carry
