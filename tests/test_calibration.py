@@ -1,0 +1,97 @@
+"""lmlib.calibration: ECE on a case computed by hand, against a direct loop over the bins' definition, the
+reliability points against scikit-learn's calibration_curve, and the grouped bootstrap against
+lmlib.metrics.bootstrap_interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.calibration import calibration_curve
+
+from lmlib import calibration as CAL
+from lmlib.metrics import bootstrap_interval
+
+
+def direct_ece(confidence, correct, n_bins):
+    """The definition, bin by bin: bins ((m-1)/M, m/M], the first one closed at 0."""
+    n, total = len(confidence), 0.0
+    for m in range(1, n_bins + 1):
+        low, high = (m - 1) / n_bins, m / n_bins
+        inside = [i for i, c in enumerate(confidence) if (low < c <= high) or (m == 1 and c == 0)]
+        if inside:
+            acc = np.mean([correct[i] for i in inside])
+            conf = np.mean([confidence[i] for i in inside])
+            total += len(inside) / n * abs(acc - conf)
+    return total
+
+
+@pytest.fixture(scope="module")
+def predictions():
+    rng = np.random.default_rng(0)
+    confidence = rng.beta(2, 2, 3000)
+    correct = (rng.random(3000) < confidence ** 1.5).astype(int)  # over-confident: right less often than c says
+    return confidence, correct
+
+
+def test_ece_by_hand():
+    # four predictions at 0.9, two right: |0.5 - 0.9| = 0.4; two at 0.2, one right: |0.5 - 0.2| = 0.3
+    confidence, correct = [0.9, 0.9, 0.9, 0.9, 0.2, 0.2], [1, 1, 0, 0, 1, 0]
+    assert CAL.expected_calibration_error(confidence, correct) == pytest.approx(4 / 6 * 0.4 + 2 / 6 * 0.3)
+    assert CAL.expected_calibration_error([0.3, 0.7], [0, 1], n_bins=1) == pytest.approx(0.0)  # |0.5 - 0.5|
+    assert CAL.expected_calibration_error([0.3, 0.7], [0, 1], n_bins=2) == pytest.approx(0.3)  # 0.3 + 0.3, halves
+
+
+def test_edges_go_to_the_lower_bin():
+    assert CAL.bin_index(np.array([0.0, 0.1, 0.1000001, 0.5, 1.0]), 10).tolist() == [0, 0, 1, 4, 9]
+
+
+@pytest.mark.parametrize("n_bins", [1, 5, 10, 15])
+def test_ece_equals_the_definition(predictions, n_bins):
+    confidence, correct = predictions
+    edges = np.concatenate([confidence[:50], np.arange(n_bins + 1) / n_bins])  # on the bin edges too
+    right = np.concatenate([correct[:50], np.arange(n_bins + 1) % 2])
+    for c, a in [(confidence, correct), (edges, right)]:
+        assert CAL.expected_calibration_error(c, a, n_bins) == pytest.approx(direct_ece(c, a, n_bins), abs=1e-12)
+
+
+def test_reliability_points_equal_scikit_learn(predictions):
+    confidence, correct = predictions
+    bins = CAL.reliability_bins(confidence, correct, n_bins=10)
+    prob_true, prob_pred = calibration_curve(correct, confidence, n_bins=10, strategy="uniform")
+    filled = bins.counts > 0
+    assert np.allclose(bins.accuracy[filled], prob_true) and np.allclose(bins.confidence[filled], prob_pred)
+    assert bins.counts.sum() == len(confidence)
+    assert CAL.expected_calibration_error(confidence, correct) > 0.05  # the planted over-confidence shows
+
+
+def test_a_calibrated_sample_has_a_small_ece():
+    rng = np.random.default_rng(1)
+    confidence = rng.random(200_000)
+    correct = rng.random(200_000) < confidence  # right exactly as often as the confidence says
+    assert CAL.expected_calibration_error(confidence, correct) < 0.01
+
+
+def test_grouped_interval_is_the_bootstrap_over_groups(predictions):
+    confidence, correct = predictions
+    groups = np.repeat(np.arange(300), 10)[::-1]  # 300 groups of 10, numbered backwards: order of appearance
+    got = CAL.ece_interval(confidence, correct, groups, n_resamples=200, seed=3)
+    items = [(confidence[groups == g], correct[groups == g]) for g in dict.fromkeys(groups.tolist())]
+
+    def ece(chosen):
+        return CAL.expected_calibration_error(np.concatenate([c for c, _ in chosen]),
+                                              np.concatenate([a for _, a in chosen]))
+
+    want = bootstrap_interval(items, ece, n_resamples=200, seed=3)
+    assert (got.estimate, got.low, got.high) == pytest.approx((want.estimate, want.low, want.high), abs=1e-12)
+    assert got.low < got.estimate < got.high
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="probabilities, not log-probabilities"):
+        CAL.expected_calibration_error([-0.1, 0.5], [1, 0])
+    with pytest.raises(ValueError, match="0/1"):
+        CAL.expected_calibration_error([0.1, 0.5], [2, 0])
+    with pytest.raises(ValueError, match="one length"):
+        CAL.reliability_bins([0.1, 0.5], [1])
+    with pytest.raises(ValueError, match="one label per prediction"):
+        CAL.ece_interval([0.1, 0.5], [1, 0], groups=[0])
