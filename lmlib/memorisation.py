@@ -31,11 +31,13 @@ from lmlib.lm import IncrementalDecoding, LanguageModel, model_device
 DIGITS = tuple("0123456789")
 
 
-def random_secrets(n: int, length: int = 6, alphabet: Sequence[str] = DIGITS, seed: int = 0) -> list[str]:
-    """``n`` different secrets of ``length`` symbols drawn uniformly from ``alphabet`` (NumPy, seeded)."""
+def random_secrets(n: int, length: int = 6, alphabet: Sequence[str] = DIGITS,
+                   seed: int = 0) -> list[str]:
+    """``n`` different secrets of ``length`` symbols drawn uniformly from ``alphabet``
+    (NumPy, seeded; a repeat is drawn again)."""
     if len(set(alphabet)) ** length < n:
-        raise ValueError(f"only {len(set(alphabet)) ** length} different secrets of length {length} exist; "
-                         f"asked for {n}")
+        raise ValueError(f"only {len(set(alphabet)) ** length} different secrets of "
+                         f"length {length} exist; asked for {n}")
     rng, secrets = np.random.default_rng(seed), []
     while len(secrets) < n:
         secret = "".join(alphabet[i] for i in rng.integers(0, len(alphabet), length))
@@ -45,12 +47,14 @@ def random_secrets(n: int, length: int = 6, alphabet: Sequence[str] = DIGITS, se
 
 
 def secret_index(secret: Sequence[str], alphabet: Sequence[str] = DIGITS) -> int:
-    """The candidate's position in ``candidate_logprobs``' order: the secret read as a number in
-    base K = len(alphabet), its symbols' positions in the alphabet as digits ("000120" -> 120)."""
+    """The candidate's position in ``candidate_logprobs``' order: the secret read as a
+    number in base K = len(alphabet), each symbol's place in the alphabet a digit
+    ("000120" -> 120)."""
     position = {a: i for i, a in enumerate(alphabet)}
     unknown = [s for s in secret if s not in position]
     if unknown:
-        raise ValueError(f"the secret {''.join(secret)!r} has symbols outside the alphabet: {unknown}")
+        raise ValueError(f"the secret {''.join(secret)!r} has symbols outside the "
+                         f"alphabet: {unknown}")
     index = 0
     for symbol in secret:
         index = index * len(alphabet) + position[symbol]
@@ -59,33 +63,38 @@ def secret_index(secret: Sequence[str], alphabet: Sequence[str] = DIGITS) -> int
 
 @torch.no_grad()
 def candidate_logprobs(model: LanguageModel, prefix: Sequence[str], length: int = 6,
-                       alphabet: Sequence[str] = DIGITS, max_rows: int = 2000) -> torch.Tensor:
-    """[K^length] float64: ln P(s | <bos> prefix) of every candidate secret s, in ``secret_index`` order.
-
-    ``prefix`` and ``alphabet`` are tokens of the model's vocabulary (a character model: the characters).
-    The model reads at most ``max_rows`` contexts at once (memory: a Transformer's cache per row).
-    """
+                       alphabet: Sequence[str] = DIGITS,
+                       max_rows: int = 2000) -> torch.Tensor:
+    """[K^length] float64: ln P(s | <bos> prefix) of every candidate secret s, in
+    ``secret_index`` order. ``prefix`` and ``alphabet`` are tokens of the model's
+    vocabulary (for a character model, characters). The model reads at most
+    ``max_rows`` contexts at once (memory: a Transformer keeps a cache per row)."""
     vocab = model.vocab
-    missing = [a for a in [*prefix, *alphabet] if a not in vocab]
+    missing = sorted({a for a in [*prefix, *alphabet] if a not in vocab})
     if missing or len(set(alphabet)) != len(alphabet) or length < 1:
-        raise ValueError(f"candidate_logprobs needs length >= 1 and distinct alphabet tokens and a prefix all in the "
-                         f"model's vocabulary (not in it: {sorted(set(missing))}, length {length})")
+        raise ValueError(
+            "candidate_logprobs needs length >= 1, distinct alphabet tokens, and a "
+            f"prefix and alphabet in the vocabulary (not in it: {missing}; "
+            f"length {length})")
     device = model_device(model)
     symbols = torch.tensor(vocab.encode(list(alphabet)), device=device)  # [K]
-    context = torch.tensor([[vocab.bos_id, *vocab.encode(list(prefix))]], device=device)  # [1, T0]
+    start = [vocab.bos_id, *vocab.encode(list(prefix))]
+    context = torch.tensor([start], device=device)  # [1, T0]
     cache = None
     if isinstance(model, IncrementalDecoding):
         logp, cache = model.decode_step(context, None)  # [1, V]
     else:
         logp = model.next_token_logprobs(context)
-    return _expand(model, context, cache, logp.double()[:, symbols], symbols, length, max_rows).flatten()
+    first = logp.double()[:, symbols]  # [1, K]: ln P(first symbol | prefix)
+    return _expand(model, context, cache, first, symbols, length, max_rows).flatten()
 
 
-def _expand(model, contexts: torch.Tensor, cache, first: torch.Tensor, symbols: torch.Tensor, remaining: int,
-            max_rows: int) -> torch.Tensor:
-    """[B, K^remaining]: the log-probability of every string of ``remaining`` symbols after each of the B
-    contexts, given ``first`` [B, K], the log-probabilities of the next symbol. Children are read
-    ``max_rows // K`` parents at a time, from their parents' cache when there is one."""
+def _expand(model, contexts: torch.Tensor, cache, first: torch.Tensor,
+            symbols: torch.Tensor, remaining: int, max_rows: int) -> torch.Tensor:
+    """[B, K^remaining]: ln P of every string of ``remaining`` symbols after each of the
+    B contexts, given ``first`` [B, K] = ln P(next symbol | context). The children
+    (each context + one symbol) are read max_rows // K parents at a time, each from
+    its parent's cache when the model has one (one new token a row)."""
     if remaining == 1:
         return first
     n_parents, K = len(contexts), len(symbols)
@@ -94,24 +103,28 @@ def _expand(model, contexts: torch.Tensor, cache, first: torch.Tensor, symbols: 
     for a in range(0, n_parents, step):
         parents = torch.arange(a, min(a + step, n_parents), device=contexts.device)
         rows = parents.repeat_interleave(K)  # [b K]: each parent K times
-        appended = symbols.repeat(len(parents))  # [b K]: each child's last symbol
-        children = torch.cat([contexts[rows], appended[:, None]], dim=1)  # [b K, T + 1]
+        appended = symbols.repeat(len(parents))  # [b K]: each child's new symbol
+        children = torch.cat([contexts[rows], appended[:, None]], dim=1)  # [b K, T+1]
         if cache is not None:
-            logp, child_cache = model.decode_step(appended[:, None], model.reorder_cache(cache, rows))
+            parent_cache = model.reorder_cache(cache, rows)
+            logp, child_cache = model.decode_step(appended[:, None], parent_cache)
         else:
             logp, child_cache = model.next_token_logprobs(children), None
-        deeper = _expand(model, children, child_cache, logp.double()[:, symbols], symbols, remaining - 1,
-                         max_rows)  # [b K, K^(remaining-1)]
-        parts.append((first[parents].reshape(-1, 1) + deeper).reshape(len(parents), -1))
+        deeper = _expand(model, children, child_cache, logp.double()[:, symbols],
+                         symbols, remaining - 1, max_rows)  # [b K, K^(remaining-1)]
+        # a candidate's score: its first symbol's, plus the rest's after it
+        total = first[parents].reshape(-1, 1) + deeper  # [b K, K^(remaining-1)]
+        parts.append(total.reshape(len(parents), -1))  # [b, K^remaining]
     return torch.cat(parts)
 
 
 def rank_of(logprobs: torch.Tensor, index: int) -> int:
-    """1 + the number of candidates scored strictly higher than candidate ``index`` (a tie counts in the
-    candidate's favour: the best rank it could be given)."""
+    """1 + the number of candidates scored strictly higher than candidate ``index``
+    (a tie counts in its favour: the best rank it could be given)."""
     return 1 + int((logprobs > logprobs[index]).sum())
 
 
 def exposure(logprobs: torch.Tensor, index: int) -> float:
-    """log2 |R| - log2 rank: bits of the secret the model gives away (0 to log2 |R|)."""
+    """log2 |R| - log2 rank: the bits of the secret the model gives away
+    (from 0, ranked last, to log2 |R|, ranked first)."""
     return math.log2(len(logprobs)) - math.log2(rank_of(logprobs, index))

@@ -57,12 +57,14 @@ def tagged_sentences(paragraphs: Sequence[Sequence[tuple[str, str]]],
 
 @torch.no_grad()
 def layer_states(model: GPT, ids: torch.Tensor) -> torch.Tensor:
-    """[B, T] ids (T <= block_size) -> [L + 1, B, T, d_model]: each token's vector after the embeddings
-    (layer 0) and after each of the L blocks, as the model computes them when it reads ``ids``."""
+    """[B, T] ids (T <= block_size) -> [L + 1, B, T, d_model]: each token's vector after
+    the embeddings (layer 0) and after each of the L blocks, read with forward hooks
+    while the model reads ``ids`` as it always does."""
     states: list[torch.Tensor] = []
-    hooks = [model.drop.register_forward_hook(lambda module, inputs, out: states.append(out))]
-    hooks += [block.register_forward_hook(lambda module, inputs, out: states.append(out[0]))
-              for block in model.blocks]
+    hooks = [model.drop.register_forward_hook(  # embeddings (+ positions) -> dropout
+        lambda module, inputs, out: states.append(out))]
+    hooks += [block.register_forward_hook(  # a block returns (x, its keys and values)
+        lambda module, inputs, out: states.append(out[0])) for block in model.blocks]
     try:
         model.eval()
         model.hidden_states(ids)
@@ -72,12 +74,15 @@ def layer_states(model: GPT, ids: torch.Tensor) -> torch.Tensor:
     return torch.stack(states)
 
 
-def control_labels(types: Sequence[Hashable], labels: Sequence[Hashable], seed: int = 0) -> dict:
-    """Hewitt and Liang's control task: each distinct type (in order of first appearance) gets one label,
-    drawn independently from the empirical distribution of ``labels`` (NumPy, seeded). Apply it to
-    every occurrence of the type, in training and test data alike."""
+def control_labels(types: Sequence[Hashable], labels: Sequence[Hashable],
+                   seed: int = 0) -> dict:
+    """Hewitt and Liang's control task: each distinct type (in order of first
+    appearance) gets one label, drawn independently from the empirical distribution
+    of ``labels`` (NumPy, seeded). Every occurrence of a type, in training and test
+    data alike, then carries its type's label."""
     if len(types) != len(labels) or not types:
-        raise ValueError(f"types and labels must be one per token and not empty: {len(types)} vs {len(labels)}")
+        raise ValueError("types and labels must be one per token and not empty: "
+                         f"{len(types)} vs {len(labels)}")
     counts = Counter(labels)
     values = sorted(counts, key=str)
     p = np.array([counts[v] for v in values], dtype=np.float64) / len(labels)
@@ -86,17 +91,22 @@ def control_labels(types: Sequence[Hashable], labels: Sequence[Hashable], seed: 
     return {t: values[i] for t, i in zip(distinct, drawn, strict=True)}
 
 
-def fit_probe(features: np.ndarray, labels: Sequence[Hashable], C: float = 1.0, max_iter: int = 500):
-    """A linear probe: features standardised, then multinomial logistic regression (L2, strength 1/C,
-    L-BFGS), fitted with scikit-learn. Returns the fitted pipeline (``.predict(features)``)."""
+def fit_probe(features: np.ndarray, labels: Sequence[Hashable], C: float = 0.1,
+              max_iter: int = 300, tol: float = 1e-3):
+    """A linear probe: the features standardised, then multinomial logistic regression
+    (L2 penalty of strength 1/C, L-BFGS to tolerance ``tol``), fitted with scikit-learn.
+    Returns the fitted pipeline: ``probe.predict(features)``. A smaller C is a simpler
+    probe, which memorises less (Hewitt and Liang's point: selectivity depends on it)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or len(features) != len(labels):
-        raise ValueError(f"features must be [n, d] with one label per row: {features.shape} and {len(labels)} labels")
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(features, list(labels))
+        raise ValueError(f"features must be [n, d] with one label per row: {features.shape} "
+                         f"and {len(labels)} labels")
+    probe = LogisticRegression(C=C, max_iter=max_iter, tol=tol)
+    return make_pipeline(StandardScaler(), probe).fit(features, list(labels))
 
 
 def grouped_mean_interval(values: Sequence[float], groups: Sequence[Hashable], *, n_resamples: int = 1000,

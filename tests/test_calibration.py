@@ -95,3 +95,13 @@ def test_bad_inputs_are_named():
         CAL.reliability_bins([0.1, 0.5], [1])
     with pytest.raises(ValueError, match="one label per prediction"):
         CAL.ece_interval([0.1, 0.5], [1, 0], groups=[0])
+
+
+def test_decision_margins_by_hand():
+    from lmlib.ngram import NGramLM
+
+    # after "a": b twice, c once -> ln(2/3) - ln(1/3) = ln 2; after "a b": d always, then </s>: no second choice
+    # with probability above 0 under MLE, so the margin is infinite
+    bigram = NGramLM(2, smoothing="mle").fit([["a", "b", "d"], ["a", "b", "d"], ["a", "c"]])
+    margins = CAL.decision_margins(bigram, ["a"], ["b", "d"])
+    assert margins[0] == pytest.approx(np.log(2)) and margins[1] == float("inf")
