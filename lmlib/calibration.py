@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lmlib.lm import LanguageModel, model_device
+from lmlib.lm import LanguageModel, encode_batch, model_device
 from lmlib.metrics import Interval, _check_bootstrap, _percentiles, _resamples
+from lmlib.neural import NeuralLM, log_softmax
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,37 @@ def _groups_in_order(labels: np.ndarray) -> np.ndarray:
     """Each item's group number, groups numbered 0, 1, .. in order of first appearance."""
     _, first, group = np.unique(labels, return_index=True, return_inverse=True)
     return np.argsort(np.argsort(first))[group.reshape(-1)]
+
+
+@dataclass(frozen=True)
+class NextTokenPredictions:
+    confidence: np.ndarray  # [n] P(top choice | context), float64
+    predicted: np.ndarray  # [n] the top choice's id (ties: the lowest id)
+    target: np.ndarray  # [n] the token that came next in the text
+    sentence: np.ndarray  # [n] which sentence each prediction is in (0, 1, ..)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.target
+
+
+@torch.no_grad()
+def next_token_predictions(model: NeuralLM, sentences: Sequence[Sequence[str]],
+                           batch_size: int = 64) -> NextTokenPredictions:
+    """The model's top choice and its probability at every predicted position of the
+    sentences (each word and ``<eos>``, as perplexity counts them), in order."""
+    vocab = model.vocab
+    parts = []
+    for a in range(0, len(sentences), batch_size):
+        ids = encode_batch(vocab, sentences[a : a + batch_size]).to(model_device(model))
+        h = model.scoring_hidden_states(ids[:, :-1])  # [B, T-1, d]
+        logp = log_softmax(model.logits(h))  # [B, T-1, V]
+        best, predicted = logp.max(dim=-1)  # [B, T-1]
+        target = ids[:, 1:]
+        keep = target != vocab.pad_id
+        sentence = torch.arange(a, a + len(ids), device=ids.device)[:, None].expand_as(target)
+        parts.append([x[keep].cpu() for x in (best.double().exp(), predicted, target, sentence)])
+    return NextTokenPredictions(*(torch.cat(column).numpy() for column in zip(*parts, strict=True)))
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import torch
 
+from lmlib.lm import model_device
 from lmlib.metrics import Interval, _check_bootstrap, _percentiles, _resamples
 from lmlib.transformer import GPT
 
@@ -72,6 +73,22 @@ def layer_states(model: GPT, ids: torch.Tensor) -> torch.Tensor:
         for hook in hooks:
             hook.remove()
     return torch.stack(states)
+
+
+def token_states(model: GPT, sentences: Sequence[Sequence[str]],
+                 batch_size: int = 64) -> np.ndarray:
+    """[L + 1, N, d_model] float64: ``layer_states`` of every token of the sentences (each
+    read from ``<bos>``, alone in its row; ``<bos>`` itself left out), N = all their
+    tokens, sentence after sentence."""
+    from lmlib.lm import encode_batch
+
+    rows = []
+    for a in range(0, len(sentences), batch_size):
+        batch = sentences[a : a + batch_size]
+        ids = encode_batch(model.vocab, batch, eos=False).to(model_device(model))  # [B, T]
+        states = layer_states(model, ids)  # [L + 1, B, T, d]
+        rows += [states[:, i, 1 : len(s) + 1] for i, s in enumerate(batch)]
+    return torch.cat(rows, dim=1).double().cpu().numpy()
 
 
 def control_labels(types: Sequence[Hashable], labels: Sequence[Hashable],

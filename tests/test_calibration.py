@@ -105,3 +105,29 @@ def test_decision_margins_by_hand():
     bigram = NGramLM(2, smoothing="mle").fit([["a", "b", "d"], ["a", "b", "d"], ["a", "c"]])
     margins = CAL.decision_margins(bigram, ["a"], ["b", "d"])
     assert margins[0] == pytest.approx(np.log(2)) and margins[1] == float("inf")
+
+
+def test_next_token_predictions_equal_the_distribution_after_each_prefix():
+    import torch
+
+    from lmlib.tokenize import Vocab
+    from lmlib.transformer import GPT, GPTConfig
+
+    vocab = Vocab(list("abcdefgh"), min_count=1)
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=len(vocab), block_size=8, d_model=16, n_layers=1, n_heads=2,
+                        window_stride=4), vocab).eval()
+    for p in gpt.parameters():
+        p.data.mul_(10)  # peaked distributions
+    sentences = [list("abcabcdefgh"), list("ha"), list("bbbb")]  # one longer than the window: it slides
+    got = CAL.next_token_predictions(gpt, sentences, batch_size=2)
+    want = []
+    for i, s in enumerate(sentences):
+        ids = [vocab.bos_id, *vocab.encode(s), vocab.eos_id]
+        for t in range(1, len(ids)):
+            logp = gpt.next_token_logprobs(torch.tensor([ids[:t]]))[0]
+            want.append((logp.max().exp().item(), int(logp.argmax()), ids[t], i))
+    assert np.allclose(got.confidence, [w[0] for w in want], atol=1e-6)
+    assert got.predicted.tolist() == [w[1] for w in want] and got.target.tolist() == [w[2] for w in want]
+    assert got.sentence.tolist() == [w[3] for w in want]
+    assert got.correct.sum() == sum(w[1] == w[2] for w in want)

@@ -74,3 +74,17 @@ def test_grouped_interval_is_the_bootstrap_over_groups():
     assert (got.estimate, got.low, got.high) == pytest.approx((want.estimate, want.low, want.high), abs=1e-12)
     with pytest.raises(ValueError, match="one length"):
         P.grouped_mean_interval([1.0, 0.0], [0])
+
+
+def test_token_states_are_each_sentence_read_alone():
+    from lmlib.tokenize import Vocab
+
+    vocab = Vocab(list("abcdef"), min_count=1)
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=len(vocab), block_size=16, d_model=16, n_layers=2, n_heads=2), vocab).eval()
+    sentences = [list("abcab"), list("f"), list("ddeeff")]
+    states = P.token_states(gpt, sentences, batch_size=2)  # padded batches
+    assert states.shape == (3, 12, 16)
+    alone = np.concatenate([P.layer_states(gpt, torch.tensor([[vocab.bos_id, *vocab.encode(s)]]))[:, 0, 1:].numpy()
+                            for s in sentences], axis=1)
+    assert np.allclose(states, alone, atol=1e-5)
