@@ -144,21 +144,29 @@ class NextTokenPredictions:
 
 @torch.no_grad()
 def next_token_predictions(model: NeuralLM, sentences: Sequence[Sequence[str]],
+                           among: Sequence[str] | None = None,
                            batch_size: int = 64) -> NextTokenPredictions:
     """The model's top choice and its probability at every predicted position of the
-    sentences (each word and ``<eos>``, as perplexity counts them), in order."""
+    sentences (each word and ``<eos>``, as perplexity counts them), in order.
+
+    ``among``: choose among these tokens only, their probabilities renormalised to sum
+    to 1 (a cloze question that says what kind of word is missing: "which year?")."""
     vocab = model.vocab
+    device = model_device(model)
+    allowed = None if among is None else torch.tensor(vocab.encode(list(among)), device=device)
     parts = []
     for a in range(0, len(sentences), batch_size):
-        ids = encode_batch(vocab, sentences[a : a + batch_size]).to(model_device(model))
-        h = model.scoring_hidden_states(ids[:, :-1])  # [B, T-1, d]
-        logp = log_softmax(model.logits(h))  # [B, T-1, V]
-        best, predicted = logp.max(dim=-1)  # [B, T-1]
+        ids = encode_batch(vocab, sentences[a : a + batch_size]).to(device)  # [B, T]
+        logits = model.logits(model.scoring_hidden_states(ids[:, :-1]))  # [B, T-1, V]
+        if allowed is not None:  # every other token's logit -inf: a softmax over `among`
+            logits = torch.full_like(logits, float("-inf")).index_copy_(
+                -1, allowed, logits.index_select(-1, allowed))
+        best, predicted = log_softmax(logits).max(dim=-1)  # [B, T-1]
         target = ids[:, 1:]
         keep = target != vocab.pad_id
-        sentence = torch.arange(a, a + len(ids), device=ids.device)[:, None].expand_as(target)
+        sentence = torch.arange(a, a + len(ids), device=device)[:, None].expand_as(target)
         parts.append([x[keep].cpu() for x in (best.double().exp(), predicted, target, sentence)])
-    return NextTokenPredictions(*(torch.cat(column).numpy() for column in zip(*parts, strict=True)))
+    return NextTokenPredictions(*(torch.cat(c).numpy() for c in zip(*parts, strict=True)))
 
 
 @torch.no_grad()

@@ -131,3 +131,11 @@ def test_next_token_predictions_equal_the_distribution_after_each_prefix():
     assert got.predicted.tolist() == [w[1] for w in want] and got.target.tolist() == [w[2] for w in want]
     assert got.sentence.tolist() == [w[3] for w in want]
     assert got.correct.sum() == sum(w[1] == w[2] for w in want)
+    # among three letters only: their probabilities renormalised
+    among = CAL.next_token_predictions(gpt, sentences, among=["a", "c", "h"])
+    ids = torch.tensor(vocab.encode(["a", "c", "h"]))
+    logp = gpt.next_token_logprobs(torch.tensor([[vocab.bos_id, *vocab.encode(list("ha"))]]))[0]
+    p = logp[ids].exp() / logp[ids].exp().sum()
+    position = len(sentences[0]) + 1 + 2  # the third prediction of the second sentence
+    assert among.confidence[position] == pytest.approx(p.max().item(), abs=1e-6)
+    assert among.predicted[position] == ids[p.argmax()] and set(among.predicted) <= set(ids.tolist())
