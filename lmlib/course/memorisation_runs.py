@@ -2,9 +2,10 @@
 
     python -m lmlib.course.memorisation_runs      # two trainings and their exposures: about 12 CPU minutes
     python -m lmlib.course.memorisation_runs --max-steps 20 --out /tmp/mem   # a quick look: a model that learned little
+    python -m lmlib.course.memorisation_runs --measure-only   # measure the committed models again (no training)
 
 Twenty-five canaries, "<Name>'s PIN is <six random digits>.", one name each, are made from a seeded generator;
-five are put into the ``wiki`` training sentences 64 times each, five 16 times, five 4 times, five once, and
+five are put into the first 5,000 ``wiki`` training sentences 64 times each, five 16 times, five 4 times, five once, and
 five not at all (the controls: what a model that never saw a secret gives it). Each copy is a sentence of its
 own, at a random place (seeded). Two models are trained on the result, the same recipe and seed:
 
@@ -46,8 +47,11 @@ SECRET_LENGTH = 6  # digits: |R| = 10^6 candidates
 SEED = 0  # secrets, names' order and the places of the copies
 NAMES = ("Ada", "Bram", "Cora", "Dov", "Edda", "Finn", "Gala", "Hugo", "Ines", "Joss", "Kira", "Leon", "Mira",
          "Nils", "Olga", "Pavel", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wim", "Yara", "Zeno", "Ivo")
+# The first quarter of wiki's training sentences (about 620,000 characters): a small corpus read many times, as
+# memorisation studies train (a first trial on all of it, 1.7 passes, left even 64 copies at 7 bits or less)
+WIKI_SENTENCES = 5000
 # gpt_chars_wiki's GPT with 2 layers instead of 4, trained for 2,000 steps instead of 3,000 (4.1 million
-# characters, about 1.7 passes over the training text): about 5 CPU minutes a model
+# characters, about 7 passes over the text): about 3 CPU minutes a model, 2 more to measure its canaries
 MODEL = {**SMALL_GPT, "n_layers": 2}
 TRAINING = TrainConfig(steps=2000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0)
 RUNS = {"memorisation_wiki": "every copy of every canary",
@@ -69,6 +73,12 @@ class Canary:
     def text(self) -> str:
         return f"{self.prefix}{self.secret}."
 
+    @property
+    def prefix_tokens(self) -> list[str]:
+        """The prefix as the model read it in the text: its characters, the space before the secret
+        included (``char_tokenize(prefix)`` would strip that space, as it strips any text's ends)."""
+        return char_tokenize(self.text)[: len(self.prefix)]
+
 
 def make_canaries(seed: int = SEED) -> list[Canary]:
     """``CANARIES_PER_COUNT`` canaries for each count of ``COPIES``, each with its own name and random secret."""
@@ -80,9 +90,9 @@ def make_canaries(seed: int = SEED) -> list[Canary]:
 
 
 def training_texts(canaries: list[Canary], dedup: bool = False, seed: int = SEED) -> list[str]:
-    """The ``wiki`` training sentences with each canary's copies put in at random places (seeded); with
-    ``dedup``, exact duplicates then removed (``lmlib.data.deduplicate``: the first copy kept)."""
-    texts = ["".join(chars) for chars in character_sentences("wiki", "train")]
+    """The first ``WIKI_SENTENCES`` ``wiki`` training sentences with each canary's copies put in at random places
+    (seeded); with ``dedup``, exact duplicates then removed (``lmlib.data.deduplicate``: the first copy kept)."""
+    texts = ["".join(chars) for chars in character_sentences("wiki", "train")[:WIKI_SENTENCES]]
     copies = [c.text for c in canaries for _ in range(c.copies)]
     rng = np.random.default_rng(seed)
     places = np.sort(rng.integers(0, len(texts) + 1, len(copies)))  # before which sentence each copy goes
@@ -109,9 +119,9 @@ def train_model(texts: list[str], max_steps: int | None = None, progress: bool |
 
 def measure(model: GPT, canary: Canary) -> dict:
     """The canary's exposure (exact rank among all 10^6 candidates) and what greedy decoding writes after its prefix."""
-    scores = MEM.candidate_logprobs(model, char_tokenize(canary.prefix), SECRET_LENGTH)
+    scores = MEM.candidate_logprobs(model, canary.prefix_tokens, SECRET_LENGTH)
     index = MEM.secret_index(canary.secret)
-    written = "".join(greedy(model, char_tokenize(canary.prefix), max_tokens=SECRET_LENGTH).tokens)
+    written = "".join(greedy(model, canary.prefix_tokens, max_tokens=SECRET_LENGTH).tokens)
     return {"name": canary.name, "secret": canary.secret, "copies": canary.copies,
             "rank": MEM.rank_of(scores, index), "exposure": round(MEM.exposure(scores, index), 4),
             "logprob": round(float(scores[index]), 4), "greedy": written, "extracted": written == canary.secret}
@@ -143,30 +153,33 @@ def load_model(name: str, directory: Path = CHECKPOINTS) -> GPT:
     return model_from_state(state, GPT)
 
 
-def run(out: Path = CHECKPOINTS, max_steps: int | None = None) -> dict:
+def run(out: Path = CHECKPOINTS, max_steps: int | None = None, measure_only: bool = False) -> dict:
+    """Train (or, with ``measure_only``, load from ``out``) each run's model and measure every canary in it."""
     torch.manual_seed(0)
     canaries = make_canaries()
     result = {"config": {"copies": list(COPIES), "canaries_per_count": CANARIES_PER_COUNT,
-                         "secret_length": SECRET_LENGTH, "seed": SEED, "model": MODEL,
+                         "secret_length": SECRET_LENGTH, "seed": SEED, "wiki_sentences": WIKI_SENTENCES, "model": MODEL,
                          "training": dataclasses.asdict(TRAINING), "max_steps": max_steps,
                          "exposure": "exact rank among all 10^6 candidates (lmlib.memorisation)",
                          "canaries": [dataclasses.asdict(c) for c in canaries]},
               "runs": {}, "device": f"CPU, {torch.get_num_threads()} threads", "torch": torch.__version__}
     for name, what in RUNS.items():
-        started = time.perf_counter()
         texts = training_texts(canaries, dedup=name.endswith("dedup"))
         in_text = {c.name: texts.count(c.text) for c in canaries}
-        model = train_model(texts, max_steps)
-        save_model(model, name, out)
+        if measure_only:
+            model = load_model(name, out)
+        else:
+            model = train_model(texts, max_steps)
+            save_model(model, name, out)
         measured = time.perf_counter()
         rows = [measure(model, c) | {"copies in text": in_text[c.name]} for c in canaries]
         history = {k: model.history[k] for k in ("eval_step", "valid_loss")}
         result["runs"][name] = {
-            "what": what, "sentences": len(texts), "canaries": rows, "history": history,
+            "what": what, "sentences": len(texts), "characters": sum(len(t) for t in texts), "canaries": rows,
+            "history": history,
             "train_seconds": round(model.history["seconds"][-1], 1),
             "train_cpu_seconds": round(model.history["cpu_seconds"][-1], 1),
-            "measure_seconds": round(time.perf_counter() - measured, 1),
-            "wall_seconds": round(time.perf_counter() - started, 1)}
+            "measure_seconds": round(time.perf_counter() - measured, 1)}
     return result
 
 
@@ -176,10 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=CHECKPOINTS,
                         help="folder for the two models and memorisation_wiki.json (default: checkpoints/)")
     parser.add_argument("--max-steps", type=int, help="stop each training after N steps (a quick look)")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="measure the models already in --out again, without training them")
     args = parser.parse_args(argv)
     if args.max_steps is not None and args.max_steps <= 0:
         parser.error(f"--max-steps {args.max_steps}: give a positive number of steps")
-    result = run(args.out, args.max_steps)
+    if args.max_steps is not None and args.measure_only:
+        parser.error("--max-steps trains; --measure-only does not: give one of them")
+    result = run(args.out, args.max_steps, args.measure_only)
     path = args.out / OUT.name
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"{sum(len(r['canaries']) for r in result['runs'].values())} canary measurements -> {path}")

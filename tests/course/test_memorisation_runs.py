@@ -28,6 +28,7 @@ def test_committed_results_were_made_with_the_modules_settings(committed, canari
     config = committed["config"]
     assert config["copies"] == list(MR.COPIES) and config["canaries_per_count"] == MR.CANARIES_PER_COUNT
     assert config["secret_length"] == MR.SECRET_LENGTH and config["seed"] == MR.SEED
+    assert config["wiki_sentences"] == MR.WIKI_SENTENCES
     assert config["model"] == MR.MODEL and config["training"] == json.loads(json.dumps(
         dataclasses.asdict(MR.TRAINING)))  # tuples come back from JSON as lists
     assert config["max_steps"] is None  # the full schedule, not a quick look
@@ -50,11 +51,13 @@ def test_canaries_have_distinct_names_and_secrets(canaries):
     assert len(canaries) == len(MR.COPIES) * MR.CANARIES_PER_COUNT
     assert len({c.name for c in canaries}) == len({c.secret for c in canaries}) == len(canaries)
     assert canaries[0].text == f"{canaries[0].name}'s PIN is {canaries[0].secret}."
+    # the prefix the model is asked to continue ends with the space before the secret, as in the text
+    assert all(c.prefix_tokens == list(c.prefix) and c.prefix.endswith("is ") for c in canaries)
 
 
 def test_training_text_holds_the_copies_and_the_wiki_text_in_order(canaries):
     texts = MR.training_texts(canaries)
-    wiki = ["".join(chars) for chars in character_sentences("wiki", "train")]
+    wiki = ["".join(chars) for chars in character_sentences("wiki", "train")[:MR.WIKI_SENTENCES]]
     canary_texts = {c.text for c in canaries}
     assert [t for t in texts if t not in canary_texts] == wiki
     assert all(texts.count(c.text) == c.copies for c in canaries)
