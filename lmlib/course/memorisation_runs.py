@@ -1,6 +1,6 @@
 """The risks chapter's long run: canaries in a character GPT's training text, and what it memorises of them.
 
-    python -m lmlib.course.memorisation_runs      # two trainings and their exposures: about 12 CPU minutes
+    python -m lmlib.course.memorisation_runs      # two trainings and their exposures: about 10 CPU minutes
     python -m lmlib.course.memorisation_runs --max-steps 20 --out /tmp/mem   # a quick look: a model that learned little
     python -m lmlib.course.memorisation_runs --measure-only   # measure the committed models again (no training)
 
@@ -48,7 +48,7 @@ SEED = 0  # secrets, names' order and the places of the copies
 NAMES = ("Ada", "Bram", "Cora", "Dov", "Edda", "Finn", "Gala", "Hugo", "Ines", "Joss", "Kira", "Leon", "Mira",
          "Nils", "Olga", "Pavel", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wim", "Yara", "Zeno", "Ivo")
 # The first quarter of wiki's training sentences (about 620,000 characters): a small corpus read many times, as
-# memorisation studies train (a first trial on all of it, 1.7 passes, left even 64 copies at 7 bits or less)
+# memorisation studies train (a first trial on all of it, 1.7 passes, gave a 64-copy canary 7 bits)
 WIKI_SENTENCES = 5000
 # gpt_chars_wiki's GPT with 2 layers instead of 4, trained for 2,000 steps instead of 3,000 (4.1 million
 # characters, about 7 passes over the text): about 3 CPU minutes a model, 2 more to measure its canaries

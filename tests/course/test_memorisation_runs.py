@@ -90,3 +90,6 @@ def test_command_line_rejects_a_bad_step_count(capsys):
     with pytest.raises(SystemExit):
         MR.main(["--max-steps", "0"])
     assert "positive number of steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        MR.main(["--max-steps", "5", "--measure-only"])
+    assert "give one of them" in capsys.readouterr().err
