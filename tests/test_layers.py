@@ -23,7 +23,7 @@ LAYERS = {  # in order: a module may import from its own layer and the ones befo
     "models": {"ngram", "mlp", "rnn", "transformer", "seq2seq", "hf", "pretraining", "word2vec"},
     "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize", "retrieval"},
     "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs",
-                   "course.classification_runs", "course.viz"},
+                   "course.classification_runs", "course.code_generation_runs", "course.viz"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 MODEL_FREE = {"train", "checkpoint"}  # they meet models only through lmlib.neural
