@@ -307,15 +307,15 @@ def stdlib_files() -> list[Path]:
 
 
 def stdlib_split_of(module: str) -> str:
-    """A module's split, from a hash of its name: the first 8 bytes of SHA-256(name) mod 10 are 8 -> valid,
-    9 -> test, else train (80/10/10 in expectation).
+    """A module's split, from a hash of its name: the first 8 bytes of SHA-256(name),
+    mod 10, are 8 -> valid, 9 -> test, else train (80/10/10 in expectation).
 
-    By name, not by position in the sorted list: a module that another Python version adds or drops
-    moves no other module to another side, so a model trained on one version has not trained on the
-    held-out modules of another (under the same names).
+    By name, not by position in the sorted list: a module that another Python version
+    adds or drops moves no other module to another side, so a model trained on one
+    version has not trained on the held-out modules of another (under the same names).
     """
-    digit = int.from_bytes(hashlib.sha256(module.encode("utf-8")).digest()[:8], "big") % 10
-    return split_of(digit)
+    digest = hashlib.sha256(module.encode("utf-8")).digest()
+    return split_of(int.from_bytes(digest[:8], "big") % 10)
 
 
 def stdlib_fingerprint() -> dict:
@@ -332,25 +332,29 @@ def stdlib_fingerprint() -> dict:
 
 
 def python_blocks(source: str) -> list[str]:
-    """A module's source cut into its top-level blocks, the units a code model reads apart (as a prose
-    model reads sentences): each top-level function or class, with its decorators and the comment lines
-    right above it, and each run of other top-level statements between them (the module's docstring and
-    imports, constants, an ``if __name__ == "__main__":``).
+    """A module's source cut into its top-level blocks, the units a code model reads
+    apart (as a prose model reads sentences): each top-level function or class, with
+    its decorators and the comment lines right above it, and each run of other
+    top-level statements between them (the docstring and imports, constants, an
+    ``if __name__ == "__main__":``).
 
-    The statements are found with ``ast``, so a line inside a string is never taken for a boundary.
-    Each block keeps its lines as written (indentation, inner blank lines, comments); the blank lines
-    between blocks are dropped. Every block parses on its own.
+    The statements are found with ``ast``, so a line inside a string is never taken
+    for a boundary. A block keeps its lines as written (indentation, inner blank
+    lines, comments); the blank lines between blocks are dropped. Each parses alone.
     """
     if "\r" in source:
-        raise ValueError("python_blocks cuts at \\n line ends: convert \\r\\n or \\r line ends to \\n first")
+        raise ValueError("python_blocks cuts at \\n line ends: "
+                         "convert \\r\\n or \\r line ends to \\n first")
     lines = source.split("\n")
     starts, previous_end, after_def = [0], 0, False
     for node in ast.parse(source).body:
         is_def = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-        if is_def or after_def:  # a definition starts a block, and so does the first statement after one
-            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
-            while first > max(starts[-1], previous_end) and lines[first - 1].startswith("#"):
-                first -= 1  # the comment lines right above it belong to it
+        if is_def or after_def:  # a definition starts a block, so does what follows it
+            decorators = getattr(node, "decorator_list", [])
+            first = min([node.lineno, *(d.lineno for d in decorators)]) - 1
+            # the comment lines right above it (after the statement before) go with it
+            while first > max(starts[-1], previous_end) and lines[first - 1][:1] == "#":
+                first -= 1
             if first > starts[-1]:
                 starts.append(first)
         previous_end, after_def = node.end_lineno, is_def

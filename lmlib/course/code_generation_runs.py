@@ -39,13 +39,14 @@ NOT_AN_END = ("#", ")", "]", "}")
 
 
 def function_text(text: str) -> tuple[str, bool]:
-    """``text`` (starting with a ``def`` line) cut before the first line after it that starts at
-    column 0 (blank lines and ``NOT_AN_END`` lines aside), and whether there was one: the function ended.
+    """``text`` (starting with a ``def`` line) cut before the first line after it that
+    starts at column 0 (blank lines and ``NOT_AN_END`` lines aside), and whether there
+    was one: whether the function ended.
 
-    The rule reads indentation, not the grammar, so a string with lines at column 0 (a long message
-    or a docstring written flush left) ends the function early. Of the top-level functions of
-    Python 3.11's standard library, each followed by another statement, it recovers 1,478 of 1,487
-    exactly; the nine others hold such strings.
+    The rule reads indentation, not the grammar, so a string with lines at column 0
+    (a long message, a docstring written flush left) ends the function early. Of the
+    top-level functions of Python 3.11's standard library, each followed by another
+    statement, it recovers 1,478 of 1,487 exactly; the nine others hold such strings.
     """
     lines = text.split("\n")
     for i, line in enumerate(lines[1:], start=1):
@@ -55,27 +56,32 @@ def function_text(text: str) -> tuple[str, bool]:
 
 
 def parses(source: str) -> bool:
-    """Whether ``ast.parse`` accepts the source (Python's own parser, the running version's grammar)."""
+    """Whether ``ast.parse`` accepts the source: Python's own parser, this version's
+    grammar. Syntax only: names, types and what the code does are not checked."""
     try:
         ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):  # ValueError: a null byte; RecursionError: deep nesting
+    except (SyntaxError, ValueError, RecursionError):  # a null byte; deep nesting
         return False
     return True
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
-    """The Wilson score interval of a proportion k / n (Wilson 1927): the p whose normal test does not
-    reject k successes in n at the given confidence,
+    """The Wilson score interval of a proportion k / n (Wilson 1927): the p whose
+    normal test does not reject k successes in n at the given confidence,
 
-        (p_hat + z^2 / 2n  -+  z sqrt(p_hat (1 - p_hat) / n + z^2 / 4n^2)) / (1 + z^2 / n),
+        (p^ + z^2/2n  -+  z sqrt(p^ (1 - p^) / n + z^2 / 4n^2)) / (1 + z^2 / n),
 
-    z the (1 + confidence) / 2 normal quantile. Unlike the bootstrap's percentiles, it does not
-    shrink to a point at 0 of n or n of n (0 of 100 gives [0, 3.7%]).
+    p^ = k / n, z the (1 + confidence) / 2 normal quantile. Unlike the bootstrap's
+    percentiles, it does not shrink to a point at 0 of n or n of n (0 of 100 gives
+    [0, 3.7%]).
     """
-    if not (isinstance(n, int) and n >= 1 and isinstance(successes, int) and 0 <= successes <= n):
-        raise ValueError(f"need 0 <= successes <= n and n >= 1 (whole numbers), got {successes} of {n}")
+    whole = isinstance(n, int) and isinstance(successes, int)
+    if not (whole and n >= 1 and 0 <= successes <= n):
+        raise ValueError("need 0 <= successes <= n and n >= 1 (whole numbers), "
+                         f"got {successes} of {n}")
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1 (0.95 for a 95% interval), not {confidence!r}")
+        raise ValueError("confidence must be between 0 and 1 (0.95 for a 95% interval), "
+                         f"not {confidence!r}")
     z = NormalDist().inv_cdf((1 + confidence) / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -86,7 +92,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interva
 @dataclass(frozen=True)
 class FunctionSample:
     text: str  # the prompt and the sample, cut where the function ends
-    ended: bool  # the function ended (a line at column 0 or <eos>) within the length allowed
+    ended: bool  # it ended (a line at column 0, or <eos>) within the length allowed
     parses: bool  # ast.parse accepts it (False for one that did not end)
 
 
@@ -102,11 +108,13 @@ class ParseRate:
         return sum(not s.ended for s in self.samples)
 
 
-def sample_functions(model: LanguageModel, temperature: float, n: int, *, max_characters: int = 800,
-                     seed: int = 0) -> list[FunctionSample]:
-    """``n`` functions sampled from a character-level model after ``PROMPT``, cut and parsed (the protocol)."""
-    generations = sample(model, list(PROMPT), max_characters, temperature=temperature, num_samples=n,
-                         suppress=["<unk>"], generator=torch.Generator().manual_seed(seed))
+def sample_functions(model: LanguageModel, temperature: float, n: int, *,
+                     max_characters: int = 800, seed: int = 0) -> list[FunctionSample]:
+    """``n`` functions sampled from a character-level model after ``PROMPT``, each cut
+    where it ends and parsed: steps 1 to 4 of the protocol."""
+    generations = sample(model, list(PROMPT), max_characters, temperature=temperature,
+                         num_samples=n, suppress=["<unk>"],
+                         generator=torch.Generator().manual_seed(seed))
     out = []
     for g in generations:
         text, ended = function_text(PROMPT + "".join(g.tokens))
@@ -115,14 +123,16 @@ def sample_functions(model: LanguageModel, temperature: float, n: int, *, max_ch
     return out
 
 
-def parse_rates(model: LanguageModel, temperatures: Sequence[float], n: int, training_text: str = "", *,
-                max_characters: int = 800, seed: int = 0) -> list[ParseRate]:
-    """The protocol at each temperature: samples, the share that parses with its Wilson interval, and how
-    many of those occur whole in ``training_text`` (give it the training blocks joined)."""
+def parse_rates(model: LanguageModel, temperatures: Sequence[float], n: int,
+                training_text: str = "", *, max_characters: int = 800,
+                seed: int = 0) -> list[ParseRate]:
+    """The protocol at each temperature: the samples, the share that parses with its
+    Wilson interval, and how many of those occur whole in ``training_text`` (give it
+    the training blocks, joined)."""
     rates = []
     for t in temperatures:
         samples = sample_functions(model, t, n, max_characters=max_characters, seed=seed)
         passed = sum(s.parses for s in samples)
-        copies = sum(s.parses and s.text in training_text for s in samples) if training_text else 0
+        copies = sum(s.parses and s.text in training_text for s in samples)
         rates.append(ParseRate(t, samples, wilson_interval(passed, n), copies))
     return rates
