@@ -18,6 +18,7 @@ def test_wilson_interval_equals_scipys(successes, n, confidence):
     ref = binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
     assert (ours.low, ours.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
     assert ours.estimate == successes / n and ours.confidence == confidence
+    assert (ours.low == 0) == (successes == 0) and (ours.high == 1) == (successes == n)
 
 
 def test_wilson_interval_refuses_impossible_counts():
@@ -27,21 +28,21 @@ def test_wilson_interval_refuses_impossible_counts():
         C.wilson_interval(1, 3, confidence=95)
 
 
-def test_function_text_ends_at_the_first_line_of_code_at_column_0():
+def test_function_text_ends_at_the_first_dedent_to_column_0():
     body = "def f(x):\n    y = x\n\n    return y"
     assert C.function_text(body + "\n\nprint(f(1))\n") == (body, True)
-    assert C.function_text(body + "\n# a comment at column 0 is not code\n    z = 1\nw = 2") == \
-        (body + "\n# a comment at column 0 is not code\n    z = 1", True)
+    assert C.function_text(body + "\n# a comment at column 0\n    z = 1") == (body, True)
     signature = "def g(\n    a,\n    b,\n):\n    return a + b"  # one parameter a line: "):" continues it
     assert C.function_text(signature + "\nclass C: pass") == (signature, True)
     assert C.function_text("def h(): return 1\nx = h()") == ("def h(): return 1", True)
     assert C.function_text("def k():\n    return (1 +\n") == ("def k():\n    return (1 +", False)
 
 
-def test_function_text_recovers_the_stdlibs_own_functions():
+def test_the_stdlibs_own_functions_still_parse_after_the_cut():
     functions = [b for b in data.load_python_blocks("all") if b.startswith("def ")]
-    recovered = sum(C.function_text(f + "\n\nx = 1\n") == (f, True) for f in functions)
-    assert len(functions) > 1000 and recovered >= 0.99 * len(functions)  # the misses: strings at column 0
+    cut = [C.function_text(f + "\n\nx = 1\n") for f in functions]
+    assert len(functions) > 1000 and all(ended for _, ended in cut)
+    assert sum(C.parses(text) for text, _ in cut) >= 0.99 * len(functions)  # misses: strings at column 0
 
 
 def test_parses_is_pythons_parser():
