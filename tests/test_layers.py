@@ -24,7 +24,8 @@ LAYERS = {  # in order: a module may import from its own layer and the ones befo
     "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize", "retrieval", "quantize",
               "distill", "memorisation", "calibration", "probing"},
     "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs",
-                   "course.classification_runs", "course.league", "course.scaling_runs",
+                   "course.classification_runs", "course.code_generation_runs",
+                   "course.league", "course.scaling_runs",
                    "course.distillation_runs", "course.memorisation_runs", "course.viz"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

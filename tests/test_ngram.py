@@ -92,6 +92,18 @@ def test_logprob_agrees_with_the_batched_distribution(train, held_out, order, sm
         assert {names.get(t, t) for t in model.vocab.itos} >= {"<s>", "</s>", "<unk>"}
 
 
+def test_next_token_logprobs_after_a_context_far_longer_than_the_order():
+    """The distribution reads only the last order - 1 tokens, so a context of 60 tokens (cropped inside)
+    gives what teacher forcing gives at the same place of the whole row."""
+    sentence = list("def f(x):\n    return x + 1\n") * 2
+    model = NGramLM(3).fit([sentence, list("def g():\n    pass")])
+    ids = encode_batch(model.vocab, [sentence])  # [1, T]
+    forced = model.sequence_logprobs(ids)[0]  # forced[t - 1] = ln P(ids[t] | ids[:t])
+    for t in (1, 2, 3, 40, len(sentence)):
+        dist = model.next_token_logprobs(ids[:, :t])[0]
+        assert abs(dist[ids[0, t]].item() - forced[t - 1].item()) < 1e-12, t
+
+
 @settings(max_examples=50, deadline=None)
 @given(train=CORPORA, order=st.integers(1, 4))
 def test_counts_match_a_counter_over_padded_sentences(train, order):

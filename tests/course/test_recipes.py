@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,33 @@ def test_a_checkpoint_made_by_another_recipe_is_refused(recipe_runs, monkeypatch
     changed = dataclasses.replace(R.RECIPES[name], train=dataclasses.replace(R.RECIPES[name].train, steps=7))
     monkeypatch.setitem(R.RECIPES, name, changed)
     with pytest.raises(ValueError, match=rf"not made by recipe '{name}' as it stands \(steps: file \d+ vs recipe 7\)"):
+        R.load_checkpoint(name, recipe_runs[name])
+
+
+def test_code_characters_keep_every_character_of_each_top_level_block():
+    from lmlib.data import load_python_blocks
+
+    blocks = R.code_characters("python_stdlib", "valid")
+    assert ["".join(b) for b in blocks] == load_python_blocks("valid")
+    with pytest.raises(ValueError, match="reads the corpus 'python_stdlib'"):
+        R.code_characters("wiki", "valid")
+
+
+def test_a_stdlib_checkpoint_records_the_stdlib_and_warns_on_another(recipe_runs, monkeypatch):
+    from lmlib.data import stdlib_fingerprint
+
+    name = "gpt_chars_python_stdlib"
+    log = json.loads((recipe_runs[name] / f"{name}.json").read_text())
+    assert log["corpus"] == stdlib_fingerprint() and log["corpus"]["python"] == f"{sys.version_info.major}." \
+        f"{sys.version_info.minor}.{sys.version_info.micro}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same stdlib: no warning
+        assert R.load_checkpoint(name, recipe_runs[name]).history["corpus"] == log["corpus"]
+    other = {**log["corpus"], "python": "3.99.0", "text_sha256": "0" * 64}
+    monkeypatch.setitem(R.CORPUS_FINGERPRINTS, "python_stdlib", lambda: other)
+    with pytest.warns(R.CorpusChangedWarning, match=r"as Python \d+\.\d+\.\d+ ships it, and this machine's copy "
+                      r"differs \(checkpoint vs here: python: .* vs 3\.99\.0, text_sha256: .*\).*retrain: "
+                      rf"python -m lmlib.course.recipes {name}"):
         R.load_checkpoint(name, recipe_runs[name])
 
 
