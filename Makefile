@@ -17,7 +17,8 @@ export NLTK_DATA := $(CURDIR)/.venv/nltk_data
 
 NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
-.PHONY: check-python install book serve lab test lint unit nbval book-strict execute clean assets site-test bench checkpoints
+.PHONY: check-python install book serve lab test lint lint-workflows unit nbval book-strict execute clean assets \
+  site-test bench checkpoints
 .DEFAULT_GOAL := book
 
 # The oldest Python the pinned packages install on (numpy 2.4, scipy 1.17, matplotlib 3.11,
@@ -90,8 +91,18 @@ lab: $(STAMP)
 	@echo "the exercises to fill in are in exercises/student/. Ctrl-C twice stops it."
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) lint-workflows
 	$(BIN)/ruff check .
+
+# The GitHub Actions workflows that publish the website: zizmor's security audits (every action
+# pinned to a commit SHA, each job only the token permissions it uses, no credentials left in the
+# checkout) and GitHub's workflow schema, vendored in check-jsonschema. Both run offline; any
+# finding fails. tests/test_workflows.py shows that each catches what it should.
+WORKFLOWS := $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
+
+lint-workflows: $(STAMP)
+	$(BIN)/zizmor --offline .github/workflows/
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
 
 # Two pytest workers (pytest-xdist) for the machine's two cores: one test module stays on one
 # worker, so a module's fixtures are built once. UNIT_WORKERS=0 runs serially. The grader's tests
