@@ -188,7 +188,7 @@ execute: $(STAMP)
 # Graded exercises (exercises/teachers.md). `make exercises` runs each source in exercises/,
 # then `otter assign`s it: student notebooks to exercises/student/ (commit them), autograder
 # bundles to _build/exercises/. `make grade` grades a folder of submissions in a sandbox.
-.PHONY: exercises grade grade-args
+.PHONY: exercises grade grade-args autograder
 exercises: $(STAMP)
 	$(BIN)/python -m grading build
 
@@ -200,6 +200,16 @@ grade-args:
 	  echo "usage: make grade SUBMISSIONS=<folder of submitted .ipynb files> OUT=<grades.csv> [ASSIGNMENT=<exercise>]" >&2; \
 	  echo "       grades every .ipynb in the folder; feedback goes beside the CSV, in <grades>-feedback/" >&2; \
 	  exit 2; fi
+
+# A Gradescope autograder zip that runs this grader (not otter's) for one exercise, written to
+# _build/gradescope/EXERCISE.zip; WHEELHOUSE=<folder of wheels> bundles them, so that Gradescope's
+# image builds without PyPI (exercises/teachers.md, "Two routes").
+autograder: $(STAMP)
+	@if [ -z "$(EXERCISE)" ]; then \
+	  echo "usage: make autograder EXERCISE=<exercise> [WHEELHOUSE=<folder of wheels>] [OUT=<file.zip>]" >&2; \
+	  echo "       [HIDDEN_VISIBILITY=hidden|after_due_date|after_published|visible]" >&2; exit 2; fi
+	$(BIN)/python -m grading autograder "$(EXERCISE)" $(if $(WHEELHOUSE),--wheelhouse "$(WHEELHOUSE)") \
+	  $(if $(OUT),--out "$(OUT)") $(if $(HIDDEN_VISIBILITY),--hidden-visibility "$(HIDDEN_VISIBILITY)")
 
 clean:
 	rm -rf _build

@@ -1,4 +1,5 @@
-"""Command line: ``python -m grading build`` (make exercises) and ``python -m grading grade``."""
+"""Command line: ``python -m grading build`` (make exercises), ``grade`` (make grade), ``autograder``
+(make autograder: a Gradescope zip) and ``gradescope-run`` (what that zip runs for each submission)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from grading import exercises
+from grading import exercises, gradescope
 from grading.grade import GradingError, grade_folder
 from grading.sandbox import Limits
 
@@ -28,6 +29,25 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--timeout", type=float, default=defaults.wall_s, help="seconds per submission")
     g.add_argument("--cell-timeout", type=float, default=defaults.cell_s, help="seconds per cell")
     g.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="address space per process")
+    a = sub.add_parser("autograder", help="a Gradescope autograder zip that runs this grader for one exercise")
+    a.add_argument("name", nargs="?", help="the exercise")
+    a.add_argument("--out", type=Path, help="the zip to write (default: _build/gradescope/NAME.zip)")
+    a.add_argument("--wheelhouse", type=Path, help="a folder of wheels for every requirement, bundled: the image "
+                   "then builds without an index")
+    a.add_argument("--offline", action="store_true", help="install from the zip's wheels and what the image has "
+                   "only, never from an index (implied by --wheelhouse)")
+    a.add_argument("--hidden-visibility", choices=gradescope.VISIBILITIES, default="after_published",
+                   help="when students see their hidden tests' results (default: once grades are published)")
+    a.add_argument("--requirements", action="store_true", help="print the image's requirements and stop")
+    for option, dest, kind, value, what in [("--timeout", "wall_s", float, defaults.wall_s, "seconds of cells"),
+                                            ("--cell-timeout", "cell_s", float, defaults.cell_s, "seconds per cell"),
+                                            ("--memory-mb", "memory_mb", int, defaults.memory_mb, "address space")]:
+        a.add_argument(option, dest=dest, type=kind, default=value, help=what)
+    r = sub.add_parser("gradescope-run", help="(in the autograder's image) grade /autograder/submission")
+    r.add_argument("--source", type=Path, default=Path("/autograder/source"))
+    r.add_argument("--submission", type=Path, default=Path("/autograder/submission"))
+    r.add_argument("--results", type=Path, default=Path("/autograder/results"))
+    r.add_argument("--check", action="store_true", help="only load the tests and say how student code will run")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -35,9 +55,24 @@ def main(argv: list[str] | None = None) -> int:
                 ex = exercises.build(name, execute=not args.no_execute)
                 print(f"{name}: {len(ex.questions)} questions, {ex.points:g} points -> "
                       f"exercises/student/{name}.ipynb, {exercises.autograder_zip(ex.build_dir)}")
-        else:
+        elif args.command == "grade":
             limits = Limits(wall_s=args.timeout, cell_s=args.cell_timeout, memory_mb=args.memory_mb)
             grade_folder(args.submissions, args.out, args.assignment, limits, args.sandbox, args.jobs)
+        elif args.command == "autograder":
+            if args.requirements:
+                print("\n".join(gradescope.requirements()))
+                return 0
+            if not args.name:
+                raise GradingError(f"name the exercise: one of {', '.join(exercises.names())}")
+            limits = Limits(wall_s=args.wall_s, cell_s=args.cell_s, memory_mb=args.memory_mb)
+            out = gradescope.build_zip(args.name, args.out, args.wheelhouse, args.offline, args.hidden_visibility,
+                                       limits)
+            print(f"{out} ({out.stat().st_size / 1e6:.1f} MB): upload it as the autograder of a Gradescope "
+                  "programming assignment (exercises/teachers.md)")
+        elif args.check:
+            gradescope.check(args.source)
+        else:
+            gradescope.run(args.source, args.submission, args.results)
     except (GradingError, exercises.ExerciseError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

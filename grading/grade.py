@@ -45,6 +45,9 @@ class Row:
     reason: str = ""
     points: dict[str, float] = field(default_factory=dict)
     feedback: list[str] = field(default_factory=list)
+    # question -> (passed, its feedback line) for each of its test cases, in order (a hosted autograder
+    # shows public and hidden tests apart: gradescope.py); empty when the notebook was not scored
+    cases: dict[str, list[tuple[bool, str]]] = field(default_factory=dict)
     seconds: float = 0.0
     cpu_s: float = 0.0
 
@@ -108,7 +111,7 @@ def score(exercise: Exercise, probe_results: object, row: Row) -> None:
     reports = probe_results if type(probe_results) is list else []
     k = 0
     for q in exercise.questions:
-        earned, lines = 0.0, []
+        earned, lines, cases = 0.0, [], []
         passed_all = True
         for case in q.cases:
             ok, message = score_case(case, reports[k] if k < len(reports) else None)
@@ -123,9 +126,11 @@ def score(exercise: Exercise, probe_results: object, row: Row) -> None:
             else:
                 hint = f"\n      hint: {case.failure_message}" if case.failure_message else ""
                 lines.append(f"  {label}: failed: {message}{hint}")
+            cases.append((ok, lines[-1]))
         if q.all_or_nothing and not passed_all:
             earned = 0.0
         row.points[q.name] = round(earned, 6)
+        row.cases[q.name] = cases
         row.feedback += [f"{q.name}: {fmt(earned)} / {fmt(q.points)}", *lines]
 
 
@@ -186,7 +191,7 @@ def read_notebook(path: Path, exercise: Exercise, row: Row) -> str | None:
         return nbformat.writes(nb)
 
 
-def grade_one(path: Path, exercise: Exercise, limits: sandbox.Limits, boxed: bool) -> Row:
+def grade_one(path: Path, exercise: Exercise, limits: sandbox.Limits, boxed: bool, own_uid: bool = False) -> Row:
     row, start = Row(path.name), time.monotonic()
     try:
         if path.is_symlink():  # graded as what it points to, a link could submit anyone's file
@@ -199,7 +204,7 @@ def grade_one(path: Path, exercise: Exercise, limits: sandbox.Limits, boxed: boo
             notebook, row.status, row.reason = None, "not a notebook", "not a regular file"
         if notebook is not None:
             run = sandbox.run_notebook(notebook, f"{exercise.name}.ipynb", probes_of(exercise),
-                                       limits, boxed)
+                                       limits, boxed, own_uid)
             interpret(exercise, run, limits, row)
             cpu = (run.result or {}).get("cpu_s")  # reported from inside: for the summary only
             row.cpu_s = float(cpu) if type(cpu) in (int, float) else 0.0
@@ -298,7 +303,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def grade_folder(submissions: Path, out: Path, assignment: str | None = None,
+def grade_folder(submissions: Path, out: Path, assignment: str | Exercise | None = None,
                  limits: sandbox.Limits | None = None, use_sandbox: str = "auto",
                  jobs: int | None = None, quiet: bool = False, pool: Executor | None = None) -> list[Row]:
     """Grade every ``*.ipynb`` in ``submissions`` into the CSV ``out`` (and feedback beside it).
@@ -306,6 +311,9 @@ def grade_folder(submissions: Path, out: Path, assignment: str | None = None,
     Only regular files are graded: a symbolic link, a folder or a pipe gets a row that says so.
     ``jobs`` submissions run at once (default: one per CPU core); folders graded at the same time
     can share one ``pool`` instead, so that no core waits for the last submission of a folder.
+    ``assignment`` may be a loaded ``Exercise`` (a hosted autograder has its tests, not the sources), and
+    ``use_sandbox="uid"`` runs each notebook, without bubblewrap, as an unprivileged uid of its own: it
+    keeps out only what is not readable by all, as in the hosted autograder's container (gradescope.py).
     """
     submissions, out, limits = Path(submissions), Path(out), limits or sandbox.Limits()
     if not submissions.is_dir():
@@ -321,14 +329,17 @@ def grade_folder(submissions: Path, out: Path, assignment: str | None = None,
                            "are never mixed with submissions")
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    exercise = exercises.load(choose_assignment(paths, assignment))
-    boxed = _sandbox_mode(use_sandbox)
+    if isinstance(assignment, Exercise):
+        exercise = assignment
+    else:
+        exercise = exercises.load(choose_assignment(paths, assignment))
+    boxed, own_uid = _sandbox_mode(use_sandbox), use_sandbox == "uid"
 
     before = {p: sha256(p) for p in paths if p.is_file() and not p.is_symlink()}
     start = time.monotonic()
     jobs = jobs or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=jobs) if pool is None else contextlib.nullcontext(pool) as runs:
-        rows = list(runs.map(lambda p: grade_one(p, exercise, limits, boxed), paths))
+        rows = list(runs.map(lambda p: grade_one(p, exercise, limits, boxed, own_uid), paths))
     elapsed = time.monotonic() - start
     for row, p in zip(rows, paths, strict=True):
         if p in before and sha256(p) != before[p]:  # cannot happen through the sandbox; say so if it ever does
@@ -336,15 +347,23 @@ def grade_folder(submissions: Path, out: Path, assignment: str | None = None,
             row.points = dict.fromkeys(row.points, 0.0)
     if not boxed:
         for row in rows:
-            row.reason = "; ".join(x for x in ("UNSANDBOXED", row.reason) if x)
+            row.reason = "; ".join(x for x in (OWN_UID if own_uid else "UNSANDBOXED", row.reason) if x)
     write_csv(exercise, rows, out)
-    write_feedback(exercise, rows, out, boxed)
+    write_feedback(exercise, rows, out, boxed, own_uid)
     if not quiet:
-        print_summary(exercise, rows, out, elapsed, jobs, boxed)
+        print_summary(exercise, rows, out, elapsed, jobs, boxed, own_uid)
     return rows
 
 
+OWN_UID = "no bubblewrap: ran as a user of its own"
+
+
 def _sandbox_mode(use_sandbox: str) -> bool:
+    if use_sandbox == "uid":
+        if os.getuid() != 0:
+            raise GradingError("use_sandbox='uid' runs each notebook as an unprivileged user of its own, which "
+                               "only root can do: run the grader as root, or use bubblewrap")
+        return False
     if use_sandbox == "none":
         print(sandbox.UNSANDBOXED_WARNING, file=sys.stderr)
         return False
@@ -378,26 +397,26 @@ def feedback_dir(out: Path) -> Path:
     return out.with_name(out.stem + "-feedback")
 
 
-def write_feedback(exercise: Exercise, rows: list[Row], out: Path, boxed: bool) -> None:
+def write_feedback(exercise: Exercise, rows: list[Row], out: Path, boxed: bool, own_uid: bool = False) -> None:
     folder = feedback_dir(out)
     folder.mkdir(exist_ok=True)
     for r in rows:
         text = [f"{r.file}: {fmt(r.total)} / {fmt(exercise.points)} points ({exercise.name})",
                 f"status: {r.status}" + (f" ({r.reason})" if r.reason else ""), "", *r.feedback]
         if not boxed:
-            text.insert(0, "(graded WITHOUT a sandbox)")
+            text.insert(0, f"(graded {'without bubblewrap, as a user of its own' if own_uid else 'WITHOUT a sandbox'})")
         (folder / (Path(r.file).stem + ".txt")).write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
 def print_summary(exercise: Exercise, rows: list[Row], out: Path, elapsed: float,
-                  jobs: int, boxed: bool) -> None:
+                  jobs: int, boxed: bool, own_uid: bool = False) -> None:
     statuses = Counter(r.status for r in rows)
     cpu = sum(r.cpu_s for r in rows)
     print(f"graded {len(rows)} submissions of {exercise.name} in {elapsed:.1f} s "
           f"({elapsed / len(rows):.1f} s per submission, {jobs} in parallel; "
           f"{cpu / len(rows):.1f} CPU s per submission in the "
-          f"{'bubblewrap sandbox' if boxed else 'UNSANDBOXED runs'})")
+          f"{'bubblewrap sandbox' if boxed else 'runs as a user of its own' if own_uid else 'UNSANDBOXED runs'})")
     print("  " + ", ".join(f"{n} {s}" for s, n in statuses.most_common()))
     print(f"  grades: {out}\n  feedback: {feedback_dir(out)}/")
-    if not boxed:
+    if not boxed and not own_uid:
         print(sandbox.UNSANDBOXED_WARNING, file=sys.stderr)

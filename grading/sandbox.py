@@ -15,7 +15,12 @@ The sandbox (Debian's ``bubblewrap``, ``bwrap``) gives each submission:
 
 Without bubblewrap the same runner still applies the limits, but student code can
 read and write whatever the grader's user can: ``run_notebook`` then prints a
-loud warning (``sandbox="none"``).
+loud warning (``sandbox="none"``). A grader running as root in a container that
+forbids namespaces (a hosted autograder: ``gradescope.py``) can still run the
+notebook as an unprivileged uid of its own (``own_uid``): it then reads only what
+is readable by all, writes only its directory and the world-writable ones, cannot
+signal the grader, and none of its processes outlives the run; but it has the
+network and sees the container's files and processes.
 """
 
 from __future__ import annotations
@@ -188,9 +193,20 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, onerror=make_writable)
 
 
-def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox: bool) -> RunResult:
+def _kill_all_processes_of(uid: int) -> None:
+    """End every process of ``uid``: without a pid namespace, one started in a new session outlives killpg.
+    kill(-1) sent as that uid reaches all of its processes and no other."""
+    subprocess.run([sys.executable, "-I", "-c", "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\n"
+                    "except ProcessLookupError:\n    pass"], user=uid, group=uid, extra_groups=[], env={},
+                   capture_output=True, timeout=60, check=False)
+
+
+def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox: bool,
+                 own_uid: bool = False) -> RunResult:
     """Execute ``notebook`` (JSON text) as ``name`` in a fresh sandbox, then evaluate ``probes``:
-    per question, its test cases, each a list of steps (``{"code", "check"}``)."""
+    per question, its test cases, each a list of steps (``{"code", "check"}``).
+
+    ``own_uid`` (without the sandbox, as root): run it as an unprivileged uid of its own."""
     workdir = Path(tempfile.mkdtemp(prefix="grading-"))
     (workdir / "work").mkdir()
     (workdir / "tmp").mkdir()
@@ -201,13 +217,15 @@ def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox
     # otter (imported by the notebook's first cell) imports jsonschema, which compiles an IRI
     # grammar (rfc3987_syntax) at import: 2 CPU seconds per kernel that no notebook needs.
     (startup / "00-grading.py").write_text('import sys\nsys.modules.setdefault("rfc3987_syntax", None)\n')
-    uid = _take_uid() if sandbox and os.getuid() == 0 else None
+    uid = _take_uid() if (sandbox or own_uid) and os.getuid() == 0 else None
     if uid is not None:
         for p in [workdir / "work", workdir / "tmp", *(workdir / "work").rglob("*")]:
             os.chown(p, uid, uid, follow_symlinks=False)
+        if not sandbox:  # its uid reaches work/ and tmp/ by name; result.json stays the grader's alone
+            os.chmod(workdir, 0o711)
     inside = BOX_WORKDIR if sandbox else str(workdir / "work")
     tmp = "/tmp" if sandbox else str(workdir / "tmp")
-    nproc = limits.nproc if sandbox else _own_process_count() + limits.nproc
+    nproc = limits.nproc if (sandbox or uid is not None) else _own_process_count() + limits.nproc
     result_fd = os.open(workdir / "result.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     probe_steps = sum(len(case) for question in probes for case in question)
     whole_run_s = limits.whole_run_s(probe_steps)
@@ -216,7 +234,7 @@ def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox
         "probe_steps": probe_steps, "cells_budget_s": limits.wall_s,
         "cell_timeout_s": limits.cell_s, "probe_timeout_s": limits.probe_s,
         "limits": {**asdict(limits), "cpu_s": int(whole_run_s) + 5,
-                   "nproc": None if (os.getuid() == 0 and not sandbox) else nproc},
+                   "nproc": None if (os.getuid() == 0 and uid is None) else nproc},
     }
     runner = [sys.executable, "-I", str(GRADING_DIR / "runner.py")]
     cmd = [*_bwrap_args(workdir), *runner] if sandbox else runner
@@ -241,6 +259,8 @@ def run_notebook(notebook: str, name: str, probes: list, limits: Limits, sandbox
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+                if uid is not None and not sandbox:  # and what left the group, before the result is read
+                    _kill_all_processes_of(uid)
                 proc.wait()
         result = None
         # The grader's own file, outside the directory the sandbox can reach: no link to follow.
