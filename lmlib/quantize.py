@@ -11,14 +11,19 @@ comes from its own largest entry, so one large weight coarsens the steps of its 
 
 The layer computes y = x W^T + b with W_ij = s_i q_ij. Since s_i depends on the row only, it
 also factors out of the sum over j, y_i = s_i (x q^T)_i + b_i: a product with the integers, then
-one multiplication per output, the form an int8 kernel uses (torchao's CPU path computes it so);
-``Int8Linear`` rebuilds the float weights instead, which on a CPU without an int8 kernel is the
-faster of the two for a batch of many positions. Activations stay float ("weight-only"). Stored,
+one multiplication per output, the form an int8 kernel uses. ``Int8Linear`` computes either way
+(``kernel``): by default it rebuilds the float weights and multiplies in float32, which on a CPU
+is as fast as the float layer for a batch of many positions; ``kernel="int8"`` calls PyTorch's own
+int8-weight CPU product, ``torch._weight_int8pack_mm`` (an internal operator: no public API
+wraps it), which reads the integers as they are. Activations stay float ("weight-only"). Stored,
 a weight takes 1 byte instead of 4 (plus 4 bytes of scale per row).
 
 ``quantize_int8`` gives a copy of a model with every linear layer replaced by an ``Int8Linear``.
-The scales and integers are those of torchao's ``Int8WeightOnlyConfig`` (per row, version 2):
-``torchao_quantized`` quantises with torchao itself, the reference the tests compare with.
+The scales are those of PyTorch's symmetric per-channel int8 quantisation (the
+``per_channel_symmetric`` observer of ``torch.ao.quantization``, which PyTorch 2.13 deprecates in
+favour of the separate package torchao) and of torchao's ``Int8WeightOnlyConfig``; the tests
+compare with the first, and with the second where torchao is installed (the course does not pin
+it). ``torchao_quantized`` quantises with torchao itself.
 """
 
 from __future__ import annotations
@@ -46,27 +51,42 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     # smallest scale, not 0
     half_range = (INT8_MAX - INT8_MIN) / 2
     scale = (w.abs().amax(dim=1) / half_range).clamp(min=torch.finfo(torch.float32).eps)
-    # times 1/s rather than / s, as torchao computes it: the two can round a last bit
-    # apart
+    # times 1/s rather than / s, as PyTorch's quantize_per_channel and torchao compute
+    # it: the two can round a last bit apart
     q = torch.round(w * (1.0 / scale[:, None])).clamp(INT8_MIN, INT8_MAX)
     return q.to(torch.int8), scale  # [out, in], [out]
 
 
 class Int8Linear(nn.Module):
     """y = x (s q)^T + b: a linear layer whose weights are stored as int8 q [out, in] with one
-    float32 scale s per output row (``quantize_rows``)."""
+    float32 scale s per output row (``quantize_rows``). ``kernel`` chooses how it multiplies:
+    ``"dequantize"`` (rebuild s q in float, then float32's product) or ``"int8"`` (PyTorch's
+    int8-weight product on the integers, then the row scales); the two agree to float rounding."""
 
-    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
+    KERNELS = ("dequantize", "int8")
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+                 kernel: str = "dequantize"):
         super().__init__()
+        if kernel not in self.KERNELS:
+            raise ValueError(f"kernel must be one of {self.KERNELS}, got {kernel!r}")
+        self.kernel = kernel
         self.register_buffer("q", q)  # [out, in] int8
         self.register_buffer("scale", scale)  # [out] float32
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> Int8Linear:
-        return cls(*quantize_rows(linear.weight.detach()), linear.bias)
+    def from_linear(cls, linear: nn.Linear, kernel: str = "dequantize") -> Int8Linear:
+        return cls(*quantize_rows(linear.weight.detach()), linear.bias, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == "int8":
+            # y = (x q^T) * s, the integers read as int8 by PyTorch's CPU kernel; it takes
+            # [N, in] rows, so the leading dimensions are flattened and restored
+            rows = x.reshape(-1, x.shape[-1]).contiguous()  # [N, in]
+            y = torch._weight_int8pack_mm(rows, self.q, self.scale.to(x.dtype))  # [N, out]
+            y = y.view(*x.shape[:-1], -1)  # [..., out]
+            return y if self.bias is None else y + self.bias
         # The weights s_i q_ij are rebuilt for each call, then multiplied as float: the
         # [out, in] matrix is small next to a batch's activations, and float32's own
         # product adds the bias in the same pass. Only storage is int8.
@@ -79,7 +99,8 @@ class Int8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         out_features, in_features = self.q.shape
-        return f"in_features={in_features}, out_features={out_features}, bias={self.bias is not None}, int8"
+        return (f"in_features={in_features}, out_features={out_features}, bias={self.bias is not None}, int8, "
+                f"kernel={self.kernel}")
 
 
 def tied_linear_names(model: nn.Module) -> set[str]:
@@ -90,16 +111,16 @@ def tied_linear_names(model: nn.Module) -> set[str]:
             if isinstance(module, nn.Linear) and uses[id(module.weight)] > 1}
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in evaluation mode with each ``nn.Linear`` an ``Int8Linear``. A linear
-    layer tied to another module (``tied_linear_names``) keeps its float weights: for a GPT,
-    the embedding table that is also the output layer."""
+def quantize_int8(model: nn.Module, kernel: str = "dequantize") -> nn.Module:
+    """A copy of ``model`` in evaluation mode with each ``nn.Linear`` an ``Int8Linear`` (multiplying
+    with ``kernel``). A linear layer tied to another module (``tied_linear_names``) keeps its float
+    weights: for a GPT, the embedding table that is also the output layer."""
     quantized = copy.deepcopy(model).eval()
     keep = tied_linear_names(quantized)
     for name, module in list(quantized.named_modules()):
         if isinstance(module, nn.Linear) and name not in keep:
             parent, _, child = name.rpartition(".")
-            setattr(quantized.get_submodule(parent), child, Int8Linear.from_linear(module))
+            setattr(quantized.get_submodule(parent), child, Int8Linear.from_linear(module, kernel))
     return quantized
 
 

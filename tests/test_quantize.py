@@ -1,8 +1,10 @@
-"""lmlib.quantize: per-row int8 weights equal torchao's Int8WeightOnlyConfig's and core PyTorch's per-channel
-quantised tensors, within half a step of the float weights, and a quantised GPT computes what torchao's does.
+"""lmlib.quantize: per-row int8 weights equal PyTorch's symmetric per-channel int8 quantisation (its observer's
+scales, ``torch.quantize_per_channel``'s integers), within half a step of the float weights; both of
+``Int8Linear``'s products (float32 on the rebuilt weights, and PyTorch's int8-weight kernel
+``torch._weight_int8pack_mm``) compute the linear layer with those weights.
 
-torchao is an optional reference (the tests that need it are skipped where it is not installed);
-``torch.quantize_per_channel`` is part of PyTorch itself."""
+torchao, the package PyTorch points to for quantisation, is an optional reference that the course does not pin:
+the tests that compare with it (its ``Int8WeightOnlyConfig``) are skipped where it is not installed."""
 
 from __future__ import annotations
 
@@ -45,10 +47,28 @@ def test_integers_and_scales_equal_torchao_s():
         assert torch.equal(q.float() * scale[:, None], reference.dequantize())
 
 
-def test_integers_equal_pytorch_s_per_channel_quantised_tensor_with_the_same_scales():
-    """torch.quantize_per_channel rounds and clamps in PyTorch's own kernel: the same integers, given the scales."""
+def test_scales_equal_pytorch_s_symmetric_per_channel_observer_s():
+    """torch.ao.quantization's observer for qint8, per_channel_symmetric: max|W| / ((127 - -128) / 2), at least
+    float32's eps. (PyTorch 2.13 deprecates torch.ao.quantization; the observer still runs, as a reference.)"""
+    from torch.ao.quantization.observer import PerChannelMinMaxObserver
+
     for seed in range(3):
         w = weights(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            observer = PerChannelMinMaxObserver(ch_axis=0, dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+            observer(w)
+            scale, zero_point = observer.calculate_qparams()
+        assert torch.equal(Q.quantize_rows(w)[1], scale) and (zero_point == 0).all()
+
+
+def test_integers_equal_pytorch_s_per_channel_quantised_tensor_with_the_same_scales():
+    """torch.quantize_per_channel rounds and clamps in PyTorch's own kernel: the same integers, given the scales.
+    On the larger matrices, dividing by s instead of multiplying by 1/s would round some entries the other way."""
+    matrices = [weights(seed) for seed in range(3)]
+    matrices += [torch.randn(64, 256, generator=torch.Generator().manual_seed(seed)) * 0.05 for seed in range(5)]
+    divided_apart = 0
+    for w in matrices:
         q, scale = Q.quantize_rows(w)
         with warnings.catch_warnings():  # PyTorch 2.13 deprecates its quantised dtypes; here only a reference
             warnings.simplefilter("ignore", UserWarning)
@@ -56,6 +76,8 @@ def test_integers_equal_pytorch_s_per_channel_quantised_tensor_with_the_same_sca
                                                    axis=0, dtype=torch.qint8)
         assert torch.equal(q, reference.int_repr())
         assert torch.equal(q.float() * scale[:, None], reference.dequantize())
+        divided_apart += (torch.round(w / scale[:, None]).clamp(-128, 127) != q).sum().item()
+    assert divided_apart > 0  # the check can tell the two roundings apart
 
 
 def test_each_weight_is_within_half_a_step():
@@ -69,14 +91,17 @@ def test_each_weight_is_within_half_a_step():
     assert q[3, 0] in (-127, -128)  # -127.5 steps, give or take float32's last bit of 1 / s
 
 
-def test_int8_linear_is_the_linear_layer_with_the_dequantised_weights():
+@pytest.mark.parametrize("kernel", Q.Int8Linear.KERNELS)
+def test_int8_linear_is_the_linear_layer_with_the_dequantised_weights(kernel):
+    """Both products against float64's F.linear on s q: the float32 one, and PyTorch's int8-weight kernel."""
     torch.manual_seed(0)
     linear = nn.Linear(40, 6)
     with torch.no_grad():
         linear.weight.copy_(weights())
-    layer = Q.Int8Linear.from_linear(linear)
+    layer = Q.Int8Linear.from_linear(linear, kernel)
     x = torch.randn(3, 5, 40)
-    assert max_abs_difference(layer(x), F.linear(x, layer.dequantized(), linear.bias)) <= 1e-5
+    exact = F.linear(x.double(), layer.q.double() * layer.scale.double()[:, None], linear.bias.double())
+    assert layer(x).shape == (3, 5, 6) and max_abs_difference(layer(x), exact) <= 1e-5
     # and each output within half a step of its row per unit of input: |y_i - y'_i| <= sum_j |x_j| s_i / 2
     bound = x.abs().sum(-1, keepdim=True) * layer.scale / 2  # [3, 5, 6]
     assert ((layer(x) - linear(x)).abs() <= bound * (1 + 1e-4)).all()
@@ -101,6 +126,8 @@ def test_a_quantised_gpt_has_int8_blocks_a_tied_float_output_layer_and_nearly_th
     with torch.no_grad():
         assert max_abs_difference(ours(ids), model(ids)) <= 0.05
     assert Q.state_bytes(ours) < Q.state_bytes(model) / 2
+    with torch.no_grad():  # PyTorch's int8-weight kernel: the same model, products in another order
+        assert max_abs_difference(Q.quantize_int8(model, kernel="int8")(ids), ours(ids)) <= 1e-5
 
 
 def test_a_quantised_gpt_computes_what_torchao_s_does():
@@ -130,3 +157,5 @@ def test_bad_input_is_refused_with_the_reason():
         Q.quantize_rows(torch.zeros(4))
     with pytest.raises(ValueError, match="2-D float weight"):
         Q.quantize_rows(torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        Q.quantize_int8(tiny_gpt(), kernel="int4")

@@ -5,8 +5,9 @@
 
 Each model is ``gpt_chars_wiki``'s GPT-2 block at another width and depth (``SIZES``), trained on the
 same data (the ``wiki`` training characters, ``gpt_chars_wiki``'s vocabulary) with the same token
-budget, schedule and seed (``TRAINING``: 1,000 steps of 16 x 128 tokens, about 0.9 passes over the
-training text, so no text is read twice), without dropout. The JSON keeps each model's parameters,
+budget, schedule and seed (``TRAINING``: 1,000 steps of 16 x 128 tokens, 0.9 times the length of the
+training text; the windows start at random places, so some text is read twice and some never,
+``reads_per_character``), without dropout. The JSON keeps each model's parameters,
 its validation loss (nats per character, the predicted ``<eos>`` counted) and its training log, so the
 chapter fits the law without training anything.
 
@@ -17,7 +18,9 @@ and C = 6 N D (``training_compute``).
 
 ``fit_power_law`` fits L(N) = (N_c / N)^alpha by least squares on log L against log N, with a 95 %
 interval for alpha from the fit's standard error; ``fit_power_law_with_floor`` fits
-L(N) = E + (N_c / N)^alpha, the form with an irreducible loss E.
+L(N) = E + (N_c / N)^alpha, the form with an irreducible loss E. C = 6 N D leaves out attention and
+the output layer, which at these sizes are not small: ``lmlib.pretraining.training_flops_per_token``
+counts them.
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ import torch
 
 from lmlib.course.recipes import CHECKPOINTS, GPT_CHARS_WIKI, SMALL_GPT, recipe_data
 from lmlib.pretraining import training_compute, training_tokens
-from lmlib.train import TrainConfig, train
+from lmlib.train import TrainConfig, _batches, train
 from lmlib.transformer import GPT, GPTConfig
 
 OUT = CHECKPOINTS / "scaling_wiki.json"
 
 # (d_model, n_layers, n_heads): about 2.4 times more non-embedding parameters from one to the next, from
-# 13 thousand to 0.8 million; heads of width 16. The largest is gpt_chars_wiki's shape.
+# 13 thousand to 0.8 million; heads of width 16. The largest has gpt_chars_wiki's width and depth (and
+# parameters: it has 4 heads of 32 where this has 8 of 16).
 SIZES: tuple[tuple[int, int, int], ...] = ((32, 1, 2), (32, 2, 2), (48, 2, 3), (64, 3, 4), (96, 3, 6), (128, 4, 8))
 TRAINING = TrainConfig(steps=1000, batch_size=16, block=128, lr=2e-3, warmup=100, eval_every=1000, log_every=20,
                        seed=0)
@@ -62,6 +66,18 @@ def non_embedding_parameters(model: GPT) -> int:
     if model.position_embedding is not None:
         embeddings += model.position_embedding.weight.numel()
     return model.num_parameters() - embeddings
+
+
+def reads_per_character(stream_length: int, config: TrainConfig = TRAINING) -> np.ndarray:
+    """[stream_length] how many of a run's windows read each position of a training stream of that length (as
+    input or as target): the windows ``lmlib.train`` draws, each step's at random offsets from (seed, step), read
+    from a stream whose tokens are their own positions."""
+    if config.layout != "random":
+        raise ValueError(f"reads_per_character counts random windows; this config's layout is {config.layout!r}")
+    positions = torch.arange(stream_length, device="cpu")  # the stream whose token t is t
+    batches = _batches(positions, config, 0, 0, 1)  # the loop's own batches, from step 0, one process
+    windows = torch.cat([next(batches)[0] for _ in range(config.steps)])  # [steps * B, block + 1]
+    return np.bincount(windows.flatten().numpy(), minlength=stream_length)
 
 
 def train_size(d_model: int, n_layers: int, n_heads: int, data: tuple, config: TrainConfig = TRAINING,
@@ -125,9 +141,10 @@ def fit_power_law(n, loss, confidence: float = 0.95) -> PowerLaw:
 
 
 def fit_power_law_with_floor(n, loss, confidence: float = 0.95) -> PowerLaw:
-    """L = E + (N_c / N)^alpha by nonlinear least squares (scipy's curve_fit on ln N; E >= 0), alpha's
-    interval from the fit's covariance (normal approximation). Three numbers from few points: the fit can be
-    poorly determined, which the interval then shows."""
+    """L = E + (N_c / N)^alpha by nonlinear least squares (scipy's curve_fit on ln N; 0 <= E <= min L). alpha's
+    interval is alpha +- t times its standard error from the fit's covariance, Student's t with len(n) - 3 degrees
+    of freedom (three numbers fitted). Three numbers from few points: the fit can be poorly determined, which the
+    interval then shows; with E at a bound the interval is only indicative."""
     from scipy import optimize, stats
 
     x, _ = _logs(n, loss, at_least=4)
@@ -140,7 +157,7 @@ def fit_power_law_with_floor(n, loss, confidence: float = 0.95) -> PowerLaw:
     (floor, alpha, log_n_c), cov = optimize.curve_fit(
         law, x, loss, p0=(0.5 * loss.min(), start.alpha * 2, math.log(start.n_c)),
         bounds=([0, 0, -np.inf], [loss.min(), np.inf, np.inf]), maxfev=20_000)
-    half = stats.norm.ppf((1 + confidence) / 2) * math.sqrt(cov[1, 1])
+    half = stats.t.ppf((1 + confidence) / 2, len(x) - 3) * math.sqrt(cov[1, 1])
     return PowerLaw(float(alpha), float(alpha - half), float(alpha + half), math.exp(log_n_c), float(floor))
 
 

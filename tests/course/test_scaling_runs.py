@@ -79,6 +79,45 @@ def test_the_fit_with_a_floor_recovers_the_floor_and_the_exponent():
     assert fit.n_c == pytest.approx(4e4, rel=1e-3)
 
 
+def test_the_floor_fit_s_interval_is_t_with_three_numbers_fitted_times_the_standard_error():
+    """The standard error recomputed from the residuals and a finite-difference Jacobian, s^2 (J^T J)^-1 with
+    s^2 = RSS / (n - 3), against the interval's half-width divided by Student's t with n - 3 degrees of freedom."""
+    from scipy import stats
+
+    n = np.array([1e4, 2.5e4, 6e4, 1.5e5, 3.5e5, 8e5, 2e6])
+    loss = (1.3 + (4e4 / n) ** 0.35) * np.exp(np.random.default_rng(1).normal(0, 0.01, len(n)))
+    fit = SR.fit_power_law_with_floor(n, loss)
+    assert 0 < fit.floor < loss.min()  # not at a bound
+
+    def law(theta):
+        floor, alpha, log_n_c = theta
+        return floor + np.exp(alpha * (log_n_c - np.log(n)))
+
+    theta = np.array([fit.floor, fit.alpha, math.log(fit.n_c)])
+    jacobian = np.stack([(law(theta + h) - law(theta - h)) / (2 * 1e-6) for h in np.eye(3) * 1e-6], axis=1)
+    variance = np.sum((loss - law(theta)) ** 2) / (len(n) - 3)
+    standard_error = math.sqrt(variance * np.linalg.inv(jacobian.T @ jacobian)[1, 1])
+    half = (fit.alpha_high - fit.alpha_low) / 2
+    assert half / stats.t.ppf(0.975, len(n) - 3) == pytest.approx(standard_error, rel=1e-3)
+
+
+def test_reads_per_character_counts_the_training_loop_s_windows():
+    """Against the windows drawn as lmlib.train documents them: step s's from a generator seeded seed x 1,000,003 + s
+    (lmlib.train.random_windows); and the committed runs' budget reads 0.9 of the text's length, some of it twice."""
+    from lmlib.train import TrainConfig, random_windows
+
+    config = TrainConfig(steps=7, batch_size=3, block=5, seed=2)
+    counts = SR.reads_per_character(40, config)
+    expected = np.zeros(40, dtype=np.int64)
+    for step in range(config.steps):
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        for window in random_windows(torch.arange(40), config.batch_size, config.block, generator):
+            expected[window.numpy()] += 1
+    assert np.array_equal(counts, expected) and counts.sum() == 7 * 3 * 6
+    with pytest.raises(ValueError, match="layout"):
+        SR.reads_per_character(40, dataclasses.replace(config, layout="sequential"))
+
+
 def test_bad_input_to_a_fit_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="at least 3 points"):
         SR.fit_power_law([1e4, 1e5], [2.0, 1.9])
