@@ -153,19 +153,26 @@ def next_token_predictions(model: NeuralLM, sentences: Sequence[Sequence[str]],
     to 1 (a cloze question that says what kind of word is missing: "which year?")."""
     vocab = model.vocab
     device = model_device(model)
-    allowed = None if among is None else torch.tensor(vocab.encode(list(among)), device=device)
+    allowed = None
+    if among is not None:
+        unknown = [t for t in among if t not in vocab]
+        if unknown or not among:
+            raise ValueError(f"among must name tokens of the vocabulary; not in it: {unknown[:5]}")
+        # ascending ids: a tie goes to the lowest id, as over the whole vocabulary
+        allowed = torch.tensor(sorted(set(vocab.encode(list(among)))), device=device)  # [K]
     parts = []
     for a in range(0, len(sentences), batch_size):
         ids = encode_batch(vocab, sentences[a : a + batch_size]).to(device)  # [B, T]
-        logits = model.logits(model.scoring_hidden_states(ids[:, :-1]))  # [B, T-1, V]
-        if allowed is not None:  # every other token's logit -inf: a softmax over `among`
-            logits = torch.full_like(logits, float("-inf")).index_copy_(
-                -1, allowed, logits.index_select(-1, allowed))
-        best, predicted = log_softmax(logits).max(dim=-1)  # [B, T-1]
-        target = ids[:, 1:]
-        keep = target != vocab.pad_id
-        sentence = torch.arange(a, a + len(ids), device=device)[:, None].expand_as(target)
-        parts.append([x[keep].cpu() for x in (best.double().exp(), predicted, target, sentence)])
+        target = ids[:, 1:]  # [B, T-1]
+        keep = target != vocab.pad_id  # the n positions with a token to predict
+        # the output layer only where there is a token to predict: [n, V], not [B, T-1, V]
+        logits = model.logits(model.scoring_hidden_states(ids[:, :-1])[keep])  # [n, V]
+        if allowed is not None:  # a softmax over `among` only
+            logits = logits[:, allowed]  # [n, K]
+        best, choice = log_softmax(logits).max(dim=-1)  # [n]: ln P(top choice), its column
+        predicted = choice if allowed is None else allowed[choice]
+        sentence = torch.arange(a, a + len(ids), device=device)[:, None].expand_as(target)[keep]
+        parts.append([x.cpu() for x in (best.double().exp(), predicted, target[keep], sentence)])
     return NextTokenPredictions(*(torch.cat(c).numpy() for c in zip(*parts, strict=True)))
 
 

@@ -11,8 +11,9 @@ the prefix, and the canary's secret s is ranked among them:
 
 A model that learned nothing of the canary ranks it like any other candidate: rank uniform on
 1..|R|, expected exposure about 1/ln 2 = 1.44 bits. A model that ranks it first gives it the
-whole log2 |R| (19.9 bits for 10^6 candidates). Carlini et al. estimate the rank from a sample
-of candidates when R is too large to score; here every candidate is scored, exactly: the
+whole log2 |R| (19.9 bits for 10^6 candidates). When R is too large to score, Carlini et al.
+estimate the exposure from a sample of candidates (a skew-normal distribution fitted to their
+scores); here every candidate is scored, and the rank is exact: the
 candidates form a tree of K^length leaves, each of the K^(length-1) + .. + K + 1 inner nodes is
 one context the model reads (one token at a time, from the cache of its parent, for a model with
 ``IncrementalDecoding``), and a candidate's score is the sum along its path.
@@ -64,7 +65,7 @@ def secret_index(secret: Sequence[str], alphabet: Sequence[str] = DIGITS) -> int
 @torch.no_grad()
 def candidate_logprobs(model: LanguageModel, prefix: Sequence[str], length: int = 6,
                        alphabet: Sequence[str] = DIGITS,
-                       max_rows: int = 2000) -> torch.Tensor:
+                       max_rows: int = 250) -> torch.Tensor:
     """[K^length] float64: ln P(s | <bos> prefix) of every candidate secret s, in
     ``secret_index`` order. ``prefix`` and ``alphabet`` are tokens of the model's
     vocabulary (for a character model, characters). The model reads at most
@@ -119,8 +120,9 @@ def _expand(model, contexts: torch.Tensor, cache, first: torch.Tensor,
 
 
 def rank_of(logprobs: torch.Tensor, index: int) -> int:
-    """1 + the number of candidates scored strictly higher than candidate ``index``
-    (a tie counts in its favour: the best rank it could be given)."""
+    """1 + the number of candidates scored strictly higher than candidate ``index``:
+    its place with the candidates sorted most probable first. A tie counts in its
+    favour (the best rank it could be given: SciPy's ``rankdata(method="min")``)."""
     return 1 + int((logprobs > logprobs[index]).sum())
 
 

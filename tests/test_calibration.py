@@ -139,3 +139,5 @@ def test_next_token_predictions_equal_the_distribution_after_each_prefix():
     position = len(sentences[0]) + 1 + 2  # the third prediction of the second sentence
     assert among.confidence[position] == pytest.approx(p.max().item(), abs=1e-6)
     assert among.predicted[position] == ids[p.argmax()] and set(among.predicted) <= set(ids.tolist())
+    with pytest.raises(ValueError, match="not in it"):
+        CAL.next_token_predictions(gpt, sentences, among=["a", "zz"])

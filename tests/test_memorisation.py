@@ -48,6 +48,14 @@ def test_exposure_by_hand():
     assert MEM.exposure(logprobs, 0) == 0.0  # ranked last
 
 
+def test_rank_is_scipys_rank_with_ties_at_their_best():
+    from scipy.stats import rankdata
+
+    logprobs = torch.tensor([-4.0, -1.5, -2.0, -2.0, -9.0, -1.5, -0.5, -3.0], dtype=torch.float64)
+    ranks = rankdata(-logprobs.numpy(), method="min")  # most probable first; ties share the best place
+    assert [MEM.rank_of(logprobs, i) for i in range(8)] == ranks.tolist()
+
+
 def test_secret_index_reads_the_secret_as_a_number():
     assert MEM.secret_index("000120") == 120
     assert MEM.secret_index("321", ALPHABET) == 2 * 9 + 1 * 3 + 0

@@ -1,6 +1,6 @@
 """The risks chapter's long run: canaries in a character GPT's training text, and what it memorises of them.
 
-    python -m lmlib.course.memorisation_runs      # two trainings and their exposures: about 10 CPU minutes
+    python -m lmlib.course.memorisation_runs      # two trainings and their exposures: 22 minutes on 2 shared cores
     python -m lmlib.course.memorisation_runs --max-steps 20 --out /tmp/mem   # a quick look: a model that learned little
     python -m lmlib.course.memorisation_runs --measure-only   # measure the committed models again (no training)
 
@@ -51,7 +51,8 @@ NAMES = ("Ada", "Bram", "Cora", "Dov", "Edda", "Finn", "Gala", "Hugo", "Ines", "
 # memorisation studies train (a first trial on all of it, 1.7 passes, gave a 64-copy canary 7 bits)
 WIKI_SENTENCES = 5000
 # gpt_chars_wiki's GPT with 2 layers instead of 4, trained for 2,000 steps instead of 3,000 (4.1 million
-# characters, about 7 passes over the text): about 3 CPU minutes a model, 2 more to measure its canaries
+# characters, about 6.5 passes over the text): about 3 CPU minutes a model; its 25 canaries take 4 to 5 minutes more
+# (the JSON records each time)
 MODEL = {**SMALL_GPT, "n_layers": 2}
 TRAINING = TrainConfig(steps=2000, batch_size=16, block=128, lr=2e-3, warmup=200, eval_every=1000, seed=0)
 RUNS = {"memorisation_wiki": "every copy of every canary",
