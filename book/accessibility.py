@@ -12,6 +12,9 @@ widgets manager write:
 3. A bibliography entry is a list item (``role="listitem"``), not ``role="doc-biblioentry"``,
    which docutils writes but DPUB-ARIA 1.1 deprecated: screen readers need not know it, and inside
    docutils' ``role="list"`` wrapper an entry that is no list item breaks the list.
+4. The ``<summary>`` of a code cell that a chapter hides (myst-nb's ``hide-input``) is named by what
+   it shows, "Show code cell source", not by myst-nb's ``aria-label="Toggle hidden content"``, which
+   a reader who sees the words and says them to voice control would not find (WCAG 2.5.3).
 """
 
 from __future__ import annotations
@@ -57,7 +60,30 @@ def add_translator_mixin(app: Sphinx) -> None:
         app.set_translator(name, mixed, override=True)
 
 
+#: What myst-nb writes as a hidden code cell's summary, and what this extension writes instead.
+HIDDEN_CELL_SUMMARY = ('<summary aria-label="Toggle hidden content">\n', "<summary>\n")
+
+
+def name_hidden_cells_by_their_prompt(app: Sphinx) -> None:
+    """``builder-inited``: wrap myst-nb's HTML visitor of a hidden cell (every extension has registered
+    its nodes by then) so that its ``<summary>`` takes its name from its visible text."""
+    handlers = app.registry.translation_handlers.get("html", {})
+    if "HideCodeCellNode" not in handlers:
+        return
+    from myst_nb.sphinx_ import HideCodeCellNode
+
+    visit, depart = handlers["HideCodeCellNode"]
+
+    def visit_named_by_prompt(self, node) -> None:
+        start = len(self.body)
+        visit(self, node)
+        self.body[start:] = [part.replace(*HIDDEN_CELL_SUMMARY) for part in self.body[start:]]
+
+    app.add_node(HideCodeCellNode, override=True, html=(visit_named_by_prompt, depart))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", configure)
     app.connect("builder-inited", add_translator_mixin, priority=900)
+    app.connect("builder-inited", name_hidden_cells_by_their_prompt, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
