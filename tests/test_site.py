@@ -8,7 +8,8 @@ For every page in ``_toc.yml``, headless Chromium (Debian's ``chromium``, driven
 Playwright) loads the page from a local server on 127.0.0.1 with every other host
 blocked, and checks: no failed request and no request to another host, no JavaScript
 error, every formula typeset by MathJax, every image loaded, every saved widget rendered;
-chapter pages offer their notebook and say how to run them. It saves a screenshot per
+chapter pages offer their notebook and say how to run them; axe-core (from npm) finds no
+WCAG 2 level A or AA violation once the page has rendered. It saves a screenshot per
 page to ``_build/screenshots/``. Without Chromium these tests are skipped, loudly, except
 in CI (``CI=true``), where that is a failure. The checks of links and of CDN-free pages
 read the HTML files and need no browser.
@@ -357,8 +358,9 @@ def _shot_name(page: str) -> str:
 # ---------------------------------------------------------------------------------------
 # Every page of the table of contents
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("page", PAGES)
-def test_page_in_browser(page, visit, site):
+def render(visit, page: str):
+    """Open ``page`` and wait until it is what a reader sees: MathJax has typeset it, every image has
+    loaded and every saved widget view has rendered. Returns the tab and what went wrong on the way."""
     tab = visit.goto(f"{page}.html")
     problems: list[str] = []
 
@@ -383,6 +385,12 @@ def test_page_in_browser(page, visit, site):
         except Exception:  # noqa: BLE001
             rendered = tab.locator(".widget-subarea .jupyter-widgets").count()
             problems.append(f"{views} saved widget views, but {rendered} rendered")
+    return tab, problems
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_in_browser(page, visit, site):
+    tab, problems = render(visit, page)
 
     # chapter pages: the notebook to download, how to run it, its exercise
     if page.startswith(CHAPTER_DIRS):
@@ -393,6 +401,62 @@ def test_page_in_browser(page, visit, site):
 
     problems += visit.problems()
     assert not problems, f"{page}.html:\n  " + "\n  ".join(problems)
+
+
+# Accessibility: axe-core, the engine of the browsers' accessibility audits -----------------
+#: axe-core from npm (package.json's devDependencies; ``make book`` runs ``npm ci``).
+AXE_SCRIPT = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+#: The rules run: those of WCAG 2.0 and 2.1, levels A and AA (axe's tags for them).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+AXE_RUN = """async (options) => {
+  const result = await axe.run(document, {...options, resultTypes: ["violations"]});
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+    nodes: v.nodes.map(n => ({target: n.target.join(" "), html: n.html.slice(0, 120),
+                              summary: (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 240)})),
+  }));
+}"""
+
+
+def axe_violations(tab, options: dict, label: str = "") -> list[str]:
+    """axe-core's violations on the page as it is now (``options``: axe.run's), one readable line per
+    failing element: rule, impact, element, what the rule asks and where it is explained, why it fails."""
+    if not tab.evaluate("() => typeof window.axe === 'object'"):
+        tab.add_script_tag(content=AXE_SCRIPT.read_text(encoding="utf-8"))
+    lines = []
+    for v in tab.evaluate(AXE_RUN, options):
+        for node in v["nodes"]:
+            lines.append(
+                f"{v['id']} ({v['impact']}){label}: {node['target']}\n      {v['help']}: {v['helpUrl']}"
+                f"\n      {node['html']}\n      {node['summary']}"
+            )
+    return lines
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_is_accessible(page, visit, site):
+    """axe-core finds no WCAG 2.0/2.1 level A or AA violation on the page once it is rendered: math
+    typeset, widgets drawn from their saved state. Among its rules: every form control (the widgets'
+    sliders, drop-downs, text boxes) and button has an accessible name, text contrasts enough with its
+    background, a scrollable region can be reached by keyboard, and every image has alternative text.
+    Text contrast is checked again in the theme's dark mode."""
+    if not AXE_SCRIPT.is_file():
+        if IN_CI:
+            pytest.fail(f"{AXE_SCRIPT} is missing, and CI=true: run `npm ci` (make book does).", pytrace=False)
+        pytest.skip(f"ACCESSIBILITY TESTS SKIPPED: no {AXE_SCRIPT.relative_to(ROOT)}; run `npm ci` (make book does)")
+    assert (site / f"{page}.html").is_file(), f"{page} is in _toc.yml but was not built"
+    tab, problems = render(visit, page)
+    assert not problems, f"{page}.html did not render:\n  " + "\n  ".join(problems)
+    violations = axe_violations(tab, {"runOnly": {"type": "tag", "values": AXE_TAGS}})
+    # dark mode as the theme's button sets it, with colour transitions off so that axe sees the end colours
+    tab.add_style_tag(content="*, *::before, *::after { transition: none !important; }")
+    tab.evaluate("() => { document.documentElement.dataset.theme = 'dark'; }")
+    violations += axe_violations(tab, {"runOnly": {"type": "rule", "values": ["color-contrast"]}}, " in dark mode")
+    assert not violations, (
+        f"{page}.html: {len(violations)} element(s) fail WCAG 2 A/AA rules (axe-core):\n  " + "\n  ".join(violations)
+    )
 
 
 def _check_chapter(tab, page: str) -> list[str]:
@@ -528,6 +592,33 @@ def test_neighbour_explorer_switches_words_without_a_kernel(visit, site):
     after = tab.locator(".widget-subarea .widget-html-content table").first.inner_text()
     assert "four" in after, f"after picking 'three', expected its neighbours (numbers), got {after[:200]!r}"
     assert not visit.problems(), "\n".join(visit.problems())
+
+
+def test_decoding_explorer_controls_are_named_by_their_descriptions(visit, site):
+    """The generating-text chapter's decoding explorer, from its saved widget state: in the browser's
+    accessibility tree (what a screen reader reads), each slider is named by the description beside it
+    (book/static/course-a11y.js; ipywidgets names only the label), and so are the drop-down and text box."""
+    tab = open_with_widgets(visit, site, "chapters/generating_text")
+    for role, name in [("combobox", "model"), ("textbox", "prompt"), ("slider", "temperature"),
+                       ("slider", "top-k (0: off)"), ("slider", "top-p"), ("slider", "min-p (0: off)")]:
+        assert tab.get_by_role(role, name=name, exact=True).count() == 1, f"no {role} named {name!r}"
+    assert not visit.problems(), "\n".join(visit.problems())
+
+
+def test_colour_mode_button_names_the_mode_it_shows(visit, site):
+    """The theme's colour mode button is named by the mode its icon shows, and a click changes both."""
+    tab = visit.goto(f"{PAGES[0]}.html")
+    button = tab.get_by_role("button", name=re.compile("^Color mode: ")).first
+    names = []
+    for _ in range(3):
+        name = button.get_attribute("aria-label")
+        shown = button.locator(".theme-switch").evaluate_all(
+            "els => els.filter(e => e.getBoundingClientRect().width > 0).map(e => e.textContent.trim())")
+        assert len(shown) == 1 and name == f"Color mode: {shown[0]}", (name, shown)
+        names.append(name)
+        button.click()
+        tab.wait_for_function("n => document.querySelector('.theme-switch-button').ariaLabel !== n", arg=name)
+    assert len(set(names)) == 3, names
 
 
 def test_attention_viewer_switches_sentence_layer_and_head_without_a_kernel(visit, site):

@@ -105,14 +105,19 @@ def plot_zipf(ax, freqs: np.ndarray, label: str, min_rank: int = 10, max_rank: i
 
 
 def tokens_html(tokens: list[str]) -> str:
-    """Tokens as alternating coloured boxes, so token boundaries are visible."""
+    """Tokens as alternating coloured boxes, so token boundaries are visible.
+
+    A box keeps its token's spaces (``white-space:pre``), so no line may break inside it; the
+    ``<wbr>`` between boxes lets the line break between tokens, so the text wraps to the page's
+    width instead of running off a narrow screen in a region that scrolls.
+    """
     colours = ("#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8")
     boxes = (
         f'<span style="background:{colours[i % len(colours)]};padding:1px 2px;margin:1px;'
         f'border-radius:3px;white-space:pre">{html.escape(t)}</span>'
         for i, t in enumerate(tokens)
     )
-    return f'<div style="line-height:2">{"".join(boxes)}</div><p>{len(tokens)} tokens</p>'
+    return f'<div style="line-height:2">{"<wbr>".join(boxes)}</div><p>{len(tokens)} tokens</p>'
 
 
 def token_tabs(text: str, tokenizers: dict[str, Callable[[str], list[str]]]):
