@@ -899,7 +899,7 @@ def _check_lambdas(lambdas: Sequence[float], order: int) -> tuple[float, ...]:
 def _check_sentences(sentences: Iterable[Sequence[str]]) -> list[list[str]]:
     if isinstance(sentences, str):
         raise TypeError("sentences must be a list of token lists, e.g. [['the', 'cat'], ...], not a str")
-    sentences = [list(s) if not isinstance(s, str) else s for s in sentences]
+    sentences = [s if isinstance(s, (list, str)) else list(s) for s in sentences]  # lists as they are: no copies
     if not sentences:
         raise ValueError("no sentences: pass at least one list of tokens")
     for i, s in enumerate(sentences):
