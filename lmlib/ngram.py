@@ -53,6 +53,15 @@ Counting is vectorised with numpy: an n-gram is stored as the pair (index of
 its context among the (n-1)-grams, word id) packed into one int64 key, so one
 ``np.unique`` per order counts a corpus and one ``np.searchsorted`` looks up a
 whole batch of queries.
+
+Scoring has a fast path beside the protocol's: ``NGramLM.token_logprobs`` and
+``sentence_logprobs`` encode a whole text as one stream (no padding, no torch)
+and find its n-grams in hash tables (``NGramHash``, one or two probes a key
+where a binary search takes ~19), then score them with the same smoothing code,
+so they give the very numbers ``lmlib.lm.token_logprobs`` gives.
+
+torch is imported only by the methods that return tensors (the protocol's), so
+fitting and scoring with the fast path never load it.
 """
 
 from __future__ import annotations
@@ -63,13 +72,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
-from lmlib import lm
 from lmlib.tokenize import BOS, EOS, PAD, SPECIALS, UNK, Vocab
+
+if TYPE_CHECKING:  # the protocol's methods import torch when called: importing lmlib.ngram does not
+    import torch
 
 # Discounts for an order whose count-of-counts cannot give valid ones (tiny corpora): KenLM's
 # --discount_fallback values for modified Kneser-Ney, the textbook D = 0.75 for Kneser-Ney.
@@ -135,6 +145,60 @@ class NGramTable:
         return slice(int(lo), int(hi))
 
 
+class NGramHash:
+    """A hash table over the keys of one ``NGramTable``: ``lookup`` gives the same indices as the
+    table's binary search, in one or two probes a key instead of log2(G) (~19) dependent reads.
+
+    Open addressing with linear probing: key ``context * vocab_size + word`` belongs in slot
+    hash(key) (Fibonacci hashing: the top bits of key * 2^64/phi), or, if another key took that
+    slot, in the first free slot after it. There are M >= 2G slots (a power of two), so at least
+    half are free and a search, which walks from the key's slot to the key or to a free slot,
+    is short.
+    """
+
+    GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd: spreads nearby keys apart
+    PROBES = 4  # slots a lookup probes before it binary-searches the (few) keys left
+
+    def __init__(self, table: NGramTable):
+        self.table, self.vocab_size = table, table.vocab_size
+        self.bits = max(1, (2 * len(table.keys) - 1).bit_length())  # M = 2^bits >= 2G slots
+        self.mask = (1 << self.bits) - 1
+        self.slot_key = np.full(self.mask + 1, -1, dtype=np.int64)  # [M] the key in each slot, -1: free
+        self.slot_index = np.full(self.mask + 1, -1, dtype=np.int64)  # [M] its index in the table
+        # Insert every key at once: each round, the keys whose slot is free bid for it, one bid per slot
+        # wins (whichever numpy writes last), and the others move on to the next slot.
+        pending, slot = np.arange(len(table.keys)), self._slot(table.keys)
+        while len(pending):
+            free = self.slot_key[slot] == -1
+            self.slot_index[slot[free]] = pending[free]
+            won = free.copy()
+            won[free] = self.slot_index[slot[free]] == pending[free]
+            self.slot_key[slot[won]] = table.keys[pending[won]]
+            pending, slot = pending[~won], (slot[~won] + 1) & self.mask
+
+    def _slot(self, keys: np.ndarray) -> np.ndarray:
+        """[K] each key's own slot: the top ``bits`` bits of key * GOLDEN (mod 2^64)."""
+        return ((keys.astype(np.uint64) * self.GOLDEN) >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def lookup(self, context: np.ndarray, word: np.ndarray) -> np.ndarray:
+        """Index of each n-gram (context[i], word[i]); -1 where absent or context[i] is -1
+        (``NGramTable.lookup``'s answer)."""
+        index = np.full(len(context), -1, dtype=np.int64)
+        todo = np.flatnonzero(context >= 0)  # [K] the queries still searched for, and their keys
+        keys = context[todo] * self.vocab_size + word[todo]
+        slot = self._slot(keys)
+        for _ in range(self.PROBES):  # each round probes one slot for every key still searched for
+            stored = self.slot_key[slot]
+            found = np.flatnonzero(stored == keys)
+            index[todo[found]] = self.slot_index[slot[found]]
+            further = np.flatnonzero((stored != keys) & (stored != -1))  # another key sits here: next slot
+            todo, keys, slot = todo[further], keys[further], (slot[further] + 1) & self.mask
+        # The few keys still searched for (in runs of full slots): a binary search costs them less than
+        # the many short rounds the last of them would take.
+        index[todo] = self.table.lookup(context[todo], word[todo])
+        return index
+
+
 class NGramLM:
     """An n-gram language model of any order >= 1 (implements ``lmlib.lm.LanguageModel``).
 
@@ -172,6 +236,7 @@ class NGramLM:
         self.smoother: Smoother = SMOOTHERS[smoothing](self.order, k, lambdas)
         self.vocab: Vocab | None = None
         self.tables: dict[int, NGramTable] = {}  # order -> its n-grams
+        self._hashes: tuple[dict, dict[int, NGramHash]] = ({}, {})  # (the tables they index, order -> hash)
 
     def __repr__(self) -> str:
         k = f", k={self.k}" if self.k is not None else ""
@@ -221,6 +286,8 @@ class NGramLM:
 
     def sequence_logprobs(self, ids: torch.Tensor) -> torch.Tensor:
         """[B, T] rows ``<bos> w_1 .. w_n <eos> <pad>..`` -> [B, T-1], entry t-1 = ln P(ids[t] | ids[:t])."""
+        import torch
+
         self._fitted()
         rows = _as_rows(ids, self.vocab.bos_id)  # [B, T]
         pos = _positions(rows, self.vocab.bos_id)  # [B, T]
@@ -229,6 +296,8 @@ class NGramLM:
 
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
         """[B, T] contexts (rows start with ``<bos>``) -> [B, V] ln P(next token | context)."""
+        import torch
+
         self._fitted()
         rows = _as_rows(contexts, self.vocab.bos_id)
         pos = _positions(rows, self.vocab.bos_id)
@@ -255,11 +324,15 @@ class NGramLM:
 
     def perplexity(self, sentences: Sequence[Sequence[str]]) -> float:
         """Perplexity per predicted token (words and ``</s>``), via ``lmlib.lm.perplexity``."""
+        from lmlib import lm  # the seam, and torch with it, only when a model is scored through it
+
         self._fitted()
         return lm.perplexity(self, sentences, batch_size=256)
 
     def predict_next(self, prefix: Sequence[str] = (), k: int = 5) -> list[tuple[str, float]]:
         """The k most likely next tokens after a sentence prefix, with their probabilities (autocomplete)."""
+        import torch
+
         vocab = self._fitted()
         ids = torch.tensor([[vocab.bos_id, *vocab.encode(prefix)]])
         probs = self.next_token_logprobs(ids)[0].exp()  # [V]
@@ -296,32 +369,71 @@ class NGramLM:
         self.smoother.lambdas = em_interpolation_weights(probs[pos > 0], iterations)  # predicted tokens only
         return self.smoother.lambdas
 
+    # --- the fast path: a whole text at once, hashed lookups -------------------------------------
+
+    def token_logprobs(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """[N] ln P of every predicted token of the sentences (words and ``</s>``), sentence after
+        sentence: the numbers ``lmlib.lm.token_logprobs(model, sentences)`` gives, as a numpy array.
+
+        The fast path: the sentences become one stream of ids (no padding, no tensors), its
+        n-grams are found in hash tables (``NGramHash``, built on the first call), and the
+        smoothing scores them with the code the protocol's path uses.
+        """
+        logp, starts = self._stream_logprobs(sentences)
+        return np.delete(logp, starts)  # each sentence's <s> is context only
+
+    def sentence_logprobs(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """[S] ln P of each sentence, its ``</s>`` included (what KenLM's ``score`` gives, in log10)."""
+        logp, starts = self._stream_logprobs(sentences)
+        logp[starts] = 0.0  # each sentence's <s> is context only
+        return np.add.reduceat(logp, starts)
+
+    def _stream_logprobs(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """[N] ln P of each token of the sentences as one stream ``<s> w .. </s> <s> ..`` (-inf at
+        each ``<s>``), scored through the hash tables; [S] where each sentence starts."""
+        vocab = self._fitted()
+        ids, starts = _encode_stream(vocab, _check_sentences(sentences))
+        # Positions as the protocol counts them, from the last <bos>, so that a "<bos>" written in a
+        # sentence restarts it on both paths.
+        return self._score(ids, _positions(ids[None], vocab.bos_id)[0], hashed=True), starts
+
+    def _hash_tables(self) -> dict[int, NGramHash]:
+        """order -> ``NGramHash`` of its table, built on first use (``fit`` makes new tables, hence new hashes)."""
+        indexed, hashes = self._hashes
+        if indexed is not self.tables:
+            hashes = {k: NGramHash(table) for k, table in self.tables.items()}
+            self._hashes = (self.tables, hashes)
+        return hashes
+
     # --- scoring -------------------------------------------------------------------------------
 
-    def _gram_indices(self, ids: np.ndarray, pos: np.ndarray) -> list[np.ndarray]:
+    def _gram_indices(self, ids: np.ndarray, pos: np.ndarray, hashed: bool = False) -> list[np.ndarray]:
         """grams[k][t]: index of the k-gram ending at t; -1 if unseen or reaching back past ``pos``.
 
         ``ids`` [N] is a stream of sentences, ``pos`` [N] how many tokens of its sentence
         precede each token (``<s>`` at 0). grams[0] is the empty context, index 0.
+        ``hashed``: look the n-grams up in hash tables (same answers, fewer memory reads).
         """
+        tables = self._hash_tables() if hashed else self.tables
         grams = [np.zeros(len(ids), dtype=np.int64)]
         for k in range(1, self.order + 1):
-            grams.append(self.tables[k].lookup(_context_of_order(grams, k, pos), ids))
+            grams.append(tables[k].lookup(_context_of_order(grams, k, pos), ids))
         return grams
 
-    def _lookup_ngrams(self, ids: np.ndarray, pos: np.ndarray) -> tuple[Grams, Contexts, np.ndarray]:
+    def _lookup_ngrams(self, ids: np.ndarray, pos: np.ndarray,
+                       hashed: bool = False) -> tuple[Grams, Contexts, np.ndarray]:
         """What a smoothing scores a stream of sentences from: ``grams`` (see ``_gram_indices``),
         contexts[k] [N] the index of each k-gram's context (-1 if unseen), and ``longest`` [N]
         the highest order whose n-gram fits in the sentence at t.
         """
-        grams = self._gram_indices(ids, pos)
+        grams = self._gram_indices(ids, pos, hashed)
         contexts = {k: _context_of_order(grams, k, pos) for k in range(1, self.order + 1)}
         return grams, contexts, np.minimum(self.order, pos + 1)
 
-    def _score(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    def _score(self, ids: np.ndarray, pos: np.ndarray, hashed: bool = False) -> np.ndarray:
         """[N] ln P(ids[t] | its context) for a stream of sentences; -inf where the target is <s> or <pad>."""
         with np.errstate(divide="ignore"):
-            logp = self.smoother.score(*self._lookup_ngrams(ids, pos))
+            logp = self.smoother.score(*self._lookup_ngrams(ids, pos, hashed))
         logp[(ids == self.vocab.pad_id) | (ids == self.vocab.bos_id)] = -np.inf  # never predicted
         return logp
 
@@ -787,7 +899,7 @@ def _check_lambdas(lambdas: Sequence[float], order: int) -> tuple[float, ...]:
 def _check_sentences(sentences: Iterable[Sequence[str]]) -> list[list[str]]:
     if isinstance(sentences, str):
         raise TypeError("sentences must be a list of token lists, e.g. [['the', 'cat'], ...], not a str")
-    sentences = [list(s) if not isinstance(s, str) else s for s in sentences]
+    sentences = [s if isinstance(s, (list, str)) else list(s) for s in sentences]  # lists as they are: no copies
     if not sentences:
         raise ValueError("no sentences: pass at least one list of tokens")
     for i, s in enumerate(sentences):
@@ -815,8 +927,26 @@ def _pad_and_encode(vocab: Vocab, sentences: list[list[str]]) -> tuple[np.ndarra
     return ids, pos
 
 
+def _encode_stream(vocab: Vocab, sentences: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """[N] ids of ``<s> w .. </s>`` for each sentence in turn (``_pad_and_encode``'s), and [S] where each
+    sentence starts; the words are looked up in one pass, the padding is placed by numpy."""
+    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences)) + 2  # [S]
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    ids = np.full(ends[-1], vocab.bos_id, dtype=np.int64)
+    ids[ends - 1] = vocab.eos_id
+    words = np.ones(len(ids), dtype=bool)
+    words[starts], words[ends - 1] = False, False
+    tokens = chain.from_iterable(sentences)
+    ids[words] = np.fromiter(map(vocab.stoi.get, tokens, repeat(vocab.unk_id)), dtype=np.int64,
+                             count=len(ids) - 2 * len(sentences))
+    return ids, starts
+
+
 def _as_rows(ids: torch.Tensor, bos_id: int) -> np.ndarray:
-    rows = np.asarray(ids.detach().cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+    if hasattr(ids, "detach"):  # a torch tensor, perhaps on a GPU
+        ids = ids.detach().cpu()
+    rows = np.asarray(ids, dtype=np.int64)
     if rows.ndim != 2 or rows.shape[1] == 0:
         raise ValueError(f"expected token ids of shape [B, T] with T >= 1, got shape {rows.shape}")
     if (rows[:, 0] != bos_id).any():

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 from lmlib.data import format_table, load_corpus
 from lmlib.generate import sample
-from lmlib.lm import LanguageModel, check_language_model, encode_batch, perplexity
+from lmlib.lm import LanguageModel, check_language_model, encode_batch, perplexity, token_logprobs
 from lmlib.ngram import (
     FALLBACK_DISCOUNTS,
     SMOOTHINGS,
+    NGramHash,
     NGramLM,
     bigram_mle_dict,
     continuation_counts,
@@ -459,6 +460,74 @@ def test_tuned_lambdas_make_the_held_out_text_more_likely(news):
         NGramLM(2, "kneser_ney").fit(train).tune_lambdas(held_out)
 
 
+# --- the fast path: token_logprobs and sentence_logprobs give the protocol's numbers ----------------
+
+# Unseen words, the empty sentence, one word, the padding names written as words ("<s>" and "</s>"
+# are <unk>; "<bos>" restarts the sentence on both paths and is scored -inf; "<eos>" is </s>).
+EDGE_SENTENCES = [[], ["a"], ["never-seen"], ["a", "never-seen", "b"], ["<s>"], ["</s>", "a"],
+                  ["b", "<bos>", "a", "c"], ["<eos>"], ["a"] * 9]
+
+
+def assert_same_as_the_protocol(model, sentences):
+    """The fast path equals ``lmlib.lm.token_logprobs`` (the protocol: padded batches, binary searches)
+    bit for bit, Jelinek-Mercer to 1e-12 (its weighted sum is a BLAS product over a differently
+    shaped batch); and each sentence's ln P is the sum of its tokens'."""
+    readable = token_logprobs(model, sentences).numpy()
+    fast = model.token_logprobs(sentences)
+    if model.smoothing == "jelinek_mercer":
+        np.testing.assert_allclose(fast, readable, rtol=0, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(fast, readable)
+    by_sentence = np.split(readable, np.cumsum([len(s) + 1 for s in sentences])[:-1])
+    np.testing.assert_allclose(model.sentence_logprobs(sentences), [x.sum() for x in by_sentence],
+                               rtol=0, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(train=CORPORA, held_out=HELD_OUT, order=st.integers(1, 5), smoothing=st.sampled_from(SMOOTHINGS),
+       min_count=st.integers(1, 2))
+def test_fast_path_equals_the_protocol_on_edge_cases(train, held_out, order, smoothing, min_count):
+    model = NGramLM(order, smoothing, min_count=min_count).fit(train)
+    assert_same_as_the_protocol(model, held_out + EDGE_SENTENCES)
+
+
+@pytest.fixture(scope="module")
+def wiki():
+    """The benchmark's task (benchmarks/ngram_bench.py): wiki sentences, lower-cased word tokens."""
+    return [[word_tokenize(s, lowercase=True) for d in load_corpus("wiki", split) for s in split_sentences(d)]
+            for split in ("train", "test")]
+
+
+@pytest.mark.parametrize("order, smoothing", [(3, "kneser_ney"), (5, "modified_kneser_ney")])
+def test_fast_path_equals_the_protocol_on_the_wiki_test_set(wiki, order, smoothing):
+    train, test = wiki
+    assert_same_as_the_protocol(NGramLM(order, smoothing).fit(train), test)
+
+
+@pytest.mark.parametrize("probes", [0, 1, NGramHash.PROBES])
+def test_hash_lookup_equals_the_binary_search(news, monkeypatch, probes):
+    """Every (context, word) pair, seen or not, context -1 included; with 0 or 1 probes the binary
+    search finishes most lookups, and an order without n-grams gives an empty table."""
+    monkeypatch.setattr(NGramHash, "PROBES", probes)
+    train, _ = news
+    for model in (NGramLM(3).fit(train), NGramLM(3).fit([[], []])):
+        for k, table in model.tables.items():
+            n_contexts = 1 if k == 1 else len(model.tables[k - 1].keys)
+            context, word = np.meshgrid(np.arange(-1, min(n_contexts, 300)), np.arange(table.vocab_size))
+            context, word = context.ravel(), word.ravel()
+            np.testing.assert_array_equal(NGramHash(table).lookup(context, word), table.lookup(context, word))
+            stored = NGramHash(table).lookup(table.context, table.word)
+            np.testing.assert_array_equal(stored, np.arange(len(table.keys)))
+
+
+def test_fast_path_follows_a_refit():
+    model = NGramLM(2).fit([["a", "b"]])
+    before = model.sentence_logprobs([["a", "b"]])
+    model.fit([["b", "a"], ["b"]])  # new tables: the hash tables of the old ones must not be used
+    assert_same_as_the_protocol(model, [["a", "b"], ["b", "a"]])
+    assert model.sentence_logprobs([["a", "b"]]) != before
+
+
 # --- kenlm: the ARPA export ------------------------------------------------------------------------
 
 
@@ -479,6 +548,9 @@ def test_arpa_loads_in_kenlm_with_the_same_scores(news, tmp_path, smoothing, ord
         assert len(ken) == len(forced)
         np.testing.assert_allclose(ken, forced, atol=1e-4, rtol=0)  # kenlm stores float32
         assert theirs.score(" ".join(sentence), bos=True, eos=True) == pytest.approx(forced.sum(), abs=1e-4)
+    sentences = test + [["never-seen", "the"], []]
+    ken = [theirs.score(" ".join(s), bos=True, eos=True) for s in sentences]
+    np.testing.assert_allclose(ours.sentence_logprobs(sentences) / LN10, ken, atol=1e-4, rtol=0)
 
 
 def test_arpa_header_counts_and_conventions(tmp_path):
@@ -575,6 +647,9 @@ def test_sampling_is_seeded_and_follows_the_counts():
         (lambda: NGramLM(1, "kneser_ney", lambdas=[0.5, 0.5]), ValueError, "do not apply"),
         (lambda: NGramLM(2).logprob("a", ["b"]), RuntimeError, r"call model.fit\(sentences\) first"),
         (lambda: NGramLM(2).perplexity([["a"]]), RuntimeError, "not trained yet"),
+        (lambda: NGramLM(2).token_logprobs([["a"]]), RuntimeError, "not trained yet"),
+        (lambda: NGramLM(2).fit([["a"]]).sentence_logprobs("a b"), TypeError, "list of token lists"),
+        (lambda: NGramLM(2).fit([["a"]]).token_logprobs([]), ValueError, "no sentences"),
         (lambda: NGramLM(2).fit([]), ValueError, "no sentences"),
         (lambda: NGramLM(2).fit("the cat sat"), TypeError, "list of token lists"),
         (lambda: NGramLM(2).fit(["the cat", "sat"]), TypeError, "pass token lists"),
