@@ -1,6 +1,7 @@
 """The metrics of the application chapters, written from their formulas: BLEU and chrF
 (translation), ROUGE (summarization), accuracy, macro-F1 and the confusion matrix
-(classification), hit@k and MRR (retrieval), and bootstrap confidence intervals for all of them.
+(classification), hit@k and MRR (retrieval), bootstrap confidence intervals for all of them, and
+Wilson's interval for a share of successes (code generation's parse rate).
 
 Each is tested equal to the library the field reports with (``tests/test_metrics.py``):
 sacrebleu, rouge-score, scikit-learn, scipy. Tokenization is borrowed where the field fixes it
@@ -38,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -667,6 +669,32 @@ def paired_bootstrap(items_a: Sequence, items_b: Sequence, metric: Callable[[lis
     else:
         p_value = 1.0
     return PairedBootstrap(float(observed), *_percentiles(differences, confidence), p_value, confidence)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """The Wilson score interval of a proportion k / n (Wilson 1927): the p whose
+    normal test does not reject k successes in n at the given confidence,
+
+        (p^ + z^2/2n  -+  z sqrt(p^ (1 - p^) / n + z^2 / 4n^2)) / (1 + z^2 / n),
+
+    p^ = k / n, z the (1 + confidence) / 2 normal quantile. Unlike the bootstrap's
+    percentiles, it does not shrink to a point at 0 of n or n of n (0 of 100 gives
+    [0, 3.7%]).
+    """
+    whole = isinstance(n, int) and isinstance(successes, int)
+    if not (whole and n >= 1 and 0 <= successes <= n):
+        raise ValueError("need 0 <= successes <= n and n >= 1 (whole numbers), "
+                         f"got {successes} of {n}")
+    if not 0 < confidence < 1:
+        raise ValueError("confidence must be between 0 and 1 (0.95 for a 95% interval), "
+                         f"not {confidence!r}")
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if successes == 0 else centre - half  # exactly 0 and 1 at the edges, not
+    high = 1.0 if successes == n else centre + half  # 0 and 1 give or take a round-off
+    return Interval(p, low, high, confidence)
 
 
 def holm_adjusted(p_values: Sequence[float]) -> list[float]:

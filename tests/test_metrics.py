@@ -1,8 +1,8 @@
 """lmlib.metrics, equal to the field's libraries on the course's text.
 
 BLEU and chrF against sacrebleu, ROUGE against rouge-score, classification and ranking against
-scikit-learn, the bootstrap against scipy. References are real sentences (``wiki``, and
-``reviews_zh`` for Chinese); hypotheses are seeded perturbations of them (words dropped,
+scikit-learn, the bootstrap and Wilson's interval against scipy. References are real sentences
+(``wiki``, and ``reviews_zh`` for Chinese); hypotheses are seeded perturbations of them (words dropped,
 repeated, swapped, replaced, cut off), so every n-gram order has matches and misses. Each
 equality test is shown able to fail: the same check on a deliberately wrong variant breaks it.
 """
@@ -479,6 +479,26 @@ def test_bootstrap_rejects_bad_settings():
         metrics.bootstrap_mean_interval([1.0, 2.0], confidence=95)
     with pytest.raises(ValueError, match="n_resamples must be a positive integer"):
         metrics.bootstrap_mean_interval([1.0, 2.0], n_resamples=0)
+
+
+@pytest.mark.parametrize("successes, n, confidence", [(0, 100, 0.95), (100, 100, 0.95), (37, 100, 0.95),
+                                                      (1, 3, 0.9), (250, 400, 0.99), (5, 7, 0.5)])
+def test_wilson_interval_equals_scipys(successes, n, confidence):
+    ours = metrics.wilson_interval(successes, n, confidence)
+    ref = scipy.stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    assert (ours.low, ours.high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    assert ours.estimate == successes / n and ours.confidence == confidence
+    assert (ours.low == 0) == (successes == 0) and (ours.high == 1) == (successes == n)
+    p, z = successes / n, scipy.stats.norm.ppf((1 + confidence) / 2)
+    wald = p - z * np.sqrt(p * (1 - p) / n), p + z * np.sqrt(p * (1 - p) / n)
+    assert (wald[0], wald[1]) != pytest.approx((ref.low, ref.high), abs=1e-3)  # the textbook interval fails it
+
+
+def test_wilson_interval_refuses_impossible_counts():
+    with pytest.raises(ValueError, match="0 <= successes <= n"):
+        metrics.wilson_interval(5, 3)
+    with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
+        metrics.wilson_interval(1, 3, confidence=95)
 
 
 # --- bad input -----------------------------------------------------------------------------------
