@@ -53,7 +53,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +62,9 @@ import traceback
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from grading import exercises, grade, sandbox
 from grading.exercises import ROOT, Exercise
@@ -141,7 +143,7 @@ exec {install_dir}/venv/bin/python -m grading gradescope-run --source /autograde
 
 def _name(requirement: str) -> str:
     """A requirement's project name, normalized (PEP 503): ``Otter_Grader==7.0`` -> ``otter-grader``."""
-    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement.strip()).group(0)).lower()
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def requirements() -> list[str]:
