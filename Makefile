@@ -17,7 +17,7 @@ export NLTK_DATA := $(CURDIR)/.venv/nltk_data
 
 NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
-.PHONY: check-python install book serve lab test lint lint-workflows unit unit-lmlib grader-tests nbval nbval-and-grader-tests book-strict execute clean assets \
+.PHONY: check-python install book serve lab test lint lint-workflows unit unit-lmlib grader-tests nbval nbval-exercises nbval-and-grader-tests book-strict execute clean assets \
   site-test bench checkpoints
 .DEFAULT_GOAL := book
 
@@ -141,29 +141,35 @@ PLAIN_IPYTHON := _build/ipython-plain-repr
 # The chapters run twice: with this CPU's own math kernels, then with MKL_CBWR=COMPATIBLE, which
 # sends MKL (torch's BLAS on x86) down its baseline code path. Round-off differs between the two as
 # it does between CPUs, so outputs that pass both hold on another machine too.
-# An exercise source's saved outputs are its tests' expected answers, written as plain repr
-# (what otter compares), so its kernel runs with IPython's pretty-printer off.
-# Student notebooks have no saved outputs: they must run top to bottom without an error.
 # The two chapter passes run at once: one pass keeps about 1.2 of the 2 cores busy (kernels start, cells
 # wait on Python), so together they take little longer than one. OMP_WAIT_POLICY=PASSIVE makes idle
 # OpenMP threads sleep instead of spinning, so the two passes' threads do not steal each other's cores
-# (it changes scheduling only, never a result). Each pass's log is printed when both are done.
+# (it changes scheduling only, never a result). The native pass is the shorter (MKL's own kernels are
+# the fast ones), so the exercises run after it, while the other pass still runs. Each log is printed
+# when all are done.
 NBVAL_CHAPTERS = OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest --nbval $(NOTEBOOKS) \
   --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 nbval: $(STAMP)
 	@mkdir -p _build/nbval && rm -f _build/nbval/*.rc
 	@start=$$(date +%s); \
-	{ $(NBVAL_CHAPTERS) > _build/nbval/native.log 2>&1 && echo 0 > _build/nbval/native.rc \
-	  || echo $$? > _build/nbval/native.rc; } & \
-	{ MKL_CBWR=COMPATIBLE $(NBVAL_CHAPTERS) > _build/nbval/compatible.log 2>&1 \
-	  && echo 0 > _build/nbval/compatible.rc || echo $$? > _build/nbval/compatible.rc; } & \
+	{ rc=0; $(NBVAL_CHAPTERS) > _build/nbval/native.log 2>&1 || rc=$$?; echo $$rc > _build/nbval/native.rc; \
+	  rc=0; $(MAKE) -s --no-print-directory nbval-exercises > _build/nbval/exercises.log 2>&1 || rc=$$?; \
+	  echo $$rc > _build/nbval/exercises.rc; } & \
+	{ rc=0; MKL_CBWR=COMPATIBLE $(NBVAL_CHAPTERS) > _build/nbval/compatible.log 2>&1 || rc=$$?; \
+	  echo $$rc > _build/nbval/compatible.rc; } & \
 	wait; \
 	for pass in native compatible; do \
 	  echo "== nbval, chapters, $$pass math kernels$$( [ $$pass = compatible ] && echo ' (MKL_CBWR=COMPATIBLE)')"; \
 	  cat _build/nbval/$$pass.log; done; \
-	echo "== both chapter passes took $$(( $$(date +%s) - start )) s"; \
-	[ "$$(cat _build/nbval/native.rc)" = 0 ] && [ "$$(cat _build/nbval/compatible.rc)" = 0 ]
+	echo "== nbval, exercises (run after the native pass)"; cat _build/nbval/exercises.log; \
+	echo "== the chapters' two passes and the exercises took $$(( $$(date +%s) - start )) s"; \
+	for log in native compatible exercises; do [ "$$(cat _build/nbval/$$log.rc)" = 0 ]; done
+
+# An exercise source's saved outputs are its tests' expected answers, written as plain repr
+# (what otter compares), so its kernel runs with IPython's pretty-printer off.
+# Student notebooks have no saved outputs: they must run top to bottom without an error.
+nbval-exercises: $(STAMP)
 	@mkdir -p $(PLAIN_IPYTHON)/profile_default
 	@echo "c.PlainTextFormatter.pprint = False" > $(PLAIN_IPYTHON)/profile_default/ipython_kernel_config.py
 	IPYTHONDIR=$(CURDIR)/$(PLAIN_IPYTHON) $(BIN)/pytest --nbval $(EXERCISE_SOURCES) \
@@ -177,8 +183,9 @@ book-strict: $(STAMP) assets
 # Browser tests of the strictly built site (headless Debian Chromium, network blocked);
 # screenshots of every page go to _build/screenshots/. Skipped, loudly, without Chromium,
 # except in CI (CI=true), where that fails.
+# Two workers, each with its own browser and server: a page's checks mostly wait on the browser.
 site-test: book-strict
-	$(BIN)/pytest tests/test_site.py -p no:cacheprovider
+	$(BIN)/pytest tests/test_site.py -p no:cacheprovider $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS))
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  [ -n "$${CHROMIUM:-}" ] || echo "*** make site-test: NO CHROMIUM FOUND, the browser tests of the website were SKIPPED (apt-get install chromium) ***"
 
