@@ -5,11 +5,11 @@ models and the tools that evaluate and decode them, and one base for the neural 
 (``lmlib.neural.NeuralLM``). The modules form layers; each imports only from its own layer
 and the ones before it (``tests/test_layers.py``):
 
-    foundations   _deps, data, tokenize, bpe, show, answers, metrics, numerals
+    foundations   _deps, data, tokenize, bpe, show, answers, metrics, numerals, instructions
     the seam      lm, neural
     models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
     tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval, quantize,
-                  distill, memorisation, calibration, probing
+                  distill, memorisation, calibration, probing, chat
     the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs,
                   code_generation_runs, league, scaling_runs, distillation_runs, memorisation_runs,
                   viz): what the chapters run on top

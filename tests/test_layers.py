@@ -18,11 +18,11 @@ import pytest
 LMLIB = Path(__file__).resolve().parent.parent / "lmlib"
 
 LAYERS = {  # in order: a module may import from its own layer and the ones before it
-    "foundations": {"_deps", "data", "tokenize", "bpe", "show", "answers", "metrics", "numerals"},
+    "foundations": {"_deps", "data", "tokenize", "bpe", "show", "answers", "metrics", "numerals", "instructions"},
     "the seam": {"lm", "neural"},
     "models": {"ngram", "mlp", "rnn", "transformer", "seq2seq", "hf", "pretraining", "word2vec"},
     "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize", "retrieval", "quantize",
-              "distill", "memorisation", "calibration", "probing"},
+              "distill", "memorisation", "calibration", "probing", "chat"},
     "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs",
                    "course.classification_runs", "course.code_generation_runs",
                    "course.league", "course.scaling_runs",
