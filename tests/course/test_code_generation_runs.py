@@ -164,11 +164,11 @@ def test_the_committed_scores_are_those_of_the_checkpoint_and_library_here(commi
 
 
 def test_the_committed_scores_recompute():
-    """The GPT's scores of the smaller test modules, recomputed: equal to the committed ones (the rest take
-    20 seconds more; any change of checkpoint or library shows in the inputs checked above)."""
+    """The GPT's scores of the three smallest test modules, recomputed: equal to the committed ones (the
+    chapter recomputes the six smallest in front of the reader, under both of nbval's math kernels; any
+    change of checkpoint or library shows in the inputs checked above)."""
     committed = {m["module"]: m for m in C.held_out_scores()}
-    small = [(name, source) for name, source in data.load_python_modules("test") if len(source) < 25_000]
-    assert len(small) >= 6
+    small = sorted(data.load_python_modules("test"), key=lambda module: len(module[1]))[:3]
     for m in C.module_logprobs(load_checkpoint(C.RECIPE), small):
         assert m["characters"] == committed[m["module"]]["characters"]
         assert m["nats"] == pytest.approx(committed[m["module"]]["nats"], rel=1e-6)
