@@ -113,6 +113,21 @@ def test_reviews_zh_on_a_tiny_configuration(monkeypatch):
     assert all(_accuracy_of(n_test, r["test accuracy"]) for r in result["three_ways"] + result["learning_curve"])
 
 
+def test_pooling_changes_only_the_pooling_and_its_committed_run_is_the_three_ways_row(monkeypatch):
+    real = R.reviews_zh_splits
+    monkeypatch.setattr(R, "reviews_zh_splits", lambda vocab, max_tokens: {
+        split: tuple(part[::100] for part in data) for split, data in real(vocab, max_tokens).items()})
+    rows = R.pooling(R.RunConfig(three_ways_size=20, min_steps=2, max_tokens=8))["rows"]
+    assert [r["pooling"] for r in rows] == ["mean", "last"]
+    assert rows[0]["final_train_loss"] != rows[1]["final_train_loss"]
+    assert all((r["labels"], r["seed"], r["trainable"]) == (20, 0, 2 * 128 + 2) for r in rows)
+    committed = json.loads((CHECKPOINTS / "finetune_pooling.json").read_text())["rows"]
+    reviews = json.loads((CHECKPOINTS / "finetune_reviews_zh.json").read_text())
+    row = next(r for r in reviews["three_ways"] if (r["way"], r["seed"]) == ("head only", 0))
+    assert [r["pooling"] for r in committed] == ["mean", "last"]
+    assert all((r["labels"], r["lr"], r["epochs"]) == (row["labels"], row["lr"], row["epochs"]) for r in committed)
+
+
 def test_domain_adaptation_on_a_tiny_configuration(monkeypatch):
     real = R.character_sentences
     monkeypatch.setattr(R, "character_sentences", lambda corpus, split: real(corpus, split)[:12])
