@@ -4,7 +4,8 @@ nbval proves that the committed outputs are what the code prints on this machine
 tests keep out what would differ on another one: a round-off figure (1e-7 on one CPU,
 3e-7 on another, since each runs its own BLAS kernels), which must be printed as a verdict
 against a tolerance instead (``lmlib.show.agreement``); and what the website cannot show
-whole (lmlib source wider than the page).
+whole (lmlib source wider than the page); and what a reader with a screen reader cannot see (a figure
+without alt text).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.
 BOUND = re.compile(r"(?:<=?|≤|within|to|below|under|tolerance|tol=?)\s*$")
 SMALLEST_SHOWN = 1e-5
 WIDEST_SOURCE = 90
+LONGEST_ALT = 250
+# What MyST-NB falls back to without an alt: the image's file name (a SHA-256 of the PNG), or a path.
+FILE_NAME = re.compile(r"(?i)\.(png|svg|jpe?g|gif|webp)$|^[0-9a-f]{16,}$|^\S*/\S*$")
 
 # Numbers one chapter's prose quotes from another chapter's output: (quoting notebook, pattern of the quote in
 # its markdown, source notebook, pattern of the figure in its outputs). A re-run that changes the figure fails
@@ -135,3 +139,41 @@ def test_no_prose_quotes_round_off(path):
     """Prose that quotes a round-off figure goes stale on the next CPU, as an output would."""
     problems = prose_round_off(markdown(path))
     assert not problems, f"{path.name} quotes round-off in its prose; state the bound instead: {problems}"
+
+
+def image_cells(path: Path):
+    """(cell number from 1, cell) of each code cell with an image among its outputs."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for number, cell in enumerate(nb["cells"], start=1):
+        if cell["cell_type"] == "code" and any(
+            mime.startswith("image/") for out in cell.get("outputs", []) for mime in out.get("data", {})
+        ):
+            yield number, cell
+
+
+def test_the_file_name_scan_finds_what_mystnb_writes_without_an_alt():
+    for name in ["../_images/5b26668decf585f9db9915163a146715b55f2c87a4d8f76e7f0c99d548ce84ca.png",
+                 "5b26668decf585f9db9915163a146715", "figure.PNG", "plot.svg", "figures/rnn_unrolled"]:
+        assert FILE_NAME.search(name), name
+    for alt in ["Bar chart of the share of unseen n-grams by order: 8.0 % of unigrams, 98.9 % of 5-grams.",
+                "Loss against step; it falls to 1/2 of its start."]:
+        assert not FILE_NAME.search(alt), alt
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_figure_has_alt_text(path):
+    """A figure's alt text is all a screen reader says of it. MyST-NB takes it from the cell's metadata,
+    ``{"mystnb": {"image": {"alt": "..."}}}``; without one the website's <img> gets the file name, a hash."""
+    problems = []
+    for number, cell in image_cells(path):
+        alt = str(cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")).strip()
+        if not alt:
+            problems.append(f"cell {number}: no alt text")
+        elif FILE_NAME.search(alt):
+            problems.append(f"cell {number}: the alt text is a file name, {alt!r}")
+        elif len(alt) > LONGEST_ALT:
+            problems.append(f"cell {number}: the alt text has {len(alt)} characters (at most {LONGEST_ALT})")
+    assert not problems, (
+        f"{path.name}: give each figure an alt text in its cell's metadata, "
+        '{"mystnb": {"image": {"alt": "what is plotted against what, and what it shows"}}}:\n  '
+        + "\n  ".join(problems))

@@ -7,7 +7,8 @@ Run after a build (``make site-test`` builds it strictly first)::
 For every page in ``_toc.yml``, headless Chromium (Debian's ``chromium``, driven by
 Playwright) loads the page from a local server on 127.0.0.1 with every other host
 blocked, and checks: no failed request and no request to another host, no JavaScript
-error, every formula typeset by MathJax, every image loaded, every saved widget rendered;
+error, every formula typeset by MathJax, every image loaded and described by its alt text, every
+saved widget rendered;
 chapter pages offer their notebook and say how to run them; axe-core (from npm) finds no
 WCAG 2 level A or AA violation once the page has rendered. It saves a screenshot per
 page to ``_build/screenshots/``. Without Chromium these tests are skipped, loudly, except
@@ -344,6 +345,13 @@ IMAGES_REPORT = """async () => {
   };
 }"""
 
+IMAGE_ALTS = """() => Array.from(document.querySelectorAll("#main-content img"))
+  .map(i => ({src: i.getAttribute("src") || "", alt: i.getAttribute("alt")}))"""
+
+#: What Sphinx writes as an image's alt when the source gives none: the image's path, for a notebook's
+#: figure ``../_images/<SHA-256 of the PNG>.png``. A file name, a hash or a path says nothing to a reader.
+FILE_NAME_ALT = re.compile(r"(?i)\.(png|svg|jpe?g|gif|webp)$|^[0-9a-f]{16,}$|^\S*/\S*$")
+
 WIDGETS_RENDERED = """(n) => {
   const areas = Array.from(document.querySelectorAll(".widget-subarea"));
   return areas.length >= n && areas.every(a => a.querySelector(".jupyter-widgets")
@@ -391,6 +399,14 @@ def render(visit, page: str):
 @pytest.mark.parametrize("page", PAGES)
 def test_page_in_browser(page, visit, site):
     tab, problems = render(visit, page)
+
+    # images: each says what it shows to a reader who cannot see it (a notebook cell's mystnb.image.alt)
+    for img in tab.evaluate(IMAGE_ALTS):
+        alt = (img["alt"] or "").strip()
+        if not alt:
+            problems.append(f"image without alt text: {img['src']}")
+        elif FILE_NAME_ALT.search(alt) or alt in {img["src"], img["src"].rsplit("/", 1)[-1]}:
+            problems.append(f"image whose alt text is a file name: {alt!r}")
 
     # chapter pages: the notebook to download, how to run it, its exercise
     if page.startswith(CHAPTER_DIRS):
