@@ -240,24 +240,35 @@ html, body { background: white !important; }
 .bd-header, .bd-header-article, .bd-sidebar-primary, .bd-sidebar-secondary, .bd-footer,
 .bd-footer-article, .bd-footer-content, .prev-next-area, .header-article-items, .search-button-field,
 .skip-link, .headerlink, .copybtn, .toggle-button, .bd-header-announcement, .primary-toggle,
-.secondary-toggle, #pst-back-to-top, .sidebar-toggle, .theme-switch-button, .course-run-locally {
+.secondary-toggle, #pst-back-to-top, .sidebar-toggle, .theme-switch-button, .course-run-locally,
+#jb-print-docs-body, #jb-print-toc {
   display: none !important;
 }
-.bd-main, .bd-main .bd-content, .bd-main .bd-content .bd-article-container, .bd-page-width, .bd-container,
-.bd-container__inner, .bd-article, article.bd-article { max-width: none !important; width: auto !important;
-  padding: 0 !important; margin: 0 !important; overflow: visible !important; }
+/* sphinx-book-theme prints a page's title in #jb-print-docs-body and hides the article's first h1:
+   on the single page that would hide every chapter's title */
+.bd-main .bd-content .bd-article h1:first-of-type { display: block !important; }
+/* and it keeps tables on one page, which leaves pages half empty before a long one */
+.bd-main .bd-content table { break-inside: auto !important; }
+/* the theme's flex boxes grow to their widest content (a wide table) and are centred, which pushes the
+   text off the page's left edge: plain blocks, the page's width */
+body, .bd-main, .bd-main .bd-content, .bd-main .bd-content .bd-article-container, .bd-page-width, .bd-container,
+.bd-container__inner, .bd-article, article.bd-article { display: block !important; min-width: 0 !important;
+  max-width: 100% !important; width: auto !important; padding: 0 !important; margin: 0 !important;
+  overflow: visible !important; }
+table { max-width: 100%; }
+td, th { white-space: normal !important; overflow-wrap: anywhere; }
 pre, .highlight pre, .output pre, .cell_output pre { white-space: pre-wrap !important; word-break: break-word;
   overflow: visible !important; max-height: none !important; }
 .cell_output, .output, .cell_output .output, div.output_area, .jp-OutputArea, .table-wrapper,
 .pst-scrollable-table-container, .widget-subarea { max-height: none !important; overflow: visible !important; }
 img, figure, svg, .cell_output img, mjx-container[display="true"] { break-inside: avoid; max-width: 100% !important; }
-table { break-inside: auto; }
 tr, pre, .highlight { break-inside: avoid-page; }
 h1, h2, h3, h4 { break-after: avoid-page; }
 .course-pdf-chapter-start { break-before: page; }
 #course-pdf-contents { break-after: page; font-size: 0.95em; }
 #course-pdf-contents .course-pdf-contents-title { font-size: 2em; font-weight: bold; margin: 0 0 1em; }
-#course-pdf-contents h2 { font-size: 1.15em; margin: 1.2em 0 0.3em; break-after: avoid-page; }
+#course-pdf-contents .course-pdf-part { font-size: 1.15em; font-weight: bold; margin: 1.2em 0 0.3em;
+  break-after: avoid-page; }
 #course-pdf-contents ol { list-style: none; margin: 0; padding: 0; }
 #course-pdf-contents li { display: flex; align-items: baseline; gap: 0.4em; margin: 0.15em 0; }
 #course-pdf-contents li .dots { flex: 1; border-bottom: 1px dotted #888; }
@@ -316,11 +327,16 @@ WIDGETS_RENDERED = """(n) => {
 #: Returns the documents found, with their titles, and those missing.
 ADD_CONTENTS = """([root, parts]) => {
   const anchor = name => document.getElementById("document-" + name);
-  const titleOf = name => {
+  // the first block of a document: after its anchor; the root document has none, it starts the article
+  const blockOf = name => {
     const start = anchor(name);
-    if (!start) return null;
+    if (!start) return name === root ? document.querySelector("article section, main section") : null;
     let el = start.nextElementSibling;
     while (el && !/^(SECTION|H1|H2|H3)$/.test(el.tagName)) el = el.nextElementSibling;
+    return el;
+  };
+  const titleOf = name => {
+    const el = blockOf(name);
     const h = el && (/^H/.test(el.tagName) ? el : el.querySelector("h1, h2, h3"));
     if (!h) return null;
     const copy = h.cloneNode(true);
@@ -359,20 +375,40 @@ ADD_CONTENTS = """([root, parts]) => {
   nav.append(first);
   entry(first, root);
   for (const [caption, names] of parts) {
-    if (caption) {
-      const h = document.createElement("h2");
-      h.textContent = caption;
-      nav.append(h);
+    if (caption) {  // not a heading: it would be a bookmark pointing at the contents
+      const p = document.createElement("p");
+      p.className = "course-pdf-part";
+      p.textContent = caption;
+      nav.append(p);
     }
     const list = document.createElement("ol");
     nav.append(list);
     for (const name of names) entry(list, name);
   }
   // the contents go before the root document's title
-  const main = document.querySelector("main article, article.bd-article, main, body");
-  const start = anchor(root) || main.firstElementChild;
-  start.parentElement.insertBefore(nav, start);
+  const start = blockOf(root);
+  if (start) start.parentElement.insertBefore(nav, start);
   return {found, missing};
+}"""
+
+#: Shrink what is wider than the printed page (a long display formula, a wide table), which the website
+#: scrolls sideways and a page would cut off: each such block is zoomed to its parent's width. Run with
+#: the print styles on, at the printed page's width. Returns how many blocks were shrunk.
+FIT_WIDE = """() => {
+  const W = document.documentElement.clientWidth;
+  const blocks = new Set();
+  for (const el of document.querySelectorAll("article *")) {
+    const r = el.getBoundingClientRect();
+    if (!(r.width > 0 && (r.right > W + 1 || r.x < -1)) || el.closest("mjx-assistive-mml")) continue;
+    blocks.add(el.closest("mjx-container, table, .output, .widget-subarea, pre, figure") || el);
+  }
+  let n = 0;
+  for (const el of blocks) {
+    const avail = Math.min(W, el.parentElement.getBoundingClientRect().right) - el.getBoundingClientRect().x;
+    const need = Math.max(el.scrollWidth, el.getBoundingClientRect().width);
+    if (need > avail + 1 && avail > 0) { el.style.zoom = Math.max(0.4, avail / need).toFixed(3); n++; }
+  }
+  return n;
 }"""
 
 #: Fill in the page numbers (docname -> page) of the contents.
@@ -380,6 +416,10 @@ SET_PAGES = """(pages) => {
   for (const el of document.querySelectorAll("#course-pdf-contents .page"))
     el.textContent = pages[el.dataset.docname] ?? "";
 }"""
+
+#: The print's scale (a website's 16 px text prints at 9.6 pt) and its side margins.
+SCALE = 0.8
+MARGIN_MM = 14
 
 HEADER = (
     '<div style="font-size:7pt;width:100%;margin:0 12mm;color:#666;font-family:sans-serif;">'
@@ -389,6 +429,11 @@ FOOTER = (
     '<div style="font-size:8pt;width:100%;text-align:center;color:#444;font-family:sans-serif;">'
     '<span class="pageNumber"></span> / <span class="totalPages"></span></div>'
 )
+
+
+#: Requests that may fail, with why: the theme's search loads the search index, which the singlehtml
+#: builder does not write (a printed page has no search box).
+HARMLESS_FAILURES = ("/searchindex.js",)
 
 
 class PrintError(RuntimeError):
@@ -404,6 +449,7 @@ class PrintReport:
     formulas: int
     images: int
     widgets: int
+    shrunk: int = 0  # blocks zoomed to fit the page's width
     chapters: list[tuple[str, str]] = field(default_factory=list)  # (docname, title)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -488,7 +534,9 @@ def print_pdf(site: Path, out: Path, *, chromium: str | None = None, page_number
             problems += [f"MathJax error: {t!r}" for t in report["errors"]]
             problems += [f"image did not load: {src}" for src in report["broken"]]
             problems += [f"request to another host (blocked): {u}" for u in external]
-            problems += [f"failed request: {f}" for f in failed] + errors
+            failed = [f for f in failed if not urlsplit(f.split()[0]).path.endswith(HARMLESS_FAILURES)]
+            problems += [f"failed request: {f}" for f in failed]
+            problems += errors
             if problems:
                 raise PrintError(f"{site / page_file} did not render:\n  " + "\n  ".join(problems))
 
@@ -497,12 +545,16 @@ def print_pdf(site: Path, out: Path, *, chromium: str | None = None, page_number
                 raise PrintError(f"documents of _toc.yml not found in {site / page_file}: {contents['missing']}")
             tab.add_style_tag(content=PRINT_CSS)
             tab.emulate_media(media="print")
+            # the printed page's width in CSS pixels: A4 less the side margins, at the print's scale
+            tab.set_viewport_size({"width": round((210 - 2 * MARGIN_MM) / 25.4 * 96 / SCALE), "height": 1200})
             tab.evaluate("() => document.fonts.ready.then(() => true)")
+            shrunk = tab.evaluate(FIT_WIDE)
             seconds["checks and contents"] = time.perf_counter() - t0 - sum(seconds.values())
 
             options = dict(
                 format="A4",
-                margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
+                margin={"top": "16mm", "bottom": "16mm", "left": f"{MARGIN_MM}mm", "right": f"{MARGIN_MM}mm"},
+                scale=SCALE,
                 print_background=True,
                 display_header_footer=True,
                 header_template=HEADER,
@@ -526,13 +578,15 @@ def print_pdf(site: Path, out: Path, *, chromium: str | None = None, page_number
         formulas=report["formulas"],
         images=report["images"],
         widgets=report["views"],
+        shrunk=shrunk,
         chapters=[tuple(c) for c in contents["found"]],
         seconds=seconds,
     )
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().casefold()
+    """A title compared: spaces collapsed, case folded, without a heading's link sign (# or ¶)."""
+    return re.sub(r"\s+", " ", text).strip().removesuffix("#").removesuffix("¶").strip().casefold()
 
 
 def chapter_pages(pdf: Path, chapters: list[tuple[str, str]]) -> dict[str, int]:
@@ -564,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
     print(
         f"Wrote {report.pdf}: {report.pages} pages, {len(report.chapters)} documents, "
-        f"{report.formulas} formulas, {report.images} images, {report.widgets} widgets ({timing})."
+        f"{report.formulas} formulas, {report.images} images, {report.widgets} widgets, "
+        f"{report.shrunk} wide blocks shrunk to the page's width ({timing})."
     )
     return 0
 

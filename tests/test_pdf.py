@@ -104,6 +104,7 @@ def title(docname: str) -> str:
 
 
 def _norm(text: str) -> str:
+    """Text compared: spaces collapsed, case folded."""
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
@@ -222,12 +223,22 @@ def test_contents_links_and_page_numbers(xml, pages):
         if lines.get(want) != outline.get(want):
             wrong.append(f"{title(docname)!r}: contents says {lines.get(want)}, outline {outline.get(want)}")
     assert not wrong, "contents lines whose page number is not where the document starts:\n  " + "\n  ".join(wrong)
-    # the links of the contents pages: pdftohtml writes each as <a href="...#PAGE">title</a>
-    links = {}
+    # the links of the contents pages: pdftohtml writes a link as <a href="...#PAGE">text</a> in each
+    # run of text it covers (a title in two fonts, Latin and Chinese, is two runs): join the runs
+    links: dict[str, int] = {}
     for number in contents_pages:
         block = re.search(rf'<page number="{number}".*?</page>', xml, re.S)[0]
-        for target, text in re.findall(r'<a href="[^"#]*#(\d+)">(.*?)</a>', block):
-            links[_norm(html.unescape(re.sub(r"<[^>]+>", "", text)))] = int(target)
+        runs: list[tuple[int | None, str]] = []
+        for text in re.findall(r"<text [^>]*>(.*?)</text>", block):
+            link = re.search(r'<a href="[^"#]*#(\d+)">(.*?)</a>', text)
+            target, words = (int(link[1]), link[2]) if link else (None, text)
+            if runs and target is not None and runs[-1][0] == target:
+                runs[-1] = (target, runs[-1][1] + words)
+            else:
+                runs.append((target, words))
+        for target, words in runs:
+            if target is not None:
+                links[_norm(html.unescape(re.sub(r"<[^>]+>", "", words)))] = target
     unlinked = [title(d) for d in _toc_docnames() if links.get(_norm(title(d))) != outline.get(_norm(title(d)))]
     assert not unlinked, f"contents entries that do not link their document's first page: {unlinked}; links: {links}"
 
