@@ -585,8 +585,9 @@ def print_pdf(site: Path, out: Path, *, chromium: str | None = None, page_number
 
 
 def _norm(text: str) -> str:
-    """A title compared: spaces collapsed, case folded, without a heading's link sign (# or ¶)."""
-    return re.sub(r"\s+", " ", text).strip().removesuffix("#").removesuffix("¶").strip().casefold()
+    """A title compared: without spaces (an outline entry loses the one where its heading wrapped), case
+    folded, curly apostrophes straight, without a heading's link sign (# or ¶)."""
+    return re.sub(r"\s+", "", text).replace("\u2019", "'").removesuffix("#").removesuffix("¶").casefold()
 
 
 def chapter_pages(pdf: Path, chapters: list[tuple[str, str]]) -> dict[str, int]:

@@ -104,8 +104,9 @@ def title(docname: str) -> str:
 
 
 def _norm(text: str) -> str:
-    """Text compared: spaces collapsed, case folded."""
-    return re.sub(r"\s+", " ", text).strip().casefold()
+    """Text compared: without spaces (an outline entry loses the one where its heading wrapped, a line of
+    text the one where it wrapped), case folded, curly apostrophes straight."""
+    return re.sub(r"\s+", "", text).replace("\u2019", "'").casefold()
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def test_outline_has_every_document_in_order(xml, pages):
 def test_contents_links_and_page_numbers(xml, pages):
     """Page 1 is the contents: a line per document with its title, a link to its first page and that
     page's number, as the outline (read by poppler, not by book/pdf.py) says."""
-    assert _norm(pages[0]).startswith("contents"), f"page 1: {pages[0][:200]!r}"
+    assert "contents" in _norm(pages[0])[:100], f"page 1 (under the running header): {pages[0][:200]!r}"
     outline = {_norm(t): p for t, p in reversed(_outline(xml))}  # the first bookmark of each title
     # the contents fill the pages before the root document's
     contents_pages = range(1, outline[_norm(title(_toc_docnames()[0]))])
