@@ -18,7 +18,7 @@ export NLTK_DATA := $(CURDIR)/.venv/nltk_data
 NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
 .PHONY: check-python install book serve lab test lint lint-workflows unit unit-lmlib grader-tests nbval nbval-exercises nbval-and-grader-tests book-strict execute clean assets \
-  site-test bench checkpoints
+  site-test bench checkpoints pdf
 .DEFAULT_GOAL := book
 
 # The oldest Python the pinned packages install on (numpy 2.4, scipy 1.17, matplotlib 3.11,
@@ -188,6 +188,15 @@ site-test: book-strict
 	$(BIN)/pytest tests/test_site.py -p no:cacheprovider $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS))
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  [ -n "$${CHROMIUM:-}" ] || echo "*** make site-test: NO CHROMIUM FOUND, the browser tests of the website were SKIPPED (apt-get install chromium) ***"
+
+# The whole course as one PDF, _build/pdf/course.pdf (book/pdf.py): the book built as one page (Jupyter
+# Book's singlehtml builder, with the site's offline MathJax and widget manager) and printed by headless
+# Debian Chromium, with a contents list, page numbers and bookmarks. Offline, no LaTeX. It reuses what an
+# earlier build of the book parsed (_build/.doctrees), so after `make book` it only writes and prints.
+# The next `make book` links the PDF from every page's download menu. tests/test_pdf.py checks it.
+pdf: $(STAMP) assets
+	$(BIN)/jupyter-book build . --builder singlehtml
+	$(BIN)/python book/pdf.py _build/singlehtml _build/pdf/course.pdf
 
 # Side-by-side benchmarks: each benchmarks/*_bench.py writes benchmarks/results/<name>.md,
 # which the Benchmarks appendix page shows. Commit the results.
