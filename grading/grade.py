@@ -666,8 +666,8 @@ def grade_submissions(submissions: Path, out: Path, assignment: str | Exercise |
                     log.add(row)
                     rows[row.file] = row
                     if bar is not None:
+                        bar.set_postfix_str(_counts(rows.values()), refresh=False)
                         bar.update()
-                        bar.set_postfix_str(_counts(rows.values()))
                     if on_row is not None:
                         on_row(row)
                 if stop.is_set():  # no new submission starts; the running ones are killed (again, if one
