@@ -657,23 +657,31 @@ def grade_submissions(submissions: Path, out: Path, assignment: str | Exercise |
               _stop_on_signals(stop, caught)):
             futures = {runs.submit(job, p): p for p in todo}
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=futures.get):
-                    row = None if future.cancelled() else future.result()
-                    if row is None or stop.is_set():  # kept: what finished before the signal
-                        continue
-                    log.add(row)
-                    rows[row.file] = row
-                    if bar is not None:
-                        bar.set_postfix_str(_counts(rows.values()), refresh=False)
-                        bar.update()
-                    if on_row is not None:
-                        on_row(row)
-                if stop.is_set():  # no new submission starts; the running ones are killed (again, if one
-                    for future in pending:  # started its sandbox after the last look)
-                        future.cancel()
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    for future in sorted(done, key=futures.get):
+                        row = None if future.cancelled() else future.result()
+                        if row is None or stop.is_set():  # kept: what finished before the signal
+                            continue
+                        log.add(row)
+                        rows[row.file] = row
+                        if bar is not None:
+                            bar.set_postfix_str(_counts(rows.values()), refresh=False)
+                            bar.update()
+                        if on_row is not None:
+                            on_row(row)
+                    if stop.is_set():  # no new submission starts; the running ones are killed (again, if
+                        for future in pending:  # one started its sandbox after the last look)
+                            future.cancel()
+                        kill_sandboxes()
+            except BaseException:  # the grader's own failure: stop as on a signal, before the pool waits
+                stop.set()
+                for future in pending:
+                    future.cancel()
+                if pool is None:  # a shared pool's other sandboxes are not this folder's to kill
                     kill_sandboxes()
+                raise
     except BaseException:
         log.close()  # kept: what it holds is graded
         raise
