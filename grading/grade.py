@@ -43,6 +43,9 @@ from grading import exercises, sandbox
 from grading.exercises import Case, Exercise
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+# warnings.catch_warnings swaps the process's filters, so two threads inside it at once can restore each
+# other's: one nbformat warning then escapes (grade_one runs on --jobs threads). One thread at a time.
+_WARNINGS = threading.Lock()
 MAX_VALUE_CHARS = 200_000
 
 
@@ -185,7 +188,7 @@ def read_notebook(path: Path, exercise: Exercise, row: Row, distributed: frozens
     try:
         if type(data) is not dict:
             raise ValueError("the JSON is not an object")
-        with warnings.catch_warnings():
+        with _WARNINGS, warnings.catch_warnings():
             # Cells without ids (older editors, hand-made notebooks) are valid enough to grade:
             # the runner numbers cells itself. nbformat would warn once per such notebook.
             warnings.simplefilter("ignore", MissingIDFieldWarning)
@@ -208,7 +211,7 @@ def read_notebook(path: Path, exercise: Exercise, row: Row, distributed: frozens
         notes.append(f"asks for kernel {str(kernel)[:40]!r}; ran with python3")
     row.reason = "; ".join(notes)
     row.answers = answers_hash(nb.cells, distributed)
-    with warnings.catch_warnings():
+    with _WARNINGS, warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         return nbformat.writes(nb)
 
