@@ -227,12 +227,15 @@ exercises: $(STAMP)
 	$(BIN)/python -m grading build
 
 grade: grade-args $(STAMP)
-	$(BIN)/python -m grading grade "$(SUBMISSIONS)" "$(OUT)" $(if $(ASSIGNMENT),--assignment "$(ASSIGNMENT)")
+	$(BIN)/python -m grading grade "$(SUBMISSIONS)" "$(OUT)" $(if $(ASSIGNMENT),--assignment "$(ASSIGNMENT)") \
+	  $(if $(RESUME),--resume)
 
 grade-args:
 	@if [ -z "$(SUBMISSIONS)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make grade SUBMISSIONS=<folder of submitted .ipynb files> OUT=<grades.csv> [ASSIGNMENT=<exercise>]" >&2; \
+	  echo "       [RESUME=1]" >&2; \
 	  echo "       grades every .ipynb in the folder; feedback goes beside the CSV, in <grades>-feedback/" >&2; \
+	  echo "       RESUME=1 after an interrupted run: keeps what it graded (<grades>.csv.partial.jsonl)" >&2; \
 	  exit 2; fi
 
 # A Gradescope autograder zip that runs this grader (not otter's) for one exercise, written to

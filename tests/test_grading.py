@@ -27,9 +27,11 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
@@ -237,7 +239,8 @@ def test_grade_book_has_one_row_per_submission(graded):
     ex, out = graded["exercise"], graded["out"]
     with open(out, newline="") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == ["file", *(q.name for q in ex.questions), "total", "status", "reason"]
+    assert list(table[0]) == ["file", *(q.name for q in ex.questions), "total", "status", "reason", "answers_hash",
+                              "same_answers_as"]
     assert sorted(r["file"] for r in table) == sorted(p.name for p in graded["folder"].iterdir())
     solution = next(r for r in table if r["file"] == "solution.ipynb")
     assert float(solution["total"]) == ex.points
@@ -597,3 +600,224 @@ def test_sandbox_sees_a_course_checkout_under_tmp(tmp_path, monkeypatch):
                           text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert not Path("/tmp/escaped").exists() and (workdir / "tmp" / "escaped").exists()
+
+
+# --- a class, not a handful: duplicates, the journal, interruptions, a folder that changes -------------------
+
+@pilot_only
+def test_identical_answers_are_flagged_not_judged(graded):
+    """The pilot's folder holds the solution three times over (as it is, with a foreign kernel name, without otter's
+    metadata): the same answer cells, so the same hash, each row naming the other two; their grades are their own.
+    The blank notebook has no answer cells: no hash, not flagged."""
+    rows, out = graded["rows"], graded["out"]
+    copies = ["solution.ipynb", "broken-unknown-kernel.ipynb", "broken-no-otter-metadata.ipynb"]
+    digest = rows["solution.ipynb"].answers
+    assert re.fullmatch(r"[0-9a-f]{12}", digest)
+    with open(out, newline="") as f:
+        table = {r["file"]: r for r in csv.DictReader(f)}
+    for name in copies:
+        assert rows[name].answers == table[name]["answers_hash"] == digest
+        assert table[name]["same_answers_as"] == "; ".join(sorted(set(copies) - {name})), table[name]
+    assert (rows["blank.ipynb"].answers, table["blank.ipynb"]["same_answers_as"]) == ("", "")
+    assert rows["wrong-0.ipynb"].answers not in ("", digest)
+    assert rows["broken-wrong-assignment.ipynb"].answers == ""  # another exercise's answers: not compared
+    assert [r for r in table.values() if r["answers_hash"] == digest] == [table[name] for name in sorted(copies)]
+
+
+def test_answers_hash_ignores_spacing_outputs_and_metadata_only():
+    ex = exercises.load(PILOT)
+    distributed = grade.distributed_cells(ex)
+    solution = gs.load_nb(ex.solution_notebook)
+    digest = grade.answers_hash(solution["cells"], distributed)
+    respaced = json.loads(json.dumps(solution))
+    for cell in respaced["cells"]:
+        if cell["cell_type"] == "code":
+            cell["source"] = "\n\n" + "".join(cell["source"]).replace("\n", "  \n").replace(" = ", "   =  ")
+            cell["outputs"], cell["execution_count"] = [], 7
+    respaced["metadata"] = {}
+    assert grade.answers_hash(respaced["cells"], distributed) == digest
+    assert grade.answers_hash(gs.with_cell(solution, "x = 1")["cells"], distributed) != digest
+    assert grade.answers_hash(gs.load_nb(exercises.STUDENT_DIR / f"{PILOT}.ipynb")["cells"], distributed) == ""
+
+
+def not_json(folder: Path, *names: str) -> None:
+    """Submissions graded without a sandbox (not JSON): the journal's tests need no kernel."""
+    for name in names:
+        (folder / name).write_text('{"cells": [')
+
+
+def test_interrupt_keeps_what_was_graded_and_resume_grades_the_rest(tmp_path, capsys):
+    """SIGINT after the first row (from the grading loop's hook, in this process): no new submission starts, no
+    CSV is written, the journal has that row, Interrupted says how to go on. The journal then refuses a run without
+    resume and a resume with other limits; a resume grades only the rest, writes the CSV, removes the journal."""
+    folder, out = tmp_path / "subs", tmp_path / "grades" / "grades.csv"
+    folder.mkdir()
+    not_json(folder, "a.ipynb", "b.ipynb", "c.ipynb")
+    graded = []
+
+    def interrupt_after_the_first(row):
+        graded.append(row.file)
+        if len(graded) == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(grade.Interrupted, match=r"SIGINT: 1 of 3 .*--resume") as stopped:
+        grade.grade_folder(folder, out, PILOT, jobs=1, on_row=interrupt_after_the_first, quiet=True)
+    assert stopped.value.signum == signal.SIGINT and graded == ["a.ipynb"] and not out.exists()
+    journal = grade.journal_path(out)
+    header, rows = grade.read_journal(journal)
+    assert header["exercise"] == PILOT and list(rows) == ["a.ipynb"]
+    with pytest.raises(grade.GradingError, match="pass --resume .* or delete it"):
+        grade.grade_folder(folder, out, PILOT, quiet=True)
+    with pytest.raises(grade.GradingError, match="another limits"):
+        grade.grade_folder(folder, out, PILOT, limits=LIMITS, resume=True, quiet=True)
+    with open(journal, "a") as f:
+        f.write('{"file": "b.ipynb", "stat')  # a line cut short when the grader was killed: graded again
+    resumed = grade.grade_submissions(folder, out, PILOT, jobs=1, resume=True, on_row=lambda r: graded.append(r.file))
+    assert graded == ["a.ipynb", "b.ipynb", "c.ipynb"] and resumed.reused == 1
+    assert [r.file for r in resumed.rows] == ["a.ipynb", "b.ipynb", "c.ipynb"] and not journal.exists()
+    assert "and 1 from the journal of an earlier run" in capsys.readouterr().out
+    assert len(out.read_text().splitlines()) == 4
+
+
+def test_a_folder_that_changes_during_grading_is_reported(tmp_path, capsys):
+    """A file removed during grading gets a row that says so (and 0 points); one added is named, with how to grade
+    it: the journal is kept, and a resume grades that file only. A file whose content changed is graded again."""
+    folder, out = tmp_path / "subs", tmp_path / "grades.csv"
+    folder.mkdir()
+    not_json(folder, "a.ipynb", "b.ipynb", "c.ipynb")
+
+    def change_the_folder(row):
+        if row.file == "a.ipynb":
+            (folder / "c.ipynb").unlink()
+            not_json(folder, "d.ipynb")
+
+    graded = grade.grade_submissions(folder, out, PILOT, jobs=1, on_row=change_the_folder, quiet=True)
+    removed = graded.rows[2]
+    assert (removed.file, removed.status, removed.total) == ("c.ipynb", "removed", 0)
+    assert "removed from the folder during grading" in removed.reason
+    assert graded.added == ["d.ipynb"]
+    assert re.search(r"added to .* during grading and are NOT in .*: d\.ipynb\n.*--resume", capsys.readouterr().err)
+    with open(out, newline="") as f:
+        assert [(r["file"], r["status"]) for r in csv.DictReader(f)] == [
+            ("a.ipynb", "not a notebook"), ("b.ipynb", "not a notebook"), ("c.ipynb", "removed")]
+    (folder / "b.ipynb").write_text("[]")  # changed since it was graded
+    again = []
+    resumed = grade.grade_submissions(folder, out, PILOT, resume=True, on_row=lambda r: again.append(r.file),
+                                      quiet=True)
+    assert sorted(again) == ["b.ipynb", "d.ipynb"] and [r.file for r in resumed.rows] == ["a.ipynb", "b.ipynb",
+                                                                                          "d.ipynb"]
+    assert "changed since they were graded, graded again: b.ipynb" in capsys.readouterr().err
+
+
+def test_progress_bar_only_for_a_terminal_outside_ci(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    assert grade.show_progress(Terminal()) and not grade.show_progress(io.StringIO())
+    monkeypatch.setenv("CI", "true")
+    assert not grade.show_progress(Terminal())
+
+
+def _processes_under(pid: int) -> dict[int, tuple[str, bytes]]:
+    """pid -> (start time, command line) of every process under ``pid``."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_bytes() if entry.isdigit() else None
+            if stat:
+                fields = stat[stat.rfind(b")") + 2:].split()
+                stats[int(entry)] = (int(fields[1]), fields[19], Path(f"/proc/{entry}/cmdline").read_bytes())
+    under, todo = {}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, start, cmdline) in stats.items():
+            if ppid == parent and child not in under:
+                under[child] = (start, cmdline)
+                todo.append(child)
+    return under
+
+
+def _still_running(pid: int, start: bytes) -> bool:
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        fields = stat[stat.rfind(b")") + 2:].split()
+        return fields[19] == start and fields[0] != b"Z"
+    return False
+
+
+@pytest.fixture(scope="module")
+def small_class(built, tmp_path_factory):
+    """Four pilot submissions, graded one at a time in this order: the blank notebook, one that is not JSON, one
+    that sleeps 3 s in a cell (the sandbox a SIGTERM finds running), the solution; graded without interruption
+    by `python -m grading grade` meanwhile (the reference), started at once."""
+    ex = built[PILOT]
+    folder = tmp_path_factory.mktemp("small-class")
+    blank = gs.load_nb(ex.student_notebook)
+    (folder / "a-blank.ipynb").write_bytes(gs.dump(blank))
+    not_json(folder, "b-not-json.ipynb")
+    (folder / "c-sleeps.ipynb").write_bytes(gs.dump(gs.with_cell(blank, "import time\ntime.sleep(3)", at=2)))
+    (folder / "d-solution.ipynb").write_bytes(gs.dump(gs.answered(gs.load_nb(ex.solution_notebook), blank)))
+    reference = tmp_path_factory.mktemp("small-class-reference") / "grades.csv"
+    command = [sys.executable, "-m", "grading", "grade", str(folder), "--sandbox", "bubblewrap", "--jobs", "1",
+               "--timeout", str(PILOT_LIMITS.wall_s), "--cell-timeout", str(PILOT_LIMITS.cell_s)]
+    whole = subprocess.Popen([*command[:5], str(reference), *command[5:]], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    yield {"folder": folder, "command": command, "reference": reference, "whole": whole}
+    whole.kill()
+    whole.communicate()
+
+
+@pytest.fixture(scope="module")
+def interrupted(small_class, tmp_path_factory):
+    """`python -m grading grade` sent SIGTERM while the sleeping submission's kernel runs (the two before it are in
+    the journal), over an earlier CSV; the processes under it just before, and what it printed."""
+    out = tmp_path_factory.mktemp("small-class-interrupted") / "grades.csv"
+    out.write_text("an earlier grade book\n")
+    proc = subprocess.Popen([*small_class["command"][:5], str(out), *small_class["command"][5:]], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal, deadline = grade.journal_path(out), time.monotonic() + 120
+    while True:  # the first two are journaled, so a kernel running now is the sleeping submission's
+        under = _processes_under(proc.pid)
+        if (journal.exists() and len(journal.read_text().splitlines()) == 3
+                and any(b"ipykernel" in cmdline for _, cmdline in under.values())):
+            break
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    return {"out": out, "journal": journal, "returncode": proc.returncode, "stderr": stderr, "under": under}
+
+
+def test_sigterm_halfway_leaves_the_journal_and_no_process(interrupted):
+    assert interrupted["returncode"] == 128 + signal.SIGTERM, interrupted["stderr"]
+    assert interrupted["out"].read_text() == "an earlier grade book\n"  # as it was: no CSV half-written
+    assert not list(interrupted["out"].parent.glob("*.tmp"))
+    _, rows = grade.read_journal(interrupted["journal"])
+    assert list(rows) == ["a-blank.ipynb", "b-not-json.ipynb"]
+    assert "interrupted by SIGTERM: 2 of 4 submissions graded" in interrupted["stderr"]
+    assert "--resume" in interrupted["stderr"]
+    names = [cmdline.split(b"\0")[0] for _, cmdline in interrupted["under"].values()]
+    assert b"bwrap" in names, names  # what the signal found running: bwrap, the runner, the kernel
+    left = {pid: cmdline for pid, (start, cmdline) in interrupted["under"].items() if _still_running(pid, start)}
+    assert not left, left
+
+
+def test_resumed_run_writes_what_an_uninterrupted_run_writes(small_class, interrupted):
+    out = interrupted["out"]
+    proc = subprocess.run([*small_class["command"][:5], str(out), *small_class["command"][5:], "--resume"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"graded 2 submissions of {PILOT} in ") and "and 2 from the journal" in proc.stdout
+    assert not interrupted["journal"].exists()
+    stdout, stderr = small_class["whole"].communicate(timeout=300)
+    assert small_class["whole"].returncode == 0, stderr
+    reference = small_class["reference"]
+    assert out.read_text() == reference.read_text()
+    with open(out, newline="") as f:
+        solution = next(r for r in csv.DictReader(f) if r["file"] == "d-solution.ipynb")
+    assert (solution["status"], float(solution["total"])) == ("ok", exercises.load(PILOT).points)
+    feedback = {p.name: p.read_text() for p in grade.feedback_dir(out).iterdir()}
+    assert feedback == {p.name: p.read_text() for p in grade.feedback_dir(reference).iterdir()}
+    assert len(feedback) == 4
