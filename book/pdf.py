@@ -50,8 +50,8 @@ PDF_NAME = Path("pdf") / "course.pdf"
 #: Where the site serves it, relative to its root.
 SITE_PDF = "_static/course.pdf"
 
-#: Chromium's options, as tests/test_site.py runs it (no sandbox inside containers, no GPU, no
-#: background requests to Google's services).
+#: Chromium's options (no sandbox inside containers, no GPU, no background requests to Google's
+#: services); tests/test_site.py launches its browser with them too.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -225,7 +225,7 @@ def page_count(pdf: Path) -> int:
 # Printing
 # ---------------------------------------------------------------------------------------
 def find_chromium() -> str | None:
-    """Debian's Chromium (or $CHROMIUM), as tests/test_site.py finds it."""
+    """Debian's Chromium (or $CHROMIUM); tests/test_site.py uses it too."""
     for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate

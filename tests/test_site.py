@@ -23,7 +23,7 @@ import html.parser
 import json
 import os
 import re
-import shutil
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,19 +33,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book"))
+# the PDF printer's Chromium and its options: one browser setup for the site's tests and the PDF
+from pdf import CHROMIUM_ARGS, find_chromium  # noqa: E402 - book/ is a folder of Sphinx extensions, not a package
+
 SITE = Path(os.environ.get("COURSE_SITE_DIR", ROOT / "_build" / "html")).resolve()
 SCREENSHOTS = SITE.parent / "screenshots"
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 #: Console messages of type "error" that are not a fault of the page, with why.
 #: (None are expected today; any entry here must say why it is harmless.)
@@ -187,13 +182,6 @@ def test_offline_assets_are_served_locally(site):
 # ---------------------------------------------------------------------------------------
 # The browser
 # ---------------------------------------------------------------------------------------
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def _no_browser(reason: str):
     if IN_CI:
         pytest.fail(f"{reason}, and CI=true: the browser tests must run in CI.", pytrace=False)
