@@ -18,7 +18,9 @@ is a 2-D tensor, one pair a row (``lmlib.seq2seq.encode_pairs``), each batch
 ``batch_size`` random rows, and it predicts every target token from the source
 and the target tokens before it (teacher forcing). A model whose ``objective`` is
 ``"distill"`` (``lmlib.distill.Distillation``) is a student with a frozen teacher: its loss
-mixes the cross-entropy with the KL divergence from the teacher's distribution.
+mixes the cross-entropy with the KL divergence from the teacher's distribution. A model whose ``objective`` is
+``"dpo"`` (``lmlib.dpo.DPO``) is a policy with a frozen reference: its data is a 2-D tensor of preference pairs,
+one a row (``lmlib.dpo.pair_rows``), and its loss is DPO's.
 
 A model is a ``lmlib.neural.NeuralLM``: it maps [B, T] ids to [B, T, V]
 logits (of the next token; of the hidden token itself for a masked LM) and declares what the loop needs to know of it
@@ -225,6 +227,8 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     Returns (that loss, the global-batch mean loss as a float, the global number of
     targets, the state).
     """
+    if model.objective == "dpo":  # lmlib.dpo: pair rows, and DPO's loss summed over the pairs
+        return _preference_loss(net, model, window, world)
     x, y = window[:, :-1], window[:, 1:]  # [b, T]
     if model.objective == "masked":
         # BERT's objective: y holds the chosen tokens of x (no shift), -100 elsewhere
@@ -256,6 +260,16 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     if carry is not None:  # truncated BPTT: the state goes on, its gradient stops here
         carry = tuple(c.detach() for c in carry)
     return summed * world / stats[1], (stats[0] / stats[1]).item(), int(stats[1]), carry
+
+
+def _preference_loss(net, model, rows: torch.Tensor, world: int):
+    """``_loss`` for a ``lmlib.dpo.DPO`` model: the rank's summed DPO loss over its pairs, scaled to the global
+    mean; the pairs count as the targets. The policy's forward pass goes through ``net`` (DDP)."""
+    summed = model.pair_losses(rows, net(rows)).losses.sum()
+    stats = torch.stack([summed.detach(), summed.new_tensor(len(rows))])
+    if world > 1:
+        dist.all_reduce(stats)
+    return summed * world / stats[1], (stats[0] / stats[1]).item(), int(stats[1]), None
 
 
 def _check_state(model: NeuralLM, state) -> None:
@@ -291,6 +305,8 @@ def _evaluate(model: nn.Module, stream: torch.Tensor, history: dict, step: int) 
         total, count = model.stream_masked_logprob(stream, batch_size=32)  # the same draws every time
     elif model.objective == "seq2seq":
         total, count = model.pairs_logprob(stream, batch_size=32)
+    elif model.objective == "dpo":  # the mean DPO loss of the pairs
+        total, count = model.preference_logprob(stream, batch_size=32)
     else:
         total, count = lm.stream_logprob(model, stream, batch_size=32)
     model.train()
@@ -340,17 +356,18 @@ def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfi
             f"batch_size {config.batch_size} does not split over {world} ranks: each rank reads batch_size / ranks "
             f"rows, so run torchrun with a --nproc_per_node that divides {config.batch_size}"
         )
-    pairs = model.objective == "seq2seq"
+    pairs = model.objective in ("seq2seq", "dpo")
+    rows = ("(source, target) rows for a seq2seq model (see lmlib.seq2seq.encode_pairs)" if model.objective == "seq2seq"
+            else "preference pairs for DPO, one pair a row (see lmlib.dpo.pair_rows)")
     for name, stream in (("train_stream", train_stream), ("valid_stream", valid_stream)):
         if stream is None and name == "valid_stream":
             continue
         if not isinstance(stream, torch.Tensor) or stream.ndim != 1 + pairs or stream.dtype != torch.long:
-            raise TypeError(f"{name} must be a 2-D LongTensor of (source, target) rows for a seq2seq model (see "
-                            "lmlib.seq2seq.encode_pairs)" if pairs else
+            raise TypeError(f"{name} must be a 2-D LongTensor of {rows}" if pairs else
                             f"{name} must be a 1-D LongTensor of token ids (see lmlib.train.encode_stream)")
     if pairs:  # batches draw rows with replacement: any number of rows will do
         if config.layout != "random" or len(train_stream) == 0:
-            raise ValueError("a seq2seq model trains on random rows of (source, target) pairs: layout='random' and "
+            raise ValueError(f"a {model.objective} model trains on random rows ({rows}): layout='random' and "
                              "at least one row")
         return
     need = config.block + 1 if config.layout == "random" else config.batch_size * (config.block + 1)
