@@ -74,6 +74,7 @@ import torch.nn.functional as F
 from lmlib.chat import CHAT_TOKENS, chat_ids, chat_token_ids
 from lmlib.generate import sample
 from lmlib.instructions import SENTIMENT_WORDS, Record, check_messages, normalize, verify
+from lmlib.lm import model_device
 from lmlib.neural import NeuralLM
 from lmlib.pretraining import IGNORE_INDEX
 from lmlib.tokenize import EOS, BPETokenizer
@@ -179,7 +180,7 @@ def completion_logprobs(model: NeuralLM, batch: ResponseBatch) -> torch.Tensor:
     """[N] ln pi(response | prompt) of each row: the sum of ln P(y_t | x, y_<t) over the positions whose label is
     not -100, by teacher forcing (with gradients; wrap in ``torch.no_grad()`` to score only)."""
     vocab = model.require_vocab("completion_logprobs")
-    batch = batch.to(next(model.parameters()).device)
+    batch = batch.to(model_device(model))
     h = model.hidden_states(batch.ids[:, :-1])[0]  # [N, T-1, d]
     labels = batch.labels[:, 1:]  # [N, T-1]: the token each position predicts, where it is scored
     targets = labels.masked_fill(labels == IGNORE_INDEX, vocab.pad_id)  # <pad> targets are left out (0)

@@ -343,6 +343,18 @@ def test_sampled_answers_are_seeded_and_end_at_the_turn(policy, tokenizer):
         assert 1 <= len(r) <= 6 and not stops & set(r[:-1])  # a chat token ends the answer, and only at the end
 
 
+def test_the_kl_estimate_agrees_with_the_exact_kl_of_one_token(policy, reference, tokenizer, pairs):
+    """With one-token answers KL(pi || pi_ref) = sum_v pi(v|x) ln(pi(v|x) / pi_ref(v|x)) can be summed exactly."""
+    prompt = pairs[0].prompt
+    context = torch.tensor([C.chat_ids(prompt, tokenizer, add_generation_prompt=True)])
+    p, q = policy.next_token_logprobs(context)[0], reference.next_token_logprobs(context)[0]
+    seen = p > float("-inf")
+    exact = (p[seen].exp() * (p[seen] - q[seen])).sum().item()
+    estimate, stderr = D.sequence_kl(policy, reference, tokenizer, [prompt], n=2000, max_tokens=1)
+    assert exact > 0.1 and 0 < stderr < 0.2 * exact
+    assert abs(estimate - exact) < 4 * stderr
+
+
 def test_beta_sweep_reports_margins_and_kl_per_beta(policy, tokenizer, pairs):
     config = TrainConfig(steps=10, batch_size=4, lr=3e-3, warmup=2, eval_every=10, log_every=5)
     points = D.beta_sweep(policy, pairs, tokenizer, [0.05, 0.5], config, kl_samples=2, max_tokens=6)
