@@ -22,7 +22,7 @@ LAYERS = {  # in order: a module may import from its own layer and the ones befo
     "the seam": {"lm", "neural"},
     "models": {"ngram", "mlp", "rnn", "transformer", "seq2seq", "hf", "pretraining", "word2vec"},
     "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize", "retrieval", "quantize",
-              "distill", "memorisation", "calibration", "probing", "chat"},
+              "distill", "memorisation", "calibration", "probing", "chat", "dpo"},
     "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs",
                    "course.classification_runs", "course.code_generation_runs",
                    "course.league", "course.scaling_runs",
