@@ -404,7 +404,8 @@ class DPO(NeuralLM):
     """A policy and its frozen reference, trained by ``lmlib.train`` with the DPO loss on ``pair_rows``.
 
     The reference is frozen (no gradients, evaluation mode throughout); both read the same vocabulary. Scoring
-    and decoding are the policy's. Afterwards ``.policy`` is the trained model."""
+    and decoding are the policy's. In the history, ``train_loss`` and ``valid_loss`` are DPO losses and
+    ``tokens`` counts pairs. Afterwards ``.policy`` is the trained model (save it, not the wrapper)."""
 
     objective = "dpo"
 
