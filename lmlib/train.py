@@ -357,8 +357,8 @@ def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfi
             f"rows, so run torchrun with a --nproc_per_node that divides {config.batch_size}"
         )
     pairs = model.objective in ("seq2seq", "dpo")
-    rows = ("(source, target) rows for a seq2seq model (see lmlib.seq2seq.encode_pairs)" if model.objective == "seq2seq"
-            else "preference pairs for DPO, one pair a row (see lmlib.dpo.pair_rows)")
+    rows = {"seq2seq": "(source, target) rows for a seq2seq model (see lmlib.seq2seq.encode_pairs)",
+            "dpo": "preference pairs for DPO, one pair a row (see lmlib.dpo.pair_rows)"}.get(model.objective)
     for name, stream in (("train_stream", train_stream), ("valid_stream", valid_stream)):
         if stream is None and name == "valid_stream":
             continue
@@ -367,8 +367,8 @@ def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfi
                             f"{name} must be a 1-D LongTensor of token ids (see lmlib.train.encode_stream)")
     if pairs:  # batches draw rows with replacement: any number of rows will do
         if config.layout != "random" or len(train_stream) == 0:
-            raise ValueError(f"a {model.objective} model trains on random rows ({rows}): layout='random' and "
-                             "at least one row")
+            raise ValueError(f"a {model.objective} model trains on random rows, {rows}: layout='random' and at "
+                             "least one row")
         return
     need = config.block + 1 if config.layout == "random" else config.batch_size * (config.block + 1)
     if len(train_stream) < need:
