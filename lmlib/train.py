@@ -227,7 +227,7 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     Returns (that loss, the global-batch mean loss as a float, the global number of
     targets, the state).
     """
-    if model.objective == "dpo":  # lmlib.dpo: pair rows, and DPO's loss summed over the pairs
+    if model.objective == "dpo":  # lmlib.dpo: rows of pairs, and DPO's summed loss
         return _preference_loss(net, model, window, world)
     x, y = window[:, :-1], window[:, 1:]  # [b, T]
     if model.objective == "masked":

@@ -35,6 +35,7 @@ CPU_BY_DESIGN = {
     ("train", "random_windows"): "windows of the CPU training stream; the loop moves each batch",
     ("train", "encode_stream"): "the CPU training stream",
     ("train", "_batches"): "row indices into the CPU training stream, from a CPU generator; the loop moves each batch",
+    ("dpo", "response_batch"): "CPU rows of prompt and response ids; completion_logprobs moves them to the model",
     ("seq2seq", "encode_pairs"): "CPU rows of (source, target) training pairs; the loop moves each batch",
     ("retrieval", "embed"): "filled from sentence_embeddings' CPU output, which is cached with numpy",
     ("transformer", "rope_angles"): "a table made once; the model registers it as a buffer, which moves with it",
