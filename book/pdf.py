@@ -222,8 +222,8 @@ def page_count(pdf: Path) -> int:
 # ---------------------------------------------------------------------------------------
 # Printing
 # ---------------------------------------------------------------------------------------
-#: Print styles: the page without the website around it; code and outputs whole, not cut at a
-#: scroll box's edge; each chapter on a new page.
+#: Print styles: the page without the website around it; code, outputs and widgets' tab titles whole, not
+#: cut at a scroll box's or a tab's edge (tests/test_pdf.py checks both); each chapter on a new page.
 PRINT_CSS = """
 @page { size: A4; }
 html, body { background: white !important; }
@@ -247,8 +247,13 @@ body, .bd-main, .bd-main .bd-content, .bd-main .bd-content .bd-article-container
   overflow: visible !important; }
 table { max-width: 100%; }
 td, th { white-space: normal !important; overflow-wrap: anywhere; }
-pre, .highlight pre, .output pre, .cell_output pre { white-space: pre-wrap !important; word-break: break-word;
+/* a code line longer than the page wraps (at a space, else anywhere) instead of running off the page's edge */
+pre, .highlight pre, .output pre, .cell_output pre { white-space: pre-wrap !important; overflow-wrap: anywhere;
   overflow: visible !important; max-height: none !important; }
+/* a widget's tab titles whole, not cut to the tab's width with an ellipsis; tabs wrap to a second row */
+.jupyter-widget-tab > .lm-TabBar .lm-TabBar-content { flex-wrap: wrap; }
+.jupyter-widget-tab > .lm-TabBar .lm-TabBar-tab { flex: 0 0 auto !important; max-width: none !important; }
+.jupyter-widget-tab .lm-TabBar-tabLabel { overflow: visible !important; text-overflow: clip !important; }
 .cell_output, .output, .cell_output .output, div.output_area, .jp-OutputArea, .table-wrapper,
 .pst-scrollable-table-container, .widget-subarea { max-height: none !important; overflow: visible !important; }
 img, figure, svg, .cell_output img, mjx-container[display="true"] { break-inside: avoid; max-width: 100% !important; }
@@ -361,9 +366,11 @@ SET_PAGES = """(pages) => {
     el.textContent = pages[el.dataset.docname] ?? "";
 }"""
 
-#: The print's scale (a website's 16 px text prints at 9.6 pt) and its side margins.
+#: The print's scale (a website's 16 px text prints at 9.6 pt), its side margins, and its top and bottom
+#: margins, which hold the running header and the page number.
 SCALE = 0.8
 MARGIN_MM = 14
+HEADER_FOOTER_MM = 16
 
 HEADER = (
     '<div style="font-size:7pt;width:100%;margin:0 12mm;color:#666;font-family:sans-serif;">'
@@ -485,7 +492,8 @@ def print_pdf(site: Path, out: Path, *, chromium: str | None = None, page_number
 
         options = dict(
             format="A4",
-            margin={"top": "16mm", "bottom": "16mm", "left": f"{MARGIN_MM}mm", "right": f"{MARGIN_MM}mm"},
+            margin={"top": f"{HEADER_FOOTER_MM}mm", "bottom": f"{HEADER_FOOTER_MM}mm", "left": f"{MARGIN_MM}mm",
+                    "right": f"{MARGIN_MM}mm"},
             scale=SCALE,
             print_background=True,
             display_header_footer=True,
