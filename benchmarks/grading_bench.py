@@ -69,7 +69,7 @@ MIX = {
     "wrong": (20, "wrong answers (the tests' wrong-0..8, in turn)", "ok, points lost"),
     "blank": (10, "the student notebook, untouched", "ok, 0"),
     "os-exit": (3, "`os._exit(0)` in a cell", "crashed, 0"),
-    "memory-creep": (1, "allocates 50 MB chunks for ever", "ok or crashed, 0"),
+    "memory-creep": (1, "allocates 50 MB chunks for ever", "out of memory, 0"),
     "not-json": (2, "a file cut short (not JSON)", "not a notebook, 0"),
     "infinite-loop": (3, "`while True: pass` after the answers", "ok, full marks (cell interrupted)"),
     "sleeps": (3, "`time.sleep(3600)` after the answers", "ok, full marks (cell interrupted)"),

@@ -11,7 +11,8 @@ image has loaded, every saved widget has rendered from its saved state), adds a 
 links and page numbers, hides the website's navigation and prints it: A4, a page number in every
 footer, the PDF's outline (bookmarks) made from the headings. It fails, naming what went wrong, if a
 formula stayed raw TeX, an image or a widget did not render, or the page asked another host for
-anything. No LaTeX, nothing downloaded.
+anything. No LaTeX, nothing downloaded. How Chromium is started, served the page and waited on is
+book/browser.py's, which tests/test_site.py uses for the website too.
 
 The page numbers of the contents come from a first print: its outline says on which page each
 heading landed (:func:`outline_pages`, a small reader of the PDFs Chromium writes); the numbers fill
@@ -29,18 +30,26 @@ The file is also a local Sphinx extension (``_config.yml``, ``sphinx: local_exte
 from __future__ import annotations
 
 import argparse
-import functools
-import os
 import re
 import shutil
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from browser import (  # book/browser.py: book/ is on sys.path, as for every local extension of the book
+    CHROMIUM_ARGS,
+    MATH_REPORT,
+    SAVED_WIDGET_VIEWS,
+    WIDGETS_RENDERED,
+    find_chromium,
+    is_local,
+    load_images,
+    serve,
+    wait_for_mathjax,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,17 +59,6 @@ PDF_NAME = Path("pdf") / "course.pdf"
 #: Where the site serves it, relative to its root.
 SITE_PDF = "_static/course.pdf"
 
-#: Chromium's options (no sandbox inside containers, no GPU, no background requests to Google's
-#: services); tests/test_site.py launches its browser with them too.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # ---------------------------------------------------------------------------------------
 # 1 and 2. The Sphinx extension
@@ -224,16 +222,8 @@ def page_count(pdf: Path) -> int:
 # ---------------------------------------------------------------------------------------
 # Printing
 # ---------------------------------------------------------------------------------------
-def find_chromium() -> str | None:
-    """Debian's Chromium (or $CHROMIUM); tests/test_site.py uses it too."""
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-#: Print styles: the page without the website around it; code and outputs whole, not cut at a
-#: scroll box's edge; each chapter on a new page.
+#: Print styles: the page without the website around it; code, outputs and widgets' tab titles whole, not
+#: cut at a scroll box's or a tab's edge (tests/test_pdf.py checks both); each chapter on a new page.
 PRINT_CSS = """
 @page { size: A4; }
 html, body { background: white !important; }
@@ -257,8 +247,13 @@ body, .bd-main, .bd-main .bd-content, .bd-main .bd-content .bd-article-container
   overflow: visible !important; }
 table { max-width: 100%; }
 td, th { white-space: normal !important; overflow-wrap: anywhere; }
-pre, .highlight pre, .output pre, .cell_output pre { white-space: pre-wrap !important; word-break: break-word;
+/* a code line longer than the page wraps (at a space, else anywhere) instead of running off the page's edge */
+pre, .highlight pre, .output pre, .cell_output pre { white-space: pre-wrap !important; overflow-wrap: anywhere;
   overflow: visible !important; max-height: none !important; }
+/* a widget's tab titles whole, not cut to the tab's width with an ellipsis; tabs wrap to a second row */
+.jupyter-widget-tab > .lm-TabBar .lm-TabBar-content { flex-wrap: wrap; }
+.jupyter-widget-tab > .lm-TabBar .lm-TabBar-tab { flex: 0 0 auto !important; max-width: none !important; }
+.jupyter-widget-tab .lm-TabBar-tabLabel { overflow: visible !important; text-overflow: clip !important; }
 .cell_output, .output, .cell_output .output, div.output_area, .jp-OutputArea, .table-wrapper,
 .pst-scrollable-table-container, .widget-subarea { max-height: none !important; overflow: visible !important; }
 img, figure, svg, .cell_output img, mjx-container[display="true"] { break-inside: avoid; max-width: 100% !important; }
@@ -274,52 +269,6 @@ h1, h2, h3, h4 { break-after: avoid-page; }
 #course-pdf-contents li .dots { flex: 1; border-bottom: 1px dotted #888; }
 #course-pdf-contents li .page { width: 4ch; text-align: right; font-variant-numeric: tabular-nums; }
 """
-
-#: JavaScript run in the page. Wait for MathJax's typesetting (tests/test_site.py's wait).
-WAIT_FOR_MATHJAX = """async () => {
-  if (!window.MathJax) return "no MathJax";
-  for (let i = 0; i < 400 && !(MathJax.startup && MathJax.startup.promise); i++)
-    await new Promise(r => setTimeout(r, 50));
-  if (!(MathJax.startup && MathJax.startup.promise)) return "MathJax never started";
-  await MathJax.startup.promise;
-  return "typeset";
-}"""
-
-#: What the reader would see wrong: formulas left as TeX, MathJax errors, images not loaded.
-PAGE_REPORT = """async () => {
-  const skip = "pre, code, script, style, textarea, mjx-container, .highlight";
-  const raw = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const el = n.parentElement;
-    if (!el || el.closest(skip)) continue;
-    if (/\\\\\\(|\\\\\\[|\\$\\$/.test(n.textContent)) raw.push(n.textContent.trim().slice(0, 80));
-  }
-  const maths = Array.from(document.querySelectorAll(".math"));
-  const imgs = Array.from(document.images);
-  for (const img of imgs) {
-    img.loading = "eager";
-    if (!img.complete)
-      await Promise.race([img.decode().catch(() => {}), new Promise(r => setTimeout(r, 20000))]);
-  }
-  await document.fonts.ready;
-  return {
-    formulas: maths.length,
-    untypeset: maths.filter(e => !e.querySelector("mjx-container")).map(e => e.textContent.trim().slice(0, 80)),
-    errors: Array.from(document.querySelectorAll("mjx-merror, [data-mjx-error]"))
-              .map(e => e.getAttribute("data-mjx-error") || e.textContent.slice(0, 80)),
-    raw,
-    images: imgs.length,
-    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.currentSrc || i.src),
-    views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
-  };
-}"""
-
-WIDGETS_RENDERED = """(n) => {
-  const areas = Array.from(document.querySelectorAll(".widget-subarea"));
-  return areas.length >= n && areas.every(a => a.querySelector(".jupyter-widgets")
-                                               && a.getBoundingClientRect().height > 0);
-}"""
 
 #: Build the contents: a list per part of the book, each chapter a link to where it starts (the
 #: first block after the ``<span id="document-DOCNAME">`` the singlehtml builder writes before each
@@ -417,9 +366,11 @@ SET_PAGES = """(pages) => {
     el.textContent = pages[el.dataset.docname] ?? "";
 }"""
 
-#: The print's scale (a website's 16 px text prints at 9.6 pt) and its side margins.
+#: The print's scale (a website's 16 px text prints at 9.6 pt), its side margins, and its top and bottom
+#: margins, which hold the running header and the page number.
 SCALE = 0.8
 MARGIN_MM = 14
+HEADER_FOOTER_MM = 16
 
 HEADER = (
     '<div style="font-size:7pt;width:100%;margin:0 12mm;color:#666;font-family:sans-serif;">'
@@ -454,17 +405,6 @@ class PrintReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def _serve(folder: Path) -> tuple[ThreadingHTTPServer, str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/"
-
-
 def _single_page(site: Path, root_doc: str) -> str:
     for name in (f"{root_doc}.html", "index.html"):
         if (site / name).is_file():
@@ -493,91 +433,88 @@ def print_pdf(site: Path, out: Path, *, chromium: str | None = None, page_number
     errors: list[str] = []
 
     def route(r: Any) -> None:
-        url = r.request.url
-        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in {"127.0.0.1", "localhost"}:
+        if is_local(r.request.url):
             r.continue_()
         else:
-            external.append(url)
+            external.append(r.request.url)
             r.abort("blockedbyclient")
 
-    httpd, base = _serve(site)
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, timeout=60_000)
-            context = browser.new_context(
-                viewport={"width": 900, "height": 1200}, color_scheme="light", service_workers="block"
-            )
-            context.set_default_timeout(300_000)
-            context.route("**/*", route)
-            tab = context.new_page()
-            tab.on("pageerror", lambda exc: errors.append(f"uncaught exception: {exc}"))
-            tab.on("requestfailed", lambda req: req.url in external or failed.append(f"{req.url} ({req.failure})"))
-            tab.on("response", lambda resp: resp.status < 400 or failed.append(f"{resp.url} (HTTP {resp.status})"))
-            tab.goto(base + page_file, wait_until="load")
-            tab.evaluate("() => { document.documentElement.dataset.theme = 'light'; }")
-            state = tab.evaluate(WAIT_FOR_MATHJAX)
-            seconds["load and typeset"] = time.perf_counter() - t0
+    with serve(site) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, timeout=60_000)
+        context = browser.new_context(
+            viewport={"width": 900, "height": 1200}, color_scheme="light", service_workers="block"
+        )
+        context.set_default_timeout(300_000)
+        context.route("**/*", route)
+        tab = context.new_page()
+        tab.on("pageerror", lambda exc: errors.append(f"uncaught exception: {exc}"))
+        tab.on("requestfailed", lambda req: req.url in external or failed.append(f"{req.url} ({req.failure})"))
+        tab.on("response", lambda resp: resp.status < 400 or failed.append(f"{resp.url} (HTTP {resp.status})"))
+        tab.goto(base + page_file, wait_until="load")
+        tab.evaluate("() => { document.documentElement.dataset.theme = 'light'; }")
+        state = wait_for_mathjax(tab)
+        seconds["load and typeset"] = time.perf_counter() - t0
 
-            report = tab.evaluate(PAGE_REPORT)
-            if report["views"]:
-                try:
-                    tab.wait_for_function(WIDGETS_RENDERED, arg=report["views"], timeout=120_000)
-                except Exception:  # noqa: BLE001 - reported below with the count
-                    rendered = tab.locator(".widget-subarea .jupyter-widgets").count()
-                    errors.append(f"{report['views']} saved widget views, but {rendered} rendered")
-            problems = []
-            if report["formulas"] and state != "typeset":
-                problems.append(f"the page has {report['formulas']} formulas but MathJax: {state}")
-            problems += [f"formula not typeset: {t!r}" for t in report["untypeset"]]
-            problems += [f"raw TeX in the text: {t!r}" for t in report["raw"]]
-            problems += [f"MathJax error: {t!r}" for t in report["errors"]]
-            problems += [f"image did not load: {src}" for src in report["broken"]]
-            problems += [f"request to another host (blocked): {u}" for u in external]
-            failed = [f for f in failed if not urlsplit(f.split()[0]).path.endswith(HARMLESS_FAILURES)]
-            problems += [f"failed request: {f}" for f in failed]
-            problems += errors
-            if problems:
-                raise PrintError(f"{site / page_file} did not render:\n  " + "\n  ".join(problems))
+        math = tab.evaluate(MATH_REPORT)
+        images = load_images(tab)
+        views = tab.locator(SAVED_WIDGET_VIEWS).count()
+        if views:
+            try:
+                tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=120_000)
+            except Exception:  # noqa: BLE001 - reported below with the count
+                rendered = tab.locator(".widget-subarea .jupyter-widgets").count()
+                errors.append(f"{views} saved widget views, but {rendered} rendered")
+        problems = []
+        if math["formulas"] and state != "typeset":
+            problems.append(f"the page has {math['formulas']} formulas but MathJax: {state}")
+        problems += [f"formula not typeset: {t!r}" for t in math["untypeset"]]
+        problems += [f"raw TeX in the text: {t!r}" for t in math["raw"]]
+        problems += [f"MathJax error: {t!r}" for t in math["errors"]]
+        problems += [f"image did not load: {src}" for src in images["broken"]]
+        problems += [f"request to another host (blocked): {u}" for u in external]
+        failed = [f for f in failed if not urlsplit(f.split()[0]).path.endswith(HARMLESS_FAILURES)]
+        problems += [f"failed request: {f}" for f in failed]
+        problems += errors
+        if problems:
+            raise PrintError(f"{site / page_file} did not render:\n  " + "\n  ".join(problems))
 
-            contents = tab.evaluate(ADD_CONTENTS, [root_doc, parts])
-            if contents["missing"]:
-                raise PrintError(f"documents of _toc.yml not found in {site / page_file}: {contents['missing']}")
-            tab.add_style_tag(content=PRINT_CSS)
-            tab.emulate_media(media="print")
-            # the printed page's width in CSS pixels: A4 less the side margins, at the print's scale
-            tab.set_viewport_size({"width": round((210 - 2 * MARGIN_MM) / 25.4 * 96 / SCALE), "height": 1200})
-            tab.evaluate("() => document.fonts.ready.then(() => true)")
-            shrunk = tab.evaluate(FIT_WIDE)
-            seconds["checks and contents"] = time.perf_counter() - t0 - sum(seconds.values())
+        contents = tab.evaluate(ADD_CONTENTS, [root_doc, parts])
+        if contents["missing"]:
+            raise PrintError(f"documents of _toc.yml not found in {site / page_file}: {contents['missing']}")
+        tab.add_style_tag(content=PRINT_CSS)
+        tab.emulate_media(media="print")
+        # the printed page's width in CSS pixels: A4 less the side margins, at the print's scale
+        tab.set_viewport_size({"width": round((210 - 2 * MARGIN_MM) / 25.4 * 96 / SCALE), "height": 1200})
+        tab.evaluate("() => document.fonts.ready.then(() => true)")
+        shrunk = tab.evaluate(FIT_WIDE)
+        seconds["checks and contents"] = time.perf_counter() - t0 - sum(seconds.values())
 
-            options = dict(
-                format="A4",
-                margin={"top": "16mm", "bottom": "16mm", "left": f"{MARGIN_MM}mm", "right": f"{MARGIN_MM}mm"},
-                scale=SCALE,
-                print_background=True,
-                display_header_footer=True,
-                header_template=HEADER,
-                footer_template=FOOTER,
-                outline=True,
-                tagged=True,
-            )
+        options = dict(
+            format="A4",
+            margin={"top": f"{HEADER_FOOTER_MM}mm", "bottom": f"{HEADER_FOOTER_MM}mm", "left": f"{MARGIN_MM}mm",
+                    "right": f"{MARGIN_MM}mm"},
+            scale=SCALE,
+            print_background=True,
+            display_header_footer=True,
+            header_template=HEADER,
+            footer_template=FOOTER,
+            outline=True,
+            tagged=True,
+        )
+        tab.pdf(path=str(out), **options)
+        seconds["print"] = time.perf_counter() - t0 - sum(seconds.values())
+        if page_numbers:
+            tab.evaluate(SET_PAGES, chapter_pages(out, contents["found"]))
             tab.pdf(path=str(out), **options)
-            seconds["print"] = time.perf_counter() - t0 - sum(seconds.values())
-            if page_numbers:
-                tab.evaluate(SET_PAGES, chapter_pages(out, contents["found"]))
-                tab.pdf(path=str(out), **options)
-                seconds["print with page numbers"] = time.perf_counter() - t0 - sum(seconds.values())
-            browser.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+            seconds["print with page numbers"] = time.perf_counter() - t0 - sum(seconds.values())
+        browser.close()
     return PrintReport(
         pdf=out,
         pages=page_count(out),
-        formulas=report["formulas"],
-        images=report["images"],
-        widgets=report["views"],
+        formulas=math["formulas"],
+        images=images["count"],
+        widgets=views,
         shrunk=shrunk,
         chapters=[tuple(c) for c in contents["found"]],
         seconds=seconds,

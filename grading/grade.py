@@ -56,7 +56,7 @@ class GradingError(Exception):
 @dataclass
 class Row:
     file: str
-    # ok, timeout, crashed, not a notebook, symbolic link, wrong assignment, too large, error
+    # ok, timeout, out of memory, crashed, not a notebook, symbolic link, wrong assignment, too large, error
     status: str = "ok"
     reason: str = ""
     points: dict[str, float] = field(default_factory=dict)
@@ -287,9 +287,27 @@ def _link_target(path: Path) -> str:
         return "?"
 
 
+#: A notebook "used up" its memory when a cell reached the memory limit (MemoryError) and, after its cells, the
+#: kernel still held all but less than this share of it: memory that grows until the limit stops it (a list
+#: appended to in a loop) and stays. Its tests would run in a kernel with no memory to spare, so it is not
+#: graded, as a run past the time limit is not. A single allocation too large to make fails at once and takes
+#: nothing: its notebook is graded, with a note. (A kernel that imported torch holds about 1 GB of 2 GB.)
+MEMORY_USED_UP = 1 / 4
+
+
+def _memory_errors(cells: list) -> list[object]:
+    """The cells that raised MemoryError: they reached the memory limit."""
+    return [c.get("cell") for c in cells if type(c) is dict and str(c.get("error", "")).startswith("MemoryError")]
+
+
 def interpret(exercise: Exercise, run: sandbox.RunResult, limits: sandbox.Limits, row: Row) -> None:
     notes = [row.reason] if row.reason else []
     r = run.result
+    cells = r.get("cells") if r is not None and type(r.get("cells")) is list else []
+    out_of_memory = _memory_errors(cells)
+    where = ", ".join(str(c)[:6] for c in out_of_memory[:5])
+    left = r.get("memory_left_mb") if r is not None else None
+    used_up = out_of_memory and type(left) in (int, float) and left < MEMORY_USED_UP * limits.memory_mb
     if run.timed_out:
         row.status = "timeout"
         notes.insert(0, f"still running after the whole run's limit ({fmt(run.whole_run_s)} s)")
@@ -301,11 +319,20 @@ def interpret(exercise: Exercise, run: sandbox.RunResult, limits: sandbox.Limits
         row.status = "timeout"
         notes.insert(0, f"cell {str(r['hung_in_cell'])[:10]} ran past the {fmt(limits.cell_s)} s "
                         "cell limit and ignored interrupts")
+    elif r.get("died_in_cell") is not None and out_of_memory:
+        row.status = "out of memory"
+        died = r["died_in_cell"] if type(r["died_in_cell"]) in (int, str) else "?"
+        notes.insert(0, f"cell {where} reached the memory limit ({limits.memory_mb} MB per process), "
+                        f"then the kernel died in cell {str(died)[:10]}")
     elif r.get("died_in_cell") is not None:
         row.status = "crashed"
-        where = r["died_in_cell"] if type(r["died_in_cell"]) in (int, str) else "?"
-        notes.insert(0, f"the kernel died in cell {str(where)[:10]} "
+        died = r["died_in_cell"] if type(r["died_in_cell"]) in (int, str) else "?"
+        notes.insert(0, f"the kernel died in cell {str(died)[:10]} "
                         "(os._exit, a crash, or a resource limit)")
+    elif used_up:
+        row.status = "out of memory"
+        notes.insert(0, f"cell {where} used up the memory limit ({limits.memory_mb} MB per process) and kept it: "
+                        f"{fmt(left)} MB were left for the tests; free what you no longer need (del) or use less")
     elif type(r.get("probes")) is not str:
         row.status = "crashed"
         error = r.get("runner_error")
@@ -317,7 +344,6 @@ def interpret(exercise: Exercise, run: sandbox.RunResult, limits: sandbox.Limits
         except (ValueError, RecursionError):
             probe_results = None
         score(exercise, probe_results, row)
-        cells = r.get("cells") if type(r.get("cells")) is list else []
         errors = [c for c in cells if type(c) is dict and c.get("status") == "error"]
         stopped = [c for c in cells if type(c) is dict and c.get("interrupted") is True]
         if stopped:
@@ -326,6 +352,8 @@ def interpret(exercise: Exercise, run: sandbox.RunResult, limits: sandbox.Limits
         if r.get("cells_not_run_from") is not None:
             notes.append(f"the cells used up the {fmt(limits.wall_s)} s limit: cells from "
                          f"{str(r['cells_not_run_from'])[:6]} on were not run")
+        if out_of_memory:
+            notes.append(f"cell {where} reached the memory limit ({limits.memory_mb} MB per process)")
         if errors:
             notes.append(f"{len(errors)} cell(s) raised errors, first: cell "
                          f"{str(errors[0].get('cell'))[:6]}: {str(errors[0].get('error'))[:120]}")

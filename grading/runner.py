@@ -140,6 +140,18 @@ class KernelDied(Exception):
     pass
 
 
+def address_space_left_mb(pid: int | None, limit_mb: float) -> float | None:
+    """How much of the address-space limit (``memory_mb``) the process ``pid`` has not used, in MB; None if unknown.
+    A notebook whose memory grew until the limit stopped it (a list that grows in a loop) still holds nearly all
+    of it after its cells; one whose single huge allocation failed holds none of it."""
+    try:
+        with open(f"/proc/{int(pid)}/status", encoding="ascii", errors="replace") as f:
+            size_kb = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError, TypeError, IndexError):
+        return None
+    return round(limit_mb - size_kb / 1024, 1)
+
+
 def execute(km, kc, code: str, timeout: float, collect_stdout: bool = False) -> dict:
     """Run ``code`` in the kernel; interrupt it (SIGINT) when it runs past ``timeout`` seconds."""
     msg_id = kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
@@ -212,6 +224,8 @@ def run(request: dict, result: dict) -> None:
                 return
             if out["status"] != "ok" or out["interrupted"]:
                 result["cells"].append({"cell": number, **out})
+        kernel_pid = getattr(getattr(km.provisioner, "process", None), "pid", None)
+        result["memory_left_mb"] = address_space_left_mb(kernel_pid, request["limits"]["memory_mb"])
         with open(os.path.join(os.path.dirname(__file__), "kernel_probe.py"), encoding="utf-8") as f:
             source = f.read()
         source += f"\n_grading_probe({json.dumps(request['probes'])!r}, {request['probe_timeout_s']})\n"

@@ -2958,7 +2958,7 @@ def hostile(exercise: Exercise, submissions_dir: Path, canary: str) -> list[Subm
             chunks = []
             while True:
                 chunks.append(bytearray(50 * 1024**2))
-        """)), 0, {"ok", "crashed"}),
+        """)), 0, "out of memory", "used up the memory limit"),
         Submission("hostile-fork-bomb.ipynb", dump(with_cell(blank, """
             import os
             while True:

@@ -490,6 +490,40 @@ def test_sandbox_isolation():
         assert got.get("value", got.get("error", "")).startswith(want), (code, got)
 
 
+def test_memory_used_up_is_named_not_graded_as_wrong(tmp_path):
+    """Memory that grows until the memory limit stops it, and stays, gets the status "out of memory" and feedback
+    that says so, not "ok" with the points its starved tests lost; an allocation too large to make, which fails at
+    once and keeps nothing, is graded (with a note), as is memory freed after the limit stopped it."""
+    if not sandbox.bwrap_works()[0]:
+        pytest.fail("bubblewrap cannot start a sandbox here (install it: apt-get install bubblewrap)")
+    step = exercises.Step("answer()", expected=2, check=True)
+    ex = exercises.Exercise("memory", tmp_path, (exercises.Question("q1", False, (
+        exercises.Case("q1", 1, False, 1.0, (step,)),)),))
+    creep = "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 1024**2))"
+    notebooks = {
+        "creeps.ipynb": [creep],
+        "creeps-then-frees.ipynb": [creep, "del chunks"],
+        "huge-allocation.ipynb": ["huge = bytearray(64 * 1024**3)"],
+    }
+    limits = sandbox.Limits(wall_s=60, cell_s=10)
+    rows = {}
+    for name, cells in notebooks.items():
+        nb = gs.code_cell("def answer():\n    return 2")
+        notebook = {"cells": [nb, *map(gs.code_cell, cells)], "metadata": {"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+        (tmp_path / name).write_bytes(gs.dump(notebook))
+        rows[name] = grade.grade_one(tmp_path / name, ex, limits, boxed=True)
+    row = rows["creeps.ipynb"]
+    assert (row.status, row.total) == ("out of memory", 0), row.reason
+    assert f"cell 2 used up the memory limit ({limits.memory_mb} MB per process)" in row.reason, row.reason
+    for name in ("creeps-then-frees.ipynb", "huge-allocation.ipynb"):
+        assert (rows[name].status, rows[name].total) == ("ok", 1.0), rows[name].reason
+        assert f"cell 2 reached the memory limit ({limits.memory_mb} MB per process)" in rows[name].reason
+    grade.write_feedback(ex, list(rows.values()), tmp_path / "grades.csv", boxed=True)
+    feedback = (tmp_path / "grades-feedback" / "creeps.txt").read_text()
+    assert "0 / 1 points" in feedback and "status: out of memory (cell 2 used up the memory limit" in feedback
+
+
 def test_every_exercise_is_on_the_website():
     toc, index = (ROOT / "_toc.yml").read_text(), (ROOT / "exercises" / "index.md").read_text()
     for name in exercises.names():

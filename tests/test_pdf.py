@@ -4,7 +4,8 @@ The PDF is read with Debian's ``poppler-utils`` (``pdftotext``, ``pdfinfo``, ``p
 ``pdfimages``), an independent PDF reader, and compared with the book's sources: every page of
 ``_toc.yml`` is in it under the title its source gives, no formula is left as TeX, there is an image
 for every figure the notebooks saved, the saved widgets are drawn, not printed as their text repr, and
-the contents list links every chapter to the page where it starts, with that page's number.
+the contents list links every chapter to the page where it starts, with that page's number; no line of
+code runs off the page's edge and no widget's tab title is cut short.
 
 Run after ``make pdf``::
 
@@ -95,6 +96,25 @@ def _markdown_and_code(docname: str) -> tuple[str, str]:
     return markdown, "\n".join(code)
 
 
+#: Tags of a code cell whose input the book does not show (myst-nb).
+HIDDEN_INPUT = {"hide-input", "remove-input", "remove-cell"}
+
+
+def shown_code_lines(docname: str) -> list[str]:
+    """The lines of code the book shows in a document: its code cells' (not those whose input is hidden) and
+    its markdown's fenced code blocks (not directives such as ```{note})."""
+    path = _source(docname)
+    markdown, code = path.read_text(encoding="utf-8"), []
+    if path.suffix == ".ipynb":
+        cells = json.loads(markdown)["cells"]
+        markdown = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        code = ["".join(c["source"]) for c in cells
+                if c["cell_type"] == "code" and not HIDDEN_INPUT & set(c["metadata"].get("tags", []))]
+    code += [body for _fence, info, body in re.findall(r"^(`{3,}|~{3,})([^\n]*)\n(.*?)^\1", markdown, re.M | re.S)
+             if not info.strip().startswith("{")]
+    return [line for block in code for line in block.splitlines() if line.strip()]
+
+
 def title(docname: str) -> str:
     """The document's title as its source writes it (its first ``#`` heading), markup taken out."""
     markdown, _ = _markdown_and_code(docname)
@@ -143,6 +163,29 @@ def pages(course_pdf) -> list[str]:
 def xml(course_pdf) -> str:
     """``pdftohtml -xml``: the text with its links, and the outline."""
     return _poppler("pdftohtml", "-xml", "-i", "-q", "-stdout", str(course_pdf))
+
+
+@pytest.fixture(scope="module")
+def lines_on_the_page(course_pdf) -> list[str]:
+    """The PDF's text as the lines a reader sees: ``pdftotext -bbox``'s words grouped by baseline, left to right,
+    without the running header and the page number in the margins. (``pdftotext`` itself reads the comment at
+    the end of a wrapped code line as another column and puts it lines later.)"""
+    words = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">(.*?)</word>')
+    margin = book_pdf.HEADER_FOOTER_MM / 25.4 * 72  # in points
+    lines: list[str] = []
+    for height, page in re.findall(r'<page width="[\d.]+" height="([\d.]+)">(.*?)</page>',
+                                   _poppler("pdftotext", "-bbox", "-enc", "UTF-8", str(course_pdf), "-"), re.S):
+        bottom = float(height) - margin
+        placed = sorted((float(y0) + float(y1), float(x), html.unescape(text))
+                        for x, y0, y1, text in words.findall(page) if margin < float(y0) < float(y1) < bottom)
+        rows: list[tuple[float, list[tuple[float, str]]]] = []
+        for middle, x, text in placed:  # middle is twice the word's vertical centre: 4 is 2 points
+            if rows and middle - rows[-1][0] < 4:
+                rows[-1][1].append((x, text))
+            else:
+                rows.append((middle, [(x, text)]))
+        lines += [" ".join(text for _, text in sorted(row)) for _, row in rows]
+    return lines
 
 
 def _outline(xml: str) -> list[tuple[str, int]]:
@@ -271,6 +314,39 @@ def test_saved_widgets_are_drawn_not_their_text_repr(pages):
     # the decoding explorer of "Generating text" (its controls' descriptions) and the attention viewer
     for shown in ("temperature", "top-p", "layer 0", "head 0"):
         assert shown in text, f"{shown!r}, which a saved widget shows, is not in the PDF"
+
+
+def _letters_and_digits(text: str) -> str:
+    return re.sub(r"\W+", "", text)
+
+
+def test_no_code_line_is_cut_off(lines_on_the_page):
+    """Every line of code the book shows is whole in the PDF: one longer than the page wraps onto the next line
+    instead of running off the page's (or its box's) right edge. Compared by its letters and digits, so that a
+    wrapped line's two halves, on consecutive lines, still match, and punctuation that pdftotext reads otherwise
+    (the minus of 1e-5) does not count."""
+    text = _letters_and_digits("".join(lines_on_the_page))
+    cut = [f"{docname}: {line.strip()[:110]!r}" for docname in _toc_docnames() for line in shown_code_lines(docname)
+           if _letters_and_digits(line) not in text]
+    assert not cut, f"{len(cut)} code lines not whole in the PDF (cut off at the edge?):\n  " + "\n  ".join(cut[:20])
+
+
+def test_widget_tab_titles_are_printed_whole(lines_on_the_page):
+    """A saved Tab widget's titles are printed in full, side by side as its tab bar shows them, not cut to the
+    tab's width ("BPE, English voc…"). (The code that made the widget names them too, but not side by side.)"""
+    text = _norm("".join(lines_on_the_page))
+    tab_bars = []
+    for docname in _toc_docnames():
+        path = _source(docname)
+        if path.suffix != ".ipynb":
+            continue
+        widgets = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("widgets", {})
+        for model in widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {}).values():
+            if model.get("model_name") == "TabModel":
+                tab_bars.append((docname, model["state"].get("titles", [])))
+    assert tab_bars, "no saved Tab widget in the book: this test checks nothing"
+    cut = [f"{docname}: {titles}" for docname, titles in tab_bars if _norm("".join(titles)) not in text]
+    assert not cut, "tab bars whose titles are not printed whole:\n  " + "\n  ".join(cut)
 
 
 # ---------------------------------------------------------------------------------------

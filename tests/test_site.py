@@ -24,8 +24,6 @@ import json
 import os
 import re
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -34,8 +32,18 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))
-# the PDF printer's Chromium and its options: one browser setup for the site's tests and the PDF
-from pdf import CHROMIUM_ARGS, find_chromium  # noqa: E402 - book/ is a folder of Sphinx extensions, not a package
+# Chromium, the server and the waits of the PDF printer (book/pdf.py): one browser setup for the site and the PDF
+from browser import (  # noqa: E402 - book/ is a folder of Sphinx extensions, not a package
+    CHROMIUM_ARGS,
+    MATH_REPORT,
+    SAVED_WIDGET_VIEWS,
+    WIDGETS_RENDERED,
+    find_chromium,
+    is_local,
+    load_images,
+    serve,
+    wait_for_mathjax,
+)
 
 SITE = Path(os.environ.get("COURSE_SITE_DIR", ROOT / "_build" / "html")).resolve()
 SCREENSHOTS = SITE.parent / "screenshots"
@@ -203,21 +211,11 @@ def browser(site):
         chromium.close()
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest's output readable
-        pass
-
-
 @pytest.fixture(scope="session")
 def server(site):
     """``http.server`` on 127.0.0.1 (a free port) serving the built site; stopped after."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=10)
+    with serve(site) as base:
+        yield base
 
 
 class Visit:
@@ -238,12 +236,10 @@ class Visit:
         self.page.on("response", self._response)
 
     def _route(self, route):
-        url = route.request.url
-        host = urlsplit(url).hostname
-        if url.startswith(("data:", "blob:")) or host in {"127.0.0.1", "localhost"}:
+        if is_local(route.request.url):
             route.continue_()
         else:  # the site must not need another host: block it and record it
-            self.external.append(url)
+            self.external.append(route.request.url)
             route.abort("blockedbyclient")
 
     def _console(self, msg):
@@ -291,60 +287,12 @@ def visit(browser, server):
 
 
 # JavaScript run in the page ------------------------------------------------------------
-WAIT_FOR_MATHJAX = """async () => {
-  if (!window.MathJax) return "no MathJax";
-  for (let i = 0; i < 200 && !(MathJax.startup && MathJax.startup.promise); i++)
-    await new Promise(r => setTimeout(r, 50));
-  if (!(MathJax.startup && MathJax.startup.promise)) return "MathJax never started";
-  await MathJax.startup.promise;
-  return "typeset";
-}"""
-
-MATH_REPORT = """() => {
-  const skip = "pre, code, script, style, textarea, mjx-container, .highlight";
-  const raw = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const el = n.parentElement;
-    if (!el || el.closest(skip)) continue;
-    const m = n.textContent.match(/\\\\\\(|\\\\\\[|\\$\\$/);
-    if (m) raw.push(n.textContent.trim().slice(0, 80));
-  }
-  const maths = Array.from(document.querySelectorAll(".math"));
-  return {
-    formulas: maths.length,
-    untypeset: maths.filter(e => !e.querySelector("mjx-container")).map(e => e.textContent.trim().slice(0, 80)),
-    errors: Array.from(document.querySelectorAll("mjx-merror, [data-mjx-error]"))
-              .map(e => e.getAttribute("data-mjx-error") || e.textContent.slice(0, 80)),
-    raw,
-  };
-}"""
-
-IMAGES_REPORT = """async () => {
-  const imgs = Array.from(document.images);
-  for (const img of imgs) {
-    img.loading = "eager";
-    if (!img.complete)
-      await Promise.race([img.decode().catch(() => {}), new Promise(r => setTimeout(r, 10000))]);
-  }
-  return {
-    count: imgs.length,
-    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.currentSrc || i.src),
-  };
-}"""
-
 IMAGE_ALTS = """() => Array.from(document.querySelectorAll("#main-content img"))
   .map(i => ({src: i.getAttribute("src") || "", alt: i.getAttribute("alt")}))"""
 
 #: What Sphinx writes as an image's alt when the source gives none: the image's path, for a notebook's
 #: figure ``../_images/<SHA-256 of the PNG>.png``. A file name, a hash or a path says nothing to a reader.
 FILE_NAME_ALT = re.compile(r"(?i)\.(png|svg|jpe?g|gif|webp)$|^[0-9a-f]{16,}$|^\S*/\S*$")
-
-WIDGETS_RENDERED = """(n) => {
-  const areas = Array.from(document.querySelectorAll(".widget-subarea"));
-  return areas.length >= n && areas.every(a => a.querySelector(".jupyter-widgets")
-                                               && a.getBoundingClientRect().height > 0);
-}"""
 
 
 def _shot_name(page: str) -> str:
@@ -361,7 +309,7 @@ def render(visit, page: str):
     problems: list[str] = []
 
     # math: every formula typeset, no raw TeX left, no MathJax errors
-    state = tab.evaluate(WAIT_FOR_MATHJAX)
+    state = wait_for_mathjax(tab)
     math = tab.evaluate(MATH_REPORT)
     if math["formulas"] and state != "typeset":
         problems.append(f"page has {math['formulas']} formulas but MathJax: {state}")
@@ -370,11 +318,11 @@ def render(visit, page: str):
     problems += [f"MathJax error: {t!r}" for t in math["errors"]]
 
     # images: every one loaded
-    images = tab.evaluate(IMAGES_REPORT)
+    images = load_images(tab)
     problems += [f"image did not load: {src}" for src in images["broken"]]
 
     # widgets: every saved widget view rendered
-    views = tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    views = tab.locator(SAVED_WIDGET_VIEWS).count()
     if views:
         try:
             tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=30_000)
@@ -555,11 +503,11 @@ def test_site_reads_from_files_without_a_server(browser, site):
         errors: list[str] = []
         tab.on("pageerror", lambda exc: errors.append(str(exc)))
         tab.goto((site / f"{chapter}.html").as_uri(), wait_until="load")
-        assert tab.evaluate(WAIT_FOR_MATHJAX) in {"typeset", "no MathJax"}
+        assert wait_for_mathjax(tab) in {"typeset", "no MathJax"}
         math = tab.evaluate(MATH_REPORT)
         assert not math["untypeset"] and not math["raw"], math
-        assert not tab.evaluate(IMAGES_REPORT)["broken"]
-        views = tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+        assert not load_images(tab)["broken"]
+        views = tab.locator(SAVED_WIDGET_VIEWS).count()
         if views:
             tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=30_000)
         assert not errors, errors
@@ -572,7 +520,7 @@ def open_with_widgets(visit, site, page: str):
     if page not in PAGES and not (site / f"{page}.html").is_file():
         pytest.skip(f"{page} is not in _toc.yml (nor built) yet")
     tab = visit.goto(f"{page}.html")
-    views = tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    views = tab.locator(SAVED_WIDGET_VIEWS).count()
     assert views >= 1, "the chapter has no saved widget view"
     tab.wait_for_function(WIDGETS_RENDERED, arg=views, timeout=30_000)
     return tab
