@@ -163,7 +163,7 @@ class Chat:
 class Answer:
     """The answer to one message: iterate it for the text as it is decoded; then ``text``, ``ids`` (the answer's
     ids, without the token that ended it), ``ended`` (the model ended its turn) and ``cut`` (it reached
-    ``max_tokens``) say what was written, and ``dropped`` how many old turns made room for it."""
+    ``max_tokens`` first) say what was written, and ``dropped`` how many old turns made room for it."""
 
     def __init__(self, chat: Chat, prompt_ids: list[int], dropped: int):
         self.chat, self.prompt_ids, self.dropped = chat, prompt_ids, dropped
@@ -172,7 +172,7 @@ class Answer:
 
     @property
     def cut(self) -> bool:
-        return self.done and not self.ended
+        return self.done and not self.ended and len(self.ids) == self.chat.decoding.max_tokens
 
     def __iter__(self) -> Iterator[str]:
         if self.done:
@@ -191,12 +191,12 @@ class Answer:
                 self.ids.append(i)
                 text = chat.tokenizer.decode(self.ids)
                 if not text.endswith("\ufffd"):  # a character whose bytes are not all written yet waits
-                    yield text[len(self.text):]
-                    self.text = text
+                    piece, self.text = text[len(self.text):], text
+                    yield piece
             text = chat.tokenizer.decode(self.ids)
-            if text != self.text:
-                yield text[len(self.text):]
-                self.text = text
+            if text != self.text:  # cut inside a character: its bytes so far
+                piece, self.text = text[len(self.text):], text
+                yield piece
         finally:  # written to the end, or interrupted: the chat keeps what was written
             self.done = True
             chat.keep(self)
