@@ -50,6 +50,7 @@ from lmlib.tokenize import BPETokenizer
 MAKE_CHAT_MODEL = "python -m lmlib.course.sft_runs sft_bpe_wiki"  # writes checkpoints/sft_bpe_wiki.pt
 TOKENIZER_CORPUS = "wiki"  # the course's chat models read its byte-level BPE (lmlib.course.recipes.bpe_tokenizer)
 HELP = "/reset forgets the chat, /quit (or Ctrl-D) ends it"
+FORGOTTEN = "the chat is forgotten: a new one begins"
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,18 @@ class Answer:
     @property
     def cut(self) -> bool:
         return self.done and not self.ended and len(self.ids) == self.chat.decoding.max_tokens
+
+    def notes_before(self) -> list[str]:
+        """What the chat says before the answer: the turns it dropped to make room."""
+        n = self.dropped
+        return [f"the chat outgrew the window of {self.chat.window} tokens: the oldest {n} "
+                f"turn{'s' if n > 1 else ''} dropped"] if n else []
+
+    def notes_after(self) -> list[str]:
+        """What the chat says after the answer: cut at the longest answer allowed, or left out as empty."""
+        if self.cut:
+            return [f"cut at {self.chat.decoding.max_tokens} tokens, the longest answer allowed (max_tokens)"]
+        return [] if self.text.strip() or not self.done else ["an empty answer: this turn is left out of the chat"]
 
     def __iter__(self) -> Iterator[str]:
         if self.done:
@@ -307,7 +320,7 @@ def run(chat: Chat, read: Callable[[str], str] = input, out: TextIO = sys.stdout
             return
         if line == "/reset":
             chat.reset()
-            say("[the chat is forgotten: a new one begins]")
+            say(f"[{FORGOTTEN}]")
             continue
         if line.startswith("/"):
             say(f"[no command {line.split()[0]}: {HELP}]")
@@ -319,9 +332,8 @@ def run(chat: Chat, read: Callable[[str], str] = input, out: TextIO = sys.stdout
         except ValueError as e:
             say(f"[{e}]")
             continue
-        if answer.dropped:
-            say(f"[the chat outgrew the window of {chat.window} tokens: the oldest {answer.dropped} "
-                f"turn{'s' if answer.dropped > 1 else ''} dropped]")
+        for note in answer.notes_before():
+            say(f"[{note}]")
         say("assistant> ", end="")
         try:
             for piece in answer:
@@ -330,10 +342,8 @@ def run(chat: Chat, read: Callable[[str], str] = input, out: TextIO = sys.stdout
             say(" [interrupted]")
             continue
         say()
-        if answer.cut:
-            say(f"[cut at {chat.decoding.max_tokens} tokens: --max-tokens]")
-        if not answer.text.strip():
-            say("[an empty answer: this turn is left out of the chat]")
+        for note in answer.notes_after():
+            say(f"[{note}]")
 
 
 def _positive_int(text: str) -> int:

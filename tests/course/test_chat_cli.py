@@ -1,14 +1,14 @@
 """lmlib.course.chat_cli: the terminal chat, run as a program with scripted input (a pipe, and a pseudo-terminal).
 
-The model is a tiny GPT given the chat tokens (``lmlib.chat.add_chat_tokens``) and trained for a second on three
-chats, so it answers them and ends its turn; it is saved in the course's checkpoint format. Each transcript is
-checked against one built here independently: every answer is ``lmlib.generate.greedy`` (or ``sample`` with the
-session's one generator) on the chat as this file keeps it, the oldest turns dropped by this file's own rule.
+The model is a tiny GPT given the chat tokens and trained for a second on three chats (``chat_files`` in
+tests/course/conftest.py), so it answers them and ends its turn; it is saved in the course's checkpoint format.
+Each transcript is checked against one built here independently: every answer is ``lmlib.generate.greedy`` (or
+``sample`` with the session's one generator) on the chat as this file keeps it, the oldest turns dropped by this
+file's own rule.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pty
@@ -24,46 +24,25 @@ import pytest
 import torch
 
 from lmlib import generate as G
-from lmlib.chat import CHAT_TOKENS, add_chat_tokens, chat_ids, with_chat_tokens
-from lmlib.checkpoint import save_checkpoint
+from lmlib.chat import CHAT_TOKENS, chat_ids, with_chat_tokens
 from lmlib.course import chat_cli as CLI
-from lmlib.tokenize import BPETokenizer, Vocab
-from lmlib.train import TrainConfig, train
-from lmlib.transformer import GPT, GPTConfig
+from lmlib.tokenize import BPETokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
-WINDOW = 48
-CHATS = [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}],
-         [{"role": "user", "content": "how are you?"}, {"role": "assistant", "content": "fine, thanks"}],
-         [{"role": "user", "content": "bye"}, {"role": "assistant", "content": "see you soon"}]]
-TEXTS = [m["content"] for chat in CHATS for m in chat] * 4 + ["the cat sat on the mat", "a dog ran"] * 4
+WINDOW = 48  # the tiny chat model's (tests/course/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> Path:
-    """chat.pt (+ .sha256) and tokenizer.json: the chat model; plain.pt and plain_tokenizer.json: the same GPT
-    before it was given the chat tokens (a foreign checkpoint)."""
-    folder = tmp_path_factory.mktemp("chat_model")
-    base = BPETokenizer.train(TEXTS, vocab_size=280)
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(len(base.tokens_by_id()), block_size=WINDOW, d_model=16, n_layers=1, n_heads=2),
-                Vocab.from_itos(base.tokens_by_id()))
-    save_checkpoint(folder / "plain.pt", model, None, TrainConfig(), 0, {}, half=True)
-    base.save(folder / "plain_tokenizer.json")
-    tokenizer, model = add_chat_tokens(base, model)
-    stream = torch.tensor([i for chat in CHATS for i in chat_ids(chat, tokenizer)] * 30)
-    history = train(model, stream, stream, TrainConfig(steps=150, batch_size=8, block=24, lr=1e-2, warmup=10,
-                                                       eval_every=150), progress=False)
-    path = save_checkpoint(folder / "chat.pt", model.eval(), None, TrainConfig(), 0, history, half=True)
-    (folder / "chat.pt.sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  chat.pt\n")
-    tokenizer.save(folder / "tokenizer.json")
-    return folder
+def files(chat_files) -> Path:
+    return chat_files
 
 
 @pytest.fixture(scope="module")
-def chat_model(files):
+def chat_model(chat_files):
     """(model, tokenizer) as the program loads them: the float16 weights back in float32."""
-    return CLI.read_model(files / "chat.pt"), BPETokenizer.load(files / "tokenizer.json")
+    model = CLI.read_model(chat_files / "chat.pt")
+    assert model.window == WINDOW
+    return model, BPETokenizer.load(chat_files / "tokenizer.json")
 
 
 def run_cli(files: Path, lines: list[str], *options: str, checkpoint: str | None = None) -> subprocess.CompletedProcess:
@@ -110,7 +89,7 @@ def reference_transcript(model, tokenizer, lines: list[str], max_tokens: int = 3
         answer = tokenizer.decode(g.ids[:-1] if g.finished else g.ids)
         out.append(f"assistant> {answer}\n")
         if not g.finished:
-            out.append(f"[cut at {max_tokens} tokens: --max-tokens]\n")
+            out.append(f"[cut at {max_tokens} tokens, the longest answer allowed (max_tokens)]\n")
         turns.append({"role": "assistant", "content": answer})
     out.append("you> \n")
     return "".join(out), drops
@@ -131,7 +110,7 @@ def test_the_streamed_answers_are_the_greedy_decode_of_the_chat(files, chat_mode
     expected, drops = reference_transcript(*chat_model, lines, max_tokens=8)
     assert drops == [0, 0, 0]  # the whole chat fits: each answer reads every turn before it
     assert transcript(result.stdout) == expected
-    assert "assistant> hel" in expected and "[cut at 8 tokens" in expected  # it learnt the chats; one is cut
+    assert "assistant> hel" in expected and "[cut at 8 tokens," in expected  # it learnt the chats; one is cut
     assert result.stdout.startswith(f"Chatting with {files / 'chat.pt'} (")
     assert "a window of 48 tokens; answers of up to 8 tokens, greedy" in result.stdout.splitlines()[0]
 
