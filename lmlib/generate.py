@@ -2,10 +2,13 @@
 
 A language model gives, for a context w_{<t}, a distribution P(w_t | w_{<t})
 over the vocabulary. Decoding chooses a token from it, appends it, and asks
-again, until ``<eos>`` or ``max_tokens``. Every strategy here is a function of
-the protocol (``next_token_logprobs``, or ``decode_step`` for models that read
-one token at a time), so one decoder serves the n-gram model and the
-Transformer alike.
+again, until ``<eos>`` (or another token given as ``stop``, e.g. a chat model's
+``<|end|>``) or ``max_tokens``. Every strategy here is a function of the protocol
+(``next_token_logprobs``, or ``decode_step`` for models that read one token at a
+time, each new token one step on the model's cache), so one decoder serves the
+n-gram model and the Transformer alike. ``stream`` yields the tokens one by one as
+they are chosen (a chat shows the answer as it is written); ``greedy`` and
+``sample`` run the same steps and collect them.
 
 Sampling strategies reshape the scores s = ln P before drawing a token, the
 way Hugging Face's logits processors do; each is a function
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -40,7 +43,8 @@ Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (scores [B, 
 class Generation:
     """One generated continuation and how the model scored it.
 
-    ``ids`` are the generated token ids (``<eos>`` included when ``finished``);
+    ``ids`` are the generated token ids (the token that ended it, ``<eos>`` or a
+    ``stop`` token, included when ``finished``; ``tokens`` leave it out);
     ``logprobs[t]`` is ln P(ids[t] | context) under the *model's* distribution
     (before any filter), and ``entropies[t]`` that distribution's entropy in nats.
     ``score`` is what the search ranked by (beam search: the length-normalised
@@ -185,17 +189,18 @@ def entropy(logprobs: torch.Tensor) -> torch.Tensor:
 
 
 def greedy(model: LanguageModel, prompt: Sequence[str] = (), max_tokens: int = 30, *,
-           repetition_penalty: float = 1.0, suppress: Sequence[str] = (),
+           repetition_penalty: float = 1.0, suppress: Sequence[str] = (), stop: Sequence[str] = (),
            use_cache: bool = True) -> Generation:
     """Always take the most probable next token (ties: the lowest id).
 
+    ``stop`` lists tokens that end the generation as ``<eos>`` does (kept as its last id).
     ``use_cache=False`` re-reads the whole context at every step even when the model
     could read one token at a time (as ``use_cache`` in Hugging Face's ``generate``):
     the same tokens, more work; it is there to check the cache against.
     """
     chain = processors(repetition_penalty=repetition_penalty, suppress=_suppressed_ids(model, suppress))
-    return _decode(model, prompt, max_tokens, 1, lambda scores, ids: _argmax(scores, ids, chain),
-                   use_cache)[0]
+    state = _Decoding(model, prompt, max_tokens, 1, use_cache, stop)
+    return _decode(state, lambda scores, ids: _argmax(scores, ids, chain))[0]
 
 
 def sample(
@@ -209,6 +214,7 @@ def sample(
     min_p: float | None = None,
     repetition_penalty: float = 1.0,
     suppress: Sequence[str] = (),
+    stop: Sequence[str] = (),
     num_samples: int = 1,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
@@ -217,21 +223,57 @@ def sample(
     distribution.
 
     Pass a seeded ``torch.Generator`` for reproducible samples. ``temperature=0``
-    is greedy decoding (the limit T -> 0). ``suppress`` lists tokens never to choose.
+    is greedy decoding (the limit T -> 0). ``suppress`` lists tokens never to choose,
+    ``stop`` tokens that end a continuation as ``<eos>`` does.
     ``use_cache=False``: re-read the whole context at every step (see ``greedy``).
     """
+    choose = _chooser(model, temperature, top_k, top_p, min_p, repetition_penalty, suppress, generator)
+    return _decode(_Decoding(model, prompt, max_tokens, num_samples, use_cache, stop), choose)
+
+
+def stream(
+    model: LanguageModel,
+    prompt: Sequence[str] = (),
+    max_tokens: int = 30,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    suppress: Sequence[str] = (),
+    stop: Sequence[str] = (),
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> Iterator[int]:
+    """One continuation of ``prompt``, yielded a token id at a time as each is chosen: the ids of
+    ``sample(..., num_samples=1)`` with the same settings and generator (``temperature=0``: ``greedy``'s),
+    the token that ends it (``<eos>`` or a ``stop`` token) last.
+
+    Each id costs one model step, taken when the next id is asked for; a model with a cache
+    (``decode_step``) reads only the new token. The settings are checked here, before the first step.
+    """
+    choose = _chooser(model, temperature, top_k, top_p, min_p, repetition_penalty, suppress, generator)
+    steps = _steps(_Decoding(model, prompt, max_tokens, 1, use_cache, stop), choose)
+    return (chosen[0][0] for _, chosen, _ in steps)
+
+
+def _chooser(model: LanguageModel, temperature: float, top_k: int | None, top_p: float | None,
+             min_p: float | None, repetition_penalty: float, suppress: Sequence[str],
+             generator: torch.Generator | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """How ``sample`` and ``stream`` pick each row's token from [B, V] log-probabilities: a draw from the
+    processed distribution, or its most probable token at temperature 0."""
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     chain = processors(temperature or 1.0, top_k, top_p, min_p, repetition_penalty,
                        _suppressed_ids(model, suppress))
     if temperature == 0:  # the limit T -> 0: all the mass on the most probable token left
-        return _decode(model, prompt, max_tokens, num_samples,
-                       lambda scores, ids: _argmax(scores, ids, chain), use_cache)
+        return lambda scores, ids: _argmax(scores, ids, chain)
 
     def draw(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         return draw_tokens(sampling_distribution(scores, ids, chain), generator)
 
-    return _decode(model, prompt, max_tokens, num_samples, draw, use_cache)
+    return draw
 
 
 def draw_tokens(probs: torch.Tensor,
@@ -332,13 +374,19 @@ def beam_search(
 
 
 def _suppressed_ids(model: LanguageModel, tokens: Sequence[str]) -> list[int]:
+    return _token_ids(model, tokens, "suppress")
+
+
+def _token_ids(model: LanguageModel, tokens: Sequence[str], option: str) -> list[int]:
+    """The ids of the tokens given as ``option`` (``suppress``, ``stop``), each one checked to be in the vocabulary."""
     if isinstance(tokens, str):
-        raise TypeError(f"suppress must be a list of tokens, e.g. [{tokens!r}], not a str")
+        raise TypeError(f"{option} must be a list of tokens, e.g. [{tokens!r}], not a str")
     if not tokens:
         return []
     unknown = [t for t in tokens if t not in model.vocab.stoi]
     if unknown:
-        raise ValueError(f"cannot suppress tokens that are not in the model's vocabulary: {unknown}")
+        verb = {"stop": "stop at"}.get(option, option)
+        raise ValueError(f"cannot {verb} tokens that are not in the model's vocabulary: {unknown}")
     return model.vocab.encode(tokens)
 
 
@@ -355,29 +403,38 @@ def _argmax(scores: torch.Tensor, ids: torch.Tensor, chain: Sequence[Processor])
     return scores.argmax(dim=-1)
 
 
-def _decode(model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: int,
-            choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-            use_cache: bool = True) -> list[Generation]:
-    """The loop greedy and sampling share: each live row gets the token ``choose`` picks, until ``<eos>``."""
-    state = _Decoding(model, prompt, max_tokens, rows, use_cache)
+def _decode(state: _Decoding, choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> list[Generation]:
+    """Greedy's and sampling's loop: every row's steps (``_steps``) collected into a ``Generation``."""
+    rows = state.ids.shape[0]
     steps: list[list[tuple[int, float, float]]] = [[] for _ in range(rows)]
-    live = list(range(rows))  # which original row each row of the state is
     done: dict[int, bool] = {}
-    for _ in range(max_tokens):
+    for live, chosen, ended in _steps(state, choose):
+        for row, step, end in zip(live, chosen, ended, strict=True):
+            steps[row].append(step)
+            if end:
+                done[row] = True
+    return [state.generation(steps[r], done.get(r, False)) for r in range(rows)]
+
+
+def _steps(state: _Decoding, choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+           ) -> Iterator[tuple[list[int], list[tuple[int, float, float]], list[bool]]]:
+    """Each step of decoding, as it is taken: which original rows are live, the (id, ln P, entropy) each
+    chose (``choose`` picks from [live, V] log-probabilities), and which of them ended (``<eos>`` or a stop
+    token). A row that ended leaves the batch; the next step runs when the next item is asked for."""
+    live = list(range(state.ids.shape[0]))  # which original row each row of the state is
+    for _ in range(state.max_tokens):
         logp = state.next_logprobs()  # [live, V]
         chosen = choose(logp, state.ids)  # [live]
         entropies = entropy(logp)
-        for i, row in enumerate(live):
-            steps[row].append((int(chosen[i]), logp[i, chosen[i]].item(), entropies[i].item()))
-        ended = chosen == model.vocab.eos_id
-        done.update({row: True for row, e in zip(live, ended.tolist(), strict=True) if e})
+        ended = torch.isin(chosen, state.stop_ids)  # [live]
+        yield live, [(int(chosen[i]), logp[i, chosen[i]].item(), entropies[i].item())
+                     for i in range(len(live))], ended.tolist()
         live = [row for row, e in zip(live, ended.tolist(), strict=True) if not e]
         if not live:
-            break
+            return
         if ended.any():
             state.keep(torch.nonzero(~ended).flatten())
         state.append(chosen[~ended])
-    return [state.generation(steps[r], done.get(r, False)) for r in range(rows)]
 
 
 class _Decoding:
@@ -385,17 +442,19 @@ class _Decoding:
     ``use_cache`` allows)."""
 
     def __init__(self, model: LanguageModel, prompt: Sequence[str], max_tokens: int, rows: int,
-                 use_cache: bool = True):
+                 use_cache: bool = True, stop: Sequence[str] = ()):
         if not isinstance(model, LanguageModel):
             raise TypeError(f"{type(model).__name__} is not a LanguageModel (needs vocab and next_token_logprobs)")
         if not (isinstance(max_tokens, int) and max_tokens >= 1):
             raise ValueError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
         if not (isinstance(rows, int) and rows >= 1):
             raise ValueError(f"num_samples must be an integer >= 1, got {rows!r}")
-        self.model, self.vocab = model, model.vocab
+        self.model, self.vocab, self.max_tokens = model, model.vocab, max_tokens
         self.prompt = _prompt_tokens(self.vocab, prompt)
         start = [self.vocab.bos_id, *self.vocab.encode(self.prompt)]
         self.ids = torch.tensor([start] * rows, device=model_device(model))  # [B, T]
+        # the ids that end a row: <eos> and the stop tokens
+        self.stop_ids = torch.tensor([self.vocab.eos_id, *_token_ids(model, stop, "stop")], device=self.ids.device)
         if not isinstance(use_cache, bool):
             raise TypeError(f"use_cache must be True or False, got {use_cache!r}")
         self.incremental = use_cache and isinstance(model, IncrementalDecoding)

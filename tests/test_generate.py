@@ -395,3 +395,61 @@ def test_a_draw_never_lands_on_a_token_of_probability_zero(monkeypatch):
     # u * total can round up to the total itself; simulate it: the last token with p > 0 is drawn.
     monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.ones(*shape, dtype=kw.get("dtype")))
     assert G.draw_tokens(probs).tolist() == [1, 3]
+
+
+# --- streaming and stop tokens ---------------------------------------------------------------
+
+
+def test_stream_yields_each_token_when_asked_one_cache_step_each():
+    model = TinyGRU(list("abcde"), seed=3)
+    steps = []
+    original = model.decode_step
+    model.decode_step = lambda ids, cache: steps.append(ids.shape[1]) or original(ids, cache)
+    tokens = G.stream(model, ["a", "b"], 12, temperature=0)
+    assert steps == []  # nothing decoded until the first token is asked for
+    first = next(tokens)
+    assert steps == [3]  # <bos> a b, read once
+    rest = list(tokens)
+    assert steps == [3] + [1] * len(rest)  # then one new token per step, on the cache
+    assert [first, *rest] == G.greedy(model, ["a", "b"], 12).ids
+
+
+@pytest.mark.parametrize("settings", [{"temperature": 0}, {}, {"temperature": 0.7, "top_k": 3},
+                                      {"top_p": 0.8, "repetition_penalty": 1.3}, {"min_p": 0.2}])
+def test_stream_gives_the_ids_of_sample_and_greedy(sam_kn, settings):
+    for model in (sam_kn, TinyGRU(list("abcde"), seed=3)):
+        prompt = ["I"] if model is sam_kn else ["a"]
+        streamed = list(G.stream(model, prompt, 15, generator=torch.Generator().manual_seed(2), **settings))
+        [sampled] = G.sample(model, prompt, 15, generator=torch.Generator().manual_seed(2), **settings)
+        assert streamed == sampled.ids
+        if settings == {"temperature": 0}:
+            assert streamed == G.greedy(model, prompt, 15).ids
+
+
+def test_a_stop_token_ends_the_generation_as_eos_does():
+    model = TinyGRU(list("abcde"), seed=3)
+    free = G.greedy(model, ["a"], 20)
+    stop = next(t for t in free.tokens[1:] if t != free.tokens[0])  # a token it writes, not first
+    at = free.tokens.index(stop)
+    stopped = G.greedy(model, ["a"], 20, stop=[stop])
+    assert stopped.ids == free.ids[: at + 1] and stopped.finished and stopped.tokens == free.tokens[:at]
+    assert list(G.stream(model, ["a"], 20, temperature=0, stop=[stop])) == stopped.ids
+    samples = G.sample(model, ["a"], 20, num_samples=30, stop=[stop], generator=torch.Generator().manual_seed(0))
+    for g in samples:  # each row ends at its first stop token (or <eos>), and only there
+        ends = [i for i, t in enumerate(g.ids) if t in (model.vocab.stoi[stop], model.vocab.eos_id)]
+        assert ends == ([len(g.ids) - 1] if g.finished else [])
+    assert sum(g.finished for g in samples) > 0
+    with pytest.raises(ValueError, match=r"cannot stop at tokens that are not in the model's vocabulary: \['z'\]"):
+        G.greedy(model, ["a"], 5, stop=["z"])
+    with pytest.raises(TypeError, match="stop must be a list of tokens"):
+        G.sample(model, ["a"], 5, stop="b")
+
+
+def test_stream_checks_its_settings_before_the_first_step():
+    model = TinyGRU(list("abcde"), seed=3)
+    for bad, error in [({"temperature": -1}, ValueError), ({"top_p": 1.5}, ValueError), ({"stop": ["z"]}, ValueError),
+                       ({"suppress": "a"}, TypeError)]:
+        with pytest.raises(error):
+            G.stream(model, ["a"], 5, **bad)  # raised here, not when the first token is asked for
+    with pytest.raises(ValueError, match="max_tokens"):
+        G.stream(model, ["a"], 0)

@@ -547,3 +547,83 @@ def attention_viewer(maps: dict[str, tuple[list[str], object]]):
     sentences = widgets.Stack(by_sentence, selected_index=0)
     widgets.jslink((sentence, "index"), (sentences, "selected_index"))
     return widgets.VBox([sentence, widgets.HBox([layer, head]), sentences])
+
+
+# --- the assistant chapter: a chat box -------------------------------------------------------------
+
+
+_CHAT_BUBBLE = ("display:inline-block;max-width:80%;padding:4px 10px;border-radius:10px;white-space:pre-wrap;"
+                "margin:2px 0")
+
+
+def chat_html(entries: list[tuple[str, str]]) -> str:
+    """A chat as HTML, from ``(kind, text)`` entries: the user's messages on the right, the assistant's on the left,
+    and the chat's notes (``kind`` "note": turns dropped, a reset) in grey between them."""
+    rows = []
+    for kind, text in entries:
+        if kind == "note":
+            rows.append(f'<div style="color:#6b7280;font-style:italic;font-size:90%">[{html.escape(text)}]</div>')
+            continue
+        if kind not in ("user", "assistant"):
+            raise ValueError(f"a chat entry is a user's or assistant's message or a note, got the kind {kind!r}")
+        side, colour = ("right", "#dbeafe") if kind == "user" else ("left", "#f3f4f6")
+        rows.append(f'<div style="text-align:{side}"><span style="{_CHAT_BUBBLE};background:{colour}" '
+                    f'title="{kind}">{html.escape(text)}</span></div>')
+    return (f'<div style="max-height:360px;overflow-y:auto;border:1px solid #e5e7eb;border-radius:6px;padding:6px;'
+            f'font-family:system-ui,sans-serif">{"".join(rows) or "<i>no messages yet</i>"}</div>')
+
+
+def chat_box(chat, script: Iterable[str] = ()):
+    """A chat box on a ``lmlib.course.chat_cli.Chat``: the history, a text field, Send and Reset.
+
+    Each answer appears token by token as the model decodes it (in a running notebook), and the chat keeps within
+    the model's window as the terminal chat does, saying which turns it dropped. ``script``: messages sent as the
+    box is made, so the box's saved state, which the website shows, is a transcript of them (the same on every
+    run: greedy answers, or samples from the chat's seed). Sending more needs a running kernel.
+    """
+    from lmlib.course.chat_cli import FORGOTTEN
+
+    widgets = require("ipywidgets")
+    history = widgets.HTML(chat_html([]))
+    field = widgets.Text(placeholder="a message (Enter sends; needs a running notebook)", continuous_update=False,
+                         layout=widgets.Layout(width="60%"))
+    send = widgets.Button(description="Send", button_style="primary", layout=widgets.Layout(width="80px"))
+    reset = widgets.Button(description="Reset", tooltip="forget the chat", layout=widgets.Layout(width="80px"))
+    entries: list[tuple[str, str]] = []
+
+    def say(text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        try:
+            answer = chat.ask(text)
+        except ValueError as e:  # a message too long for the window, or with a chat token in it
+            entries.append(("note", str(e)))
+            history.value = chat_html(entries)
+            return
+        entries.extend(("note", note) for note in answer.notes_before())
+        entries.append(("user", text))
+        written = ""
+        for piece in answer:  # the answer so far, with a cursor, as it is decoded
+            written += piece
+            history.value = chat_html([*entries, ("assistant", written + "\u258d")])
+        entries.append(("assistant", answer.text))
+        entries.extend(("note", note) for note in answer.notes_after())
+        history.value = chat_html(entries)
+
+    def send_field(_=None) -> None:
+        text = field.value
+        field.value = ""  # (observed again: an empty message sends nothing)
+        say(text)
+
+    def forget(_=None) -> None:
+        chat.reset()
+        entries.append(("note", FORGOTTEN))
+        history.value = chat_html(entries)
+
+    field.observe(send_field, names="value")  # Enter (the value is sent to the kernel on Enter or leaving the field)
+    send.on_click(send_field)
+    reset.on_click(forget)
+    for text in script:
+        say(text)
+    return widgets.VBox([history, widgets.HBox([field, send, reset])])

@@ -286,3 +286,74 @@ def test_next_token_bars_draw_the_model_and_the_processed_probabilities():
     assert len(ax.patches) == 10 and ax.get_legend() is not None
     assert ax.get_yticklabels()[-1].get_text() == table[0][0]  # the most probable token on top
     plt.close(fig)
+
+
+# --- the chat box -----------------------------------------------------------------------------------------------
+
+
+def _chat(chat_files, **decoding):
+    from lmlib.course.chat_cli import Decoding, load_chat
+
+    return load_chat(chat_files / "chat.pt", chat_files / "tokenizer.json", Decoding(**decoding))
+
+
+def _greedy_answer(chat, messages: list[dict]) -> str:
+    """The answer to ``messages``, decoded here with ``lmlib.generate.greedy`` (not through the chat)."""
+    from lmlib.chat import chat_ids
+    from lmlib.generate import greedy
+
+    ids = chat_ids(messages, chat.tokenizer, add_generation_prompt=True)
+    g = greedy(chat.model, [chat.model.vocab.itos[i] for i in ids[1:]], chat.decoding.max_tokens, stop=chat.stop)
+    return chat.tokenizer.decode(g.ids[:-1] if g.finished else g.ids)
+
+
+def test_the_chat_box_saves_a_transcript_of_its_script(chat_files):
+    chat = _chat(chat_files, max_tokens=8)
+    first = _greedy_answer(chat, [{"role": "user", "content": "hi"}])
+    second = _greedy_answer(chat, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": first},
+                                   {"role": "user", "content": "<b>bye</b>"}])
+    box = viz.chat_box(chat, script=["hi", "<b>bye</b>"])
+    history = box.children[0]
+    expected = [("user", "hi"), ("assistant", first), ("user", "<b>bye</b>"), ("assistant", second)]
+    assert history.value == viz.chat_html(expected)  # the saved state: the transcript, the same on every run
+    assert "&lt;b&gt;bye&lt;/b&gt;" in history.value and "<b>bye" not in history.value
+    assert [m["content"] for m in chat.messages] == ["hi", first, "<b>bye</b>", second]
+    assert viz.chat_box(_chat(chat_files, max_tokens=8), script=["hi", "<b>bye</b>"]).children[0].value \
+        == history.value
+
+
+def test_the_chat_box_streams_the_answer_sends_on_enter_and_resets(chat_files):
+    chat = _chat(chat_files, max_tokens=8)
+    first = _greedy_answer(chat, [{"role": "user", "content": "hi"}])
+    box = viz.chat_box(chat)
+    history, (field, send, reset) = box.children[0], box.children[1].children
+    assert "no messages yet" in history.value
+    shown = []
+    history.observe(lambda change: shown.append(change["new"]), names="value")
+    field.value = "hi"  # Enter: sent, and the field cleared
+    assert field.value == "" and chat.messages == [{"role": "user", "content": "hi"},
+                                                   {"role": "assistant", "content": first}]
+    assert shown[-1] == viz.chat_html([("user", "hi"), ("assistant", first)])
+    growing = shown[:-1]  # the answer so far with a cursor, one view per piece decoded
+    assert len(growing) >= 2
+    prefixes = ["".join(first[:n]) for n in range(1, len(first) + 1)]
+    written = [next(p for p in prefixes if v == viz.chat_html([("user", "hi"), ("assistant", p + "\u258d")]))
+               for v in growing]
+    assert written == sorted(written, key=len) and written[-1] == first
+    send.click()  # an empty field sends nothing
+    assert len(chat.messages) == 2
+    reset.click()
+    assert chat.messages == [] and history.value.endswith("[the chat is forgotten: a new one begins]</div></div>")
+    field.value = "hi"
+    assert chat.messages[-1]["content"] == first  # the chat starts over
+
+
+def test_the_chat_box_notes_dropped_turns_and_refused_messages(chat_files):
+    chat = _chat(chat_files, max_tokens=36)  # a window of 48: one turn of history leaves no room
+    box = viz.chat_box(chat, script=["hi", "bye", "say <|end|>"])
+    history = box.children[0].value
+    assert "the oldest 1 turn dropped]" in history and "contains the special token" in history
+    assert history.index("turn dropped") < history.index('title="user">bye') and len(chat.messages) == 2
+    assert chat.messages[0] == {"role": "user", "content": "bye"}  # the refused message left the chat as it was
+    with pytest.raises(ValueError, match="a note"):
+        viz.chat_html([("bot", "hi")])
