@@ -227,8 +227,10 @@ def sample(
     ``stop`` tokens that end a continuation as ``<eos>`` does.
     ``use_cache=False``: re-read the whole context at every step (see ``greedy``).
     """
-    choose = _chooser(model, temperature, top_k, top_p, min_p, repetition_penalty, suppress, generator)
-    return _decode(_Decoding(model, prompt, max_tokens, num_samples, use_cache, stop), choose)
+    choose = _chooser(model, temperature, top_k, top_p, min_p, repetition_penalty,
+                      suppress, generator)
+    state = _Decoding(model, prompt, max_tokens, num_samples, use_cache, stop)
+    return _decode(state, choose)
 
 
 def stream(
@@ -253,16 +255,19 @@ def stream(
     Each id costs one model step, taken when the next id is asked for; a model with a cache
     (``decode_step``) reads only the new token. The settings are checked here, before the first step.
     """
-    choose = _chooser(model, temperature, top_k, top_p, min_p, repetition_penalty, suppress, generator)
+    choose = _chooser(model, temperature, top_k, top_p, min_p, repetition_penalty, suppress,
+                      generator)
     steps = _steps(_Decoding(model, prompt, max_tokens, 1, use_cache, stop), choose)
     return (chosen[0][0] for _, chosen, _ in steps)
 
 
-def _chooser(model: LanguageModel, temperature: float, top_k: int | None, top_p: float | None,
-             min_p: float | None, repetition_penalty: float, suppress: Sequence[str],
-             generator: torch.Generator | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """How ``sample`` and ``stream`` pick each row's token from [B, V] log-probabilities: a draw from the
-    processed distribution, or its most probable token at temperature 0."""
+def _chooser(model: LanguageModel, temperature: float, top_k: int | None,
+             top_p: float | None, min_p: float | None, repetition_penalty: float,
+             suppress: Sequence[str], generator: torch.Generator | None
+             ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """How ``sample`` and ``stream`` pick each row's token from [B, V] log-probabilities:
+    a draw from the processed distribution, or its most probable token at temperature 0.
+    """
     if not temperature >= 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     chain = processors(temperature or 1.0, top_k, top_p, min_p, repetition_penalty,
