@@ -16,7 +16,10 @@ the chosen positions are scored, with no shift. A model whose ``objective`` is
 ``"seq2seq"`` (``lmlib.seq2seq.Seq2Seq``) reads (source, target) pairs: its data
 is a 2-D tensor, one pair a row (``lmlib.seq2seq.encode_pairs``), each batch
 ``batch_size`` random rows, and it predicts every target token from the source
-and the target tokens before it (teacher forcing). A model whose ``objective`` is
+and the target tokens before it (teacher forcing). A model whose ``objective`` is ``"sft"``
+(``lmlib.sft.SFT``) reads chats the same way, one a row (``lmlib.sft.sft_rows``: its ids and its labels), and
+predicts the tokens its labels keep (the assistant's). Both read their rows through ``model.pair_inputs`` and are
+evaluated by ``model.pairs_logprob`` (``PAIR_OBJECTIVES``). A model whose ``objective`` is
 ``"distill"`` (``lmlib.distill.Distillation``) is a student with a frozen teacher: its loss
 mixes the cross-entropy with the KL divergence from the teacher's distribution.
 
@@ -57,6 +60,11 @@ from lmlib.neural import NeuralLM, is_state
 from lmlib.show import interactive, progress_bar
 from lmlib.tokenize import Vocab
 
+# Objectives whose data are rows of (input, target) pairs, not a token stream: the model's pair_inputs(rows) gives
+# what the network reads and the targets it predicts (-100: not scored), its pairs_logprob(rows) the evaluation.
+PAIR_OBJECTIVES = ("seq2seq", "sft")
+PAIR_ROWS = {"seq2seq": "(source, target) rows for a seq2seq model (see lmlib.seq2seq.encode_pairs)",
+             "sft": "(ids, labels) rows of chats for an SFT model (see lmlib.sft.sft_rows)"}
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -229,7 +237,7 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     if model.objective == "masked":
         # BERT's objective: y holds the chosen tokens of x (no shift), -100 elsewhere
         x, y = model.corrupt(x)
-    if model.objective == "seq2seq":  # pair rows: (source, decoder input) and targets
+    if model.objective in PAIR_OBJECTIVES:  # pair rows: what the network reads, and the targets
         inputs, y = model.pair_inputs(window)
         logits = net(*inputs)
     elif model.takes_state:
@@ -267,7 +275,7 @@ def _check_state(model: NeuralLM, state) -> None:
 def _batches(stream: torch.Tensor, config: TrainConfig, step: int, rank: int, world: int):
     """Yield (this rank's rows of the batch for each step from ``step`` on, whether the state must reset)."""
     rows = slice(rank, None, world)
-    if stream.ndim == 2:  # one example a row (a seq2seq model's pairs): random rows, by (seed, step) as below
+    if stream.ndim == 2:  # one example a row (seq2seq pairs, SFT chats): random rows, by (seed, step) as below
         while True:
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
             yield stream[torch.randint(0, len(stream), (config.batch_size,), generator=generator)][rows], True
@@ -289,7 +297,7 @@ def _evaluate(model: nn.Module, stream: torch.Tensor, history: dict, step: int) 
     model.eval()
     if model.objective == "masked":
         total, count = model.stream_masked_logprob(stream, batch_size=32)  # the same draws every time
-    elif model.objective == "seq2seq":
+    elif model.objective in PAIR_OBJECTIVES:
         total, count = model.pairs_logprob(stream, batch_size=32)
     else:
         total, count = lm.stream_logprob(model, stream, batch_size=32)
@@ -340,18 +348,17 @@ def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfi
             f"batch_size {config.batch_size} does not split over {world} ranks: each rank reads batch_size / ranks "
             f"rows, so run torchrun with a --nproc_per_node that divides {config.batch_size}"
         )
-    pairs = model.objective == "seq2seq"
+    pairs = model.objective in PAIR_OBJECTIVES
     for name, stream in (("train_stream", train_stream), ("valid_stream", valid_stream)):
         if stream is None and name == "valid_stream":
             continue
         if not isinstance(stream, torch.Tensor) or stream.ndim != 1 + pairs or stream.dtype != torch.long:
-            raise TypeError(f"{name} must be a 2-D LongTensor of (source, target) rows for a seq2seq model (see "
-                            "lmlib.seq2seq.encode_pairs)" if pairs else
+            raise TypeError(f"{name} must be a 2-D LongTensor of {PAIR_ROWS[model.objective]}" if pairs else
                             f"{name} must be a 1-D LongTensor of token ids (see lmlib.train.encode_stream)")
     if pairs:  # batches draw rows with replacement: any number of rows will do
         if config.layout != "random" or len(train_stream) == 0:
-            raise ValueError("a seq2seq model trains on random rows of (source, target) pairs: layout='random' and "
-                             "at least one row")
+            raise ValueError(f"a {model.objective} model trains on random rows of (input, target) pairs: "
+                             "layout='random' and at least one row")
         return
     need = config.block + 1 if config.layout == "random" else config.batch_size * (config.block + 1)
     if len(train_stream) < need:
