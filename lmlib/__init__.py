@@ -9,10 +9,10 @@ and the ones before it (``tests/test_layers.py``):
     the seam      lm, neural
     models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
     tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval, quantize,
-                  distill, memorisation, calibration, probing, chat
+                  distill, memorisation, calibration, probing, chat, sft
     the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs,
                   code_generation_runs, league, scaling_runs, distillation_runs, memorisation_runs,
-                  viz): what the chapters run on top
+                  sft_runs, viz): what the chapters run on top
 """
 
 __version__ = "0.1.0"

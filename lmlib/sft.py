@@ -16,8 +16,8 @@ TRL's ``SFTTrainer``). The whole-sequence variant (``on="all"``) scores every to
 and so also trains the model to write the user's instructions, which it never has to.
 
 Batches. ``collate`` right-pads a batch's chats with ``<pad>`` (label -100 there) into Hugging Face's three
-tensors. lmlib's GPT needs no attention mask for it: under the causal mask no real token looks right, at the
-padding (``lmlib.transformer.padding_mask``); the mask is there for a Hugging Face model.
+tensors. lmlib's GPT needs no attention mask: with the padding on the right and a causal mask, no real token ever
+looks at it (``lmlib.transformer.padding_mask``); the mask is for a Hugging Face model.
 
 Training. ``SFT`` wraps a GPT as a model whose ``objective`` is ``"sft"``: ``lmlib.train`` reads its data as rows
 (``sft_rows``: each chat's ids, then its labels) through ``SFT.pair_inputs``, as it reads a seq2seq model's
@@ -27,7 +27,9 @@ Training. ``SFT`` wraps a GPT as a model whose ``objective`` is ``"sft"``: ``lml
 
 Cross-checks (tests/test_sft.py): ``sft_loss`` equals the loss of TRL's ``SFTTrainer(assistant_only_loss=True)``
 (its own ``compute_loss`` on the batch its own collator makes) to 1e-6, ``on="all"`` the same trainer's without
-that option, and a step of ``lmlib.train`` computes ``sft_loss``.
+that option, both on the same network (``GPT.to_hf``; the Hugging Face model has no way to give ``<pad>`` and
+``<bos>`` the -inf logit of a course GPT, so lmlib's side is the network without its vocabulary), and a step of
+``lmlib.train`` computes ``sft_loss``.
 
 Bad input: a record with an empty answer, or a chat longer than the model's window (``encode_records``, through
 ``lmlib.instructions.check_record``), a chat with no assistant token, or an unknown ``on`` raise ``ValueError``
