@@ -45,7 +45,7 @@ def test_each_run_trains_a_few_steps_and_saves_a_plain_gpt(name, tmp_path):
     path = SR.save_model(model, name, tmp_path)
     assert path.stat().st_size <= 5_000_000
     again = SR.load_model(name, tmp_path)
-    record = SR.test_records(tokenizer)[0]
+    record = SR.scored_records(tokenizer)[0]
     question = record.messages(with_answer=False)
     assert respond(again, tokenizer, question, 8) == respond(model.half().float(), tokenizer, question, 8)
 
@@ -70,7 +70,7 @@ def test_the_data_are_the_english_sft_records_that_fit_the_window(tokenizer):
     english = [r for r in everything.sft("train") if r.lang == "en"]
     assert records == english  # every English chat fits the window of 128
     assert {r.task for r in records} == {r.task for r in english} and "last" not in {r.task for r in records}
-    assert "last" in {r.task for r in SR.test_records(tokenizer)}  # scored, never trained on
+    assert "last" in {r.task for r in SR.scored_records(tokenizer)}  # scored, never trained on
 
 
 @pytest.mark.parametrize("name", list(SR.RUNS))
@@ -82,7 +82,7 @@ def test_the_committed_results_were_made_with_the_modules_settings(name, tokeniz
     assert committed["history"]["eval_step"][-1] == SR.RUNS[name].training.steps
     assert committed["data"] == SR.data_sizes(tokenizer)
     families = committed["test"]["families"]
-    assert sum(row["records"] for row in families.values()) == len(SR.test_records(tokenizer))
+    assert sum(row["records"] for row in families.values()) == len(SR.scored_records(tokenizer))
 
 
 @pytest.mark.parametrize("name", [*SR.RUNS, "base"])
@@ -91,7 +91,7 @@ def test_the_committed_models_are_the_ones_scored(name, tokenizer):
     model = SR.base_model()[1] if name == "base" else SR.load_model(name)
     if name != "base":
         assert (SR.CHECKPOINTS / f"{name}.pt").stat().st_size <= 5_000_000
-    records = {r.id: r for r in SR.test_records(tokenizer)}
+    records = {r.id: r for r in SR.scored_records(tokenizer)}
     for examples in SR.load_results(name)["test"]["examples"].values():
         for example in examples:
             question = records[example["id"]].messages(with_answer=False)
