@@ -9,10 +9,10 @@ and the ones before it (``tests/test_layers.py``):
     the seam      lm, neural
     models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
     tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval, quantize,
-                  distill, memorisation, calibration, probing, chat, dpo
+                  distill, memorisation, calibration, probing, chat, sft, dpo
     the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs,
                   code_generation_runs, league, scaling_runs, distillation_runs, memorisation_runs,
-                  viz, chat_cli): what the chapters run on top
+                  sft_runs, viz, chat_cli): what the chapters run on top
 """
 
 __version__ = "0.1.0"

@@ -15,6 +15,8 @@ B = 0 at the start, so fine-tuning starts from exactly the pretrained model; onl
 train instead of d_in d_out. ``merge`` folds the update into W (W <- W + (alpha / r) B A) so the merged model
 costs nothing extra to run. The layout and initialisation are ``peft``'s (``lora_A``, ``lora_B``; A Kaiming-
 uniform), so the same A and B give the same outputs as ``peft.get_peft_model`` (tests/test_finetune.py).
+``merge_lora`` folds every update in and removes the adapters; ``train_token_rows`` also trains a few embedding rows
+(new tokens, e.g. a chat's role tokens), as peft's ``trainable_token_indices``.
 """
 
 from __future__ import annotations
@@ -148,6 +150,38 @@ def add_lora(model: nn.Module, r: int, alpha: float,
     for name, p in model.named_parameters():
         p.requires_grad_(".lora_" in name or name.startswith("head."))
     return wrapped
+
+
+def merge_lora(model: nn.Module) -> list[str]:
+    """Fold each ``LoRALinear``'s update into its base layer (``merge``) and put that ``nn.Linear`` back in its
+    place: the same outputs from a model without LoRA, which saves and loads as its plain class. Returns the
+    merged names."""
+    merged = []
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoRALinear):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, child, module.base)
+            merged.append(name)
+    return merged
+
+
+def train_token_rows(model: nn.Module, token_ids: list[int]) -> int:
+    """Train the embedding rows of ``token_ids`` (with tied weights, their output rows too) and no other row, as
+    peft's ``LoraConfig(trainable_token_indices=...)``: new tokens a frozen model must learn (a chat's role tokens,
+    which start as the mean row, ``lmlib.chat.grow_embedding``). The other rows' gradient is zero, so AdamW without
+    weight decay (``lmlib.train`` decays no embedding) leaves them as they are. Returns how many numbers train."""
+    embedding = model.token_embedding.weight  # [V, d]
+    if model.lm_head.weight is not embedding:
+        raise ValueError("train_token_rows trains tied embeddings (tie_weights=True): an untied output layer is "
+                         "weight-decayed, which would move its frozen rows")
+    if not token_ids or not all(0 <= i < len(embedding) for i in token_ids):
+        raise ValueError(f"token_ids must be ids of the embedding's {len(embedding)} rows, got {token_ids!r}")
+    rows = torch.zeros(len(embedding), 1, dtype=embedding.dtype, device=embedding.device)  # [V, 1]
+    rows[list(token_ids)] = 1
+    embedding.requires_grad_(True)
+    embedding.register_hook(lambda grad: grad * rows)
+    return trainable_parameters(model) - embedding.numel() + len(set(token_ids)) * embedding.shape[1]
 
 
 # --- data and the training loop ---------------------------------------------------------------------------

@@ -16,7 +16,10 @@ the chosen positions are scored, with no shift. A model whose ``objective`` is
 ``"seq2seq"`` (``lmlib.seq2seq.Seq2Seq``) reads (source, target) pairs: its data
 is a 2-D tensor, one pair a row (``lmlib.seq2seq.encode_pairs``), each batch
 ``batch_size`` random rows, and it predicts every target token from the source
-and the target tokens before it (teacher forcing). A model whose ``objective`` is
+and the target tokens before it (teacher forcing). A model whose ``objective`` is ``"sft"``
+(``lmlib.sft.SFT``) reads chats the same way, one a row (``lmlib.sft.sft_rows``: its ids and its labels), and
+predicts the tokens its labels keep (the assistant's). Both read their rows through ``model.pair_inputs`` and are
+evaluated by ``model.pairs_logprob`` (``PAIR_OBJECTIVES``). A model whose ``objective`` is
 ``"distill"`` (``lmlib.distill.Distillation``) is a student with a frozen teacher: its loss
 mixes the cross-entropy with the KL divergence from the teacher's distribution. A model whose ``objective`` is
 ``"dpo"`` (``lmlib.dpo.DPO``) is a policy with a frozen reference: its data is a 2-D tensor of preference pairs,
@@ -59,6 +62,13 @@ from lmlib.neural import NeuralLM, is_state
 from lmlib.show import interactive, progress_bar
 from lmlib.tokenize import Vocab
 
+# Objectives whose data are rows of (input, target) pairs, not a token stream: the model's pair_inputs(rows) gives
+# what the network reads and the targets it predicts (-100: not scored), its pairs_logprob(rows) the evaluation.
+PAIR_OBJECTIVES = ("seq2seq", "sft")
+# The row data of every objective that reads rows (DPO's too, though it reads its pairs itself: _preference_loss).
+PAIR_ROWS = {"seq2seq": "(source, target) rows for a seq2seq model (see lmlib.seq2seq.encode_pairs)",
+             "sft": "(ids, labels) rows of chats for an SFT model (see lmlib.sft.sft_rows)",
+             "dpo": "preference pairs for DPO, one pair a row (see lmlib.dpo.pair_rows)"}
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -233,7 +243,7 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     if model.objective == "masked":
         # BERT's objective: y holds the chosen tokens of x (no shift), -100 elsewhere
         x, y = model.corrupt(x)
-    if model.objective == "seq2seq":  # pair rows: (source, decoder input) and targets
+    if model.objective in PAIR_OBJECTIVES:  # pair rows: what the network reads, and the targets
         inputs, y = model.pair_inputs(window)
         logits = net(*inputs)
     elif model.takes_state:
@@ -281,7 +291,7 @@ def _check_state(model: NeuralLM, state) -> None:
 def _batches(stream: torch.Tensor, config: TrainConfig, step: int, rank: int, world: int):
     """Yield (this rank's rows of the batch for each step from ``step`` on, whether the state must reset)."""
     rows = slice(rank, None, world)
-    if stream.ndim == 2:  # one example a row (a seq2seq model's pairs): random rows, by (seed, step) as below
+    if stream.ndim == 2:  # one example a row (seq2seq pairs, SFT chats): random rows, by (seed, step) as below
         while True:
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
             yield stream[torch.randint(0, len(stream), (config.batch_size,), generator=generator)][rows], True
@@ -303,7 +313,7 @@ def _evaluate(model: nn.Module, stream: torch.Tensor, history: dict, step: int) 
     model.eval()
     if model.objective == "masked":
         total, count = model.stream_masked_logprob(stream, batch_size=32)  # the same draws every time
-    elif model.objective == "seq2seq":
+    elif model.objective in PAIR_OBJECTIVES:
         total, count = model.pairs_logprob(stream, batch_size=32)
     elif model.objective == "dpo":  # the mean DPO loss of the pairs
         total, count = model.preference_logprob(stream, batch_size=32)
@@ -356,9 +366,8 @@ def _check_training_inputs(model, train_stream, valid_stream, config: TrainConfi
             f"batch_size {config.batch_size} does not split over {world} ranks: each rank reads batch_size / ranks "
             f"rows, so run torchrun with a --nproc_per_node that divides {config.batch_size}"
         )
-    pairs = model.objective in ("seq2seq", "dpo")
-    rows = {"seq2seq": "(source, target) rows for a seq2seq model (see lmlib.seq2seq.encode_pairs)",
-            "dpo": "preference pairs for DPO, one pair a row (see lmlib.dpo.pair_rows)"}.get(model.objective)
+    rows = PAIR_ROWS.get(model.objective)
+    pairs = rows is not None
     for name, stream in (("train_stream", train_stream), ("valid_stream", valid_stream)):
         if stream is None and name == "valid_stream":
             continue

@@ -152,3 +152,35 @@ def test_predict_proba_is_the_softmax_of_the_logits_and_predict_its_argmax():
     with torch.no_grad():
         torch.testing.assert_close(probabilities, model(ids).softmax(-1), rtol=0, atol=1e-6)
     assert torch.equal(probabilities.argmax(-1), FT.predict(model, ids))
+
+
+def test_merge_lora_leaves_a_plain_model_with_the_same_outputs():
+    ids = encode_batch(VOCAB, SENTENCES)
+    model = tiny_gpt()
+    FT.add_lora(model, r=2, alpha=4, targets=("attn.qkv", "mlp.fc"))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, FT.LoRALinear):
+                module.lora_B.normal_()
+    before = model(ids)
+    assert sorted(FT.merge_lora(model)) == sorted(f"blocks.{i}.{n}" for i in range(2) for n in ("attn.qkv", "mlp.fc"))
+    assert not any(isinstance(m, FT.LoRALinear) for m in model.modules())
+    assert model.state_dict().keys() == tiny_gpt().state_dict().keys()
+    torch.testing.assert_close(model(ids), before, rtol=0, atol=1e-5)
+
+
+def test_train_token_rows_moves_those_rows_only():
+    model = tiny_gpt()
+    FT.add_lora(model, r=2, alpha=4)
+    old = model.token_embedding.weight.detach().clone()
+    assert FT.train_token_rows(model, [5, 6]) == FT.trainable_parameters(model) - old.numel() + 2 * 16
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1, weight_decay=0.0)
+    model(encode_batch(VOCAB, SENTENCES)).logsumexp(-1).sum().backward()
+    optimizer.step()
+    moved = (model.token_embedding.weight != old).any(dim=1).nonzero().flatten().tolist()
+    assert moved == [5, 6]
+    with pytest.raises(ValueError, match="ids of the embedding's"):
+        FT.train_token_rows(tiny_gpt(), [len(VOCAB)])
+    untied = GPT(GPTConfig(len(VOCAB), block_size=16, d_model=16, n_heads=4, n_layers=1, tie_weights=False), VOCAB)
+    with pytest.raises(ValueError, match="tied embeddings"):
+        FT.train_token_rows(untied, [5])

@@ -1,0 +1,117 @@
+"""lmlib.course.sft_runs: each run trains a few steps and saves a plain GPT that loads back, the committed results
+were made with the module's settings and the committed models are the ones scored, and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmlib.chat import CHAT_TOKENS
+from lmlib.course import sft_runs as SR
+from lmlib.instructions import build_instructions
+from lmlib.sft import respond
+from lmlib.transformer import GPT
+
+ROOT = Path(SR.__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return SR.base_model()[0]
+
+
+@pytest.mark.parametrize("name", list(SR.RUNS))
+def test_each_run_trains_a_few_steps_and_saves_a_plain_gpt(name, tmp_path):
+    tokenizer, model = SR.train_run(name, max_steps=2, progress=False)
+    _, base = SR.base_model()
+    assert type(model) is GPT and model.state_dict().keys() == base.state_dict().keys()  # LoRA merged in
+    assert model.vocab.itos[-len(CHAT_TOKENS):] == list(CHAT_TOKENS)
+    assert model.history["step"] == [2] and model.history["eval_step"] == [2]
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, base.state_dict()[k])]
+    assert changed  # it trained
+    if SR.RUNS[name].lora:  # the embedding's old rows stay; the chat tokens' rows learn
+        old = len(base.vocab) - len(CHAT_TOKENS)
+        assert torch.equal(model.token_embedding.weight[:old], base.token_embedding.weight[:old])
+        assert model.history["trainable_parameters"] < base.num_parameters() / 10
+    path = SR.save_model(model, name, tmp_path)
+    assert path.stat().st_size <= 5_000_000
+    again = SR.load_model(name, tmp_path)
+    record = SR.scored_records(tokenizer)[0]
+    question = record.messages(with_answer=False)
+    assert respond(again, tokenizer, question, 8) == respond(model.half().float(), tokenizer, question, 8)
+
+
+def test_an_altered_or_foreign_model_file_is_refused(tmp_path):
+    name = "sft_bpe_wiki"
+    for suffix in (".pt", ".pt.sha256"):
+        shutil.copy(SR.CHECKPOINTS / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    with (tmp_path / f"{name}.pt").open("ab") as f:
+        f.write(b"0")
+    with pytest.raises(ValueError, match="does not have its recorded SHA-256.*sft_runs sft_bpe_wiki"):
+        SR.load_model(name, tmp_path)
+    with pytest.raises(FileNotFoundError, match="sft_bpe_wiki_lora.pt or its .sha256 is missing"):
+        SR.load_model("sft_bpe_wiki_lora", tmp_path)
+    with pytest.raises(KeyError, match="no run named 'sft'"):
+        SR.load_model("sft")
+
+
+def test_the_data_are_the_english_sft_records_that_fit_the_window(tokenizer):
+    records = SR.sft_records(tokenizer, "train")
+    everything = build_instructions(seed=SR.SEED)
+    english = [r for r in everything.sft("train") if r.lang == "en"]
+    assert records == english  # every English chat fits the window of 128
+    assert {r.task for r in records} == {r.task for r in english} and "last" not in {r.task for r in records}
+    assert "last" in {r.task for r in SR.scored_records(tokenizer)}  # scored, never trained on
+
+
+@pytest.mark.parametrize("name", list(SR.RUNS))
+def test_the_committed_results_were_made_with_the_modules_settings(name, tokenizer):
+    committed = SR.load_results(name)
+    assert committed["run"] == name and committed["max_steps"] is None
+    assert {k: committed[k] for k in SR.settings(name)} == json.loads(json.dumps(SR.settings(name)))
+    assert committed["history"]["step"][-1] == SR.RUNS[name].training.steps
+    assert committed["history"]["eval_step"][-1] == SR.RUNS[name].training.steps
+    assert committed["data"] == SR.data_sizes(tokenizer)
+    families = committed["test"]["families"]
+    assert sum(row["records"] for row in families.values()) == len(SR.scored_records(tokenizer))
+
+
+@pytest.mark.parametrize("name", [*SR.RUNS, "base"])
+def test_the_committed_models_are_the_ones_scored(name, tokenizer):
+    """The recorded example answers, written again by the committed model (or the base model)."""
+    model = SR.base_model()[1] if name == "base" else SR.load_model(name)
+    if name != "base":
+        assert (SR.CHECKPOINTS / f"{name}.pt").stat().st_size <= 5_000_000
+    records = {r.id: r for r in SR.scored_records(tokenizer)}
+    for examples in SR.load_results(name)["test"]["examples"].values():
+        for example in examples:
+            question = records[example["id"]].messages(with_answer=False)
+            assert respond(model, tokenizer, question) == example["answer"], example["id"]
+
+
+def test_the_runs_differ_only_in_what_they_say():
+    full, control, lora = SR.RUNS.values()
+    assert dataclasses.replace(control, description=full.description, on="assistant") == full
+    assert (lora.on, lora.lora, full.lora) == ("assistant", True, False)
+
+
+def test_cli_lists_the_runs_and_refuses_unknown_ones():
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "lmlib.course.sft_runs", *args], capture_output=True, text=True,
+                              env=ENV)
+
+    out = cli("--list")
+    assert out.returncode == 0 and all(name in out.stdout for name in SR.RUNS)
+    out = cli("sft_nothing")
+    assert out.returncode != 0 and "no run named 'sft_nothing'" in out.stderr
+    out = cli("sft_bpe_wiki", "--max-steps", "0")
+    assert out.returncode != 0 and "--max-steps 0" in out.stderr
