@@ -45,6 +45,7 @@ import torch
 from lmlib.chat import CHAT_TOKENS, chat_ids, chat_ids_and_labels, chat_token_ids
 from lmlib.generate import greedy
 from lmlib.instructions import Record, check_record
+from lmlib.lm import model_device
 from lmlib.neural import NeuralLM
 from lmlib.pretraining import IGNORE_INDEX, causal_lm_loss
 from lmlib.tokenize import BPETokenizer
@@ -114,8 +115,9 @@ def _check_on(on: str) -> None:
 def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], on: str = "assistant") -> torch.Tensor:
     """L_SFT (``on="assistant"``) or L_all (``on="all"``) of ``model`` ([B, T] ids -> [B, T, V] logits) on a
     ``collate`` batch: the mean of -ln P(x_t | x_<t) over the scored tokens of the whole batch."""
-    labels = labels_on(batch, on)  # [B, T], aligned with the ids
-    logits = model(batch["input_ids"])  # [B, T, V]
+    device = model_device(model)  # collate builds the batch on the CPU
+    labels = labels_on(batch, on).to(device)  # [B, T], aligned with the ids
+    logits = model(batch["input_ids"].to(device))  # [B, T, V]
     # pretraining's loss: position t scored on labels[:, t + 1]; with pad_id = -100 the labels' -100 are skipped
     return causal_lm_loss(logits, labels, pad_id=IGNORE_INDEX)
 

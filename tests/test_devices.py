@@ -36,6 +36,7 @@ CPU_BY_DESIGN = {
     ("train", "encode_stream"): "the CPU training stream",
     ("train", "_batches"): "row indices into the CPU training stream, from a CPU generator; the loop moves each batch",
     ("dpo", "response_batch"): "CPU rows of prompt and response ids; completion_logprobs moves them to the model",
+    ("sft", "collate"): "CPU batches of chats; sft_loss and the training loop move them to the model's device",
     ("seq2seq", "encode_pairs"): "CPU rows of (source, target) training pairs; the loop moves each batch",
     ("retrieval", "embed"): "filled from sentence_embeddings' CPU output, which is cached with numpy",
     ("transformer", "rope_angles"): "a table made once; the model registers it as a buffer, which moves with it",
