@@ -1043,6 +1043,173 @@ WRONG_ANSWERS = {
             """),
         ],
     },
+    "assistant": {
+        "q1": [
+            ("a newline after each message's <|end|> (a habit of other chat templates)", "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    text = "<bos>" + "".join(role_token[m["role"]] + m["content"] + "<|end|>\\n" for m in messages)
+                    return text + "<|assistant|>" if add_generation_prompt else text
+            """),
+            ("<bos> left out", "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    text = "".join(role_token[m["role"]] + m["content"] + "<|end|>" for m in messages)
+                    return text + "<|assistant|>" if add_generation_prompt else text
+            """),
+            ("each text stripped of its leading and trailing spaces and newlines", "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    text = "<bos>" + "".join(role_token[m["role"]] + m["content"].strip() + "<|end|>" for m in messages)
+                    return text + "<|assistant|>" if add_generation_prompt else text
+            """),
+            ("the generation prompt added whatever add_generation_prompt says", "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    text = "<bos>" + "".join(role_token[m["role"]] + m["content"] + "<|end|>" for m in messages)
+                    return text + "<|assistant|>"
+            """),
+            ("the system message written with <|user|> (only the assistant gets a token of its own)", "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    text = "<bos>"
+                    for m in messages:
+                        role = "<|assistant|>" if m["role"] == "assistant" else "<|user|>"
+                        text += role + m["content"] + "<|end|>"
+                    return text + "<|assistant|>" if add_generation_prompt else text
+            """),
+            ("<|end|> only after the assistant's messages", "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    text = "<bos>"
+                    for m in messages:
+                        text += "<|" + m["role"] + "|>" + m["content"] + ("<|end|>" if m["role"] == "assistant" else "")
+                    return text + "<|assistant|>" if add_generation_prompt else text
+            """),
+        ],
+        "q2": [
+            ("the assistant's <|end|> not scored: the model never learns to stop", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    ids, labels = [special["<bos>"]], [-100]
+                    for message in messages:
+                        text = list(encode(message["content"]))
+                        ids += [special[role_token[message["role"]]], *text, special["<|end|>"]]
+                        labels += [-100] + (text if message["role"] == "assistant" else [-100] * len(text)) + [-100]
+                    return ids, labels
+            """),
+            ("the <|assistant|> role token scored too", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    ids, labels = [special["<bos>"]], [-100]
+                    for message in messages:
+                        turn = [special[role_token[message["role"]]], *encode(message["content"]), special["<|end|>"]]
+                        ids += turn
+                        labels += turn if message["role"] == "assistant" else [-100] * len(turn)
+                    return ids, labels
+            """),
+            ("labels shifted by one (each position gets the next token's label): the model shifts them itself",
+             "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    ids, labels = [special["<bos>"]], [-100]
+                    for message in messages:
+                        turn = [*encode(message["content"]), special["<|end|>"]]
+                        ids += [special[role_token[message["role"]]], *turn]
+                        labels += [-100] + (turn if message["role"] == "assistant" else [-100] * len(turn))
+                    return ids, labels[1:] + [-100]
+            """),
+            ("only the last assistant turn scored", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+                    ids, labels = [special["<bos>"]], [-100]
+                    for i, message in enumerate(messages):
+                        turn = [*encode(message["content"]), special["<|end|>"]]
+                        ids += [special[role_token[message["role"]]], *turn]
+                        labels += [-100] + (turn if i == last else [-100] * len(turn))
+                    return ids, labels
+            """),
+            ("0 instead of -100 where a token is not scored", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    ids, labels = [special["<bos>"]], [0]
+                    for message in messages:
+                        turn = [*encode(message["content"]), special["<|end|>"]]
+                        ids += [special[role_token[message["role"]]], *turn]
+                        labels += [0] + (turn if message["role"] == "assistant" else [0] * len(turn))
+                    return ids, labels
+            """),
+            ("no mask: every token scored but <bos> (the labels of pretraining)", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    ids = [special["<bos>"]]
+                    for message in messages:
+                        ids += [special[role_token[message["role"]]], *encode(message["content"]), special["<|end|>"]]
+                    return ids, [-100] + ids[1:]
+            """),
+            ("the system message scored too (every message that is not the user's)", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    ids, labels = [special["<bos>"]], [-100]
+                    for message in messages:
+                        turn = [*encode(message["content"]), special["<|end|>"]]
+                        ids += [special[role_token[message["role"]]], *turn]
+                        labels += [-100] + (turn if message["role"] != "user" else [-100] * len(turn))
+                    return ids, labels
+            """),
+            ("<bos> left out of the ids and the labels", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_token = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
+                    ids, labels = [], []
+                    for message in messages:
+                        turn = [*encode(message["content"]), special["<|end|>"]]
+                        ids += [special[role_token[message["role"]]], *turn]
+                        labels += [-100] + (turn if message["role"] == "assistant" else [-100] * len(turn))
+                    return ids, labels
+            """),
+        ],
+        "q3": [
+            ("chosen and rejected swapped: -ln sigma(r_rejected - r_chosen)", "dpo_loss", """
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    margins = beta * ((policy_rejected - ref_rejected) - (policy_chosen - ref_chosen))
+                    return np.logaddexp(0.0, -margins).mean()
+            """),
+            ("beta outside the log-sigmoid: -beta ln sigma(the log-ratios' difference)", "dpo_loss", """
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    delta = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+                    return beta * np.logaddexp(0.0, -delta).mean()
+            """),
+            ("no reference model: -ln sigma(beta (ln pi_w - ln pi_l))", "dpo_loss", """
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    margins = beta * (policy_chosen - policy_rejected)
+                    return np.logaddexp(0.0, -margins).mean()
+            """),
+            ("the sum over the pairs, not the mean", "dpo_loss", """
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    margins = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+                    return np.logaddexp(0.0, -margins).sum()
+            """),
+            ("ln sigma without the minus sign: a negative loss", "dpo_loss", """
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    margins = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+                    return -np.logaddexp(0.0, -margins).mean()
+            """),
+            ("-ln sigma(z) computed as written: sigma(z) = 0 (e^-z overflows) once z < -709, a loss of inf",
+             "dpo_loss", """
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    margins = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+                    sigma = 1 / (1 + np.exp(-margins))
+                    return -np.log(sigma).mean()
+            """),
+            ("rewards: beta (ln pi_ref - ln pi_theta), the sign flipped", "implicit_rewards", """
+                def implicit_rewards(policy_logps, ref_logps, beta):
+                    return beta * (ref_logps - policy_logps)
+            """),
+            ("rewards: the log-ratio read as a ratio of the logs, beta ln pi_theta / ln pi_ref", "implicit_rewards", """
+                def implicit_rewards(policy_logps, ref_logps, beta):
+                    return beta * (policy_logps / ref_logps)
+            """),
+        ],
+    },
 }
 
 
@@ -2459,6 +2626,150 @@ ALTERNATIVE_ANSWERS = {
 
                 def lora_forward(x, W, b, A, B, alpha):
                     return np.dot(x, np.array(lora_merge(W, A, B, alpha)).T) + b
+            """),
+        ],
+    },
+    "assistant": {
+        "q1": [
+            ("pure Python: a loop with +=, each role token built from the role's name ('<|' + role + '|>', as the "
+             "Jinja template does)", "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    text = "<bos>"
+                    for message in messages:
+                        text += "<|" + message["role"] + "|>"
+                        text += message["content"]
+                        text += "<|end|>"
+                    if add_generation_prompt:
+                        text += "<|assistant|>"
+                    return text
+            """),
+            ("f-strings in a list joined once, the generation prompt a part repeated 0 or 1 times; a NumPy string",
+             "format_chat", """
+                def format_chat(messages, add_generation_prompt=False):
+                    parts = ["<bos>", *(f"<|{m['role']}|>{m['content']}<|end|>" for m in messages)]
+                    parts += ["<|assistant|>"] * int(add_generation_prompt)
+                    return np.str_("".join(parts))
+            """),
+            ("lmlib.chat.format_chat itself (the grader accepts theirs)", "format_chat", """
+                from lmlib.chat import format_chat as lmlib_format_chat
+
+                def format_chat(messages, add_generation_prompt=False):
+                    return lmlib_format_chat(messages, add_generation_prompt=add_generation_prompt)
+            """),
+            ("Jinja: lmlib.chat.CHAT_TEMPLATE rendered by jinja2 with bos_token '<bos>' (without Hugging Face's "
+             "{% generation %} markers, which jinja2 does not know)", "format_chat", """
+                import jinja2
+                from lmlib.chat import CHAT_TEMPLATE
+
+                def format_chat(messages, add_generation_prompt=False):
+                    source = CHAT_TEMPLATE.replace("{%- generation -%}", "").replace("{%- endgeneration -%}", "")
+                    template = jinja2.Environment().from_string(source)
+                    return template.render(messages=messages, bos_token="<bos>",
+                                           add_generation_prompt=add_generation_prompt)
+            """),
+        ],
+        "q2": [
+            ("NumPy: a list of which positions the assistant writes, np.where(scored, ids, -100); two arrays",
+             "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    role_ids = {"system": special["<|system|>"], "user": special["<|user|>"],
+                                "assistant": special["<|assistant|>"]}
+                    ids, scored = [special["<bos>"]], [False]
+                    for m in messages:
+                        written = list(encode(m["content"])) + [special["<|end|>"]]
+                        ids += [role_ids[m["role"]]] + written
+                        scored += [False] + [m["role"] == "assistant"] * len(written)
+                    ids = np.array(ids)
+                    return ids, np.where(np.array(scored), ids, -100)
+            """),
+            ("torch: each message a tensor, masked_fill where the assistant does not write; one 2 x T tensor, whose "
+             "two rows unpack as (ids, labels)", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    pieces, written = [torch.tensor([special["<bos>"]])], [torch.tensor([False])]
+                    for m in messages:
+                        turn = torch.tensor([special[f"<|{m['role']}|>"], *encode(m["content"]), special["<|end|>"]])
+                        by_assistant = torch.full(turn.shape, m["role"] == "assistant")
+                        by_assistant[0] = False  # the role token is given, not written
+                        pieces.append(turn)
+                        written.append(by_assistant)
+                    ids, written = torch.cat(pieces), torch.cat(written)
+                    return torch.stack([ids, ids.masked_fill(~written, -100)])
+            """),
+            ("pure Python: the ids first, the assistant's spans as ranges, then the labels by a comprehension; "
+             "tuples", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    ids, spans = [special["<bos>"]], []
+                    for m in messages:
+                        ids.append(special["<|" + m["role"] + "|>"])
+                        start = len(ids)
+                        ids.extend(encode(m["content"]))
+                        ids.append(special["<|end|>"])
+                        if m["role"] == "assistant":
+                            spans.append(range(start, len(ids)))
+                    labels = [i if any(t in span for span in spans) else -100 for t, i in enumerate(ids)]
+                    return tuple(ids), tuple(labels)
+            """),
+            ("who wrote each position, then a copy of the ids set to -100 where it is not the assistant; a list "
+             "[ids, labels]", "ids_and_labels", """
+                def ids_and_labels(messages, encode, special):
+                    ids, writer = [special["<bos>"]], ["given"]
+                    for m in messages:
+                        text = encode(m["content"])
+                        ids += [special["<|" + m["role"] + "|>"], *text, special["<|end|>"]]
+                        writer += ["given"] + [m["role"]] * (len(text) + 1)
+                    labels = ids.copy()
+                    for t, who in enumerate(writer):
+                        if who != "assistant":
+                            labels[t] = -100
+                    return [ids, labels]
+            """),
+        ],
+        "q3": [
+            ("pure Python: loops, ln(1 + e^-z) as max(-z, 0) + log1p(e^-|z|), a float; the rewards a list",
+             "dpo_loss", """
+                def implicit_rewards(policy_logps, ref_logps, beta):
+                    return [beta * (float(p) - float(r)) for p, r in zip(policy_logps, ref_logps)]
+
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    total = 0.0
+                    for pw, pl, rw, rl in zip(policy_chosen, policy_rejected, ref_chosen, ref_rejected):
+                        z = beta * ((float(pw) - float(rw)) - (float(pl) - float(rl)))
+                        total += max(-z, 0.0) + math.log1p(math.exp(-abs(z)))
+                    return total / len(policy_chosen)
+            """),
+            ("torch float32: the rewards as tensors, -F.logsigmoid of their difference, a 0-d tensor", "dpo_loss", """
+                def implicit_rewards(policy_logps, ref_logps, beta):
+                    policy = torch.as_tensor(policy_logps, dtype=torch.float32)
+                    return beta * (policy - torch.as_tensor(ref_logps, dtype=torch.float32))
+
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    chosen = implicit_rewards(policy_chosen, ref_chosen, beta)
+                    rejected = implicit_rewards(policy_rejected, ref_rejected, beta)
+                    return -F.logsigmoid(chosen - rejected).mean()
+            """),
+            ("SciPy: -log_expit of beta ((ln pi_w - ln pi_l) - (ln ref_w - ln ref_l)), the policy's difference "
+             "first; the rewards a tuple of NumPy floats", "dpo_loss", """
+                from scipy.special import log_expit
+
+                def implicit_rewards(policy_logps, ref_logps, beta):
+                    return tuple(beta * np.subtract(policy_logps, ref_logps))
+
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    policy_gap = np.subtract(policy_chosen, policy_rejected)
+                    logits = beta * (policy_gap - np.subtract(ref_chosen, ref_rejected))
+                    return -np.mean(log_expit(logits))
+            """),
+            ("lmlib.dpo.dpo_loss itself on tensors (the grader accepts theirs); the rewards its chosen_rewards",
+             "dpo_loss", """
+                from lmlib import dpo as lmlib_dpo
+
+                def implicit_rewards(policy_logps, ref_logps, beta):
+                    policy, ref = torch.as_tensor(policy_logps), torch.as_tensor(ref_logps)
+                    return lmlib_dpo.dpo_loss(policy, policy, ref, ref, beta).chosen_rewards
+
+                def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+                    logps = [torch.as_tensor(x) for x in (policy_chosen, policy_rejected, ref_chosen, ref_rejected)]
+                    return lmlib_dpo.dpo_loss(*logps, beta).loss
             """),
         ],
     },
