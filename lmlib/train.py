@@ -243,7 +243,7 @@ def _loss(net, model, window: torch.Tensor, carry, world: int):
     if model.objective == "masked":
         # BERT's objective: y holds the chosen tokens of x (no shift), -100 elsewhere
         x, y = model.corrupt(x)
-    if model.objective in PAIR_OBJECTIVES:  # pair rows: what the network reads, and the targets
+    if model.objective in PAIR_OBJECTIVES:  # rows: the network's inputs, and the targets
         inputs, y = model.pair_inputs(window)
         logits = net(*inputs)
     elif model.takes_state:
