@@ -15,12 +15,14 @@ It goes through the seam of ``lmlib.neural``: a ``NeuralLM`` has a ``config``
 (a dataclass), a ``vocab`` and a ``config_class``, and ``cls(config, vocab)``
 builds it, so ``load_model(path, cls)`` rebuilds any of them. The course's
 named, hash-checked checkpoints (``load_checkpoint("gpt_chars_wiki")``) are
-``lmlib.course.recipes``.
+``lmlib.course.recipes``: each is a *release* file (``save_release``: float16 weights and the
+SHA-256 beside it in ``NAME.pt.sha256``), checked by ``check_digest`` before it is read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,6 +86,31 @@ def _atomic_save(state: dict, path: Path) -> Path:
     torch.save(state, partial)
     os.replace(partial, path)  # a crash mid-write leaves the old file, never half a new one
     return path
+
+
+def save_release(path: str | Path, model: NeuralLM, config: TrainConfig, step: int, history: dict) -> Path:
+    """A checkpoint for chapters to load: float16 weights and no optimizer (half the size), and its SHA-256
+    in ``PATH.sha256`` (``sha256sum``'s format), which ``check_digest`` compares before the file is read."""
+    weights = save_checkpoint(path, model, None, config, step, history, half=True)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    weights.with_name(weights.name + ".sha256").write_text(f"{digest}  {weights.name}\n")
+    return weights
+
+
+def check_digest(path: str | Path, remake: str, required: bool = True) -> None:
+    """Raise unless ``path`` has the SHA-256 recorded beside it in ``PATH.sha256``; ``remake`` ends each message
+    (how to make the file again). ``required=False``: a file without a ``.sha256`` passes unchecked."""
+    path = Path(path)
+    digest_file = path.with_name(path.name + ".sha256")
+    if not path.exists() or (required and not digest_file.exists()):
+        raise FileNotFoundError(f"{path} or its .sha256 is missing; {remake}")
+    if not digest_file.exists():
+        return
+    expected = digest_file.read_text().split()[0]
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != expected:
+        raise ValueError(f"{path} has SHA-256 {actual[:12]}..., not the {expected[:12]}... recorded in "
+                         f"{digest_file.name}: the file is altered or corrupt; {remake}")
 
 
 def read_checkpoint(path: str | Path) -> dict:

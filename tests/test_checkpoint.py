@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lmlib import train as T
-from lmlib.checkpoint import load_model, read_checkpoint, save_checkpoint
+from lmlib.checkpoint import check_digest, load_model, read_checkpoint, save_checkpoint, save_release
 from lmlib.mlp import MLPLM
 from lmlib.tokenize import Vocab
 from tests.train_script import toy_setup
@@ -55,6 +55,27 @@ def test_a_half_precision_release_stores_tied_weights_once(tmp_path):
         restored.load_state_dict({k: v.float() for k, v in weights.items()})
         assert torch.equal(restored.out.weight, model.out.weight.half().float())
     assert sizes[True] < 0.8 * sizes[False]  # the 300 x 32 table is stored once
+
+
+def test_a_release_records_its_sha256_and_an_altered_copy_is_refused(tmp_path):
+    import hashlib
+
+    model, _, _, config = toy_setup(steps=2)
+    path = save_release(tmp_path / "m.pt", model, config, 0, {})
+    digest, name = (tmp_path / "m.pt.sha256").read_text().split()
+    assert (digest, name) == (hashlib.sha256(path.read_bytes()).hexdigest(), "m.pt")  # sha256sum's format
+    assert read_checkpoint(path)["optimizer"] is None
+    check_digest(path, "remake it")  # as recorded: passes
+    path.write_bytes(path.read_bytes() + b"0")
+    with pytest.raises(ValueError, match=r"m\.pt has SHA-256 .* recorded in m\.pt\.sha256: the file is altered or "
+                                         r"corrupt; remake it"):
+        check_digest(path, "remake it")
+    (tmp_path / "m.pt.sha256").unlink()
+    check_digest(path, "remake it", required=False)  # no record to check against
+    with pytest.raises(FileNotFoundError, match=r"m\.pt or its \.sha256 is missing; remake it"):
+        check_digest(path, "remake it")
+    with pytest.raises(FileNotFoundError, match="is missing"):
+        check_digest(tmp_path / "none.pt", "remake it", required=False)
 
 
 def test_load_model_rebuilds_the_saved_model_through_the_seam(tmp_path):

@@ -30,7 +30,6 @@ over); ``/quit``, end of input (Ctrl-D) or Ctrl-C end it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +40,7 @@ from typing import TextIO
 import torch
 
 from lmlib.chat import CHAT_TOKENS, chat_ids, chat_token_ids, with_chat_tokens
-from lmlib.checkpoint import model_from_state, read_checkpoint
+from lmlib.checkpoint import check_digest, model_from_state, read_checkpoint
 from lmlib.course.recipes import CHECKPOINTS, RECIPES, bpe_tokenizer
 from lmlib.generate import stream
 from lmlib.neural import NeuralLM
@@ -234,14 +233,8 @@ def checkpoint_path(checkpoint: str | Path, directory: Path | None = None) -> Pa
 
 def read_model(path: Path) -> NeuralLM:
     """The model in an lmlib checkpoint file, after checking the SHA-256 recorded beside it (if one is)."""
-    digest = path.with_name(path.name + ".sha256")
-    if digest.is_file():
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-        expected = digest.read_text().split()[0]
-        if actual != expected:
-            raise ValueError(f"{path} has SHA-256 {actual[:12]}..., not the {expected[:12]}... recorded in "
-                             f"{digest.name}: the file is altered or corrupt; regenerate it with the command that "
-                             f"made it (the course's chat model: {MAKE_CHAT_MODEL})")
+    check_digest(path, "regenerate it with the command that made it (the course's chat model: "
+                       f"{MAKE_CHAT_MODEL})", required=False)
     state = read_checkpoint(path)  # ValueError for a file that is not an lmlib checkpoint
     module, _, name = state.get("model_class", "lmlib.transformer.GPT").rpartition(".")
     if not module.startswith("lmlib."):

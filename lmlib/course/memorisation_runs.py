@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 from lmlib import memorisation as MEM
-from lmlib.checkpoint import model_from_state, read_checkpoint, save_checkpoint
+from lmlib.checkpoint import check_digest, model_from_state, read_checkpoint, save_release
 from lmlib.course.recipes import CHECKPOINTS, SMALL_GPT, character_sentences
 from lmlib.data import deduplicate
 from lmlib.generate import greedy
@@ -130,22 +129,16 @@ def measure(model: GPT, canary: Canary) -> dict:
 
 def save_model(model: GPT, name: str, out: Path) -> Path:
     """``out/NAME.pt`` (float16 weights and the training log) and its SHA-256 in ``out/NAME.pt.sha256``."""
-    path = save_checkpoint(out / f"{name}.pt", model, None, TRAINING, model.history["step"][-1], model.history,
-                           half=True)
-    (out / f"{name}.pt.sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
-    return path
+    return save_release(out / f"{name}.pt", model, TRAINING, model.history["step"][-1], model.history)
 
 
 def load_model(name: str, directory: Path = CHECKPOINTS) -> GPT:
     """A model this run saved, after checking its SHA-256 and that it was made with this module's settings."""
     if name not in RUNS:
         raise KeyError(f"no run named {name!r}; the runs are {', '.join(RUNS)}")
-    path, digest = Path(directory) / f"{name}.pt", Path(directory) / f"{name}.pt.sha256"
+    path = Path(directory) / f"{name}.pt"
     remake = "regenerate it with: python -m lmlib.course.memorisation_runs"
-    if not path.exists() or not digest.exists():
-        raise FileNotFoundError(f"{path} or its .sha256 is missing; {remake}")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().split()[0]:
-        raise ValueError(f"{path} does not have its recorded SHA-256: the file is altered or corrupt; {remake}")
+    check_digest(path, remake)
     state = read_checkpoint(path)
     made_by = {**state["train_config"], **state["model_config"]}
     wanted = {**dataclasses.asdict(TRAINING), **MODEL}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import warnings
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from lmlib.checkpoint import model_from_state, read_checkpoint, save_checkpoint
+from lmlib.checkpoint import check_digest, model_from_state, read_checkpoint, save_release
 from lmlib.data import load_corpus, load_python_blocks, stdlib_fingerprint
 from lmlib.neural import NeuralLM
 from lmlib.tokenize import SPECIALS, BPETokenizer, Vocab, char_tokenize, split_sentences, word_tokenize
@@ -355,10 +354,8 @@ def run_recipe(recipe: Recipe, out: Path = CHECKPOINTS, max_steps: int | None = 
     fingerprint = CORPUS_FINGERPRINTS.get(recipe.corpus)
     trained_on = {"corpus": fingerprint()} if fingerprint else {}  # travels with the weights, as model.history
     # The release file keeps float16 weights only, to stay within the course's 5 MB per checkpoint.
-    weights = save_checkpoint(out / f"{recipe.name}.pt", model, None, recipe.train, history["step"][-1],
-                              {**history, **trained_on}, half=True)
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    (out / f"{recipe.name}.pt.sha256").write_text(f"{digest}  {weights.name}\n")
+    weights = save_release(out / f"{recipe.name}.pt", model, recipe.train, history["step"][-1],
+                           {**history, **trained_on})
     log = {"recipe": recipe.name, "parameters": model.num_parameters(), **trained_on, **history}
     (out / f"{recipe.name}.json").write_text(json.dumps(log, indent=1) + "\n")
     return weights
@@ -368,15 +365,9 @@ def load_checkpoint(name: str, directory: Path | None = None) -> NeuralLM:
     """The model a recipe made, from ``checkpoints/NAME.pt``, after checking its recorded SHA-256."""
     recipe = recipe_named(name)
     directory = CHECKPOINTS if directory is None else Path(directory)
-    path, digest_file = directory / f"{name}.pt", directory / f"{name}.pt.sha256"
+    path = directory / f"{name}.pt"
     remake = f"regenerate it with: python -m lmlib.course.recipes {name}  (or: make checkpoints)"
-    if not path.exists() or not digest_file.exists():
-        raise FileNotFoundError(f"{path} or its .sha256 is missing; {remake}")
-    expected = digest_file.read_text().split()[0]
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if actual != expected:
-        raise ValueError(f"{path} has SHA-256 {actual[:12]}..., not the recorded {expected[:12]}...: "
-                         f"the file is altered or corrupt; {remake}")
+    check_digest(path, remake)
     state = read_checkpoint(path)
     made_by = {**state["train_config"], **state["model_config"]}
     wanted = {**dataclasses.asdict(recipe.train), **recipe.model_config}

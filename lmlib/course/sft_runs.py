@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import hashlib
 import json
 import time
 from collections import Counter
@@ -48,7 +47,7 @@ import torch
 
 from lmlib import finetune as FT
 from lmlib.chat import CHAT_TOKENS, add_chat_tokens, chat_ids
-from lmlib.checkpoint import model_from_state, read_checkpoint, save_checkpoint
+from lmlib.checkpoint import check_digest, model_from_state, read_checkpoint, save_release
 from lmlib.course.recipes import CHECKPOINTS, bpe_tokenizer, load_checkpoint
 from lmlib.instructions import FAMILIES, InstructionSet, Record, build_instructions, in_format, verify, within_window
 from lmlib.sft import SFT, encode_records, respond, sft_rows
@@ -178,22 +177,16 @@ def score(model: GPT, tokenizer: BPETokenizer, records: list[Record], max_tokens
 
 def save_model(model: GPT, name: str, out: Path) -> Path:
     """``out/NAME.pt`` (float16 weights and the training log) and its SHA-256 in ``out/NAME.pt.sha256``."""
-    path = save_checkpoint(out / f"{name}.pt", model, None, RUNS[name].training, model.history["step"][-1],
-                           model.history, half=True)
-    (out / f"{name}.pt.sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
-    return path
+    return save_release(out / f"{name}.pt", model, RUNS[name].training, model.history["step"][-1], model.history)
 
 
 def load_model(name: str, directory: Path = CHECKPOINTS) -> GPT:
     """A fine-tuned model a run saved, after checking its SHA-256 and that it was made with this module's settings."""
     if name not in RUNS:
         raise KeyError(f"no run named {name!r}; the runs are {', '.join(RUNS)}")
-    path, digest = Path(directory) / f"{name}.pt", Path(directory) / f"{name}.pt.sha256"
+    path = Path(directory) / f"{name}.pt"
     remake = f"regenerate it with: python -m lmlib.course.sft_runs {name}"
-    if not path.exists() or not digest.exists():
-        raise FileNotFoundError(f"{path} or its .sha256 is missing; {remake}")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().split()[0]:
-        raise ValueError(f"{path} does not have its recorded SHA-256: the file is altered or corrupt; {remake}")
+    check_digest(path, remake)
     state = read_checkpoint(path)
     if state["train_config"] != dataclasses.asdict(RUNS[name].training):
         raise ValueError(f"{path} was trained with other settings than this module's; {remake}")

@@ -56,7 +56,8 @@ def test_an_altered_or_foreign_model_file_is_refused(tmp_path):
         shutil.copy(SR.CHECKPOINTS / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     with (tmp_path / f"{name}.pt").open("ab") as f:
         f.write(b"0")
-    with pytest.raises(ValueError, match="does not have its recorded SHA-256.*sft_runs sft_bpe_wiki"):
+    with pytest.raises(ValueError, match="altered or corrupt; regenerate it with: python -m lmlib.course.sft_runs "
+                                         "sft_bpe_wiki"):
         SR.load_model(name, tmp_path)
     with pytest.raises(FileNotFoundError, match="sft_bpe_wiki_lora.pt or its .sha256 is missing"):
         SR.load_model("sft_bpe_wiki_lora", tmp_path)
