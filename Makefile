@@ -18,7 +18,7 @@ export NLTK_DATA := $(CURDIR)/.venv/nltk_data
 NOTEBOOKS := $(wildcard chapters/*.ipynb)
 
 .PHONY: check-python install book serve lab test lint lint-workflows unit unit-lmlib grader-tests nbval nbval-exercises nbval-and-grader-tests book-strict execute clean assets \
-  site-test bench checkpoints pdf
+  site-test site-and-pdf-tests bench checkpoints pdf pdf-test
 .DEFAULT_GOAL := book
 
 # The oldest Python the pinned packages install on (numpy 2.4, scipy 1.17, matplotlib 3.11,
@@ -184,10 +184,28 @@ book-strict: $(STAMP) assets
 # screenshots of every page go to _build/screenshots/. Skipped, loudly, without Chromium,
 # except in CI (CI=true), where that fails.
 # Two workers, each with its own browser and server: a page's checks mostly wait on the browser.
+SITE_TESTS = $(BIN)/pytest tests/test_site.py -p no:cacheprovider $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS))
+NO_CHROMIUM_NOTE = command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+  [ -n "$${CHROMIUM:-}" ] || echo "*** make site-test: NO CHROMIUM FOUND, the browser tests of the website were SKIPPED (apt-get install chromium) ***"
+
 site-test: book-strict
-	$(BIN)/pytest tests/test_site.py -p no:cacheprovider $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS))
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  [ -n "$${CHROMIUM:-}" ] || echo "*** make site-test: NO CHROMIUM FOUND, the browser tests of the website were SKIPPED (apt-get install chromium) ***"
+	$(SITE_TESTS)
+	@$(NO_CHROMIUM_NOTE)
+
+# What `make test` runs last: the site's browser tests and, beside them, the PDF (`make pdf`) and its tests
+# (tests/test_pdf.py, required to find the PDF). The PDF's build and print run at a lower priority (nice), so the
+# site's tests, which wait on widgets and math within time limits, keep the CPU they need; it costs about a minute
+# more than the site's tests alone, against two when run after them.
+site-and-pdf-tests: book-strict
+	@mkdir -p _build && rm -f _build/pdf-test.rc
+	@{ nice -n 10 $(MAKE) -s --no-print-directory pdf-test > _build/pdf-test.log 2>&1; \
+	  echo $$? > _build/pdf-test.rc; } & \
+	$(SITE_TESTS); site=$$?; wait; $(NO_CHROMIUM_NOTE); \
+	echo "== the PDF and its tests (run beside the site's)"; cat _build/pdf-test.log; \
+	[ $$site = 0 ] && [ "$$(cat _build/pdf-test.rc)" = 0 ]
+
+pdf-test: pdf
+	COURSE_REQUIRE_PDF=1 $(BIN)/pytest tests/test_pdf.py -p no:cacheprovider
 
 # The whole course as one PDF, _build/pdf/course.pdf (book/pdf.py): the book built as one page (Jupyter
 # Book's singlehtml builder, with the site's offline MathJax and widget manager) and printed by headless
@@ -211,7 +229,7 @@ bench: $(STAMP)
 	if [ $${#scripts[@]} -eq 0 ]; then echo "make bench: no benchmarks/*_bench.py yet"; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(BIN)/python "$$script"; done
 
-test: lint unit-lmlib nbval-and-grader-tests book-strict site-test
+test: lint unit-lmlib nbval-and-grader-tests book-strict site-and-pdf-tests
 	@echo "make test: all checks passed."
 
 # Re-run every chapter and store its outputs (do this after changing code a chapter calls).
