@@ -29,7 +29,8 @@ Cross-checks (tests/test_sft.py): ``sft_loss`` equals the loss of TRL's ``SFTTra
 (its own ``compute_loss`` on the batch its own collator makes) to 1e-6, ``on="all"`` the same trainer's without
 that option, both on the same network (``GPT.to_hf``; the Hugging Face model has no way to give ``<pad>`` and
 ``<bos>`` the -inf logit of a course GPT, so lmlib's side is the network without its vocabulary), and a step of
-``lmlib.train`` computes ``sft_loss``.
+``lmlib.train`` computes ``sft_loss``. ``trl_trainer`` sets that reference up, for the tests and for
+benchmarks/sft_bench.py, which times a step of each.
 
 Bad input: a record with an empty answer, or a chat longer than the model's window (``encode_records``, through
 ``lmlib.instructions.check_record``), a chat with no assistant token, or an unknown ``on`` raise ``ValueError``
@@ -39,10 +40,12 @@ naming the problem and the fix.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
-from lmlib.chat import CHAT_TOKENS, chat_ids, chat_ids_and_labels, chat_token_ids
+from lmlib._deps import require
+from lmlib.chat import CHAT_TOKENS, chat_ids, chat_ids_and_labels, chat_token_ids, save_chat_tokenizer
 from lmlib.generate import greedy
 from lmlib.instructions import Record, check_record
 from lmlib.lm import model_device
@@ -193,6 +196,25 @@ class SFT(NeuralLM):
             total -= sft_loss(self.model, batch, self.on).double().item() * n
             count += n
         return total, count
+
+
+# --- the reference: TRL's SFTTrainer ----------------------------------------------------------------------
+
+
+def trl_trainer(tokenizer: BPETokenizer, model: NeuralLM, records: Sequence[Record], folder: str | Path,
+                assistant_only: bool = True, **settings):
+    """TRL's ``SFTTrainer`` on the records' chats, as lmlib's SFT is checked and timed against it: the model
+    converted to Hugging Face (``model.to_hf()``, a copy), the chat tokenizer's folder (``save_chat_tokenizer``),
+    the loss on the assistant's tokens (``assistant_only_loss``) or, ``assistant_only=False``, on every token; on the
+    CPU, no logging, everything it writes under ``folder``. ``settings`` go to ``trl.SFTConfig`` (learning rate,
+    ...)."""
+    trl, transformers, datasets = require("trl"), require("transformers"), require("datasets")
+    saved = save_chat_tokenizer(tokenizer, Path(folder) / "tokenizer")
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(saved, local_files_only=True)
+    args = trl.SFTConfig(output_dir=str(Path(folder) / "trainer"), assistant_only_loss=assistant_only,
+                         report_to="none", max_length=None, use_cpu=True, **settings)
+    return trl.SFTTrainer(model=model.to_hf(), args=args, processing_class=hf_tokenizer,
+                          train_dataset=datasets.Dataset.from_list([{"messages": r.messages()} for r in records]))
 
 
 # --- answering -----------------------------------------------------------------------------------------------

@@ -65,18 +65,13 @@ def batch(tokenizer_and_model):
 
 
 def trl_trainer(tokenizer, model, tmp_path, assistant_only: bool):
-    """TRL's SFTTrainer on the records' chats, with the model converted to Hugging Face and the chat tokenizer's
-    folder; everything it writes stays under tmp_path."""
+    """TRL's SFTTrainer on the records' chats (``lmlib.sft.trl_trainer``: the model converted to Hugging Face, the
+    chat tokenizer's folder); everything it writes stays under tmp_path. Skipped where TRL is not installed."""
     trl = pytest.importorskip("trl")
-    transformers = pytest.importorskip("transformers")
-    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("transformers")
+    pytest.importorskip("datasets")
     assert trl.__version__ == "1.16.0"  # the version this equality was checked against (pyproject pins it)
-    folder = C.save_chat_tokenizer(tokenizer, tmp_path / "tokenizer")
-    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    args = trl.SFTConfig(output_dir=str(tmp_path / "trainer"), assistant_only_loss=assistant_only, report_to="none",
-                         max_length=None, use_cpu=True)
-    return trl.SFTTrainer(model=model.to_hf(), args=args, processing_class=hf_tokenizer,
-                          train_dataset=datasets.Dataset.from_list([{"messages": r.messages()} for r in RECORDS]))
+    return S.trl_trainer(tokenizer, model, RECORDS, tmp_path, assistant_only=assistant_only)
 
 
 @pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")
