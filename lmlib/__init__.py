@@ -12,7 +12,7 @@ and the ones before it (``tests/test_layers.py``):
                   distill, memorisation, calibration, probing, chat, sft, dpo
     the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs,
                   code_generation_runs, league, scaling_runs, distillation_runs, memorisation_runs,
-                  sft_runs, viz, chat_cli): what the chapters run on top
+                  sft_runs, dpo_runs, viz, chat_cli): what the chapters run on top
 """
 
 __version__ = "0.1.0"

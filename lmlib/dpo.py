@@ -481,7 +481,7 @@ def evaluate_pairs(policy: NeuralLM, reference: NeuralLM, pairs: Sequence[Prefer
 
 @dataclass
 class SweepPoint:
-    """One beta of ``beta_sweep``: the trained policy's DPO metrics on the evaluation pairs and its KL."""
+    """One beta of ``beta_sweep``: the trained policy's DPO metrics on the evaluation pairs, its KL, and itself."""
 
     beta: float
     loss: float
@@ -492,6 +492,7 @@ class SweepPoint:
     kl: float  # nats per answer, sequence_kl's estimate
     kl_stderr: float
     history: dict = field(repr=False, default_factory=dict)
+    policy: NeuralLM | None = field(repr=False, default=None)  # the trained copy (to score or save it)
 
 
 def beta_sweep(policy: NeuralLM, pairs: Sequence[PreferencePair], tokenizer: BPETokenizer,
@@ -499,7 +500,8 @@ def beta_sweep(policy: NeuralLM, pairs: Sequence[PreferencePair], tokenizer: BPE
                kl_samples: int = 4, max_tokens: int = 32) -> list[SweepPoint]:
     """Train a copy of ``policy`` with DPO for each beta (``lmlib.train`` with ``config``, the same seed and batches
     for every beta), against ``policy`` itself as the frozen reference, and report each trained copy's rewards,
-    margin and accuracy on ``eval_pairs`` (default: ``pairs``) and its KL to the reference on their prompts."""
+    margin and accuracy on ``eval_pairs`` (default: ``pairs``), its KL to the reference on their prompts, and the
+    trained copy itself (``SweepPoint.policy``, in evaluation mode)."""
     from lmlib.train import train
 
     eval_pairs = pairs if eval_pairs is None else eval_pairs
@@ -515,5 +517,6 @@ def beta_sweep(policy: NeuralLM, pairs: Sequence[PreferencePair], tokenizer: BPE
                                     max_tokens, seed=config.seed)
         means = result.summary()
         points.append(SweepPoint(beta, means["loss"], means["rewards/chosen"], means["rewards/rejected"],
-                                 means["rewards/margins"], means["rewards/accuracies"], kl, kl_stderr, history))
+                                 means["rewards/margins"], means["rewards/accuracies"], kl, kl_stderr, history,
+                                 model.policy))
     return points

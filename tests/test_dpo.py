@@ -361,3 +361,5 @@ def test_beta_sweep_reports_margins_and_kl_per_beta(policy, tokenizer, pairs):
     assert [p.beta for p in points] == [0.05, 0.5]
     for p in points:
         assert p.margin > 0 and p.loss < math.log(2) and p.kl > 0 and math.isfinite(p.kl_stderr)
+        assert type(p.policy) is type(policy) and not p.policy.training
+        assert any(not torch.equal(a, b) for a, b in zip(p.policy.parameters(), policy.parameters(), strict=True))

@@ -26,8 +26,8 @@ LAYERS = {  # in order: a module may import from its own layer and the ones befo
     "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs",
                    "course.classification_runs", "course.code_generation_runs",
                    "course.league", "course.scaling_runs",
-                   "course.distillation_runs", "course.memorisation_runs", "course.sft_runs", "course.viz",
-                   "course.chat_cli"},
+                   "course.distillation_runs", "course.memorisation_runs", "course.sft_runs", "course.dpo_runs",
+                   "course.viz", "course.chat_cli"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 MODEL_FREE = {"train", "checkpoint"}  # they meet models only through lmlib.neural
