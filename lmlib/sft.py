@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 from lmlib._deps import require
-from lmlib.chat import CHAT_TOKENS, chat_ids, chat_ids_and_labels, chat_token_ids, save_chat_tokenizer
+from lmlib.chat import CHAT_TOKENS, chat_ids, chat_ids_and_labels, save_chat_tokenizer
 from lmlib.generate import greedy
 from lmlib.instructions import Record, check_record
 from lmlib.lm import model_device
@@ -230,12 +230,6 @@ def respond(model: NeuralLM, tokenizer: BPETokenizer, messages: Sequence[dict[st
     if model.vocab is None or model.vocab.itos != tokenizer.tokens_by_id():
         raise ValueError("the model's vocabulary is not the chat tokenizer's: grow the model with "
                          "lmlib.chat.add_chat_tokens(tokenizer, model) and answer with the tokenizer it returns")
-    special = chat_token_ids(tokenizer)
-    stop = {special[t] for t in CHAT_TOKENS} | {model.vocab.eos_id}
-    generation = greedy(model, [model.vocab.itos[i] for i in ids[1:]], max_tokens)  # greedy puts <bos> first
-    answer = []
-    for i in generation.ids:
-        if i in stop:
-            break
-        answer.append(i)
-    return tokenizer.decode(answer)
+    # decoding ends at the first special token; greedy puts <bos> first, and .tokens leave out the token that ended it
+    generation = greedy(model, [model.vocab.itos[i] for i in ids[1:]], max_tokens, stop=list(CHAT_TOKENS))
+    return tokenizer.decode(model.vocab.encode(generation.tokens))
