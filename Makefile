@@ -108,17 +108,18 @@ lint-workflows: $(STAMP)
 # worker, so a module's fixtures are built once. UNIT_WORKERS=0 runs serially. The grader's tests
 # run apart from the rest: their sandboxes grade two notebooks at once under wall-clock limits
 # (10 s a cell in the tests), so they must not share the cores with two busy pytest workers.
+# --durations lists the slowest tests in the log: where to look when make test nears its budget.
 UNIT_WORKERS ?= 2
 GRADER_TESTS := tests/test_grading.py tests/test_gradescope.py
 
 unit: unit-lmlib grader-tests
 
 unit-lmlib: $(STAMP)
-	$(BIN)/pytest tests --ignore=tests/test_site.py $(addprefix --ignore=,$(GRADER_TESTS)) \
+	$(BIN)/pytest tests --ignore=tests/test_site.py $(addprefix --ignore=,$(GRADER_TESTS)) --durations=20 \
 	  $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS) --dist loadscope)
 
 grader-tests: $(STAMP)
-	$(BIN)/pytest $(GRADER_TESTS)
+	$(BIN)/pytest $(GRADER_TESTS) --durations=10
 
 # What `make test` runs after the unit tests: the notebooks and, at the same time, the grader's tests.
 # The grader's tests mostly wait (sandboxes and kernels starting, hangs running into their limits:
