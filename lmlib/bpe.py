@@ -363,13 +363,14 @@ class BPE:
             return self._cache[word]
         symbols = list(word)
         while len(symbols) > 1:
-            pair = min(pairwise(symbols), key=lambda p: self._ranks.get(p, len(self._ranks)))
-            if pair not in self._ranks:
+            ranks = [self._ranks[pair] for pair in pairwise(symbols) if pair in self._ranks]
+            if not ranks:
                 break
+            a, b = self.merges[min(ranks)]  # the earliest-learned pair in the word
             merged, i = [], 0
             while i < len(symbols):
-                if tuple(symbols[i : i + 2]) == pair:
-                    merged.append(pair[0] + pair[1])
+                if symbols[i] == a and i + 1 < len(symbols) and symbols[i + 1] == b:
+                    merged.append(a + b)
                     i += 2
                 else:
                     merged.append(symbols[i])

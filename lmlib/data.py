@@ -54,8 +54,8 @@ import platform
 import re
 import sysconfig
 import unicodedata
-from collections.abc import Callable
-from functools import cache
+from collections.abc import Callable, Sequence
+from functools import cache, lru_cache
 from pathlib import Path
 
 from lmlib._deps import package_dir, require
@@ -84,8 +84,8 @@ def cache_dir() -> Path:
     return path
 
 
-def _cached(name: str, sources: list[Path], build: Callable[[], list], key: str | None = None) -> list:
-    """Parse once, then read the JSON.
+def _cached(name: str, sources: list[Path], build: Callable[[], list], key: str | None = None) -> tuple:
+    """Parse once, then read the JSON, as nested tuples (see ``_read_frozen``).
 
     The key holds the source files' sizes (or the ``key`` given, e.g. a hash of
     their texts) and a hash of this module, so a new package version or a change
@@ -94,13 +94,29 @@ def _cached(name: str, sources: list[Path], build: Callable[[], list], key: str 
     code = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:10]
     key = key or "-".join(str(p.stat().st_size) for p in sources)
     path = cache_dir() / f"{name}-{code}-{key}.json"
-    if path.exists():
-        return json.loads(path.read_text(encoding="utf-8"))
-    docs = build()
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: parallel readers never see half a file
-    return docs
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(build(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)  # atomic: parallel readers never see half a file
+    stat = path.stat()
+    return _read_frozen(path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=len(CORPORA) + len(CODE_CORPORA))
+def _read_frozen(path: Path, inode: int, mtime_ns: int, size: int) -> tuple:
+    """A JSON file's lists as tuples, read once per process (People's Daily takes about a
+    second to parse, and several loaders need it): tuples, so that no caller can change what
+    the next one gets. The file's inode, time and size are in the key, so a replaced or
+    rewritten file is read again. The price: what it keeps stays in memory (People's Daily,
+    about 300 MB) until ``_read_frozen.cache_clear()``."""
+    return _freeze(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _freeze(x: object) -> object:
+    """Nested lists -> nested tuples; anything else unchanged."""
+    if type(x) is not list:
+        return x
+    return tuple(map(_freeze, x)) if any(type(v) is list for v in x) else tuple(x)
 
 
 # --- cleaning ------------------------------------------------------------------------------------
@@ -392,7 +408,8 @@ def source_files(name: str) -> list[Path]:
     return files[_check_name(name)]()
 
 
-def _raw(name: str) -> list:
+def _raw(name: str) -> tuple:
+    """A corpus as parsed, in nested tuples shared by every loader of this process."""
     parse = {
         "wiki": _parse_wiki,
         "news": _parse_news,
@@ -483,7 +500,6 @@ def blocked_splits(n: int, starts: list[int], stretches: int = 10) -> list[str]:
     return labels
 
 
-@cache
 @cache  # a tuple, so callers cannot change it; finding the articles takes about a second
 def peoples_daily_splits() -> tuple[str, ...]:
     """The split of each People's Daily paragraph: article-aligned blocks (see ``blocked_splits``)."""
@@ -491,7 +507,7 @@ def peoples_daily_splits() -> tuple[str, ...]:
     return tuple(blocked_splits(len(paragraphs), article_starts(paragraphs)))
 
 
-def _select(items: list, split: str, labels: tuple[str, ...] | None = None) -> list:
+def _select(items: Sequence, split: str, labels: tuple[str, ...] | None = None) -> list:
     """The items of one split: by ``labels`` when given, else the 9th and 10th of every ten."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -527,7 +543,7 @@ def load_python_blocks(split: str = "train") -> list[str]:
     return [block for _, _, blocks in _select(raw, split, _stdlib_labels(raw)) for block in blocks]
 
 
-def _stdlib_labels(raw: list) -> tuple[str, ...]:
+def _stdlib_labels(raw: Sequence) -> tuple[str, ...]:
     return tuple(stdlib_split_of(module) for module, _, _ in raw)
 
 

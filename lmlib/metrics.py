@@ -37,7 +37,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from functools import cache
 from statistics import NormalDist
 from typing import Any
@@ -669,6 +669,46 @@ def paired_bootstrap(items_a: Sequence, items_b: Sequence, metric: Callable[[lis
     else:
         p_value = 1.0
     return PairedBootstrap(float(observed), *_percentiles(differences, confidence), p_value, confidence)
+
+
+def bootstrap_sum_interval(items: Sequence, metric: Callable[[list], float], *, n_resamples: int = 1000,
+                           confidence: float = 0.95, seed: int = 0) -> Interval:
+    """``bootstrap_interval`` for items that add up and a metric of their sum only (``BLEUStats``,
+    ``ChrFStats``): each resample is summed at once (``_resample_sums``) and ``metric`` gets a
+    one-item list holding the sum. The same resamples and the same interval, without adding up
+    every resample in Python: ``bootstrap_sum_interval(bleu_stats(hyps, refs), lambda s:
+    bleu_score(s).score)``."""
+    items = list(items)
+    _check_bootstrap(len(items), n_resamples, confidence)
+    scores = [metric([total]) for total in _resample_sums(items, _resamples(len(items), n_resamples, seed))]
+    return Interval(float(metric(items)), *_percentiles(scores, confidence), confidence)
+
+
+def _resample_sums(items: list, resamples: Iterator[np.ndarray]) -> list:
+    """Each resample's sum of ``items``, dataclasses of integers and tuples of integers, as one
+    item of their class: [resamples, items] counts @ [items, numbers] -> [resamples, numbers]."""
+    kind = type(items[0])
+    if not is_dataclass(kind) or any(type(item) is not kind for item in items):
+        raise TypeError("bootstrap_sum_interval sums dataclasses of one kind (BLEUStats, ChrFStats), got "
+                        f"{kind.__name__}")
+    names = [f.name for f in fields(kind)]
+    widths = [len(v) if isinstance(v, tuple) else 0 for v in (getattr(items[0], n) for n in names)]
+    rows = [[x for n, w in zip(names, widths, strict=True) for x in (getattr(item, n) if w else [getattr(item, n)])]
+            for item in items]
+    if any(type(x) is not int for row in rows for x in row) or len({len(row) for row in rows}) != 1:
+        raise TypeError(f"bootstrap_sum_interval sums integers and tuples of integers of one length; "
+                        f"{kind.__name__} items hold other values: use bootstrap_interval")
+    counts = np.stack([np.bincount(idx, minlength=len(items)) for idx in resamples])  # [R, n]
+    sums = (counts @ np.array(rows, dtype=np.int64)).tolist()  # [R, k] exact integers
+
+    def item(row: list[int]) -> object:
+        values, at = {}, 0
+        for name, width in zip(names, widths, strict=True):
+            values[name] = tuple(row[at : at + width]) if width else row[at]
+            at += width or 1
+        return kind(**values)
+
+    return [item(row) for row in sums]
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:

@@ -135,7 +135,7 @@ class NGramTable:
         """Index of each n-gram (context[i], word[i]); -1 where absent or context[i] is -1."""
         keys = context * self.vocab_size + word
         if len(self.keys) == 0:  # e.g. no trigrams in a corpus of one-word sentences
-            return np.full(len(keys), -1)
+            return np.full(keys.shape, -1)
         at = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
         return np.where((context >= 0) & (self.keys[at] == keys), at, -1)
 
@@ -304,7 +304,7 @@ class NGramLM:
         # The next token depends on the last order - 1 tokens only (their positions say where the
         # sentence starts): reading just the last `order` keeps a long generation linear in its length.
         rows, pos = rows[:, -self.order :], pos[:, -self.order :]
-        return torch.from_numpy(np.stack([self._distribution(r, p) for r, p in zip(rows, pos, strict=True)]))
+        return torch.from_numpy(self._distributions(rows, pos))
 
     # --- conveniences --------------------------------------------------------------------------
 
@@ -413,9 +413,10 @@ class NGramLM:
         ``ids`` [N] is a stream of sentences, ``pos`` [N] how many tokens of its sentence
         precede each token (``<s>`` at 0). grams[0] is the empty context, index 0.
         ``hashed``: look the n-grams up in hash tables (same answers, fewer memory reads).
+        [B, T] rows of ``ids`` and ``pos`` are read each on its own (not with ``hashed``).
         """
         tables = self._hash_tables() if hashed else self.tables
-        grams = [np.zeros(len(ids), dtype=np.int64)]
+        grams = [np.zeros(ids.shape, dtype=np.int64)]
         for k in range(1, self.order + 1):
             grams.append(tables[k].lookup(_context_of_order(grams, k, pos), ids))
         return grams
@@ -437,14 +438,18 @@ class NGramLM:
         logp[(ids == self.vocab.pad_id) | (ids == self.vocab.bos_id)] = -np.inf  # never predicted
         return logp
 
-    def _distribution(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """[V] ln P(w | context) for every w, after the context ``ids`` [T] (positions ``pos``)."""
-        grams = self._gram_indices(ids, pos)
-        longest = min(self.order, int(pos[-1]) + 2)  # the highest order usable for the next token
-        # contexts[k]: index of the next token's order-k context, the (k-1)-gram ending the context; -1 if unseen
-        contexts = {k: 0 if k == 1 else int(grams[k - 1][-1]) for k in range(1, longest + 1)}
-        dist = self.smoother.distribution(contexts)
-        dist[[self.vocab.pad_id, self.vocab.bos_id]] = -np.inf
+    def _distributions(self, ids: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """[B, V] ln P(w | context) for every w, after each context row of ``ids`` [B, T] (positions
+        ``pos``); the rows' n-grams are looked up together, a table search per order for all rows."""
+        grams = [gram[:, -1].tolist() for gram in self._gram_indices(ids, pos)]  # [B] each: ending each row
+        dists = []
+        for b, last in enumerate(pos[:, -1].tolist()):
+            longest = min(self.order, last + 2)  # the highest order usable for the next token
+            # contexts[k]: the next token's order-k context, the (k-1)-gram ending the row; -1 if unseen
+            contexts = {k: 0 if k == 1 else grams[k - 1][b] for k in range(1, longest + 1)}
+            dists.append(self.smoother.distribution(contexts))
+        dist = np.stack(dists)
+        dist[:, [self.vocab.pad_id, self.vocab.bos_id]] = -np.inf
         return dist
 
     # --- export --------------------------------------------------------------------------------
@@ -880,8 +885,11 @@ SMOOTHINGS = tuple(SMOOTHERS)
 # --- helpers -------------------------------------------------------------------------------------
 
 def _context_of_order(grams: list[np.ndarray], k: int, pos: np.ndarray) -> np.ndarray:
-    """[N] the context of the k-gram ending at each t: the (k-1)-gram ending at t-1, or -1."""
-    context = np.concatenate([[0 if k == 1 else -1], grams[k - 1][:-1]])
+    """[N] (or [B, T], along each row) the context of the k-gram ending at each t: the (k-1)-gram
+    ending at t-1, or -1."""
+    previous = grams[k - 1]
+    first = np.full((*previous.shape[:-1], 1), 0 if k == 1 else -1)
+    context = np.concatenate([first, previous[..., :-1]], axis=-1)
     return np.where(pos >= k - 1, context, -1)  # -1: the k-gram would reach past the sentence start
 
 

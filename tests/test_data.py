@@ -206,6 +206,27 @@ def test_cache_is_written_once_and_reused(tmp_path, monkeypatch):
     assert len(first) == 289
 
 
+def test_a_corpus_is_parsed_once_per_process_and_callers_cannot_change_it(monkeypatch):
+    reads = []
+    real_loads = data.json.loads
+    monkeypatch.setattr(data.json, "loads", lambda text: reads.append(1) or real_loads(text))
+    data._read_frozen.cache_clear()
+    first = data._raw("peoples_daily")
+    assert data._raw("peoples_daily") is first  # the second caller gets the same object
+    train = data.load_corpus("peoples_daily", "train")
+    data.peoples_daily_splits.cache_clear()
+    data.peoples_daily_splits()
+    assert data.load_segmented("test") and len(reads) == 1  # four loaders, one parse of the JSON
+    # what callers get cannot change what the next one gets
+    assert isinstance(first, tuple) and isinstance(first[0], tuple) and isinstance(first[0][0], tuple)
+    with pytest.raises(TypeError):
+        first[0][0][0] = "x"
+    train[0] = "changed"
+    train.clear()
+    assert data.load_corpus("peoples_daily", "train")[0] != "changed"
+    assert data._raw("peoples_daily") == first
+
+
 def test_corpus_stats_table():
     rows = data.corpus_stats("polarity_en")
     assert [r["split"] for r in rows] == ["train", "valid", "test"]

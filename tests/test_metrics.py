@@ -553,3 +553,19 @@ def test_holm_adjustment_by_hand_and_against_bonferroni():
     assert metrics.holm_adjusted([0.9, 0.8]) == [1.0, 1.0]
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         metrics.holm_adjusted([0.2, 1.5])
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_sum_interval_is_the_generic_bootstrap_summed_at_once(english, chinese, seed):
+    for stats, metric in ((metrics.bleu_stats(english.hyps, english.refs), lambda s: metrics.bleu_score(s).score),
+                          (metrics.bleu_stats(chinese.hyps, chinese.refs, tokenize="zh"),
+                           lambda s: metrics.bleu_score(s).score),
+                          (metrics.chrf_stats(english.hyps, english.refs), lambda s: metrics.chrf_score(s).score),
+                          (metrics.chrf_stats(english.hyps, english.refs, word_order=2),
+                           lambda s: metrics.chrf_score(s).score)):
+        generic = metrics.bootstrap_interval(stats, metric, n_resamples=200, seed=seed)
+        assert metrics.bootstrap_sum_interval(stats, metric, n_resamples=200, seed=seed) == generic
+    with pytest.raises(TypeError, match="sums dataclasses of one kind"):
+        metrics.bootstrap_sum_interval([1.0, 2.0], sum)
+    with pytest.raises(TypeError, match="use bootstrap_interval"):
+        metrics.bootstrap_sum_interval([metrics.ChrFScore(50.0, 40.0, 60.0, 2)], lambda s: 0.0)

@@ -105,6 +105,18 @@ def test_next_token_logprobs_after_a_context_far_longer_than_the_order():
         assert abs(dist[ids[0, t]].item() - forced[t - 1].item()) < 1e-12, t
 
 
+def test_next_token_logprobs_of_a_batch_are_each_row_alone():
+    """The rows of a batch are looked up together, one table search per order: each row still gets
+    the distribution it gets alone, whatever its length and unseen n-grams."""
+    sentences = [list("def f(x):\n    return x + 1\n"), list("class A:\n    pass\n"), list("import os\n")]
+    model = NGramLM(4, "modified_kneser_ney").fit(sentences[:2])
+    ids = encode_batch(model.vocab, sentences)  # [3, T]
+    for t in (1, 2, 3, 5, 9):
+        batch = model.next_token_logprobs(ids[:, :t])
+        for b in range(len(sentences)):
+            assert batch[b].equal(model.next_token_logprobs(ids[b : b + 1, :t])[0]), (t, b)
+
+
 @settings(max_examples=50, deadline=None)
 @given(train=CORPORA, order=st.integers(1, 4))
 def test_counts_match_a_counter_over_padded_sentences(train, order):

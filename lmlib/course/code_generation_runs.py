@@ -210,8 +210,7 @@ class NGramMemo:
     def next_token_logprobs(self, contexts: torch.Tensor) -> torch.Tensor:
         """[B, T] contexts (rows start with ``<bos>``) -> [B, V], each row read once per context."""
         n = self.model.order - 1
-        rows = contexts.tolist()
-        keys = [tuple(row[len(row) - n:]) if len(row) > n else tuple(row) for row in rows]
+        keys = [tuple(row) for row in contexts[:, -n:].tolist()]  # the last n - 1 tokens, or all of a shorter row
         new = list({k: i for i, k in enumerate(keys) if k not in self.memo}.values())  # one row per new key
         if new:
             for i, logp in zip(new, self.model.next_token_logprobs(contexts[new]), strict=True):

@@ -106,6 +106,7 @@ def fine_tune(model: FT.GPTClassifier, way: str, train_set: tuple, eval_sets: di
             if way in ("full", "from scratch") or name.startswith("head.") or ".lora_" in name]
     return {**{f"{name} accuracy": FT.accuracy(model, *data) for name, data in eval_sets.items()},
             "seconds": round(seconds, 2), "final_train_loss": round(losses[-1], 6), "epochs": len(losses),
+            "epoch_losses": [round(loss, 6) for loss in losses],
             "trainable": FT.trainable_parameters(model),
             "checkpoint_bytes": sum(p.numel() * p.element_size() for p in kept)}
 
@@ -193,9 +194,13 @@ def pooling(config: RunConfig = RunConfig(), device: str = "cpu") -> dict:
     rows = []
     for kind in ("mean", "last"):  # the same seed: the same head, batches and dropout masks
         settings = dataclasses.replace(config, pooling=kind)
-        run = fine_tune(classifier(body, "head only", 0, settings), "head only", (ids, labels),
-                        {"test": data["test"][1:]}, chosen, 0, settings, device)
-        rows.append({"pooling": kind, "labels": config.three_ways_size, "seed": 0, "lr": chosen, **run})
+        model = classifier(body, "head only", 0, settings)
+        run = fine_tune(model, "head only", (ids, labels), {"test": data["test"][1:]}, chosen, 0, settings, device)
+        # what lets a reader check the run in seconds: the trained head (258 numbers) and its test predictions
+        head = {name: p.cpu().tolist() for name, p in model.head.state_dict().items()}
+        predicted = "".join(str(int(c)) for c in FT.predict(model, data["test"][1]))
+        rows.append({"pooling": kind, "labels": config.three_ways_size, "seed": 0, "lr": chosen, **run,
+                     "head": head, "test predictions": predicted})
         print(json.dumps(rows[-1]), flush=True)
     return {"device": device_name(device), "rows": rows}
 

@@ -13,7 +13,8 @@ import torch
 from lmlib import finetune as FT
 from lmlib import pretraining
 from lmlib.course import finetune_runs as R
-from lmlib.course.recipes import CHECKPOINTS
+from lmlib.course.recipes import CHECKPOINTS, load_checkpoint
+from lmlib.data import load_corpus
 
 
 def test_mean_and_std_groups_in_order_with_the_sample_deviation():
@@ -121,11 +122,27 @@ def test_pooling_changes_only_the_pooling_and_its_committed_run_is_the_three_way
     assert [r["pooling"] for r in rows] == ["mean", "last"]
     assert rows[0]["final_train_loss"] != rows[1]["final_train_loss"]
     assert all((r["labels"], r["seed"], r["trainable"]) == (20, 0, 2 * 128 + 2) for r in rows)
+    test_ids, test_labels = (part[::100] for part in real(load_checkpoint(R.BODY).vocab, 8)["test"][1:])
+    for row in rows:  # the recorded head gives the recorded predictions, whose accuracy is the row's
+        assert len(row["epoch_losses"]) == row["epochs"] and row["epoch_losses"][-1] == row["final_train_loss"]
+        predicted = torch.tensor([int(c) for c in row["test predictions"]])
+        assert (predicted == test_labels).float().mean().item() == row["test accuracy"]
+        model = R.classifier(load_checkpoint(R.BODY), "head only", seed=1,
+                             config=R.RunConfig(pooling=row["pooling"]))
+        model.head.load_state_dict({name: torch.tensor(value) for name, value in row["head"].items()})
+        assert torch.equal(FT.predict(model, test_ids), predicted)
     committed = json.loads((CHECKPOINTS / "finetune_pooling.json").read_text())["rows"]
     reviews = json.loads((CHECKPOINTS / "finetune_reviews_zh.json").read_text())
     row = next(r for r in reviews["three_ways"] if (r["way"], r["seed"]) == ("head only", 0))
     assert [r["pooling"] for r in committed] == ["mean", "last"]
     assert all((r["labels"], r["lr"], r["epochs"]) == (row["labels"], row["lr"], row["epochs"]) for r in committed)
+    labels = torch.tensor([R.LABELS.index(label) for _, label in load_corpus("reviews_zh", "test")])
+    for r in committed:  # what the chapter checks its live run against is the run's own record
+        predicted = torch.tensor([int(c) for c in r["test predictions"]])
+        assert (predicted == labels).float().mean().item() == r["test accuracy"]
+        assert r["epoch_losses"][-1] == r["final_train_loss"] and len(r["epoch_losses"]) == r["epochs"]
+        assert {name: torch.tensor(v).shape for name, v in r["head"].items()} == {
+            "weight": (2, 128), "bias": (2,)}
 
 
 def test_domain_adaptation_on_a_tiny_configuration(monkeypatch):
