@@ -192,13 +192,20 @@ def load_data(corpus: str = CORPUS, split: str = SPLIT) -> LeagueData:
     if len(set(sizes.values())) != 1:
         raise ValueError(f"the tokenizations cut the {split} split into different numbers of sentences: {sizes}")
     documents = load_corpus(corpus, split)
-    per_article = [len(split_sentences(doc)) for doc in documents]
+    per_article = [part.stop - part.start for part in article_slices(corpus, split)]
     if sum(per_article) != sizes["words"]:
         raise ValueError("the articles' sentences do not add up to the split's: split_sentences changed?")
     title_of = {text: title for title, text in wiki_articles().items()} if corpus == "wiki" else {}
     titles = [title_of.get(doc, f"article {i}") for i, doc in enumerate(documents)]
     return LeagueData(train, test, np.array([len(s) + 1 for s in test["chars"]]),
                       np.repeat(np.arange(len(documents)), per_article), titles)
+
+
+def article_slices(corpus: str = CORPUS, split: str = SPLIT) -> list[slice]:
+    """Where each article's sentences are in the split's sentences (any tokenization: the articles
+    follow one another, each cut by ``split_sentences``), in the order of ``load_corpus``."""
+    ends = np.cumsum([len(split_sentences(doc)) for doc in load_corpus(corpus, split)]).tolist()
+    return [slice(start, end) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 # --- scoring --------------------------------------------------------------------------------------------
