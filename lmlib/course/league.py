@@ -726,15 +726,15 @@ CHAPTERS = Path(__file__).resolve().parents[2] / "chapters"
 # (chapter, a pattern that finds the line of its printed output, the league row, the measure, digits printed):
 # the figure is the last number on the line.
 PRINTED: tuple[tuple[str, str, str, str, int], ...] = (
-    ("transformer", r"^\s*uniform\s+-", "uniform, words", "perplexity", 1),
+    ("recurrent_networks", r"^\s*uniform\s+-", "uniform, words", "perplexity", 1),
     ("recurrent_networks", r"^\s*unigram\s+[\d,]+ n-grams", "unigram, words", "perplexity", 1),
     ("recurrent_networks", r"^\s*Kneser-Ney 3-gram\s+[\d,]+ n-grams", "Kneser-Ney 3-gram, words", "perplexity", 1),
-    ("transformer", r"^\s*Kneser-Ney 5-gram\s+[\d,]+ n-grams", "Kneser-Ney 5-gram, words", "perplexity", 1),
-    ("transformer", r"MLP \(recipe mlp_wiki\)", "MLP, words", "perplexity", 1),
-    ("transformer", r"LSTM \(recipe lstm_words_wiki\)", "LSTM, words", "perplexity", 1),
+    ("recurrent_networks", r"^\s*Kneser-Ney 5-gram\s+[\d,]+ n-grams", "Kneser-Ney 5-gram, words", "perplexity", 1),
+    ("neural_networks", r"MLP \(recipe mlp_wiki\)", "MLP, words", "perplexity", 1),
+    ("recurrent_networks", r"LSTM \(recipe lstm_words_wiki\)", "LSTM, words", "perplexity", 1),
     ("transformer", r"GPT \(recipe gpt_words_wiki\)", "GPT, modern block, words", "perplexity", 1),
-    ("transformer", r"^\s*wiki\s+Kneser-Ney 5-gram\s", "Kneser-Ney 5-gram, characters", "bpc", 3),
-    ("transformer", r"^\s*wiki\s+LSTM \(lstm_chars_wiki\)", "LSTM, characters", "bpc", 3),
+    ("recurrent_networks", r"^\s*wiki\s+Kneser-Ney 5-gram\s", "Kneser-Ney 5-gram, characters", "bpc", 3),
+    ("recurrent_networks", r"^\s*wiki\s+LSTM\s", "LSTM, characters", "bpc", 3),
     ("transformer", r"^\s*wiki\s+GPT \(gpt_chars_wiki\)", "GPT, GPT-2 block, characters", "bpc", 3),
     ("transformer", r"^\s*wiki\s+GPT, modern block", "GPT, modern block, characters", "bpc", 3),
     ("transformer", r"^\s*wiki\s+GPT on BPE tokens", "GPT, GPT-2 block, BPE", "bpc", 3),
