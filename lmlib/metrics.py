@@ -607,6 +607,17 @@ def _resamples(n_items: int, n_resamples: int, seed: int) -> Iterator[np.ndarray
         yield rng.integers(0, n_items, size=n_items)
 
 
+def _resampling(items: Sequence) -> tuple[Sequence, Callable[[np.ndarray], Sequence]]:
+    """The items as a metric receives them all, and how it receives a resample (its indices) of
+    them: a list of the items; for a ``range``, positions into arrays the metric indexes, an integer
+    array (a resample of 10^4 positions costs no list of 10^4 Python ints, 1,000 times over)."""
+    if isinstance(items, range):
+        positions = np.arange(items.start, items.stop, items.step)
+        return positions, positions.__getitem__
+    items = list(items)
+    return items, lambda idx: [items[i] for i in idx]
+
+
 def _percentiles(values: Sequence[float], confidence: float) -> tuple[float, float]:
     low, high = np.quantile(np.asarray(values, dtype=np.float64), [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(low), float(high)
@@ -618,11 +629,13 @@ def bootstrap_interval(items: Sequence, metric: Callable[[list], float], *, n_re
     replacement, recompute ``metric`` on each resample, take the (1 -+ confidence)/2 quantiles.
 
     ``metric`` receives a list of items, e.g. sentences' BLEU statistics:
-    ``bootstrap_interval(bleu_stats(hyps, refs), lambda s: bleu_score(s).score)``.
+    ``bootstrap_interval(bleu_stats(hyps, refs), lambda s: bleu_score(s).score)``. Items that are
+    ``range(n)`` are positions, and ``metric`` receives an integer array of them to index arrays with:
+    ``bootstrap_interval(range(len(x)), lambda i: x[i].sum() / n[i].sum())``.
     """
-    items = list(items)
+    items, resample = _resampling(items)
     _check_bootstrap(len(items), n_resamples, confidence)
-    scores = [metric([items[i] for i in idx]) for idx in _resamples(len(items), n_resamples, seed)]
+    scores = [metric(resample(idx)) for idx in _resamples(len(items), n_resamples, seed)]
     return Interval(float(metric(items)), *_percentiles(scores, confidence), confidence)
 
 
@@ -650,15 +663,16 @@ def paired_bootstrap(items_a: Sequence, items_b: Sequence, metric: Callable[[lis
     not win where it won on the whole set); 1.0 when the observed difference is 0. That p-value
     is one-sided, right only when the direction was fixed before looking. With ``two_sided``
     it is p = min(1, 2 * min(share(d <= 0), share(d >= 0))), d the resampled differences: the
-    test of "the systems differ" in either direction.
+    test of "the systems differ" in either direction. Items that are ranges are positions, as in
+    ``bootstrap_interval``.
     """
-    items_a, items_b = list(items_a), list(items_b)
+    (items_a, resample_a), (items_b, resample_b) = _resampling(items_a), _resampling(items_b)
     if len(items_a) != len(items_b):
         raise ValueError(f"{len(items_a)} items for system a but {len(items_b)} for system b: "
                          f"a paired test needs both systems' results on the same items")
     _check_bootstrap(len(items_a), n_resamples, confidence)
     observed = metric(items_b) - metric(items_a)
-    differences = np.array([metric([items_b[i] for i in idx]) - metric([items_a[i] for i in idx])
+    differences = np.array([metric(resample_b(idx)) - metric(resample_a(idx))
                             for idx in _resamples(len(items_a), n_resamples, seed)])
     if two_sided:
         p_value = min(1.0, 2 * float(min(np.mean(differences <= 0), np.mean(differences >= 0))))

@@ -428,6 +428,36 @@ def test_mean_interval_is_the_generic_bootstrap_of_the_mean(sentence_scores):
     assert (fast.low, fast.high) == pytest.approx((generic.low, generic.high), abs=1e-9)
 
 
+def test_a_range_resamples_positions_as_the_items_would_be(sentence_scores):
+    """range(n): the metric gets index arrays, and the intervals are those of the listed items."""
+    lengths = np.arange(len(sentence_scores)) % 7 + 1  # a ratio of sums, as a corpus metric is
+    received = []
+
+    def by_position(i):
+        received.append(type(i))
+        return sentence_scores[i].sum() / lengths[i].sum()
+
+    def by_item(items):
+        return sum(s for s, _ in items) / sum(n for _, n in items)
+
+    pairs = list(zip(sentence_scores, lengths, strict=True))
+    fast = metrics.bootstrap_interval(range(len(pairs)), by_position, n_resamples=300, seed=3)
+    plain = metrics.bootstrap_interval(pairs, by_item, n_resamples=300, seed=3)
+    assert received == [np.ndarray] * 301
+    assert (fast.estimate, fast.low, fast.high) == pytest.approx((plain.estimate, plain.low, plain.high), rel=1e-12)
+    assert fast != metrics.bootstrap_interval(range(len(pairs)), by_position, n_resamples=300, seed=4)
+    shifted = np.concatenate([sentence_scores, sentence_scores[::-1]])  # system b: positions n .. 2n - 1
+    lengths = np.concatenate([lengths, lengths])
+    n = len(pairs)
+    fast = metrics.paired_bootstrap(range(n), range(n, 2 * n), lambda i: shifted[i].sum() / lengths[i].sum(),
+                                    n_resamples=300, seed=3, two_sided=True)
+    plain = metrics.paired_bootstrap(pairs, list(zip(shifted[n:], lengths[n:], strict=True)), by_item,
+                                     n_resamples=300, seed=3, two_sided=True)
+    assert (fast.difference, fast.low, fast.high) == pytest.approx((plain.difference, plain.low, plain.high),
+                                                                   abs=1e-12)
+    assert fast.p_value == plain.p_value
+
+
 def test_bleu_interval_resamples_sentences(english):
     stats = metrics.bleu_stats(english.hyps, english.refs)
     interval = metrics.bootstrap_interval(stats, lambda s: metrics.bleu_score(s).score, n_resamples=300, seed=0)

@@ -192,13 +192,20 @@ def load_data(corpus: str = CORPUS, split: str = SPLIT) -> LeagueData:
     if len(set(sizes.values())) != 1:
         raise ValueError(f"the tokenizations cut the {split} split into different numbers of sentences: {sizes}")
     documents = load_corpus(corpus, split)
-    per_article = [len(split_sentences(doc)) for doc in documents]
+    per_article = [part.stop - part.start for part in article_slices(corpus, split)]
     if sum(per_article) != sizes["words"]:
         raise ValueError("the articles' sentences do not add up to the split's: split_sentences changed?")
     title_of = {text: title for title, text in wiki_articles().items()} if corpus == "wiki" else {}
     titles = [title_of.get(doc, f"article {i}") for i, doc in enumerate(documents)]
     return LeagueData(train, test, np.array([len(s) + 1 for s in test["chars"]]),
                       np.repeat(np.arange(len(documents)), per_article), titles)
+
+
+def article_slices(corpus: str = CORPUS, split: str = SPLIT) -> list[slice]:
+    """Where each article's sentences are in the split's sentences (any tokenization: the articles
+    follow one another, each cut by ``split_sentences``), in the order of ``load_corpus``."""
+    ends = np.cumsum([len(split_sentences(doc)) for doc in load_corpus(corpus, split)]).tolist()
+    return [slice(start, end) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 # --- scoring --------------------------------------------------------------------------------------------
@@ -719,15 +726,15 @@ CHAPTERS = Path(__file__).resolve().parents[2] / "chapters"
 # (chapter, a pattern that finds the line of its printed output, the league row, the measure, digits printed):
 # the figure is the last number on the line.
 PRINTED: tuple[tuple[str, str, str, str, int], ...] = (
-    ("transformer", r"^\s*uniform\s+-", "uniform, words", "perplexity", 1),
+    ("recurrent_networks", r"^\s*uniform\s+-", "uniform, words", "perplexity", 1),
     ("recurrent_networks", r"^\s*unigram\s+[\d,]+ n-grams", "unigram, words", "perplexity", 1),
     ("recurrent_networks", r"^\s*Kneser-Ney 3-gram\s+[\d,]+ n-grams", "Kneser-Ney 3-gram, words", "perplexity", 1),
-    ("transformer", r"^\s*Kneser-Ney 5-gram\s+[\d,]+ n-grams", "Kneser-Ney 5-gram, words", "perplexity", 1),
-    ("transformer", r"MLP \(recipe mlp_wiki\)", "MLP, words", "perplexity", 1),
-    ("transformer", r"LSTM \(recipe lstm_words_wiki\)", "LSTM, words", "perplexity", 1),
+    ("recurrent_networks", r"^\s*Kneser-Ney 5-gram\s+[\d,]+ n-grams", "Kneser-Ney 5-gram, words", "perplexity", 1),
+    ("neural_networks", r"MLP \(recipe mlp_wiki\)", "MLP, words", "perplexity", 1),
+    ("recurrent_networks", r"LSTM \(recipe lstm_words_wiki\)", "LSTM, words", "perplexity", 1),
     ("transformer", r"GPT \(recipe gpt_words_wiki\)", "GPT, modern block, words", "perplexity", 1),
-    ("transformer", r"^\s*wiki\s+Kneser-Ney 5-gram\s", "Kneser-Ney 5-gram, characters", "bpc", 3),
-    ("transformer", r"^\s*wiki\s+LSTM \(lstm_chars_wiki\)", "LSTM, characters", "bpc", 3),
+    ("recurrent_networks", r"^\s*wiki\s+Kneser-Ney 5-gram\s", "Kneser-Ney 5-gram, characters", "bpc", 3),
+    ("recurrent_networks", r"^\s*wiki\s+LSTM\s", "LSTM, characters", "bpc", 3),
     ("transformer", r"^\s*wiki\s+GPT \(gpt_chars_wiki\)", "GPT, GPT-2 block, characters", "bpc", 3),
     ("transformer", r"^\s*wiki\s+GPT, modern block", "GPT, modern block, characters", "bpc", 3),
     ("transformer", r"^\s*wiki\s+GPT on BPE tokens", "GPT, GPT-2 block, BPE", "bpc", 3),

@@ -299,6 +299,15 @@ def test_the_sign_flip_test_is_the_exact_enumeration():
         L.sign_flip_test(list(range(21)), list(range(21)), np.mean)
 
 
+def test_article_slices_cut_the_split_into_its_articles_in_order(committed, data):
+    """Each article's slice of the test sentences holds what the committed row counted for that article."""
+    slices = L.article_slices()
+    assert slices[0].start == 0 and slices[-1].stop == len(data.test["chars"])
+    assert all(a.stop == b.start for a, b in zip(slices[:-1], slices[1:], strict=True))
+    row = _row(committed, "Kneser-Ney 5-gram, characters")["articles"]
+    assert [int(data.characters[part].sum()) for part in slices] == row["characters"]
+
+
 def test_the_article_interval_resamples_whole_articles():
     rng = np.random.default_rng(2)
     logprob, size = -rng.uniform(5, 50, 30), rng.integers(2, 20, 30)
