@@ -7,7 +7,7 @@ and the ones before it (``tests/test_layers.py``):
 
     foundations   _deps, data, tokenize, bpe, show, answers, metrics, numerals, instructions
     the seam      lm, neural
-    models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec
+    models        ngram, mlp, rnn, transformer, seq2seq, hf, pretraining, word2vec, word2vec_numba
     tools         train, checkpoint, generate, finetune, analysis, summarize, retrieval, quantize,
                   distill, memorisation, calibration, probing, chat, sft, dpo
     the course    course/ (recipes, finetune_runs, summarization_runs, classification_runs,

@@ -10,6 +10,7 @@ from types import ModuleType
 # import name -> pip name, for the packages lmlib reaches for lazily
 _PIP_NAMES = {
     "gensim": "gensim",
+    "numba": "numba",
     "snownlp": "snownlp",
     "jieba": "jieba",
     "tokenizers": "tokenizers",

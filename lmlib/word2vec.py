@@ -36,6 +36,13 @@ pairs with |u · v| >= 6. In skip-gram, like word2vec.c and gensim, the context
 word's input vector u predicts the centre word, the paper's pairs the other way
 round (every pair occurs both ways, up to the shrunk windows).
 
+``fast=True`` (skip-gram only) runs the same training in compiled loops
+(``lmlib.word2vec_numba``, with Numba): the same subsampling, windows, blocks of
+``batch_size`` centres and α, but one pair after the other, as word2vec.c does,
+each pair's update being ``skipgram_step`` on a batch of that one pair; noise
+words come from the same ``noise_table`` through word2vec.c's own generator.
+It is the faster path (benchmarks/results/word2vec.md compares both with gensim).
+
 ``Word2Vec`` mirrors ``gensim.models.Word2Vec``'s arguments and its
 ``KeyedVectors``' look-ups, and ``to_keyed_vectors()`` hands the vectors to
 gensim itself, so gensim's evaluations run on them unchanged. ``weat`` probes trained
@@ -79,6 +86,7 @@ class Word2VecConfig:
     seed: int = 1
     batch_size: int = 256  # centre words whose updates are computed together
     workers: int = 1  # threads training at once (1: reproducible; more: faster, as word2vec.c's threads)
+    fast: bool = False  # skip-gram only: compiled pair-by-pair loops (lmlib.word2vec_numba) instead of batches
 
 
 LOG_EVERY = 20  # the training history records the loss of every 20th batch
@@ -317,7 +325,8 @@ class Word2Vec:
     except ``batch_size``, the number of centre words whose updates are
     computed at once (gensim's threads take 10,000 words a job, but update the
     vectors pair by pair), and ``workers``, 1 by default (gensim's: 3) so that
-    a seed gives the same vectors every time. Typical use::
+    a seed gives the same vectors every time (with ``fast=True`` too). ``fast``:
+    skip-gram in compiled loops (``lmlib.word2vec_numba``), pair by pair. Typical use::
 
         model = Word2Vec(vector_size=100, window=5, sg=1, min_count=5, seed=0).fit(sentences)
         model.most_similar("king", topn=5)
@@ -334,12 +343,12 @@ class Word2Vec:
     def __init__(
         self, vector_size: int = 100, window: int = 5, negative: int = 5, sg: int = 0, min_count: int = 5,
         sample: float = 1e-3, epochs: int = 5, alpha: float = 0.025, min_alpha: float = 0.0001, seed: int = 1,
-        batch_size: int = 256, workers: int = 1,
+        batch_size: int = 256, workers: int = 1, fast: bool = False,
     ):
         self.config = _check_config(Word2VecConfig(
             vector_size=vector_size, window=window, negative=negative, sg=sg, min_count=min_count, sample=sample,
             epochs=epochs, alpha=alpha, min_alpha=min_alpha, seed=seed, batch_size=batch_size,
-            workers=workers,
+            workers=workers, fast=fast,
         ))
         self.index_to_key: list[str] = []
         self.key_to_index: dict[str, int] = {}
@@ -393,7 +402,8 @@ class Word2Vec:
             spans = c.window - torch.randint(0, c.window, (int(kept.sum()),), generator=generator)  # dynamic window
             # words_before[i]: words of the corpus (all epochs) before kept word i; drives α and the bar
             words_before = torch.cat([kept.nonzero()[:, 0], torch.tensor([N])]) + epoch * N  # [n + 1]
-            self._train_epoch(stream[kept], sentence_ids[kept], spans, words_before, total, table, generator, bar)
+            train = self._train_epoch_fast if c.fast else self._train_epoch
+            train(stream[kept], sentence_ids[kept], spans, words_before, total, table, generator, bar)
 
     def _train_epoch(self, ids, sents, spans, words_before, total: int, table, generator, bar) -> None:
         """One pass over the kept words ``ids`` [n] (sentence numbers ``sents``, windows ``spans``), batch by batch."""
@@ -415,6 +425,29 @@ class Word2Vec:
                     bar.update(int(words_before[last]) - done)
 
         _run_batches(train, range(0, len(ids), c.batch_size), c.workers, generator)
+
+    def _train_epoch_fast(self, ids, sents, spans, words_before, total: int, table, generator, bar) -> None:
+        """``_train_epoch`` in compiled loops (``fast=True``): the same blocks of ``batch_size`` centres, their α
+        and history, but pair after pair within a block (``lmlib.word2vec_numba``)."""
+        c, numba = self.config, require("numba")
+        from lmlib import word2vec_numba as kernels
+        firsts = torch.arange(0, len(ids), c.batch_size)  # [blocks] the first centre of each block
+        alphas = linear_alpha(c, words_before[firsts].double(), total)  # [blocks]
+        seeds = torch.randint(2**62, (len(firsts),), generator=generator)  # [blocks] each block's noise draws
+        threads = numba.get_num_threads()
+        numba.set_num_threads(min(c.workers, numba.config.NUMBA_NUM_THREADS))
+        try:
+            losses, pairs = kernels.skipgram_epoch(
+                self.vectors.numpy(), self.syn1neg.numpy(), ids.numpy(), sents.numpy(), spans.numpy(),
+                table.numpy(), c.negative, c.batch_size, alphas.numpy(), seeds.numpy(), LOG_EVERY)
+        finally:
+            numba.set_num_threads(threads)
+        logged = (torch.arange(len(firsts)) % LOG_EVERY == 0) & torch.from_numpy(pairs > 0)  # as _train_epoch
+        self.history["words"] += words_before[firsts][logged].tolist()
+        self.history["loss"] += (torch.from_numpy(losses) / torch.from_numpy(pairs))[logged].tolist()
+        self.history["alpha"] += alphas[logged].tolist()
+        if bar is not None:
+            bar.update(int(words_before[-1] - words_before[0]))
 
     def _train_batch(self, ids, sents, centers, spans, alpha: float, table, generator, log: bool) -> float | None:
         """One SGD step for a batch of centre positions; with ``log``, the mean loss per prediction before it."""
@@ -822,6 +855,8 @@ def _check_config(c: Word2VecConfig) -> Word2VecConfig:
                          f"no hierarchical softmax), got {c.negative!r}")
     if c.sg not in (0, 1):
         raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {c.sg!r}")
+    if c.fast and not c.sg:
+        raise ValueError("fast=True trains skip-gram only (sg=1); CBOW trains on the batched path (fast=False)")
     if not 0 <= c.sample < 1:
         raise ValueError(f"sample must be in [0, 1) (e.g. 1e-3; 0 turns subsampling off), got {c.sample!r}")
     if not 0 <= c.min_alpha <= c.alpha:

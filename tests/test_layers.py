@@ -20,7 +20,7 @@ LMLIB = Path(__file__).resolve().parent.parent / "lmlib"
 LAYERS = {  # in order: a module may import from its own layer and the ones before it
     "foundations": {"_deps", "data", "tokenize", "bpe", "show", "answers", "metrics", "numerals", "instructions"},
     "the seam": {"lm", "neural"},
-    "models": {"ngram", "mlp", "rnn", "transformer", "seq2seq", "hf", "pretraining", "word2vec"},
+    "models": {"ngram", "mlp", "rnn", "transformer", "seq2seq", "hf", "pretraining", "word2vec", "word2vec_numba"},
     "tools": {"train", "checkpoint", "generate", "finetune", "analysis", "summarize", "retrieval", "quantize",
               "distill", "memorisation", "calibration", "probing", "chat", "sft", "dpo"},
     "the course": {"course", "course.recipes", "course.finetune_runs", "course.summarization_runs",

@@ -165,6 +165,65 @@ def test_cbow_step_gives_every_context_word_the_whole_update():
     np.testing.assert_allclose(syn1neg.numpy(), expected[1], atol=1e-6)
 
 
+# --- the fast path: compiled loops, pair after pair (lmlib.word2vec_numba) ----------------------------
+
+@pytest.fixture
+def one_numba_thread():
+    numba = pytest.importorskip("numba")
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)  # blocks in order, no races: reproducible
+    yield
+    numba.set_num_threads(threads)
+
+
+def test_fast_epoch_is_the_batched_step_applied_pair_after_pair(one_numba_thread):
+    from lmlib import word2vec_numba as kernels
+
+    gen = torch.Generator().manual_seed(3)
+    V, d, K, window, block = 12, 6, 3, 3, 8
+    sentence_ids = torch.tensor([0] * 9 + [1] * 1 + [2] * 14 + [3] * 6 + [4] * 10)  # [40]
+    ids = torch.randint(0, V, (len(sentence_ids),), generator=gen)
+    spans = window - torch.randint(0, window, (len(ids),), generator=gen)
+    table = noise_table(negative_sampling_table(torch.arange(V, 0, -1)), size=1000)
+    alphas = torch.tensor([0.05, 0.04, 0.03, 0.02, 0.01], dtype=torch.float64)  # one per block of 8 centres
+    seeds = torch.randint(2**62, (5,), generator=gen)
+    syn0, syn1neg = 0.5 * torch.randn(V, d, generator=gen), 0.5 * torch.randn(V, d, generator=gen)
+    fast0, fast1 = syn0.clone(), syn1neg.clone()
+    losses, pairs = kernels.skipgram_epoch(
+        fast0.numpy(), fast1.numpy(), ids.numpy(), sentence_ids.numpy(), spans.numpy(), table.numpy(), K, block,
+        alphas.numpy(), seeds.numpy(), 2)
+    for b in range(5):  # the batched path's pieces: skipgram_pairs, skipgram_step on batches of one pair
+        centers = torch.arange(b * block, (b + 1) * block)
+        center_words, context_words = skipgram_pairs(ids, sentence_ids, centers, spans[centers], window)
+        negatives = torch.from_numpy(kernels.noise_draws(table.numpy(), int(seeds[b]), K * len(center_words)))
+        negatives = negatives.view(-1, K)  # [P, K] the draws of block b, K per pair in pair order
+        assert pairs[b] == len(center_words) > 0
+        loss = 0.0
+        for p in range(len(center_words)):
+            one = slice(p, p + 1)
+            mask = negatives[one] != center_words[one, None]
+            loss += float(sgns_loss(syn0[context_words[one]], syn1neg[center_words[one]],
+                                    syn1neg[negatives[one]], mask).sum())
+            skipgram_step(syn0, syn1neg, context_words[one], center_words[one], negatives[one], float(alphas[b]))
+        if b % 2 == 0:
+            assert losses[b] == pytest.approx(loss, rel=1e-5)
+        else:
+            assert np.isnan(losses[b])
+    np.testing.assert_allclose(fast0.numpy(), syn0.numpy(), atol=1e-6)
+    np.testing.assert_allclose(fast1.numpy(), syn1neg.numpy(), atol=1e-6)
+
+
+def test_fast_noise_draws_follow_the_noise_distribution():
+    from lmlib import word2vec_numba as kernels
+
+    probs = negative_sampling_table(torch.tensor([60, 20, 10, 5, 1]))
+    table = noise_table(probs)
+    for seed in (1, 2**61 + 7):
+        draws = kernels.noise_draws(table.numpy(), seed, 100_000)
+        shares = np.bincount(draws, minlength=5) / len(draws)
+        assert shares.tolist() == pytest.approx(probs.tolist(), abs=0.005)  # 100,000 draws: 4+ standard errors
+
+
 # --- the model -----------------------------------------------------------------------------------
 
 def small_fit(**kwargs) -> Word2Vec:
@@ -173,9 +232,9 @@ def small_fit(**kwargs) -> Word2Vec:
     return Word2Vec(**settings).fit(SENTENCES, progress=False)
 
 
-@pytest.mark.parametrize("sg", [0, 1])
-def test_fit_is_seeded_and_the_learning_rate_falls_linearly(sg):
-    a, b, c = small_fit(sg=sg), small_fit(sg=sg), small_fit(sg=sg, seed=1)
+@pytest.mark.parametrize(("sg", "fast"), [(0, False), (1, False), (1, True)])
+def test_fit_is_seeded_and_the_learning_rate_falls_linearly(sg, fast):
+    a, b, c = small_fit(sg=sg, fast=fast), small_fit(sg=sg, fast=fast), small_fit(sg=sg, seed=1, fast=fast)
     assert torch.equal(a.vectors, b.vectors) and not torch.equal(a.vectors, c.vectors)
     alphas, words = a.history["alpha"], a.history["words"]
     assert alphas[0] == 0.025 and alphas == sorted(alphas, reverse=True)
@@ -185,16 +244,18 @@ def test_fit_is_seeded_and_the_learning_rate_falls_linearly(sg):
     assert len(a) == 8 and a.index_to_key[0] == "the" and a.counts[0] == 60
 
 
-@pytest.mark.parametrize("sg", [0, 1])
-def test_batches_with_nothing_to_predict_are_skipped(sg):
+@pytest.mark.parametrize(("sg", "fast"), [(0, False), (1, False), (1, True)])
+def test_batches_with_nothing_to_predict_are_skipped(sg, fast):
     sentences = [["a"], ["b"], ["a", "b", "c"], ["c"], ["a"]] * 3  # one-word sentences have no context
-    model = Word2Vec(vector_size=4, window=2, min_count=1, sample=0, epochs=2, seed=0, batch_size=1, sg=sg)
+    model = Word2Vec(vector_size=4, window=2, min_count=1, sample=0, epochs=2, seed=0, batch_size=1, sg=sg,
+                     fast=fast)
     model.fit(sentences, progress=False)
     assert all(np.isfinite(loss) for loss in model.history["loss"])
 
 
-def test_workers_train_in_parallel_threads():
-    model = small_fit(sg=1, workers=2, epochs=5)
+@pytest.mark.parametrize("fast", [False, True])
+def test_workers_train_in_parallel_threads(fast):
+    model = small_fit(sg=1, workers=2, epochs=5, fast=fast)
     assert torch.get_num_threads() >= 1 and model.history["loss"][-1] < model.history["loss"][0]
 
 
@@ -396,6 +457,7 @@ def test_unknown_word_names_the_word_and_min_count():
     ({"sg": 2}, "sg must be 1"),
     ({"sample": 1.5}, "sample must be in"),
     ({"min_alpha": 0.1}, "min_alpha <= alpha"),
+    ({"fast": True, "sg": 0}, r"fast=True trains skip-gram only \(sg=1\)"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -430,12 +492,13 @@ def wordsim_spearman(kv) -> float:
     return float(kv.evaluate_word_pairs(eval_set_path("wordsim353"))[1][0])
 
 
-def test_skipgram_vectors_are_as_good_as_gensims_on_wordsim353():
+@pytest.mark.parametrize("path", [{}, {"fast": True, "workers": 2}], ids=["batched", "fast-2-threads"])
+def test_skipgram_vectors_are_as_good_as_gensims_on_wordsim353(path):
     from gensim.models import KeyedVectors
     from gensim.models import Word2Vec as GensimWord2Vec
 
     sentences = lowercase_word_sentences("news", "train") + lowercase_word_sentences("wiki", "train")
-    ours = Word2Vec(**QUALITY).fit(sentences, progress=False).to_keyed_vectors()
+    ours = Word2Vec(**QUALITY, **path).fit(sentences, progress=False).to_keyed_vectors()
     theirs = GensimWord2Vec(sentences, workers=1, **QUALITY).wv
     assert set(ours.index_to_key) == set(theirs.index_to_key)
     rng = np.random.default_rng(0)
