@@ -370,6 +370,10 @@ def training_table(runs, step_seconds, args, parameters: int, vocab_size: int, l
         "throughput. On a busy machine separate runs meet the other jobs at different moments; alternated steps "
         "share them, so their ratio is the steadier one. Peak memory includes the Python interpreter, PyTorch, "
         "transformers (imported on both sides) and the corpus; the growth row is what the training itself adds.",
+        "",
+        "The course recipe's training step (gpt_chars_wiki: this model with block 128, batch 16, dropout 0.1): its "
+        "model FLOPs utilisation against the peak this machine measures, where its time goes, and opt-in "
+        "bfloat16 against float32 are in gpt_mfu.md and gpt_bf16.md (`benchmarks/gpt_mfu_bench.py`).",
     ]
 
 

@@ -40,10 +40,17 @@ gradients are averaged, and only rank 0 prints, evaluates and saves.
 ``resume=`` continues from it, bit for bit in one CPU process. The course's
 recipes, which make its checkpoints, are ``lmlib.course.recipes`` (``python -m
 lmlib.course.recipes --list``); this module imports no model.
+
+``with training_precision(model, "bf16"): train(model, ...)`` is mixed precision, opt-in: the training steps'
+forward pass runs under ``torch.autocast`` (matrix products in bfloat16, accumulated in float32; the loss in
+float32), while the weights, their gradients and AdamW's moments stay float32 (the master weights). Validation
+stays float32. The default, float32 throughout, is the one that reproduces across CPUs: bfloat16 kernels round
+differently from one CPU to the next.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -132,6 +139,46 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         {"params": [p for p in params if id(p) not in no_decay], "weight_decay": weight_decay},
         {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0},
     ]
+
+
+# --- precision -----------------------------------------------------------------------------------
+
+# The precisions a training run may ask for: the autocast dtype of its forward pass (None: float32 throughout).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def training_precision(model: nn.Module, precision: str = "fp32") -> Iterator[None]:
+    """Within: ``model``'s forward pass in training mode runs under ``torch.autocast`` to ``precision``.
+
+    "bf16": the matrix products (linear layers, attention) read bfloat16 copies of their inputs and
+    weights and accumulate in float32; norms, softmax and ``_loss``'s cross-entropy stay float32, and so
+    do the parameters, their gradients and the optimizer's state. The backward pass runs outside
+    autocast, in the dtypes the forward pass chose. In eval mode (``_evaluate``) the forward pass is
+    float32, so validation losses compare across precisions. "fp32" changes nothing.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        yield
+        return
+    shadowed = model.__dict__.get("forward")  # an outer training_precision's, restored on the way out
+    forward = model.forward
+
+    def autocast_forward(*args, **kwargs):
+        device_type = lm.model_device(model).type  # where it is now: train() may have moved it
+        with torch.autocast(device_type, dtype=dtype, enabled=model.training):
+            return forward(*args, **kwargs)
+
+    model.forward = autocast_forward
+    try:
+        yield
+    finally:
+        if shadowed is None:
+            del model.forward  # the class's forward again
+        else:
+            model.forward = shadowed
 
 
 # --- the loop ------------------------------------------------------------------------------------

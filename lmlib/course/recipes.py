@@ -9,6 +9,10 @@ A corpus that is not pinned by a package version (``python_stdlib``: whatever Py
 fingerprinted (``CORPUS_FINGERPRINTS``): the checkpoint and its log record what it was trained on, and
 ``load_checkpoint`` warns (``CorpusChangedWarning``) when this machine's copy differs.
 
+``--dtype bf16`` trains with bfloat16 matrix products (``lmlib.train.training_precision``: opt-in; the weights
+stay float32, and the log records ``"dtype": "bf16"``). The default, float32, made every committed checkpoint:
+it is the one that reproduces across CPUs.
+
 This is the course layer: it names corpora, tokenizations and models, so it imports lmlib's models;
 the library below it (``lmlib.train``, the models, the tools) never imports it.
 """
@@ -31,7 +35,7 @@ from lmlib.checkpoint import check_digest, model_from_state, read_checkpoint, sa
 from lmlib.data import load_corpus, load_python_blocks, stdlib_fingerprint
 from lmlib.neural import NeuralLM
 from lmlib.tokenize import SPECIALS, BPETokenizer, Vocab, char_tokenize, split_sentences, word_tokenize
-from lmlib.train import TrainConfig, encode_stream, train
+from lmlib.train import PRECISIONS, TrainConfig, encode_stream, train, training_precision
 from lmlib.transformer import MODERN_BLOCK  # GPTConfig.modern's settings, as plain data
 
 CHECKPOINTS = Path(os.environ.get("LMLIB_CHECKPOINTS", Path(__file__).resolve().parents[2] / "checkpoints"))
@@ -341,18 +345,22 @@ def build_model(recipe: Recipe, vocab: Vocab) -> NeuralLM:
 
 
 def run_recipe(recipe: Recipe, out: Path = CHECKPOINTS, max_steps: int | None = None, device: str = "cpu",
-               resume: Path | None = None, progress: bool | None = None) -> Path:
-    """Train a recipe; write OUT/NAME.pt (weights), OUT/NAME.pt.sha256, OUT/NAME.json (log), OUT/NAME.state.pt."""
+               resume: Path | None = None, progress: bool | None = None, dtype: str = "fp32") -> Path:
+    """Train a recipe; write OUT/NAME.pt (weights), OUT/NAME.pt.sha256, OUT/NAME.json (log), OUT/NAME.state.pt.
+    ``dtype``: "fp32", or "bf16" for bfloat16 matrix products in the training steps (``training_precision``)."""
     vocab, train_stream, valid_stream = recipe_data(recipe)
     model = build_model(recipe, vocab)
     state = out / f"{recipe.name}.state.pt"
-    history = train(model, train_stream, valid_stream, recipe.train, checkpoint=state, resume=resume,
-                    max_steps=max_steps, progress=progress, device=device)
+    with training_precision(model, dtype):
+        history = train(model, train_stream, valid_stream, recipe.train, checkpoint=state, resume=resume,
+                        max_steps=max_steps, progress=progress, device=device)
     if int(os.environ.get("RANK", "0")) != 0:
         return out / f"{recipe.name}.pt"
     model.to("cpu")
     fingerprint = CORPUS_FINGERPRINTS.get(recipe.corpus)
     trained_on = {"corpus": fingerprint()} if fingerprint else {}  # travels with the weights, as model.history
+    if dtype != "fp32":
+        trained_on["dtype"] = dtype
     # The release file keeps float16 weights only, to stay within the course's 5 MB per checkpoint.
     weights = save_release(out / f"{recipe.name}.pt", model, recipe.train, history["step"][-1],
                            {**history, **trained_on})
@@ -408,6 +416,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after N steps (the schedule still spans the recipe's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--resume", type=Path, help="a NAME.state.pt to continue from")
+    parser.add_argument("--dtype", choices=list(PRECISIONS), default="fp32",
+                        help="bf16: bfloat16 matrix products, float32 weights (default: fp32, as the checkpoints)")
     args = parser.parse_args(argv)
     if args.list or not args.recipe:
         for r in RECIPES.values():
@@ -421,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         recipe = recipe_named(args.recipe)
     except KeyError as e:
         parser.error(e.args[0])
-    path = run_recipe(recipe, args.out, args.max_steps, args.device, args.resume)
+    path = run_recipe(recipe, args.out, args.max_steps, args.device, args.resume, dtype=args.dtype)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"wrote {path}")
 

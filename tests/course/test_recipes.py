@@ -160,3 +160,24 @@ def test_cli_lists_recipes_and_refuses_unknown_ones():
     assert out.returncode == 0 and all(name in out.stdout for name in R.RECIPES)
     bad = cli("nope")
     assert bad.returncode == 2 and "no recipe named 'nope'" in bad.stderr
+
+
+def test_a_bf16_run_trains_records_its_dtype_and_loads_back(tmp_path, monkeypatch):
+    """--dtype bf16 (lmlib.train.training_precision; tests/test_train.py checks its arithmetic): the recipe runs, its
+    log and checkpoint say bf16, the weights load back as the recipe's model. The CLI refuses another dtype."""
+    recipe_data = R.recipe_data
+
+    def first_of_validation(recipe):  # as recipe_runs: the end-of-run evaluation reads the first tokens only
+        vocab, train, valid = recipe_data(recipe)
+        return vocab, train, valid[:VALIDATION_TOKENS]
+
+    monkeypatch.setattr(R, "recipe_data", first_of_validation)
+    name = "gpt_chars_wiki"
+    R.run_recipe(R.RECIPES[name], out=tmp_path, max_steps=2, progress=False, dtype="bf16")
+    log = json.loads((tmp_path / f"{name}.json").read_text())
+    assert log["dtype"] == "bf16" and log["step"][-1] == 2 and math.isfinite(log["valid_ppl"][-1])
+    model = R.load_checkpoint(name, tmp_path)
+    assert model.history["dtype"] == "bf16" and "forward" not in vars(model)
+    bad = subprocess.run([sys.executable, "-m", "lmlib.course.recipes", name, "--dtype", "fp16"],
+                         capture_output=True, text=True, env=ENV)
+    assert bad.returncode == 2 and "invalid choice: 'fp16'" in bad.stderr
