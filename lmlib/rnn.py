@@ -47,6 +47,7 @@ import functools
 import itertools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -178,6 +179,41 @@ def _uniform_like_pytorch(module: nn.Module, hidden_size: int) -> None:
         nn.init.uniform_(p, -bound, bound)
 
 
+class ResetSteps(NamedTuple):
+    """Where the tokens of a [B, T] block go once a reset step is inserted before each ``<bos>`` past
+    column 0 and hold steps fill each row to T + K steps (K the most resets in a row)."""
+
+    index: torch.Tensor  # [B, T + K] each step's input: a token (its index in the flattened block), or
+    #                      B*T (reset) or B*T + 1 (hold)
+    tokens: torch.Tensor  # [B*T] each token's step in the flattened [B * (T + K)] steps
+
+
+SATURATE = 1e4  # a gate pre-activation this far below (above) 0 makes sigmoid exactly 0 (1) in float32 and float64
+
+
+def _reset_steps(starts: torch.Tensor) -> ResetSteps:
+    """The steps of a block whose ``starts`` [B, T] are True at each ``<bos>``."""
+    B, T = starts.shape
+    columns = torch.arange(T, device=starts.device)
+    inside = starts & (columns > 0)  # [B, T] the <bos> that need a reset step
+    column = columns + inside.cumsum(1)  # [B, T] each token's step
+    K = int(column[:, -1].max()) - (T - 1)
+    index = torch.full((B, T + K), B * T + 1, device=starts.device)  # hold steps, unless a token or reset
+    index.scatter_(1, column, torch.arange(B * T, device=starts.device).view(B, T))
+    index[inside.nonzero()[:, 0], column[inside] - 1] = B * T  # the reset step just before its <bos>
+    row_start = torch.arange(B, device=starts.device)[:, None] * (T + K)  # [B, 1]
+    return ResetSteps(index, (row_start + column).flatten())
+
+
+def _control_weights(weight_ih: torch.Tensor) -> torch.Tensor:
+    """[4H, 2]: the LSTM's input weights from the reset and the hold channel, gates i, f, g, o.
+
+    reset: i = f = 0, so c' = 0 and h' = o * tanh(0) = 0;  hold: i = 0, f = 1, so c' = c.
+    """
+    gates = torch.tensor([[-1, -1], [-1, 1], [0, 0], [0, 0]], dtype=weight_ih.dtype, device=weight_ih.device)
+    return (SATURATE * gates).repeat_interleave(weight_ih.shape[0] // 4, dim=0)
+
+
 # --- the language model -------------------------------------------------------------------------
 
 KERNELS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}  # RNNConfig.cell -> the library kernel
@@ -257,14 +293,51 @@ class RNNLanguageModel(NeuralLM):
         return F.dropout(h, self.rnn.dropout, self.training)
 
     def _recur_fast(self, x: torch.Tensor, starts: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """The library kernel, with the resets at ``<bos>``: the block is cut in time wherever some row starts a
-        sentence, and the kernel runs over each piece in turn, the rows that start a sentence there from zeros.
+        """The library kernel, with the resets at ``<bos>``. A row that starts with ``<bos>`` starts from zeros;
+        a block with no other ``<bos>`` (scoring, decoding: one sentence per row) runs in one call. The kernel
+        cannot reset one row in the middle of a call, so a block that crosses sentences runs as follows.
 
-        The kernel cannot reset one row in the middle of a call, so the pieces end where resets are. A block of
-        characters (about one ``<bos>`` per row) becomes about ``B`` pieces of a few steps each; training then runs
-        at about 0.8x the speed of uncut calls (benchmarks/rnn_bench.py: 0.76x vs 0.96x a bare loop), where
-        packing the sentences as separate sequences ran at 0.25x.
+        The LSTM, one call per layer: its gates can empty the cell. Before each ``<bos>`` the layer reads one
+        extra *reset step*, an input channel whose weights drive the input and forget gates to exactly 0, so
+        c = 0 * c + 0 * g = 0 and h = o * tanh(0) = 0, and the sentence starts from zeros, its gradient stopping
+        there too. Rows with fewer resets end with *hold steps* (i = 0, f = 1: c kept) to an equal length.
+        The other cells cannot empty themselves: the block is cut in time wherever some row starts a sentence,
+        and the kernel runs over each piece in turn (about ``B`` calls per block of characters).
+        Cutting had trained the LSTM at 0.76x a bare loop, packing the sentences as separate sequences
+        at 0.25x (benchmarks/rnn_bench.py).
         """
+        keep = (~starts[None, :, :1]).to(x.dtype)  # [1, B, 1] 0 where a row starts with <bos>: fresh state
+        state = tuple(s * keep for s in state)
+        lstm = self.config.cell == "lstm"
+        if not starts[:, 1:].any():  # no sentence starts inside a row: one call
+            out, final = self.rnn(x, state if lstm else state[0])
+            return out, final if lstm else (final,)
+        if lstm:
+            return self._recur_lstm_resets(x, _reset_steps(starts), state)
+        return self._recur_cut(x, starts, state)
+
+    def _recur_lstm_resets(self, x: torch.Tensor, steps: ResetSteps, state: State) -> tuple[torch.Tensor, State]:
+        """The LSTM over a block with reset and hold steps inserted, one kernel call per layer."""
+        B, T, _ = x.shape
+        h, c = [], []
+        for k in range(self.config.n_layers):
+            w_ih, w_hh, b_ih, b_hh = (getattr(self.rnn, f"{name}_l{k}")
+                                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            control = F.pad(torch.eye(2, dtype=x.dtype, device=x.device), (x.shape[-1], 0))  # [2, I + 2]
+            inputs = torch.cat([F.pad(x.flatten(0, 1), (0, 2)), control])[steps.index]  # [B, T + K, I + 2]
+            weights = {"weight_ih_l0": torch.cat([w_ih, _control_weights(w_ih)], dim=1),
+                       "weight_hh_l0": w_hh, "bias_ih_l0": b_ih, "bias_hh_l0": b_hh}
+            kernel = _lstm_kernel(inputs.shape[-1], self.config.d_hidden)  # has no numbers itself
+            out, (_, c_k) = torch.func.functional_call(kernel, weights, (inputs, (state[0][k:k + 1],
+                                                                                  state[1][k:k + 1])))
+            out = out.flatten(0, 1)[steps.tokens].view(B, T, -1)  # [B, T, H]: the tokens' steps alone
+            h.append(out[:, -1])  # the state after the last token; c is held to the end
+            c.append(c_k[0])
+            x = out if k == self.config.n_layers - 1 else self.rnn_dropout(out)
+        return x, (torch.stack(h), torch.stack(c))
+
+    def _recur_cut(self, x: torch.Tensor, starts: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The block cut in time at every column where some row starts a sentence, one kernel call per piece."""
         T, lstm = x.shape[1], self.config.cell == "lstm"
         keep = (~starts).to(x.dtype)  # [B, T] 0 where a sentence starts: fresh state
         cuts = sorted({0, T, *starts[:, 1:].nonzero()[:, 1].add(1).tolist()})

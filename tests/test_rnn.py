@@ -165,6 +165,40 @@ def test_teaching_path_equals_fast_path_with_resets_and_carried_state(cell, laye
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-9, msg=name)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+def test_the_lstm_s_reset_steps_equal_cutting_the_block_in_time(layers, dtype, tol):
+    """The LSTM's one call with reset and hold steps (``_recur_fast``) against the kernel called on each piece of
+    the block between the columns where some row starts a sentence (``_recur_cut``): outputs, the state after
+    the block, the loss and the gradients of the weights, the inputs and the carried state."""
+    model = tiny_model(n_layers=layers).to(dtype).train()  # dropout 0: the same function in training
+    bos = model.vocab.bos_id
+    ids = torch.randint(len(model.vocab), (5, 13), generator=torch.Generator().manual_seed(1))
+    ids[ids == bos] = model.vocab.eos_id
+    ids[0, [0, 4, 5, 11]] = bos  # <bos> at 0, twice in a row, and more
+    ids[1, [3, 12]] = bos  # <bos> at the last position
+    ids[3, [0]] = bos  # row 2 has none, row 3 only at 0, row 4 one in the middle
+    ids[4, 7] = bos
+    starts = ids == bos
+    x = model.embed(ids).detach().requires_grad_()
+    carried = tuple(torch.randn(layers, 5, 8, dtype=dtype, requires_grad=True) for _ in range(2))
+    results = []
+    for recur in (model._recur_fast, lambda x, starts, state: model._recur_cut(
+            x, starts, tuple(s * (~starts[None, :, :1]).to(dtype) for s in state))):
+        model.zero_grad()
+        h, state = recur(x, starts, carried)
+        loss = torch.nn.functional.cross_entropy(model.logits(h)[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+        loss = loss + sum((s * torch.linspace(-1, 1, 8, dtype=dtype)).sum() for s in state)  # the state too
+        grads = torch.autograd.grad(loss, [*model.rnn.parameters(), *model.out.parameters(), x, *carried])
+        results.append((h, state, loss, grads))
+    (h, state, loss, grads), (h_cut, state_cut, loss_cut, grads_cut) = results
+    assert len(state) == len(state_cut) == 2
+    torch.testing.assert_close(h, h_cut, rtol=tol, atol=tol)
+    for ours, cut in zip([*state, loss, *grads], [*state_cut, loss_cut, *grads_cut], strict=True):
+        torch.testing.assert_close(ours, cut, rtol=tol, atol=tol)
+    assert starts[:, 1:].any() and not starts[2].any()  # the block crosses sentences: no single plain call
+
+
 def test_the_state_resets_at_bos():
     model = tiny_model().eval()
     one = encode_batch(model.vocab, [SAM[0]])[:, :-1]
