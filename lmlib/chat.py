@@ -96,9 +96,11 @@ def chat_ids(messages: Sequence[dict[str, str]], tokenizer: BPETokenizer,
 
 
 def chat_ids_and_labels(messages: Sequence[dict[str, str]], tokenizer: BPETokenizer,
-                        add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
-    """(ids, labels) of a chat for SFT: ``labels[t]`` is ``ids[t]`` where the assistant writes (its text and the
-    ``<|end|>`` after it), ``IGNORE_INDEX`` (-100) elsewhere: ``<bos>``, role tokens, system and user turns."""
+                        add_generation_prompt: bool = False
+                        ) -> tuple[list[int], list[int]]:
+    """(ids, labels) of a chat for SFT: ``labels[t]`` is ``ids[t]`` where the assistant
+    writes (its text and the ``<|end|>`` after it), ``IGNORE_INDEX`` (-100) elsewhere:
+    ``<bos>``, role tokens, system and user turns."""
     _check_chat(messages, add_generation_prompt)
     special = chat_token_ids(tokenizer)
     ids, labels = [special[BOS]], [IGNORE_INDEX]
@@ -106,7 +108,8 @@ def chat_ids_and_labels(messages: Sequence[dict[str, str]], tokenizer: BPETokeni
         _check_no_special_tokens(message, i, tokenizer)
         turn = [*tokenizer.encode_ids(message["content"]), special[END]]
         ids += [special[ROLE_TOKEN[message["role"]]], *turn]
-        labels += [IGNORE_INDEX] + (turn if message["role"] == "assistant" else [IGNORE_INDEX] * len(turn))
+        learned = turn if message["role"] == "assistant" else [IGNORE_INDEX] * len(turn)
+        labels += [IGNORE_INDEX, *learned]
     if add_generation_prompt:
         ids.append(special[ASSISTANT])
         labels.append(IGNORE_INDEX)

@@ -108,20 +108,24 @@ class DPOResult:
                 "rewards/accuracies": self.accuracy}
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float) -> DPOResult:
-    """[B] sequence log-probabilities ln pi(y|x) of the chosen and rejected answers under the policy and the
-    reference -> the DPO loss -ln sigma(beta [(ln pi_w - ln ref_w) - (ln pi_l - ln ref_l)]), averaged over the B
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
+             ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,
+             beta: float) -> DPOResult:
+    """[B] sequence log-probabilities ln pi(y|x) of the chosen and rejected answers under
+    the policy and the reference -> the DPO loss
+    -ln sigma(beta [(ln pi_w - ln ref_w) - (ln pi_l - ln ref_l)]), averaged over the B
     pairs, and the implicit rewards beta (ln pi - ln ref)."""
     check_beta(beta)
-    shapes = {tuple(t.shape) for t in (policy_chosen, policy_rejected, ref_chosen, ref_rejected)}
+    four = (policy_chosen, policy_rejected, ref_chosen, ref_rejected)
+    shapes = {tuple(t.shape) for t in four}
     if len(shapes) != 1 or len(next(iter(shapes))) != 1:
-        raise ValueError(f"the four log-probabilities must be [B] tensors of one shape (one per pair), got shapes "
-                         f"{sorted(shapes)}")
+        raise ValueError("the four log-probabilities must be [B] tensors of one shape "
+                         f"(one per pair), got shapes {sorted(shapes)}")
     chosen_logratios = policy_chosen - ref_chosen  # [B]
     rejected_logratios = policy_rejected - ref_rejected  # [B]
     losses = -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))  # [B]
-    return DPOResult(losses.mean(), losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach())
+    return DPOResult(losses.mean(), losses, beta * chosen_logratios.detach(),
+                     beta * rejected_logratios.detach())
 
 
 def check_beta(beta: float) -> float:
@@ -177,13 +181,14 @@ def response_batch(prompts: Sequence[Sequence[int]], responses: Sequence[Sequenc
 
 
 def completion_logprobs(model: NeuralLM, batch: ResponseBatch) -> torch.Tensor:
-    """[N] ln pi(response | prompt) of each row: the sum of ln P(y_t | x, y_<t) over the positions whose label is
-    not -100, by teacher forcing (with gradients; wrap in ``torch.no_grad()`` to score only)."""
+    """[N] ln pi(response | prompt) of each row: the sum of ln P(y_t | x, y_<t) over the
+    positions whose label is not -100, by teacher forcing (with gradients; wrap in
+    ``torch.no_grad()`` to score only)."""
     vocab = model.require_vocab("completion_logprobs")
     batch = batch.to(model_device(model))
     h = model.hidden_states(batch.ids[:, :-1])[0]  # [N, T-1, d]
-    labels = batch.labels[:, 1:]  # [N, T-1]: the token each position predicts, where it is scored
-    targets = labels.masked_fill(labels == IGNORE_INDEX, vocab.pad_id)  # <pad> targets are left out (0)
+    labels = batch.labels[:, 1:]  # [N, T-1]: the token each position predicts, or -100
+    targets = labels.masked_fill(labels == IGNORE_INDEX, vocab.pad_id)  # <pad>: gives 0
     return model.target_logprobs(h, targets).sum(dim=1)  # [N]
 
 

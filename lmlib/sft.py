@@ -69,16 +69,19 @@ def encode_records(records: Sequence[Record], tokenizer: BPETokenizer, window: i
     return [chat_ids_and_labels(check_record(r, window, length).messages(), tokenizer) for r in records]
 
 
-def collate(examples: Sequence[Example], pad_id: int, width: int | None = None) -> dict[str, torch.Tensor]:
-    """(ids, labels) of chats -> ``input_ids``, ``labels`` and ``attention_mask``, each [B, T]: right-padded with
-    ``pad_id`` (label -100, mask 0) to the longest chat, or to ``width`` columns."""
+def collate(examples: Sequence[Example], pad_id: int,
+            width: int | None = None) -> dict[str, torch.Tensor]:
+    """(ids, labels) of chats -> ``input_ids``, ``labels`` and ``attention_mask``, each
+    [B, T]: right-padded with ``pad_id`` (label -100, mask 0) to the longest chat, or to
+    ``width`` columns."""
     _check_examples(examples, width)
     T = max(len(ids) for ids, _ in examples) if width is None else width
     input_ids = torch.full((len(examples), T), pad_id, dtype=torch.long)  # [B, T]
     labels = torch.full((len(examples), T), IGNORE_INDEX, dtype=torch.long)
     attention_mask = torch.zeros(len(examples), T, dtype=torch.long)
     for b, (ids, chat_labels) in enumerate(examples):
-        input_ids[b, : len(ids)], labels[b, : len(ids)] = torch.tensor(ids), torch.tensor(chat_labels)
+        input_ids[b, : len(ids)] = torch.tensor(ids)
+        labels[b, : len(ids)] = torch.tensor(chat_labels)
         attention_mask[b, : len(ids)] = 1
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
@@ -99,8 +102,8 @@ def _check_examples(examples: Sequence[Example], width: int | None) -> None:
 
 
 def labels_on(batch: dict[str, torch.Tensor], on: str = "assistant") -> torch.Tensor:
-    """[B, T] the labels SFT scores: the batch's own (the assistant's tokens), or, ``on="all"``, every real token
-    (-100 at the padding only)."""
+    """[B, T] the labels SFT scores: the batch's own (the assistant's tokens), or,
+    ``on="all"``, every real token (-100 at the padding only)."""
     _check_on(on)
     if on == "assistant":
         return batch["labels"]
@@ -115,13 +118,16 @@ def _check_on(on: str) -> None:
 # --- the loss ------------------------------------------------------------------------------------------------
 
 
-def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], on: str = "assistant") -> torch.Tensor:
-    """L_SFT (``on="assistant"``) or L_all (``on="all"``) of ``model`` ([B, T] ids -> [B, T, V] logits) on a
-    ``collate`` batch: the mean of -ln P(x_t | x_<t) over the scored tokens of the whole batch."""
+def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+             on: str = "assistant") -> torch.Tensor:
+    """L_SFT (``on="assistant"``) or L_all (``on="all"``) of ``model`` ([B, T] ids ->
+    [B, T, V] logits) on a ``collate`` batch: the mean of -ln P(x_t | x_<t) over the
+    scored tokens of the whole batch."""
     device = model_device(model)  # collate builds the batch on the CPU
     labels = labels_on(batch, on).to(device)  # [B, T], aligned with the ids
     logits = model(batch["input_ids"].to(device))  # [B, T, V]
-    # pretraining's loss: position t scored on labels[:, t + 1]; with pad_id = -100 the labels' -100 are skipped
+    # pretraining's loss: position t scored on labels[:, t + 1]; with pad_id = -100 the
+    # labels' -100 are skipped
     return causal_lm_loss(logits, labels, pad_id=IGNORE_INDEX)
 
 

@@ -4,6 +4,7 @@ LoRA, and a control trained on the whole sequence; each scored by exact match on
     python -m lmlib.course.sft_runs --list                 # the runs
     python -m lmlib.course.sft_runs sft_bpe_wiki           # train one, write checkpoints/sft_bpe_wiki.{pt,json}
     python -m lmlib.course.sft_runs base                   # score the model before SFT: checkpoints/sft_base.json
+    python -m lmlib.course.sft_runs base_fewshot           # ... with solved examples: checkpoints/sft_base_fewshot.json
     python -m lmlib.course.sft_runs sft_bpe_wiki --max-steps 20 --out /tmp/sft   # a quick look
 
 The model: ``gpt_bpe_wiki`` (the GPT-2 block, 1.3 M parameters, the wiki byte-level BPE, a window of 128 tokens)
@@ -22,6 +23,14 @@ The runs (``RUNS``), each ``lmlib.train`` with ``lmlib.sft.SFT`` from the same m
 - ``sft_bpe_wiki_lora``: LoRA (rank 8 on every linear layer of the blocks) and the chat tokens' embedding rows,
   the loss on the assistant's tokens; the update is merged in before saving.
 
+The few-shot control (``base_fewshot``): the model before SFT, shown what to do rather than taught. Each test
+instruction follows ``FEWSHOT_K`` solved training records of its family and language (drawn in a seeded order,
+skipping any that would push the prompt past the window less ``MAX_TOKENS`` for the answer: a long review leaves
+room for fewer), written the way the base model read text, as plain sentences with no chat tokens (whose embedding
+rows it never trained): ``{instruction} Answer: {answer}.``, newlines as spaces, then ``{instruction} Answer:``.
+Its greedy continuation (``<eos>`` suppressed: otherwise it ends the sentence at once) up to the first full stop is
+the answer (``fewshot_answer``), scored by the same ``score``.
+
 Each run writes ``checkpoints/NAME.pt`` (a plain GPT, float16, its SHA-256 beside it) and ``NAME.json``: the
 settings, the training log, the wall and CPU time, and the scores on the test split of every family, ``last``
 included: exact match (``verify``) and the share of answers of the asked kind (``in_format``) of greedy answers
@@ -38,6 +47,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -49,9 +59,10 @@ from lmlib import finetune as FT
 from lmlib.chat import CHAT_TOKENS, add_chat_tokens, chat_ids
 from lmlib.checkpoint import check_digest, model_from_state, read_checkpoint, save_release
 from lmlib.course.recipes import CHECKPOINTS, bpe_tokenizer, load_checkpoint
+from lmlib.generate import greedy
 from lmlib.instructions import FAMILIES, InstructionSet, Record, build_instructions, in_format, verify, within_window
 from lmlib.sft import SFT, encode_records, respond, sft_rows
-from lmlib.tokenize import BPETokenizer
+from lmlib.tokenize import EOS, BPETokenizer
 from lmlib.train import TrainConfig, train
 from lmlib.transformer import GPT
 
@@ -60,6 +71,8 @@ SEED = 0  # the instruction set's
 LANGS = ("en",)
 WINDOW = 128  # the base model's block_size
 EXAMPLES = 3  # test answers kept per family for the chapter
+MAX_TOKENS = 32  # of a greedy answer
+FEWSHOT_K = 3  # solved examples before each instruction in the few-shot control (fewer where they do not fit)
 FULL_TRAINING = TrainConfig(steps=2000, batch_size=16, block=WINDOW, lr=1e-3, warmup=100, eval_every=250,
                             log_every=10, seed=0)
 LORA_TRAINING = dataclasses.replace(FULL_TRAINING, lr=3e-3)
@@ -80,7 +93,7 @@ RUNS = {
     "sft_bpe_wiki_lora": Run(f"LoRA SFT (rank {LORA['r']}, every linear layer of the blocks, and the chat tokens' "
                              "rows), loss on the assistant's tokens", "assistant", True, LORA_TRAINING),
 }
-BASE_SCORES = "sft_base"  # the JSON of the model before SFT
+BASE_SCORES = {"base": "sft_base", "base_fewshot": "sft_base_fewshot"}  # the JSONs of the model before SFT
 
 
 # --- the model and the data ----------------------------------------------------------------------------------
@@ -149,12 +162,15 @@ def train_run(name: str, max_steps: int | None = None, device: str = "cpu",
 # --- scoring -------------------------------------------------------------------------------------------------
 
 
-def score(model: GPT, tokenizer: BPETokenizer, records: list[Record], max_tokens: int = 32) -> dict:
-    """Per family: exact match and in-format shares of the model's greedy answers, and a few answers."""
+def score(model: GPT, tokenizer: BPETokenizer, records: list[Record], max_tokens: int = MAX_TOKENS,
+          answer_with=respond) -> dict:
+    """Per family: exact match and in-format shares of the model's greedy answers
+    (``answer_with(model, tokenizer, messages, max_tokens)``: ``respond``, or ``fewshot_answer``), and a few
+    answers."""
     counts: Counter = Counter()
     examples: dict[str, list] = {}
     for r in records:
-        answer = respond(model, tokenizer, r.messages(with_answer=False), max_tokens)
+        answer = answer_with(model, tokenizer, r.messages(with_answer=False), max_tokens)
         right, kind = verify(r, answer), in_format(r, answer)
         counts[r.task, "n"] += 1
         counts[r.task, "exact"] += right
@@ -170,6 +186,51 @@ def score(model: GPT, tokenizer: BPETokenizer, records: list[Record], max_tokens
             "exact_match_trained_families": round(sum(counts[t, "exact"] for t in trained)
                                                   / sum(counts[t, "n"] for t in trained), 4),
             "examples": examples}
+
+
+# --- the few-shot control -------------------------------------------------------------------------------------
+
+
+def fewshot_text(messages: list[dict[str, str]]) -> str:
+    """A chat of solved examples (user, assistant, ...) and a last user turn as the plain text a base model reads:
+    ``{instruction} Answer: {answer}.`` per example, then ``{instruction} Answer:``; newlines become spaces."""
+    def flat(text: str) -> str:
+        return " ".join(text.split())
+
+    turns = [flat(m["content"]) + (" Answer:" if m["role"] == "user" else ".") for m in messages]  # user, assistant
+    return " ".join(turns)
+
+
+def fewshot_answer(model: GPT, tokenizer: BPETokenizer, messages: list[dict[str, str]],
+                   max_tokens: int = MAX_TOKENS) -> str:
+    """The base model's answer to ``fewshot_text(messages)``: greedy decoding of ``max_tokens`` tokens with
+    ``<eos>`` suppressed, cut at the first full stop. (Left to itself the base model ends the sentence at once, an
+    empty answer: it read single sentences, and a prompt ending "Answer:" after full stops looks like one that
+    ended.)"""
+    ids = tokenizer.encode_ids(fewshot_text(messages))
+    generation = greedy(model, [model.vocab.itos[i] for i in ids], max_tokens, suppress=[EOS])
+    return tokenizer.decode(model.vocab.encode(generation.tokens)).split(".")[0].strip()
+
+
+def with_examples(records: list[Record], tokenizer: BPETokenizer, k: int = FEWSHOT_K) -> list[Record]:
+    """Each record with up to ``k`` solved training records of its family and language before it (``context``):
+    drawn in an order seeded by the record's id, skipping those that would make the prompt longer than the window
+    less ``MAX_TOKENS``."""
+    train = instructions().records("train")
+    room = WINDOW - 1 - MAX_TOKENS  # <bos> and the answer
+    shown = []
+    for r in records:
+        pool = [t for t in train if (t.task, t.lang) == (r.task, r.lang)]
+        rng = random.Random(f"{SEED}-fewshot-{r.id}")
+        context: list[dict[str, str]] = []
+        for example in rng.sample(pool, len(pool)):
+            if len(context) == 2 * k:
+                break
+            longer = [*context, *example.messages()]
+            if len(tokenizer.encode_ids(fewshot_text([*longer, *r.messages(with_answer=False)]))) <= room:
+                context = longer
+        shown.append(dataclasses.replace(r, context=tuple(context)))
+    return shown
 
 
 # --- files ---------------------------------------------------------------------------------------------------
@@ -200,11 +261,21 @@ def settings(name: str) -> dict:
 
 
 def run(name: str, out: Path = CHECKPOINTS, max_steps: int | None = None, device: str = "cpu") -> dict:
-    """Train run ``name`` (or, for ``base``, nothing), save its model, score it on the test split; the JSON."""
+    """Train run ``name`` (or, for ``base`` and ``base_fewshot``, nothing), save its model, score it on the test
+    split; the JSON."""
     started = time.perf_counter()
+    records, answer_with = None, respond
     if name == "base":
         tokenizer, model = base_model()
         result = {"run": "base", "description": f"{BASE} with the chat tokens, before SFT", "base": BASE}
+    elif name == "base_fewshot":
+        tokenizer, model = base_model()
+        records, answer_with = with_examples(scored_records(tokenizer), tokenizer), fewshot_answer
+        result = {"run": name, "description": f"{BASE} before SFT, {FEWSHOT_K} solved examples in a plain-text "
+                  "prompt", "base": BASE, "k": FEWSHOT_K, "max_tokens": MAX_TOKENS,
+                  "examples_shown": {t: round(sum(len(r.context) // 2 for r in records if r.task == t)
+                                              / sum(r.task == t for r in records), 2)
+                                     for t in FAMILIES if any(r.task == t for r in records)}}
     else:
         tokenizer, model = train_run(name, max_steps, device)
         save_model(model, name, out)
@@ -218,7 +289,8 @@ def run(name: str, out: Path = CHECKPOINTS, max_steps: int | None = None, device
                               ("step", "train_loss", "lr", "tokens", "eval_step", "valid_loss")}}
     measured = time.perf_counter()
     result["data"] = data_sizes(tokenizer)
-    result["test"] = score(model.eval(), tokenizer, scored_records(tokenizer))
+    records = scored_records(tokenizer) if records is None else records
+    result["test"] = score(model.eval(), tokenizer, records, answer_with=answer_with)
     result["score_seconds"] = round(time.perf_counter() - measured, 1)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     result["device"] = f"CPU, {torch.get_num_threads()} threads" if device == "cpu" else device
@@ -227,7 +299,7 @@ def run(name: str, out: Path = CHECKPOINTS, max_steps: int | None = None, device
 
 
 def load_results(name: str, directory: Path = CHECKPOINTS) -> dict:
-    path = Path(directory) / f"{BASE_SCORES if name == 'base' else name}.json"
+    path = Path(directory) / f"{BASE_SCORES.get(name, name)}.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; regenerate it with: python -m lmlib.course.sft_runs {name}")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -236,7 +308,8 @@ def load_results(name: str, directory: Path = CHECKPOINTS) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m lmlib.course.sft_runs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", nargs="?", help="a run's name (see --list), or 'base' to score the model before SFT")
+    parser.add_argument("run", nargs="?", help="a run's name (see --list), or 'base' ('base_fewshot') to score the "
+                        "model before SFT (with solved examples in the prompt)")
     parser.add_argument("--list", action="store_true", help="list the runs and exit")
     parser.add_argument("--out", type=Path, default=CHECKPOINTS, help="output folder (default: checkpoints/)")
     parser.add_argument("--max-steps", type=int, help="stop after N steps (a quick look)")
@@ -246,14 +319,14 @@ def main(argv: list[str] | None = None) -> None:
         for name, r in RUNS.items():
             print(f"{name:<{max(map(len, RUNS))}}  {r.description} ({r.training.steps} steps)")
         return
-    if args.run != "base" and args.run not in RUNS:
-        parser.error(f"no run named {args.run!r}; the runs are {', '.join(RUNS)}, or base")
+    if args.run not in BASE_SCORES and args.run not in RUNS:
+        parser.error(f"no run named {args.run!r}; the runs are {', '.join(RUNS)}, or {' or '.join(BASE_SCORES)}")
     if args.max_steps is not None and args.max_steps <= 0:
         parser.error(f"--max-steps {args.max_steps}: give a positive number of steps")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available to this PyTorch build; use --device cpu")
     result = run(args.run, args.out, args.max_steps, args.device)
-    path = args.out / f"{BASE_SCORES if args.run == 'base' else args.run}.json"
+    path = args.out / f"{BASE_SCORES.get(args.run, args.run)}.json"
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{args.run}: exact match {result['test']['exact_match_trained_families']} on the trained families "
           f"-> {path}")

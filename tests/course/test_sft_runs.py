@@ -99,6 +99,36 @@ def test_the_committed_models_are_the_ones_scored(name, tokenizer):
             assert respond(model, tokenizer, question) == example["answer"], example["id"]
 
 
+def test_the_committed_few_shot_answers_are_the_base_models_own(tokenizer):
+    """The few-shot control: its recorded answers written again by the base model after the same solved examples
+    (drawn again by the seeded rule), and the examples shown per family as recorded."""
+    committed = SR.load_results("base_fewshot")
+    assert committed["k"] == SR.FEWSHOT_K and committed["max_tokens"] == SR.MAX_TOKENS
+    shown = SR.with_examples(SR.scored_records(tokenizer), tokenizer)
+    assert all(len(r.context) <= 2 * SR.FEWSHOT_K for r in shown)
+    assert all(len(tokenizer.encode_ids(SR.fewshot_text(r.messages(with_answer=False))))
+               <= SR.WINDOW - 1 - SR.MAX_TOKENS for r in shown if r.context)
+    means = {t: round(sum(len(r.context) // 2 for r in shown if r.task == t) / sum(r.task == t for r in shown), 2)
+             for t in committed["examples_shown"]}
+    assert means == committed["examples_shown"]
+    train = {r.id: r for r in SR.instructions().records("train")}
+    by_id = {r.id: r for r in shown}
+    model = SR.base_model()[1]
+    examples = [e for family in committed["test"]["examples"].values() for e in family[:1]]
+    for example in examples:
+        record = by_id[example["id"]]
+        for turn in record.context[::2]:  # the solved examples are training records of the same family
+            assert any(t.prompt == turn["content"] and t.task == record.task for t in train.values())
+        assert SR.fewshot_answer(model, tokenizer, record.messages(with_answer=False)) == example["answer"]
+
+
+def test_the_few_shot_text_is_plain_sentences():
+    messages = [{"role": "user", "content": "Write 7 in\nEnglish words."}, {"role": "assistant", "content": "seven"},
+                {"role": "user", "content": "Write 8 in English words."}]
+    assert SR.fewshot_text(messages) == \
+        "Write 7 in English words. Answer: seven. Write 8 in English words. Answer:"
+
+
 def test_the_runs_differ_only_in_what_they_say():
     full, control, lora = SR.RUNS.values()
     assert dataclasses.replace(control, description=full.description, on="assistant") == full
@@ -114,5 +144,7 @@ def test_cli_lists_the_runs_and_refuses_unknown_ones():
     assert out.returncode == 0 and all(name in out.stdout for name in SR.RUNS)
     out = cli("sft_nothing")
     assert out.returncode != 0 and "no run named 'sft_nothing'" in out.stderr
+    out = cli("base_nothing")
+    assert out.returncode != 0 and "or base or base_fewshot" in out.stderr
     out = cli("sft_bpe_wiki", "--max-steps", "0")
     assert out.returncode != 0 and "--max-steps 0" in out.stderr
