@@ -368,7 +368,75 @@ def decoding(vocab, trained: dict, repeats: int, loads: list[float]) -> tuple:
         others[label] = time_decoder_and_bare_loop(m, short_new, repeats)
         print(label, [round(v) for v in others[label][:2]], flush=True)
     loads.append(os.getloadavg()[0])
-    return settings, others, vocab, loads
+    return settings, others, vocab, loads, profile_decoding(model, short_new)
+
+
+class InstantLM:
+    """A model whose ``decode_step`` costs nothing (one fixed distribution over the benchmark's vocabulary):
+    timing ``lmlib.generate.greedy`` on it gives what the decoding loop itself costs per token."""
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+        logits = torch.randn(1, len(vocab), generator=torch.Generator().manual_seed(0))
+        logits[:, [vocab.pad_id, vocab.bos_id]] = float("-inf")
+        self.logp = logits.log_softmax(dim=-1)
+
+    def next_token_logprobs(self, contexts):
+        return self.logp.expand(len(contexts), -1)
+
+    def sequence_logprobs(self, ids):
+        raise NotImplementedError
+
+    def decode_step(self, ids, cache):
+        return self.logp.expand(len(ids), -1), None
+
+    def reorder_cache(self, cache, rows):
+        return cache
+
+
+def profile_decoding(model, new: int) -> list[str]:
+    """Where a token's time goes (window 64): torch.profiler's top-level operations per token for the bare
+    ``decode_step`` loop, lmlib's decoder and HF ``generate``, and the CPU time of lmlib's loop around an
+    instant model (best of 10, this thread's CPU time: other jobs on the machine do not count)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from lmlib import generate as G
+
+    calls = decoders(model, new)
+    rows = []
+    for name in ["bare loop, lmlib `decode_step`", "lmlib, KV cache", "HF generate, cache"]:
+        calls[name]()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            calls[name]()
+            wall = (time.perf_counter() - start) / new * 1e6
+        top = [e for e in prof.events() if e.cpu_parent is None and e.name.startswith("aten::")]
+        spent: dict[str, float] = {}
+        for e in top:
+            spent[e.name[6:]] = spent.get(e.name[6:], 0.0) + e.cpu_time_total / new
+        ops = sum(spent.values())
+        biggest = ", ".join(f"{op} {us:.0f}" for op, us in sorted(spent.items(), key=lambda kv: -kv[1])[:5])
+        rows.append(f"| {name} | {wall:.0f} | {len(top) / new:.0f} | {ops:.0f} | {wall - ops:.0f} | {biggest} |")
+    instant, loop = InstantLM(model.vocab), float("inf")
+    for _ in range(10):
+        start = time.thread_time()
+        G.greedy(instant, list(PROMPT), 200, suppress=["<eos>"])
+        loop = min(loop, (time.thread_time() - start) / 200 * 1e6)
+    return [
+        "",
+        "Where a token's time goes (window 64, one profiled call each; the profiler adds its own cost to every "
+        "operation, so these times are higher than the table's): the operations PyTorch runs per token, the time "
+        "inside them, and the rest (Python, and dispatching each operation).",
+        "",
+        "| decoder | µs per token (profiled) | operations per token | µs in operations | µs outside them | "
+        "largest operations (µs per token) |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"`lmlib.generate.greedy` around a model whose step costs nothing: {loop:.0f} µs of CPU per token "
+        "(the loop's own cost: the float64 copy, the probability-mass check, the suppressed token, the argmax, "
+        "the entropy, one transfer of each row's id, ln P and entropy to Python, the context grown by one token).",
+    ]
 
 
 def decoding_only(args) -> None:
@@ -449,7 +517,7 @@ def training_table(runs, step_seconds, args, parameters: int, vocab_size: int, l
     ]
 
 
-def decoding_table(settings: dict, others: dict, vocab, loads: list[float]) -> list[str]:
+def decoding_table(settings: dict, others: dict, vocab, loads: list[float], profiled: list[str]) -> list[str]:
     names = list(next(iter(settings.values()))[0])
     lines = [
         "",
@@ -496,6 +564,7 @@ def decoding_table(settings: dict, others: dict, vocab, loads: list[float]) -> l
         "|---|---|---|---|---|",
         *[f"| {label} | {greedy:,.0f} tokens/s | {bare:,.0f} tokens/s | {greedy / bare:.3f}x | "
           f"{'yes' if same else 'NO'} |" for label, (greedy, bare, same) in others.items()],
+        *profiled,
     ]
     return lines
 
