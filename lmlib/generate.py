@@ -147,8 +147,15 @@ def penalise_repeats(penalty: float) -> Processor:
 
 def suppress_tokens(token_ids: Sequence[int]) -> Processor:
     """Never choose these tokens (e.g. ``<unk>``, which stands for every rare word at once)."""
-    banned = torch.tensor(list(token_ids), dtype=torch.long)  # made once, not at every step
-    return lambda scores, ids: scores.index_fill(-1, banned.to(scores.device), -math.inf)
+    banned = list(token_ids)
+    made: dict[torch.device, torch.Tensor] = {}  # the ids as a tensor, made once per device (not at every step)
+
+    def suppressed(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        if scores.device not in made:
+            made[scores.device] = torch.tensor(banned, dtype=torch.long, device=scores.device)
+        return scores.index_fill(-1, made[scores.device], -math.inf)
+
+    return suppressed
 
 
 def processors(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,

@@ -59,7 +59,6 @@ from lmlib.transformer import (
     _init_weights,
     causal_mask,
     check_config,
-    dropout,
     make_norm,
     merge_heads,
     multi_head_attention,
@@ -140,7 +139,7 @@ class CrossAttention(nn.Module):
                                           self.keep_weights)
         if self.keep_weights:
             self.weights = weights
-        return dropout(self.drop, self.proj(merge_heads(y)))
+        return self.drop(self.proj(merge_heads(y)))
 
 
 class EncoderBlock(Block):
@@ -304,7 +303,7 @@ class Seq2Seq(NeuralLM):
     def embed(self, ids: torch.Tensor, positions: nn.Embedding, norm: nn.Module, start: int) -> torch.Tensor:
         """[B, T] ids at positions start .. start + T - 1 -> [B, T, d_model]: Norm_emb(c E[ids] + P[positions])."""
         where = torch.arange(start, start + ids.shape[1], device=ids.device)
-        return dropout(self.drop, norm(self.token_embedding(ids) * self.embedding_scale + positions(where)))
+        return self.drop(norm(self.token_embedding(ids) * self.embedding_scale + positions(where)))
 
     def hidden_states(self, ids: torch.Tensor, state: DecoderState | None = None) -> tuple[torch.Tensor, DecoderState]:
         """[B, T] target ids read after the tokens in ``state`` (which holds the sources' ``EncoderMemory``) ->

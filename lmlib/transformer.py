@@ -349,16 +349,10 @@ class MLP(nn.Module):
             h = F.silu(gate) * up
         else:
             h = F.gelu(h, approximate="tanh")
-        return dropout(self.drop, self.proj(h))  # [B, T, d_model]
+        return self.drop(self.proj(h))  # [B, T, d_model]
 
 
 # --- the attention module and the block -------------------------------------------------------
-
-
-def dropout(drop: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
-    """``drop(x)``, skipping the module call where it returns x itself (evaluation, or p = 0): decoding a
-    token would otherwise make 1 + 2 n_layers calls that change nothing."""
-    return drop(x) if drop.training and drop.p > 0 else x
 
 
 KV = tuple[torch.Tensor, torch.Tensor]  # one layer's keys and values, each [B, h_kv, T, d_k]
@@ -397,7 +391,7 @@ class CausalSelfAttention(nn.Module):
                                           self.keep_weights)
         if self.keep_weights:
             self.weights = weights
-        return dropout(self.drop, self.proj(merge_heads(y))), (k, v)
+        return self.drop(self.proj(merge_heads(y))), (k, v)
 
     def queries_keys_values(self, x: torch.Tensor,
                             rope: tuple[torch.Tensor, torch.Tensor] | None):
@@ -506,14 +500,13 @@ class GPT(WindowedLM):
         positions, mask, is_causal = self._layout(ids, start)
         x = self.token_embedding(ids)  # [B, T, d_model]
         if self.position_embedding is not None:
-            table = self.position_embedding  # [T, d_model] (a slice of the table: a view) or [B, T, d_model]
-            x = x + (table.weight[positions] if isinstance(positions, slice) else table(positions))
+            x = x + self.position_embedding(positions)
         rope = None
         if self.config.positions == "rope":
             # [T, d_k] or [B, T, d_k]
             cos, sin = self.rope_cos[positions], self.rope_sin[positions]
-            rope = (cos, sin) if cos.ndim == 2 else (cos[:, None], sin[:, None])
-        x = dropout(self.drop, x)
+            rope = (cos, sin) if positions.ndim == 1 else (cos[:, None], sin[:, None])
+        x = self.drop(x)
         layers = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, rope, mask, is_causal,
@@ -521,14 +514,12 @@ class GPT(WindowedLM):
             layers.append(kv)
         return self.final_norm(x), KVCache(layers, start + ids.shape[1])
 
-    def _layout(self, ids: torch.Tensor, start: int) -> tuple[torch.Tensor | slice, torch.Tensor | None, bool]:
-        """Positions, attention mask and is_causal for T tokens read after ``start`` cached ones. The positions
-        index the position tables: [B, T] when each sentence counts from its own ``<bos>``, otherwise the slice
-        start:start+T of every row (a slice, not an arange: no tensor made and no lookup at every decoded token)."""
+    def _layout(self, ids: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        """Positions ([T] or [B, T]), attention mask and is_causal for T tokens read after ``start`` cached ones."""
         T = ids.shape[1]
         if start == 0 and self.reads_apart(ids):
             return sentence_positions(ids, self.vocab.bos_id), sentence_mask(ids, self.vocab.bos_id), False
-        positions = slice(start, start + T)
+        positions = torch.arange(start, start + T, device=ids.device)
         if start == 0:
             return positions, None, True  # the fused kernel's own causal mask
         if T == 1:

@@ -538,9 +538,9 @@ def test_every_cached_step_equals_the_full_forward_up_to_and_past_a_full_window(
         assert cache.ids.shape[1] == t - model.window_start(t)  # the cache holds the window's tokens, no more
 
 
-# Made by main's GPT and lmlib.generate at commit af4bff3, before issue 27 cut the work of a cached step (no
-# dropout calls at evaluation, positions as a slice of the tables) and of the decoding loop: every later change
-# must keep them (tests/test_generate.py holds the recurrent model's and the decodings' definition).
+# Made by main's GPT and lmlib.generate at commit af4bff3, before issue 27 cut the work of the decoding loop per
+# step: every later change to it or to decode_step must keep them (tests/test_generate.py holds the recurrent
+# model's and the decodings' definition).
 RECORDED_GPT_TOKENS = {"gpt2": {"greedy": [[1, 1, 1, 1, 1, 1, 1, 1, 11, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                             1, 1, 1, 1, 1, 1]],
                                 "sample0": [[11, 9, 7, 1, 1, 3], [6, 3], [3]],
