@@ -453,3 +453,40 @@ def test_stream_checks_its_settings_before_the_first_step():
             G.stream(model, ["a"], 5, **bad)  # raised here, not when the first token is asked for
     with pytest.raises(ValueError, match="max_tokens"):
         G.stream(model, ["a"], 0)
+
+
+# --- the tokens recorded before the decoding speed-ups ---------------------------------------------------------
+
+
+def recorded_decodings(model) -> dict[str, list[list[int]]]:
+    """The ids of greedy (with a repetition penalty), sample (3 rows that end at different steps), filtered
+    sampling with a stop token, and stream, on fixed seeds: what ``RECORDED_GRU_TOKENS`` (and
+    tests/test_transformer.py's ``RECORDED_GPT_TOKENS``) hold."""
+    prompt = ["I", "am"]
+    runs = {"greedy": [G.greedy(model, prompt, 30, repetition_penalty=1.5, suppress=["<eos>"]).ids]}
+    for seed in (0, 1):
+        seeded = {"generator": torch.Generator().manual_seed(seed)}
+        runs[f"sample{seed}"] = [g.ids for g in G.sample(model, prompt, 20, num_samples=3, **seeded)]
+        seeded = {"generator": torch.Generator().manual_seed(seed)}
+        runs[f"filtered{seed}"] = [g.ids for g in G.sample(model, prompt, 20, temperature=0.7, top_k=5, top_p=0.9,
+                                                           num_samples=2, stop=["am"], **seeded)]
+        seeded = {"generator": torch.Generator().manual_seed(seed)}
+        runs[f"stream{seed}"] = [list(G.stream(model, prompt, 20, temperature=1.3, min_p=0.05, **seeded))]
+    return runs
+
+
+# Made by main's lmlib.generate at commit af4bff3, before issue 27 cut the decoding loop's work per step (one
+# transfer to Python a step, stop tokens checked in Python, the suppressed ids made once): every later change
+# must keep them. The recurrent model here, the GPTs in tests/test_transformer.py (float64: the same on any CPU).
+RECORDED_GRU_TOKENS = {"greedy": [[10, 1, 11, 7, 13, 4, 1, 1, 11, 5, 9, 7, 1, 11, 8, 7, 7, 1, 1, 11, 7, 1, 1, 11, 7,
+                                   1, 1, 11, 7, 1]],
+                       "sample0": [[13, 13, 3], [10, 9, 6, 5, 3], [7, 11, 8, 7, 5, 9, 7, 7, 6, 3]],
+                       "filtered0": [[10, 4, 7, 1, 4, 3], [7, 11, 7, 3]],
+                       "stream0": [[13, 10, 7, 13, 9, 11, 3]],
+                       "sample1": [[1, 3], [4, 8, 7, 10, 8, 7, 7, 5, 10, 6, 1, 3], [4, 3]],
+                       "filtered1": [[1, 4, 1, 7, 1, 4, 7, 4, 4, 4, 3], [3]],
+                       "stream1": [[1, 4, 4, 3]]}
+
+
+def test_decoding_gives_the_tokens_recorded_before_the_speed_ups():
+    assert recorded_decodings(TinyGRU([w for s in SAM for w in s])) == RECORDED_GRU_TOKENS

@@ -28,7 +28,7 @@ from lmlib.transformer import (
     scaled_dot_product_attention,
     split_heads,
 )
-from tests.test_generate import PlainView
+from tests.test_generate import PlainView, recorded_decodings
 
 SAM = [s.split() for s in ["I am Sam", "Sam I am", "I do not like green eggs and ham", "I am not Sam"]]
 VOCAB = Vocab([w for s in SAM for w in s])
@@ -516,3 +516,68 @@ def test_the_two_blocks_are_written_once():
     assert {k: getattr(default, k) for k in GPT2_BLOCK} == GPT2_BLOCK  # GPTConfig's defaults are GPT-2's block
     assert {k: getattr(modern, k) for k in MODERN_BLOCK} == MODERN_BLOCK
     assert set(GPT2_BLOCK) == set(MODERN_BLOCK)  # the same settings, chosen two ways
+
+
+# --- decoding with the cache: the full forward, and the tokens recorded before the speed-ups -----------------
+
+
+@pytest.mark.parametrize("settings", [{}, {"modern": True, "n_kv_heads": 2}, {"block_size": 8, "window_stride": 3}])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_cached_step_equals_the_full_forward_up_to_and_past_a_full_window(settings, dtype):
+    """A batch of 3 different rows read one token at a time for 23 steps: while the window fills (its last
+    cached step reads exactly block_size tokens), then, past it, through the re-read windows."""
+    model = tiny_gpt(dtype=dtype, **{"block_size": 16, **settings})
+    ids = torch.randint(4, len(VOCAB), (3, 24), generator=torch.Generator().manual_seed(0))
+    ids[:, 0] = VOCAB.bos_id
+    atol = 1e-9 if dtype == torch.float64 else 2e-5
+    logp, cache = model.decode_step(ids[:, :1], None)
+    for t in range(2, ids.shape[1] + 1):  # the context is ids[:, :t]
+        logp, cache = model.decode_step(ids[:, t - 1 : t], cache)
+        full = model.next_token_logprobs(ids[:, :t])  # the window's tokens read from scratch, no cache
+        torch.testing.assert_close(logp, full, rtol=0, atol=atol, msg=f"step {t}")
+        assert cache.ids.shape[1] == t - model.window_start(t)  # the cache holds the window's tokens, no more
+
+
+# Made by main's GPT and lmlib.generate at commit af4bff3, before issue 27 cut the work of the decoding loop per
+# step: every later change to it or to decode_step must keep them (tests/test_generate.py holds the recurrent
+# model's and the decodings' definition).
+RECORDED_GPT_TOKENS = {"gpt2": {"greedy": [[1, 1, 1, 1, 1, 1, 1, 1, 11, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            1, 1, 1, 1, 1, 1]],
+                                "sample0": [[11, 9, 7, 1, 1, 3], [6, 3], [3]],
+                                "filtered0": [[7, 1, 3], [3]],
+                                "stream0": [[11, 6, 3]],
+                                "sample1": [[1, 1, 1, 3], [1, 3], [1, 1, 3]],
+                                "filtered1": [[1, 1, 1, 1, 1, 1, 1, 1, 6], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3]],
+                                "stream1": [[1, 1, 1, 1, 3]]},
+                       "modern": {"greedy": [[12, 9, 12, 12, 5, 12, 9, 11, 9, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
+                                              12, 12, 12, 11, 12, 12, 7, 7, 7, 7, 7]],
+                                  "sample0": [[12, 12, 6, 7, 7, 8, 11, 11, 7, 10, 10, 4, 12, 6, 12, 7, 13, 7, 12, 4],
+                                              [12, 9, 7, 6, 11, 7, 7, 5, 6, 11, 12, 6, 12, 7, 7, 11, 12, 3],
+                                              [9, 12, 9, 5, 9, 7, 6, 8, 8, 5, 5, 12, 12, 5, 8, 5, 11, 12, 7, 11]],
+                                  "filtered0": [[12, 9, 12, 4, 9, 9, 6],
+                                                [12, 12, 12, 9, 12, 7, 9, 9, 12, 7, 7, 9, 12, 3]],
+                                  "stream0": [[12, 11, 9, 12, 12, 12, 5, 8, 9, 7, 7, 5, 6, 11, 9, 8, 8, 7, 11, 12]],
+                                  "sample1": [[5, 6, 9, 11, 12, 3],
+                                              [5, 9, 11, 12, 6, 11, 12, 12, 12, 12, 5, 12, 6, 12, 12, 13, 6, 6, 8, 8],
+                                              [5, 5, 9, 8, 5, 6, 11, 13, 12, 7, 12, 8, 9, 11, 7, 7, 7, 7, 7, 7]],
+                                  "filtered1": [[5, 8, 11, 11, 12, 12, 12, 7, 11, 11, 12, 12, 12, 7, 12, 4, 11, 12,
+                                                 12, 8],
+                                                [8, 8, 9, 12, 8, 9, 8, 8, 8, 8, 12, 12, 7, 12, 11, 9, 12, 7, 7, 7]],
+                                  "stream1": [[5, 6, 6, 5, 9, 5, 8, 9, 9, 9, 9, 7, 12, 8, 5, 5, 9, 5, 9, 11]]},
+                       "window": {"greedy": [[8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+                                              8, 8, 8, 8, 8, 8]],
+                                  "sample0": [[12, 11, 4, 6, 6, 7, 3], [8, 8, 8, 8, 8, 8, 4, 8, 8, 4, 8, 3],
+                                              [6, 8, 8, 3]],
+                                  "filtered0": [[8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 4, 8, 8, 4, 8, 3],
+                                                [8, 8, 8, 8, 8, 3]],
+                                  "stream0": [[13, 8, 8, 11, 8, 8, 3]],
+                                  "sample1": [[3], [3], [3]],
+                                  "filtered1": [[3], [3]],
+                                  "stream1": [[1, 3]]}}
+
+
+@pytest.mark.parametrize("name, settings", [("gpt2", {"block_size": 32}),
+                                            ("modern", {"modern": True, "n_kv_heads": 2, "block_size": 32}),
+                                            ("window", {"block_size": 8, "window_stride": 3})])
+def test_decoding_gives_the_tokens_recorded_before_the_speed_ups(name, settings):
+    assert recorded_decodings(tiny_gpt(**settings)) == RECORDED_GPT_TOKENS[name]
