@@ -562,14 +562,17 @@ def chat_html(entries: list[tuple[str, str]]) -> str:
     rows = []
     for kind, text in entries:
         if kind == "note":
-            rows.append(f'<div style="color:#6b7280;font-style:italic;font-size:90%">[{html.escape(text)}]</div>')
+            rows.append(f'<div style="color:#4b5563;font-style:italic;font-size:90%">[{html.escape(text)}]</div>')
             continue
         if kind not in ("user", "assistant"):
             raise ValueError(f"a chat entry is a user's or assistant's message or a note, got the kind {kind!r}")
         side, colour = ("right", "#dbeafe") if kind == "user" else ("left", "#f3f4f6")
         rows.append(f'<div style="text-align:{side}"><span style="{_CHAT_BUBBLE};background:{colour}" '
                     f'title="{kind}">{html.escape(text)}</span></div>')
-    return (f'<div style="max-height:360px;overflow-y:auto;border:1px solid #e5e7eb;border-radius:6px;padding:6px;'
+    # its own colours, so that the text contrasts enough in the website's light and dark themes alike (WCAG AA);
+    # focusable, so that a keyboard can scroll it (tests/test_site.py checks both with axe-core)
+    return (f'<div role="log" aria-label="chat history" tabindex="0" style="max-height:360px;overflow-y:auto;'
+            f'border:1px solid #e5e7eb;border-radius:6px;padding:6px;background:#ffffff;color:#111827;'
             f'font-family:system-ui,sans-serif">{"".join(rows) or "<i>no messages yet</i>"}</div>')
 
 
@@ -587,7 +590,7 @@ def chat_box(chat, script: Iterable[str] = ()):
     history = widgets.HTML(chat_html([]))
     field = widgets.Text(placeholder="a message (Enter sends; needs a running notebook)", continuous_update=False,
                          layout=widgets.Layout(width="60%"))
-    send = widgets.Button(description="Send", button_style="primary", layout=widgets.Layout(width="80px"))
+    send = widgets.Button(description="Send", layout=widgets.Layout(width="80px"))  # the theme's colours: AA contrast
     reset = widgets.Button(description="Reset", tooltip="forget the chat", layout=widgets.Layout(width="80px"))
     entries: list[tuple[str, str]] = []
 
