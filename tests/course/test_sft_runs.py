@@ -148,3 +148,27 @@ def test_cli_lists_the_runs_and_refuses_unknown_ones():
     assert out.returncode != 0 and "or base or base_fewshot" in out.stderr
     out = cli("sft_bpe_wiki", "--max-steps", "0")
     assert out.returncode != 0 and "--max-steps 0" in out.stderr
+
+
+def test_a_pipeline_on_the_saved_folder_answers_as_respond(tokenizer, tmp_path):
+    """The fine-tuned model saved as a Hugging Face folder (``save_hf_folder``, then the chat tokenizer with its
+    template): transformers' ``pipeline("text-generation")``, given the chat itself, answers what lmlib's
+    ``respond`` answers, prompts of every family."""
+    import transformers
+
+    from lmlib.chat import save_chat_tokenizer
+    from lmlib.pretraining import save_hf_folder
+
+    model = SR.load_model("sft_bpe_wiki").eval()
+    folder = save_chat_tokenizer(tokenizer, save_hf_folder(model, tokenizer, tmp_path / "sft_bpe_wiki"))
+    generator = transformers.pipeline("text-generation", model=str(folder), tokenizer=str(folder), device="cpu")
+    stops = [model.vocab.stoi[t] for t in (*CHAT_TOKENS, "<eos>")]  # respond ends at any of them
+    records = {r.task: r for r in SR.scored_records(tokenizer)}  # the last test record of each family
+    answers = []
+    for record in records.values():
+        messages = record.messages(with_answer=False)
+        [out] = generator(messages, max_new_tokens=32, do_sample=False, eos_token_id=stops)
+        assert out["generated_text"][:-1] == messages
+        answers.append((out["generated_text"][-1], respond(model, tokenizer, messages)))
+    assert [theirs for theirs, _ in answers] == [{"role": "assistant", "content": ours} for _, ours in answers]
+    assert len({ours for _, ours in answers}) > 1  # not one constant answer
