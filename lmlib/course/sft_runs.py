@@ -52,6 +52,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,19 +221,39 @@ def with_examples(records: list[Record], tokenizer: BPETokenizer, k: int = FEWSH
     less ``MAX_TOKENS``."""
     train = instructions().records("train")
     room = WINDOW - 1 - MAX_TOKENS  # <bos> and the answer
+    pools: dict[tuple[str, str], list[Record]] = {}
+    for t in train:
+        pools.setdefault((t.task, t.lang), []).append(t)
+    length = _fewshot_length(tokenizer)
     shown = []
     for r in records:
-        pool = [t for t in train if (t.task, t.lang) == (r.task, r.lang)]
+        pool = pools.get((r.task, r.lang), [])
         rng = random.Random(f"{SEED}-fewshot-{r.id}")
         context: list[dict[str, str]] = []
         for example in rng.sample(pool, len(pool)):
             if len(context) == 2 * k:
                 break
             longer = [*context, *example.messages()]
-            if len(tokenizer.encode_ids(fewshot_text([*longer, *r.messages(with_answer=False)]))) <= room:
+            if length([*longer, *r.messages(with_answer=False)]) <= room:
                 context = longer
         shown.append(dataclasses.replace(r, context=tuple(context)))
     return shown
+
+
+def _fewshot_length(tokenizer: BPETokenizer) -> Callable[[list[dict[str, str]]], int]:
+    """``len(tokenizer.encode_ids(fewshot_text(messages)))``, from the turns' own lengths, each encoded once.
+
+    The byte-level pre-tokenizer starts a new piece at each space before a non-space, and BPE never merges
+    across pieces, so the text's tokens are its first turn's and each later turn's with its leading space
+    (``test_the_few_shot_length_is_the_encoded_text_s``)."""
+    @functools.cache
+    def turn_length(turn: str) -> int:
+        return len(tokenizer.encode_ids(turn))
+
+    def length(messages: list[dict[str, str]]) -> int:
+        first, *rest = fewshot_text(messages[:1]), *(" " + fewshot_text([m]) for m in messages[1:])
+        return turn_length(first) + sum(map(turn_length, rest))
+    return length
 
 
 # --- files ---------------------------------------------------------------------------------------------------

@@ -172,3 +172,16 @@ def test_a_pipeline_on_the_saved_folder_answers_as_respond(tokenizer, tmp_path):
         answers.append((out["generated_text"][-1], respond(model, tokenizer, messages)))
     assert [theirs for theirs, _ in answers] == [{"role": "assistant", "content": ours} for _, ours in answers]
     assert len({ours for _, ours in answers}) > 1  # not one constant answer
+
+
+def test_the_few_shot_length_is_the_encoded_text_s(tokenizer):
+    """with_examples counts a few-shot prompt's tokens turn by turn: the same count as encoding the whole text, on
+    chats of every family with their solved examples (and on turns that start with punctuation or a space)."""
+    length = SR._fewshot_length(tokenizer)
+    shown = SR.with_examples(SR.scored_records(tokenizer)[::37], tokenizer)
+    odd = [{"role": "user", "content": "'s it (or not)?\n"}, {"role": "assistant", "content": " . 3"},
+           {"role": "user", "content": "…and 中文, 1998年"}]
+    chats = [r.messages(with_answer=False) for r in shown] + [odd]
+    assert any(len(r.context) >= 4 for r in shown)
+    for messages in chats:
+        assert length(messages) == len(tokenizer.encode_ids(SR.fewshot_text(messages)))
